@@ -1,0 +1,11 @@
+//! Where letters are received: [`server`] runs a MESH-compatible endpoint and an HTTP capture
+//! on loopback, [`store`] writes every received message to disk, and [`parse`] reads a
+//! message's letter facts. Everything downstream sees only [`CapturedLetter`].
+
+pub mod parse;
+pub mod server;
+pub mod store;
+
+pub use parse::LetterFacts;
+pub use server::{CaptureConfig, CaptureServer};
+pub use store::{CaptureLog, CapturedLetter};

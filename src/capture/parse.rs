@@ -1,0 +1,249 @@
+//! Reads the letter inside a captured message: [`LetterFacts`] from an ITK3 message bundle
+//! (MESH) or a print request (HTTP), and the kind of letter it is.
+
+use crate::ids::NhsNumber;
+use crate::letter::{LetterKind, Transport, DOC_CLINIC_LETTER, DOC_DISCHARGE_SUMMARY};
+use crate::normalize::normalize;
+use crate::sim::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// What lettergate reads out of a letter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LetterFacts {
+    /// `None` when the document is not of a kind lettergate knows.
+    pub kind: Option<LetterKind>,
+    pub itk3_event: Option<String>,
+    pub nhs_number: Option<NhsNumber>,
+    /// The receiving practice's ODS code from the message header.
+    pub recipient_ods: Option<String>,
+    pub to_patient: bool,
+    /// `code display` of `Composition.type`.
+    pub document_type: Option<String>,
+    pub document_id: Option<String>,
+    pub title: Option<String>,
+    pub sections: Vec<(String, String)>,
+    /// SHA-256 of the normalised document, first 16 hex digits.
+    pub digest: String,
+}
+
+/// Reads a captured body. Errors say why it is not a letter.
+pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    match (transport, v.get("resourceType").and_then(Value::as_str)) {
+        (_, Some("Bundle")) if v["type"] == "message" => from_message(&v),
+        (Transport::Http, _) if v.get("document").is_some() => from_print_request(&v),
+        _ => Err("body is neither an ITK3 message bundle nor a print request".into()),
+    }
+}
+
+fn resources(bundle: &Value) -> impl Iterator<Item = (&str, &Value)> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (e["fullUrl"].as_str().unwrap_or_default(), &e["resource"]))
+}
+
+fn by_type<'a>(bundle: &'a Value, t: &str) -> Option<&'a Value> {
+    resources(bundle)
+        .map(|(_, r)| r)
+        .find(|r| r["resourceType"] == t)
+}
+
+fn by_ref<'a>(bundle: &'a Value, reference: &Value) -> Option<&'a Value> {
+    let r = reference["reference"].as_str()?;
+    resources(bundle).find(|(url, _)| *url == r).map(|(_, r)| r)
+}
+
+fn identifier(resource: &Value, system: &str) -> Option<String> {
+    resource["identifier"]
+        .as_array()?
+        .iter()
+        .find(|i| i["system"] == system)
+        .and_then(|i| i["value"].as_str())
+        .map(str::to_string)
+}
+
+fn from_message(v: &Value) -> Result<LetterFacts, String> {
+    let header = resources(v)
+        .next()
+        .map(|(_, r)| r)
+        .filter(|r| r["resourceType"] == "MessageHeader")
+        .ok_or("the message bundle's first entry is not a MessageHeader")?;
+    let receiver = by_ref(v, &header["receiver"]);
+    let focus = header["focus"]
+        .as_array()
+        .and_then(|f| f.first())
+        .unwrap_or(&header["focus"]);
+    let document =
+        by_ref(v, focus).ok_or("the MessageHeader's focus does not point at a document")?;
+    let mut facts = from_document(document, false)?;
+    facts.itk3_event = header["event"]["code"].as_str().map(str::to_string);
+    facts.recipient_ods = receiver.and_then(|r| identifier(r, ODS_SYSTEM));
+    Ok(facts)
+}
+
+fn from_print_request(v: &Value) -> Result<LetterFacts, String> {
+    let to_patient = v["recipient"]["type"] == "patient";
+    from_document(&v["document"], to_patient)
+}
+
+fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
+    if doc["type"] != "document" {
+        return Err("the focus is not a Bundle of type document".into());
+    }
+    let comp = by_type(doc, "Composition").ok_or("the document has no Composition")?;
+    let patient = by_type(doc, "Patient");
+    let encounter = by_type(doc, "Encounter");
+    let code = comp["type"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default();
+    let class = encounter
+        .and_then(|e| e["class"]["code"].as_str())
+        .unwrap_or_default();
+    let died = encounter
+        .map(|e| e["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "4")
+        .unwrap_or(false);
+    let kind = classify(code, class, died, to_patient);
+    let sections = comp["section"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["title"].as_str().unwrap_or("").to_string(),
+                strip_tags(s["text"]["div"].as_str().unwrap_or("")),
+            )
+        })
+        .collect();
+    // serde_json's map is ordered by key, so this rendering is canonical.
+    let canonical = serde_json::to_string_pretty(doc).unwrap_or_default();
+    let digest = hex::encode(Sha256::digest(normalize(&canonical).as_bytes()));
+    Ok(LetterFacts {
+        kind,
+        itk3_event: None,
+        nhs_number: patient
+            .and_then(|p| identifier(p, NHS_NUMBER_SYSTEM))
+            .and_then(|n| NhsNumber::parse(&n).ok()),
+        recipient_ods: None,
+        to_patient,
+        document_type: comp["type"]["coding"][0]["code"].as_str().map(|c| {
+            format!(
+                "{c} {}",
+                comp["type"]["coding"][0]["display"].as_str().unwrap_or("")
+            )
+        }),
+        document_id: comp["identifier"]["value"].as_str().map(str::to_string),
+        title: comp["title"].as_str().map(str::to_string),
+        sections,
+        digest: digest[..16].to_string(),
+    })
+}
+
+/// The kind of a letter from what its document says: its type, encounter class and
+/// discharge method, and whether it is addressed to the patient.
+pub fn classify(
+    doc_type: &str,
+    encounter_class: &str,
+    died: bool,
+    to_patient: bool,
+) -> Option<LetterKind> {
+    match (doc_type, encounter_class) {
+        (c, _) if c == DOC_CLINIC_LETTER.code && to_patient => Some(LetterKind::PatientCopy),
+        (c, _) if c == DOC_CLINIC_LETTER.code => Some(LetterKind::ClinicLetter),
+        (c, "EMER") if c == DOC_DISCHARGE_SUMMARY.code => Some(LetterKind::EmergencyDischarge),
+        (c, _) if c == DOC_DISCHARGE_SUMMARY.code && died => Some(LetterKind::DeathNotification),
+        (c, _) if c == DOC_DISCHARGE_SUMMARY.code => Some(LetterKind::DischargeSummary),
+        _ => None,
+    }
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::sim::itk3::{self, LetterDoc};
+
+    fn doc(kind: LetterKind) -> LetterDoc {
+        LetterDoc {
+            kind,
+            local_id: "SIM-000001".into(),
+            nhs_number: NhsNumber::parse("9990000018").unwrap(),
+            patient_name: "Alice Example".into(),
+            born: "1950-01-01".into(),
+            practice: Some(("A81001".into(), "Riverside Surgery".into())),
+            trust_ods: "RXX".into(),
+            trust_name: "Trust".into(),
+            sender_mailbox: "X26HC005".into(),
+            event_at: Timestamp(1_736_154_000),
+            sent_at: Timestamp(1_736_155_000),
+            sections: itk3::default_sections(kind),
+        }
+    }
+
+    #[test]
+    fn reads_back_every_kind_the_simulator_builds() {
+        for kind in LetterKind::ALL {
+            let d = doc(kind);
+            let (transport, body) = if kind.goes_to_practice() {
+                (Transport::Mesh, itk3::message_bundle(&d))
+            } else {
+                (Transport::Http, itk3::print_request(&d))
+            };
+            let facts = parse_letter(transport, &serde_json::to_vec(&body).unwrap()).unwrap();
+            assert_eq!(facts.kind, Some(kind));
+            assert_eq!(facts.itk3_event.as_deref(), kind.itk3_event());
+            assert_eq!(facts.nhs_number, Some(d.nhs_number));
+            if kind.goes_to_practice() {
+                assert_eq!(facts.recipient_ods.as_deref(), Some("A81001"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_digest_ignores_fresh_uuids_but_not_content() {
+        let a = parse_letter(
+            Transport::Mesh,
+            &serde_json::to_vec(&itk3::message_bundle(&doc(LetterKind::ClinicLetter))).unwrap(),
+        )
+        .unwrap();
+        let b = parse_letter(
+            Transport::Mesh,
+            &serde_json::to_vec(&itk3::message_bundle(&doc(LetterKind::ClinicLetter))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(a.digest, b.digest);
+        let mut changed = doc(LetterKind::ClinicLetter);
+        changed.sections.pop();
+        let c = parse_letter(
+            Transport::Mesh,
+            &serde_json::to_vec(&itk3::message_bundle(&changed)).unwrap(),
+        )
+        .unwrap();
+        assert_ne!(a.digest, c.digest);
+    }
+
+    #[test]
+    fn refuses_bodies_that_are_not_letters() {
+        assert!(parse_letter(Transport::Mesh, b"canary").is_err());
+        assert!(parse_letter(Transport::Mesh, br#"{"resourceType":"Patient"}"#).is_err());
+    }
+}

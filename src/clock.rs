@@ -1,0 +1,227 @@
+//! Time for scenarios: [`Span`] (a duration written like `2d 3h`), [`Timestamp`] and the
+//! shared [`VirtualClock`] that lets the simulator and the capture endpoint agree on "now"
+//! so that "seven days later" costs nothing and deadlines are checked exactly.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// A length of time in whole seconds, written as `7d`, `24h`, `90m`, `30s` or `1d 2h`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span(pub i64);
+
+impl Span {
+    pub const fn days(d: i64) -> Span {
+        Span(d * 86_400)
+    }
+    pub const fn hours(h: i64) -> Span {
+        Span(h * 3_600)
+    }
+    pub const fn minutes(m: i64) -> Span {
+        Span(m * 60)
+    }
+
+    /// Parses `2d`, `1d 2h`, `45m`, `0s`.
+    ///
+    /// ```
+    /// use lettergate::clock::Span;
+    /// assert_eq!(Span::parse("1d 2h").unwrap(), Span::hours(26));
+    /// ```
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let bad = || {
+            format!(
+                "invalid duration `{text}`: expected a number and a unit (d, h, m, s), such as `7d`, `24h` or `1d 2h`"
+            )
+        };
+        let mut total = 0i64;
+        let mut any = false;
+        for part in text.split_whitespace() {
+            let (num, unit) =
+                part.split_at(part.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+            let n: i64 = num.parse().map_err(|_| bad())?;
+            let mult = match unit {
+                "d" => 86_400,
+                "h" => 3_600,
+                "m" => 60,
+                "s" => 1,
+                _ => return Err(bad()),
+            };
+            total = n
+                .checked_mul(mult)
+                .and_then(|v| v.checked_add(total))
+                .ok_or_else(bad)?;
+            any = true;
+        }
+        if any {
+            Ok(Span(total))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0.abs();
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        if rest == 0 {
+            return f.write_str("0s");
+        }
+        let mut parts = Vec::new();
+        for (unit, secs) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+            if rest >= secs {
+                parts.push(format!("{}{unit}", rest / secs));
+                rest %= secs;
+            }
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A point in (possibly virtual) time, in whole seconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Parses RFC 3339 (`2025-03-03T09:30:00Z`); a missing `:SS` or zone is refused.
+    pub fn parse(text: &str) -> Result<Timestamp, String> {
+        OffsetDateTime::parse(text, &Rfc3339)
+            .map(|t| Timestamp(t.unix_timestamp()))
+            .map_err(|_| {
+                format!("invalid time `{text}`: expected RFC 3339 such as `2025-03-03T09:30:00Z`")
+            })
+    }
+
+    pub fn now() -> Timestamp {
+        Timestamp(OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    pub fn to_datetime(self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.0).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    pub fn rfc3339(self) -> String {
+        self.to_datetime()
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| self.0.to_string())
+    }
+
+    pub fn plus(self, span: Span) -> Timestamp {
+        Timestamp(self.0 + span.0)
+    }
+
+    pub fn since(self, earlier: Timestamp) -> Span {
+        Span(self.0 - earlier.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A clock shared by the simulator and the capture endpoint of one scenario run.
+///
+/// Virtual clocks move only when told to; the system clock follows the wall. Cloning shares
+/// the same clock.
+#[derive(Clone, Debug)]
+pub enum Clock {
+    Virtual(Arc<AtomicI64>),
+    System,
+}
+
+impl Clock {
+    pub fn virtual_at(start: Timestamp) -> Clock {
+        Clock::Virtual(Arc::new(AtomicI64::new(start.0)))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Clock::Virtual(t) => Timestamp(t.load(Ordering::SeqCst)),
+            Clock::System => Timestamp::now(),
+        }
+    }
+
+    /// Moves a virtual clock forward to `t`; never backwards. No effect on the system clock.
+    pub fn advance_to(&self, t: Timestamp) {
+        if let Clock::Virtual(cur) = self {
+            cur.fetch_max(t.0, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_durations_in_days_hours_minutes() {
+        for (text, secs, shown) in [
+            ("7d", 604_800, "7d"),
+            ("24h", 86_400, "1d"),
+            ("1d 2h", 93_600, "1d 2h"),
+            ("90m", 5_400, "1h 30m"),
+            ("0s", 0, "0s"),
+        ] {
+            let s = Span::parse(text).unwrap();
+            assert_eq!(s.0, secs, "{text}");
+            assert_eq!(s.to_string(), shown, "{text}");
+        }
+        assert_eq!(Span(-3600).to_string(), "-1h");
+    }
+
+    #[test]
+    fn refuses_durations_without_a_known_unit() {
+        for bad in ["", "7", "7 days", "d", "7w", "1.5h"] {
+            assert!(Span::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_rfc3339_and_refuses_local_times() {
+        let t = Timestamp::parse("2025-03-03T09:30:00Z").unwrap();
+        assert_eq!(t.rfc3339(), "2025-03-03T09:30:00Z");
+        assert!(Timestamp::parse("2025-03-03 09:30").is_err());
+    }
+
+    #[test]
+    fn virtual_clock_moves_only_forward_and_is_shared_by_clones() {
+        let c = Clock::virtual_at(Timestamp(100));
+        let c2 = c.clone();
+        c.advance_to(Timestamp(200));
+        c.advance_to(Timestamp(150));
+        assert_eq!(c2.now(), Timestamp(200));
+    }
+}

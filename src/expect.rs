@@ -1,0 +1,359 @@
+//! Expected routing checked against captured letters: [`check`] turns a scenario and what was
+//! captured into [`Finding`]s. A failure of the system under test is a finding, never an `Err`.
+
+use crate::capture::CapturedLetter;
+use crate::clock::{Span, Timestamp};
+use crate::ids::NhsNumber;
+use crate::letter::{EventKind, LetterKind, Transport};
+use crate::scenario::{Expectation, Recipient, Scenario};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// Who a letter was for, in words a report can show: `alice (NHS *******018)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PatientLabel {
+    pub key: String,
+    pub nhs_number: Option<NhsNumber>,
+}
+
+impl PatientLabel {
+    pub fn show(&self, identifiers: bool) -> String {
+        match &self.nhs_number {
+            Some(n) if identifiers => format!("{} (NHS {n})", self.key),
+            Some(n) => format!("{} (NHS {})", self.key, n.masked()),
+            None => self.key.clone(),
+        }
+    }
+}
+
+/// A problem with what the system under test sent, in plain language.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum Finding {
+    MissingLetter {
+        kind: LetterKind,
+        patient: PatientLabel,
+        to: String,
+        expected: u32,
+        found: u32,
+    },
+    UnexpectedLetter {
+        seq: u32,
+        kind: Option<LetterKind>,
+        patient: Option<PatientLabel>,
+        route: String,
+        why: String,
+    },
+    WrongRecipient {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        expected: String,
+        got: String,
+    },
+    WrongWorkflow {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        expected: String,
+        got: String,
+    },
+    WrongEventCode {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        expected: String,
+        got: String,
+    },
+    WrongTransport {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        expected: Transport,
+        got: Transport,
+    },
+    Late {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        of: EventKind,
+        within: Span,
+        late_by: Span,
+    },
+    Duplicate {
+        kind: LetterKind,
+        patient: PatientLabel,
+        expected: u32,
+        found: u32,
+    },
+    Refused {
+        seq: u32,
+        route: String,
+        reason: String,
+    },
+    Unreadable {
+        seq: u32,
+        route: String,
+        reason: String,
+    },
+    ContentChanged {
+        letters: Vec<String>,
+        diff: String,
+    },
+    /// `written` is false under `run --check`, which writes no files.
+    NewSnapshot {
+        path: String,
+        written: bool,
+    },
+}
+
+impl Finding {
+    /// One line a change board can read. `identifiers` shows NHS numbers in full.
+    pub fn describe(&self, identifiers: bool) -> String {
+        let p = |l: &PatientLabel| l.show(identifiers);
+        match self {
+            Finding::MissingLetter { kind, patient, to, expected, found } => format!(
+                "missing letter: {} for {} to {to}: expected {expected}, captured {found}",
+                kind.words(), p(patient)
+            ),
+            Finding::UnexpectedLetter { seq, kind, patient, route, why } => format!(
+                "unexpected letter #{seq}: {} for {} via {route}: {why}",
+                kind.map_or("unrecognised letter".into(), |k| k.words()),
+                patient.as_ref().map_or("unknown patient".into(), p)
+            ),
+            Finding::WrongRecipient { seq, kind, patient, expected, got } => format!(
+                "wrong recipient: {} #{seq} for {} went to {got}; expected {expected}",
+                kind.words(), p(patient)
+            ),
+            Finding::WrongWorkflow { seq, kind, patient, expected, got } => format!(
+                "wrong workflow: {} #{seq} for {} was sent as `{got}`; expected `{expected}`",
+                kind.words(), p(patient)
+            ),
+            Finding::WrongEventCode { seq, kind, patient, expected, got } => format!(
+                "wrong ITK3 event: {} #{seq} for {} carries `{got}`; expected `{expected}`",
+                kind.words(), p(patient)
+            ),
+            Finding::WrongTransport { seq, kind, patient, expected, got } => format!(
+                "wrong transport: {} #{seq} for {} came over {got}; expected {expected}",
+                kind.words(), p(patient)
+            ),
+            Finding::Late { seq, kind, patient, of, within, late_by } => format!(
+                "late: {} #{seq} for {} was sent {late_by} after its deadline ({within} after {of})",
+                kind.words(), p(patient)
+            ),
+            Finding::Duplicate { kind, patient, expected, found } => format!(
+                "duplicate: {found} {}s for {}; expected {expected}",
+                kind.words(), p(patient)
+            ),
+            Finding::Refused { seq, route, reason } => {
+                format!("refused by the endpoint: message #{seq} via {route}: {reason}")
+            }
+            Finding::Unreadable { seq, route, reason } => {
+                format!("unreadable letter: message #{seq} via {route}: {reason}")
+            }
+            Finding::ContentChanged { letters, .. } => {
+                format!("content changed: the snapshot differs in {}", letters.join("; "))
+            }
+            Finding::NewSnapshot { path, written: true } => format!(
+                "no accepted snapshot: review {path}.new and accept it with `lettergate accept`"
+            ),
+            Finding::NewSnapshot { path, written: false } => format!(
+                "no accepted snapshot at {path} (run without --check to write one for review)"
+            ),
+        }
+    }
+}
+
+fn label(s: &Scenario, nhs: Option<NhsNumber>) -> Option<PatientLabel> {
+    let n = nhs?;
+    Some(PatientLabel {
+        key: s
+            .patient_by_nhs(&n)
+            .map_or_else(|| "unknown patient".into(), |p| p.key.clone()),
+        nhs_number: Some(n),
+    })
+}
+
+/// Checks every expectation of `s` against `letters`, and that nothing else was sent.
+pub fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut consumed: BTreeSet<u32> = BTreeSet::new();
+    for l in letters {
+        if let Some(reason) = &l.refusal {
+            findings.push(Finding::Refused {
+                seq: l.seq,
+                route: l.route.clone(),
+                reason: reason.clone(),
+            });
+            consumed.insert(l.seq);
+        } else if let Err(reason) = &l.facts {
+            findings.push(Finding::Unreadable {
+                seq: l.seq,
+                route: l.route.clone(),
+                reason: reason.clone(),
+            });
+            consumed.insert(l.seq);
+        }
+    }
+    for x in &s.expect {
+        check_one(s, x, letters, &mut consumed, &mut findings);
+    }
+    if s.nothing_else {
+        for l in letters.iter().filter(|l| !consumed.contains(&l.seq)) {
+            let facts = l.facts.as_ref().ok();
+            findings.push(Finding::UnexpectedLetter {
+                seq: l.seq,
+                kind: facts.and_then(|f| f.kind),
+                patient: label(s, facts.and_then(|f| f.nhs_number)),
+                route: l.route.clone(),
+                why: "no expectation of the scenario asks for it".into(),
+            });
+        }
+    }
+    findings
+}
+
+fn check_one(
+    s: &Scenario,
+    x: &Expectation,
+    letters: &[CapturedLetter],
+    consumed: &mut BTreeSet<u32>,
+    out: &mut Vec<Finding>,
+) {
+    let Some(patient) = s.patients.get(&x.patient) else {
+        return;
+    };
+    let who = PatientLabel {
+        key: patient.key.clone(),
+        nhs_number: Some(patient.nhs_number),
+    };
+    let mut candidates: Vec<&CapturedLetter> = letters
+        .iter()
+        .filter(|l| !consumed.contains(&l.seq))
+        .filter(|l| {
+            l.facts
+                .as_ref()
+                .is_ok_and(|f| f.kind == Some(x.letter) && f.nhs_number == Some(patient.nhs_number))
+        })
+        .collect();
+    candidates.sort_by_key(|l| (l.received_at, l.seq));
+    consumed.extend(candidates.iter().map(|l| l.seq));
+    if x.count == 0 {
+        for l in candidates {
+            out.push(Finding::UnexpectedLetter {
+                seq: l.seq,
+                kind: Some(x.letter),
+                patient: Some(who.clone()),
+                route: l.route.clone(),
+                why: "the scenario expects none".into(),
+            });
+        }
+        return;
+    }
+    // Where the letter should have gone, as (ODS code, mailbox), or the patient.
+    let target = match &x.to {
+        Recipient::RegisteredPractice => s.registered_practice_at(&x.patient, s.end()),
+        Recipient::Practice(k) => s.practices.get(k),
+        Recipient::Patient => None,
+    };
+    let to_words = target.map_or_else(
+        || "the patient".to_string(),
+        |p| format!("{} {} (mailbox {})", p.ods, p.name, p.mailbox),
+    );
+    let (right, wrong): (Vec<&CapturedLetter>, Vec<&CapturedLetter>) =
+        candidates.into_iter().partition(|l| {
+            let f = l.facts.as_ref().ok();
+            match target {
+                Some(p) => {
+                    f.and_then(|f| f.recipient_ods.as_deref()) == Some(p.ods.as_str())
+                        && (l.transport != Transport::Mesh
+                            || l.to_mailbox.as_deref() == Some(p.mailbox.as_str()))
+                }
+                None => f.is_some_and(|f| f.to_patient),
+            }
+        });
+    for l in &wrong {
+        let f = l.facts.as_ref().ok();
+        let got = match (f.and_then(|f| f.recipient_ods.clone()), &l.to_mailbox) {
+            (Some(ods), Some(mb)) => format!("{ods} (mailbox {mb})"),
+            (Some(ods), None) => ods,
+            (None, Some(mb)) => format!("mailbox {mb}"),
+            (None, None) => l.route.clone(),
+        };
+        out.push(Finding::WrongRecipient {
+            seq: l.seq,
+            kind: x.letter,
+            patient: who.clone(),
+            expected: to_words.clone(),
+            got,
+        });
+    }
+    let found = right.len() as u32;
+    if found < x.count {
+        out.push(Finding::MissingLetter {
+            kind: x.letter,
+            patient: who.clone(),
+            to: to_words.clone(),
+            expected: x.count,
+            found,
+        });
+    } else if found > x.count {
+        out.push(Finding::Duplicate {
+            kind: x.letter,
+            patient: who.clone(),
+            expected: x.count,
+            found,
+        });
+    }
+    let anchors: Vec<Timestamp> = s.events_of(&x.patient, x.of).iter().map(|e| e.at).collect();
+    for (i, l) in right.iter().enumerate() {
+        let f = l.facts.as_ref().ok();
+        if l.transport != x.transport {
+            out.push(Finding::WrongTransport {
+                seq: l.seq,
+                kind: x.letter,
+                patient: who.clone(),
+                expected: x.transport,
+                got: l.transport,
+            });
+        }
+        if l.transport == Transport::Mesh {
+            if let (Some(want), got) = (&x.workflow, l.workflow_id.clone().unwrap_or_default()) {
+                if &got != want {
+                    out.push(Finding::WrongWorkflow {
+                        seq: l.seq,
+                        kind: x.letter,
+                        patient: who.clone(),
+                        expected: want.clone(),
+                        got,
+                    });
+                }
+            }
+            if let Some(want) = x.letter.itk3_event() {
+                let got = f.and_then(|f| f.itk3_event.clone()).unwrap_or_default();
+                if got != want {
+                    out.push(Finding::WrongEventCode {
+                        seq: l.seq,
+                        kind: x.letter,
+                        patient: who.clone(),
+                        expected: want.into(),
+                        got,
+                    });
+                }
+            }
+        }
+        if let Some(anchor) = anchors.get(i.min(anchors.len().saturating_sub(1))) {
+            let deadline = anchor.plus(x.within);
+            if l.received_at > deadline {
+                out.push(Finding::Late {
+                    seq: l.seq,
+                    kind: x.letter,
+                    patient: who.clone(),
+                    of: x.of,
+                    within: x.within,
+                    late_by: l.received_at.since(deadline),
+                });
+            }
+        }
+    }
+}

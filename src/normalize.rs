@@ -1,0 +1,131 @@
+//! Ordered, named normalisation steps that replace volatile values with placeholders so that
+//! snapshots and digests are stable: [`Step`] and [`normalize`].
+//!
+//! Steps run in the order of [`Step::ALL`]. New steps go at the end so old snapshots keep
+//! passing. Each step checks the shape of what it replaces (a UUID's groups, a real calendar
+//! date), so a malformed value is left as it is and still shows up as a difference.
+
+use regex::Regex;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// `\r\n` and `\r` become `\n`.
+    LineEndings,
+    /// MESH message ids (`20250303093000123456_ABC123`) become `[mesh-message-id-N]`.
+    MeshMessageIds,
+    /// UUIDs become `[uuid-N]`, numbered by first appearance so references keep their shape.
+    Uuids,
+    /// ISO 8601 date-times become `[timestamp]`.
+    Timestamps,
+}
+
+impl Step {
+    pub const ALL: [Step; 4] = [
+        Step::LineEndings,
+        Step::MeshMessageIds,
+        Step::Uuids,
+        Step::Timestamps,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::LineEndings => "line-endings",
+            Step::MeshMessageIds => "mesh-message-ids",
+            Step::Uuids => "uuids",
+            Step::Timestamps => "timestamps",
+        }
+    }
+
+    pub fn apply(self, text: &str) -> String {
+        static MESH_ID: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\b\d{20}_[0-9A-F]{6}\b").expect("valid regex"));
+        static UUID: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+                .expect("valid regex")
+        });
+        static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"\b(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?")
+                .expect("valid regex")
+        });
+        match self {
+            Step::LineEndings => text.replace("\r\n", "\n").replace('\r', "\n"),
+            Step::MeshMessageIds => numbered(&MESH_ID, text, "mesh-message-id"),
+            Step::Uuids => numbered(&UUID, text, "uuid"),
+            Step::Timestamps => TIMESTAMP
+                .replace_all(text, |c: &regex::Captures| {
+                    let n = |i: usize| {
+                        c.get(i)
+                            .map_or(0, |m| m.as_str().parse::<u32>().unwrap_or(99))
+                    };
+                    let valid = (1..=12).contains(&n(2))
+                        && (1..=31).contains(&n(3))
+                        && n(4) < 24
+                        && n(5) < 60
+                        && n(6) < 61;
+                    if valid {
+                        "[timestamp]".to_string()
+                    } else {
+                        c[0].to_string()
+                    }
+                })
+                .into_owned(),
+        }
+    }
+}
+
+fn numbered(re: &Regex, text: &str, label: &str) -> String {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    re.replace_all(text, |c: &regex::Captures| {
+        let key = c[0].to_ascii_lowercase();
+        let next = seen.len() + 1;
+        let n = *seen.entry(key).or_insert(next);
+        format!("[{label}-{n}]")
+    })
+    .into_owned()
+}
+
+/// Applies every step in order.
+///
+/// ```
+/// let t = lettergate::normalize::normalize("id 123e4567-e89b-12d3-a456-426614174000 at 2025-03-03T09:30:00Z");
+/// assert_eq!(t, "id [uuid-1] at [timestamp]");
+/// ```
+pub fn normalize(text: &str) -> String {
+    Step::ALL.iter().fold(text.to_string(), |t, s| s.apply(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step_replaces_only_well_formed_values() {
+        let table = [
+            (Step::LineEndings, "a\r\nb\rc", "a\nb\nc"),
+            (Step::MeshMessageIds, "id 20250303093000123456_ABC123.", "id [mesh-message-id-1]."),
+            (Step::MeshMessageIds, "id 2025030309300012345_ABC123", "id 2025030309300012345_ABC123"),
+            (
+                Step::Uuids,
+                "a 123e4567-e89b-12d3-a456-426614174000 b 00000000-0000-0000-0000-000000000001 a 123E4567-E89B-12D3-A456-426614174000",
+                "a [uuid-1] b [uuid-2] a [uuid-1]",
+            ),
+            (Step::Uuids, "not 123e4567-e89b-12d3-a456-42661417400", "not 123e4567-e89b-12d3-a456-42661417400"),
+            (Step::Timestamps, "at 2025-03-03T09:30:00Z and 2025-03-03T09:30:00.123+01:00", "at [timestamp] and [timestamp]"),
+            (Step::Timestamps, "bad 2025-13-03T09:30:00Z", "bad 2025-13-03T09:30:00Z"),
+            (Step::Timestamps, "a date alone 2025-03-03 stays", "a date alone 2025-03-03 stays"),
+        ];
+        for (step, input, want) in table {
+            assert_eq!(step.apply(input), want, "{} on {input:?}", step.name());
+        }
+    }
+
+    #[test]
+    fn steps_run_in_their_fixed_order() {
+        assert_eq!(
+            Step::ALL.map(Step::name),
+            ["line-endings", "mesh-message-ids", "uuids", "timestamps"]
+        );
+    }
+}

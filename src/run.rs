@@ -1,0 +1,350 @@
+//! Runs scenarios: each [`Scenario`] becomes an [`Outcome`]. One scenario run starts its own
+//! capture endpoint on loopback, drives the target through the timeline on a virtual clock,
+//! proves the capture path alive with a canary, then checks expectations and the snapshot.
+//!
+//! Scenarios run concurrently; outcomes come back in scenario order.
+
+use crate::capture::{CaptureConfig, CaptureServer};
+use crate::clock::Clock;
+use crate::expect::{self, Finding};
+use crate::mesh::client::{MeshConfig, SendOutcome};
+use crate::mesh::DEFAULT_SHARED_KEY;
+use crate::scenario::Scenario;
+use crate::sim::ehr::Outbound;
+use crate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
+use crate::snapshot::{self, Comparison, SnapshotMode, SnapshotStore};
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The mailbox the simulated trust sends from.
+pub const SENDER_MAILBOX: &str = "RXXHC001";
+
+/// Everything a run needs besides the scenarios.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub sim: SimConfig,
+    pub store: SnapshotStore,
+    pub mode: SnapshotMode,
+    /// This run's folder; each scenario writes its captured messages below it.
+    pub work_dir: PathBuf,
+    pub jobs: usize,
+    /// The address capture endpoints listen on; loopback unless configured.
+    pub listen_ip: IpAddr,
+}
+
+impl RunConfig {
+    pub fn new(sim: SimConfig, store: SnapshotStore, work_dir: PathBuf) -> RunConfig {
+        RunConfig {
+            sim,
+            store,
+            mode: SnapshotMode::New,
+            work_dir,
+            jobs: 8,
+            listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every letter as expected and the snapshot matched.
+    Pass,
+    /// The system under test did something wrong: see the findings.
+    Fail,
+    /// The harness could not drive the target or capture; nothing is known.
+    Error,
+}
+
+/// What happened to the scenario's snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotStatus {
+    Matched,
+    Changed,
+    New,
+    Accepted,
+    /// Not compared, because the run failed before it could be.
+    NotCompared,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub scenario_id: String,
+    pub name: String,
+    pub path: PathBuf,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+    /// Why the harness could not do its job, for [`Verdict::Error`].
+    pub error: Option<String>,
+    pub letters: usize,
+    pub snapshot: SnapshotStatus,
+    /// Where the pending `.snap.new` was written, if one was.
+    pub pending_snapshot: Option<PathBuf>,
+    /// The folder holding this scenario's captured messages.
+    pub capture_dir: PathBuf,
+    pub elapsed_ms: u64,
+}
+
+/// Runs every scenario, at most `config.jobs` at once, calling `on_outcome` in scenario order
+/// as soon as each outcome (and all before it) is known.
+pub async fn run_all(
+    scenarios: Vec<Scenario>,
+    config: RunConfig,
+    mut on_outcome: impl FnMut(&Outcome),
+) -> Vec<Outcome> {
+    let config = Arc::new(config);
+    let http = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => {
+            return scenarios
+                .iter()
+                .map(|s| {
+                    errored(
+                        s,
+                        &config,
+                        format!("failed to build the HTTP client: {e}"),
+                        0,
+                    )
+                })
+                .collect();
+        }
+    };
+    let mut outcomes = Vec::with_capacity(scenarios.len());
+    let mut stream = futures::stream::iter(scenarios.into_iter().map(|s| {
+        let (config, http) = (config.clone(), http.clone());
+        async move {
+            let s2 = s.clone();
+            let c2 = config.clone();
+            tokio::spawn(async move { run_scenario(&s, &config, &http).await })
+                .await
+                .unwrap_or_else(|e| errored(&s2, &c2, format!("the scenario task failed: {e}"), 0))
+        }
+    }))
+    .buffered(config.jobs.max(1));
+    while let Some(o) = stream.next().await {
+        on_outcome(&o);
+        outcomes.push(o);
+    }
+    outcomes
+}
+
+fn errored(s: &Scenario, config: &RunConfig, error: String, elapsed_ms: u64) -> Outcome {
+    Outcome {
+        scenario_id: s.id.clone(),
+        name: s.name.clone(),
+        path: s.path.clone(),
+        verdict: Verdict::Error,
+        findings: Vec::new(),
+        error: Some(error),
+        letters: 0,
+        snapshot: SnapshotStatus::NotCompared,
+        pending_snapshot: None,
+        capture_dir: config.work_dir.join(&s.id),
+        elapsed_ms,
+    }
+}
+
+/// Formats an error with its chain of causes: "a: b: c".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Runs one scenario against the built-in simulator.
+pub async fn run_scenario(s: &Scenario, config: &RunConfig, http: &reqwest::Client) -> Outcome {
+    let started = Instant::now();
+    let ms = || started.elapsed().as_millis() as u64;
+    match drive_and_capture(s, config, http).await {
+        Ok(letters) => {
+            let mut outcome = check(s, config, &letters);
+            outcome.elapsed_ms = ms();
+            outcome
+        }
+        Err(e) => errored(s, config, e, ms()),
+    }
+}
+
+/// The part of a run that needs the network: returns the captured letters, or why the
+/// harness could not tell what the target sent.
+async fn drive_and_capture(
+    s: &Scenario,
+    config: &RunConfig,
+    http: &reqwest::Client,
+) -> Result<Vec<crate::capture::CapturedLetter>, String> {
+    let clock = Clock::virtual_at(s.start);
+    let mut mailboxes: BTreeMap<String, String> = s
+        .practices
+        .values()
+        .map(|p| (p.mailbox.clone(), uuid::Uuid::new_v4().to_string()))
+        .collect();
+    let sender_password = uuid::Uuid::new_v4().to_string();
+    mailboxes.insert(SENDER_MAILBOX.to_string(), sender_password.clone());
+    let capture = CaptureServer::start(
+        CaptureConfig {
+            listen: SocketAddr::new(config.listen_ip, 0),
+            shared_key: DEFAULT_SHARED_KEY.to_string(),
+            mailboxes,
+            dir: config.work_dir.join(&s.id),
+        },
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| format!("could not capture: {}", chain(&e)))?;
+    let out = Outbound {
+        mesh: MeshConfig {
+            base_url: capture.url(),
+            mailbox: SENDER_MAILBOX.to_string(),
+            password: sender_password,
+            shared_key: DEFAULT_SHARED_KEY.to_string(),
+        },
+        print_url: capture.url(),
+    };
+    let mut sim = Simulator::new(config.sim.clone(), clock, out, http.clone());
+    let drive = async {
+        sim.handshake().await?;
+        for p in s.practices.values() {
+            sim.register_practice(PracticeRecord {
+                ods: p.ods.clone(),
+                name: p.name.clone(),
+                mailbox: p.mailbox.clone(),
+            });
+        }
+        for p in s.patients.values() {
+            sim.register_patient(PatientRecord {
+                nhs_number: p.nhs_number,
+                name: p.name.clone(),
+                born: p.born.clone(),
+                practice: p
+                    .practice
+                    .as_ref()
+                    .and_then(|k| s.practices.get(k))
+                    .map(|pr| pr.ods.clone()),
+                named_gp: p.named_gp.clone(),
+            });
+        }
+        for e in &s.timeline {
+            let nhs_number = s.patients[&e.patient].nhs_number;
+            let to = e
+                .to_practice
+                .as_ref()
+                .and_then(|k| s.practices.get(k))
+                .map(|p| p.ods.clone());
+            sim.apply(SimEvent {
+                at: e.at,
+                event: e.kind,
+                nhs_number,
+                to,
+            })
+            .await?;
+        }
+        sim.advance_to(s.end().plus(s.observe_for)).await?;
+        sim.send_canary().await
+    };
+    let canary = drive
+        .await
+        .map_err(|e| format!("could not drive the simulator: {}", chain(&e)));
+    let log = capture
+        .finish()
+        .await
+        .map_err(|e| format!("could not capture: {}", chain(&e)))?;
+    match canary? {
+        SendOutcome::Accepted { .. } if log.canaries > 0 && log.handshakes > 0 => Ok(log.letters),
+        other => Err(format!(
+            "the capture path was not proven alive: the canary letter was not recorded (send: {other:?}, canaries recorded: {}, handshakes: {})",
+            log.canaries, log.handshakes
+        )),
+    }
+}
+
+/// Checks expectations and the snapshot; writes `.snap.new` or `.snap` as the mode says.
+fn check(s: &Scenario, config: &RunConfig, letters: &[crate::capture::CapturedLetter]) -> Outcome {
+    let mut findings = expect::check(s, letters);
+    let body = snapshot::render(s, letters);
+    let store = &config.store;
+    let mut pending = None;
+    let fail = |e: std::io::Error| Some(format!("could not write the snapshot: {e}"));
+    let mut error = None;
+    let status = match store.compare(&s.id, &body) {
+        Err(e) => {
+            error = fail(e);
+            SnapshotStatus::NotCompared
+        }
+        Ok(Comparison::Matches) => {
+            if config.mode != SnapshotMode::Check {
+                if let Err(e) = store.clear_pending(&s.id) {
+                    error = fail(e);
+                }
+            }
+            SnapshotStatus::Matched
+        }
+        Ok(cmp) => {
+            // Only a clean scenario may become the accepted baseline.
+            let accept = config.mode == SnapshotMode::Accept && findings.is_empty();
+            let (status, finding) = match cmp {
+                Comparison::Changed { diff, letters } => (
+                    SnapshotStatus::Changed,
+                    Finding::ContentChanged { letters, diff },
+                ),
+                _ => (
+                    SnapshotStatus::New,
+                    Finding::NewSnapshot {
+                        path: store.path(&s.id).to_string_lossy().into_owned(),
+                        written: config.mode != SnapshotMode::Check,
+                    },
+                ),
+            };
+            if accept {
+                match store.write_accepted(&s.id, &s.path, &s.name, &body) {
+                    Ok(_) => SnapshotStatus::Accepted,
+                    Err(e) => {
+                        error = fail(e);
+                        status
+                    }
+                }
+            } else {
+                if config.mode != SnapshotMode::Check {
+                    match store.write_pending(&s.id, &s.path, &s.name, &body) {
+                        Ok(p) => pending = Some(p),
+                        Err(e) => error = fail(e),
+                    }
+                }
+                findings.push(finding);
+                status
+            }
+        }
+    };
+    let verdict = match (&error, findings.is_empty()) {
+        (Some(_), _) => Verdict::Error,
+        (None, true) => Verdict::Pass,
+        (None, false) => Verdict::Fail,
+    };
+    Outcome {
+        scenario_id: s.id.clone(),
+        name: s.name.clone(),
+        path: s.path.clone(),
+        verdict,
+        findings,
+        error,
+        letters: letters.len(),
+        snapshot: status,
+        pending_snapshot: pending,
+        capture_dir: config.work_dir.join(&s.id),
+        elapsed_ms: 0,
+    }
+}

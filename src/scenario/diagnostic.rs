@@ -1,0 +1,174 @@
+//! [`Diagnostic`]: an error in an input file that names `file:line:column`, shows the line with
+//! a caret under the column, and suggests the likely fix.
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem has no position (a missing file).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// The source line the caret points into.
+    pub source_line: Option<String>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.into(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            source_line: None,
+            help: None,
+        }
+    }
+
+    /// Points the diagnostic at a position of `text` (1-based line and column).
+    pub fn at(mut self, text: &str, line: usize, column: usize) -> Diagnostic {
+        self.line = line;
+        self.column = column.max(1);
+        self.source_line = text.lines().nth(line.saturating_sub(1)).map(str::to_string);
+        self
+    }
+
+    pub fn with_help(mut self, help: Option<String>) -> Diagnostic {
+        if help.is_some() {
+            self.help = help;
+        }
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    /// ```text
+    /// error: unknown field `recipent`
+    ///   --> scenarios/a.yaml:14:5
+    ///    |
+    /// 14 |     recipent: registered_practice
+    ///    |     ^ did you mean `recipient`?
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        if self.line == 0 {
+            write!(f, "  --> {}", self.file.display())?;
+            if let Some(help) = &self.help {
+                write!(f, "\n  = help: {help}")?;
+            }
+            return Ok(());
+        }
+        let num = self.line.to_string();
+        let pad = " ".repeat(num.len());
+        writeln!(
+            f,
+            "{pad}--> {}:{}:{}",
+            self.file.display(),
+            self.line,
+            self.column
+        )?;
+        if let Some(src) = &self.source_line {
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{num} | {src}")?;
+            let caret_pad = " ".repeat(self.column.saturating_sub(1));
+            match &self.help {
+                Some(help) => write!(f, "{pad} | {caret_pad}^ {help}")?,
+                None => write!(f, "{pad} | {caret_pad}^")?,
+            }
+        } else if let Some(help) = &self.help {
+            write!(f, "{pad} = help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The candidate nearest to `word` by edit distance, if near enough to be a likely typo.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" and "unknown variant ..."
+/// messages: a did-you-mean for the offending word, or the list of what is allowed.
+pub fn suggest_from_serde_message(message: &str) -> Option<String> {
+    let unknown = message
+        .split("unknown field `")
+        .nth(1)
+        .or_else(|| message.split("unknown variant `").nth(1))?;
+    let word = unknown.split('`').next()?;
+    let expected: Vec<&str> = message
+        .split("expected one of ")
+        .nth(1)
+        .or_else(|| message.split("expected ").nth(1))
+        .map(|rest| rest.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    match closest(word, expected.iter().copied()) {
+        Some(best) => Some(format!("did you mean `{best}`?")),
+        None if !expected.is_empty() => Some(format!(
+            "write one of {}",
+            expected
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_nearest_field_for_a_misspelt_one() {
+        let msg = "expect[0]: unknown field `recipent`, expected one of `letter`, `patient`, `recipient`, `count`";
+        assert_eq!(
+            suggest_from_serde_message(msg).as_deref(),
+            Some("did you mean `recipient`?")
+        );
+    }
+
+    #[test]
+    fn lists_the_choices_when_nothing_is_near() {
+        let msg = "unknown variant `zzzzzzzz`, expected `mesh` or `http`";
+        assert_eq!(
+            suggest_from_serde_message(msg).as_deref(),
+            Some("write one of `mesh`, `http`")
+        );
+    }
+
+    #[test]
+    fn renders_file_line_column_and_a_caret_under_the_column() {
+        let text = "name: x\nexpect:\n  - recipent: patient\n";
+        let d = Diagnostic::new("s.yaml", "unknown field `recipent`")
+            .at(text, 3, 5)
+            .with_help(Some("did you mean `recipient`?".into()));
+        assert_eq!(
+            d.to_string(),
+            "error: unknown field `recipent`\n --> s.yaml:3:5\n  |\n3 |   - recipent: patient\n  |     ^ did you mean `recipient`?"
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! The YAML shapes of scenario and fixture files, as serde reads them, and the checks that run
+//! while they are read.
+//!
+//! Design constraint: every error must carry the line and column of what is wrong. `yaml_serde`
+//! attaches the position of the value being read to any error raised *while* that value is read,
+//! so each check runs inside deserialization: identifiers in their own `Deserialize`,
+//! references against a thread-local [`LoadContext`] of the names the file can see, and
+//! whole-entry rules in [`Checked`], which validates a mapping inside `visit_map`.
+
+use crate::clock::{Span, Timestamp};
+use crate::ids::{NhsNumber, OdsCode};
+use crate::letter::{EventKind, LetterKind, Transport};
+use crate::scenario::diagnostic::closest;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::marker::PhantomData;
+
+/// What the file being read can refer to, and where its timeline has got to.
+#[derive(Default, Debug)]
+pub struct LoadContext {
+    pub practices: BTreeSet<String>,
+    pub patients: BTreeSet<String>,
+    /// The time of the last event read, so `after:` can be resolved and order checked.
+    pub now: Option<Timestamp>,
+    pub start: Option<Timestamp>,
+    /// Outpatient attendances per patient, so letter events can be checked against them.
+    pub attendances: BTreeMap<String, u32>,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<LoadContext> = RefCell::new(LoadContext::default());
+}
+
+/// Runs `f` with `ctx` installed as the load context of this thread.
+pub fn with_context<R>(ctx: LoadContext, f: impl FnOnce() -> R) -> R {
+    CONTEXT.with(|c| *c.borrow_mut() = ctx);
+    let r = f();
+    CONTEXT.with(|c| *c.borrow_mut() = LoadContext::default());
+    r
+}
+
+fn ctx<R>(f: impl FnOnce(&mut LoadContext) -> R) -> R {
+    CONTEXT.with(|c| f(&mut c.borrow_mut()))
+}
+
+/// A mapping whose fields are checked together once read; errors point at the mapping.
+#[derive(Debug, Clone)]
+pub struct Checked<T>(pub T);
+
+/// Whole-entry rules for [`Checked`].
+pub trait Check: Sized {
+    fn check(self) -> Result<Self, String>;
+}
+
+impl<'de, T: Deserialize<'de> + Check> Deserialize<'de> for Checked<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Check> Visitor<'de> for V<T> {
+            type Value = Checked<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let value = T::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                value.check().map(Checked).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
+fn unknown_name(what: &str, name: &str, known: &BTreeSet<String>, define: &str) -> String {
+    let hint = match closest(name, known.iter().map(String::as_str)) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None if known.is_empty() => format!("no {what}s are defined: add one under `{define}:`"),
+        None => format!(
+            "known {what}s: {}",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!("unknown {what} `{name}`; {hint}")
+}
+
+/// A reference to a practice defined under `practices:` here or in an included file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PracticeRef(pub String);
+
+impl<'de> Deserialize<'de> for PracticeRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ctx(|c| {
+            if c.practices.contains(&name) {
+                Ok(PracticeRef(name))
+            } else {
+                Err(de::Error::custom(unknown_name(
+                    "practice",
+                    &name,
+                    &c.practices,
+                    "practices",
+                )))
+            }
+        })
+    }
+}
+
+/// A reference to a patient defined under `patients:` here or in an included file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientRef(pub String);
+
+impl<'de> Deserialize<'de> for PatientRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ctx(|c| {
+            if c.patients.contains(&name) {
+                Ok(PatientRef(name))
+            } else {
+                Err(de::Error::custom(unknown_name(
+                    "patient",
+                    &name,
+                    &c.patients,
+                    "patients",
+                )))
+            }
+        })
+    }
+}
+
+/// A practice reference, or `none` for a patient with no registered GP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PracticeOrNone(pub Option<String>);
+
+impl<'de> Deserialize<'de> for PracticeOrNone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if name == "none" {
+            return Ok(PracticeOrNone(None));
+        }
+        ctx(|c| {
+            if c.practices.contains(&name) {
+                Ok(PracticeOrNone(Some(name)))
+            } else {
+                let msg = unknown_name("practice", &name, &c.practices, "practices");
+                Err(de::Error::custom(format!(
+                    "{msg} (or `none` for no registered GP)"
+                )))
+            }
+        })
+    }
+}
+
+/// An NHS number that is valid and in the synthetic 999 range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntheticNhs(pub NhsNumber);
+
+impl<'de> Deserialize<'de> for SyntheticNhs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = NhsNumber::deserialize(d)?;
+        if n.is_synthetic() {
+            Ok(SyntheticNhs(n))
+        } else {
+            Err(de::Error::custom(format!(
+                "NHS number ending {} is not synthetic: scenarios may only use the 999 000 0000 to 999 999 9999 test range",
+                &n.masked()[7..]
+            )))
+        }
+    }
+}
+
+/// A date of birth, `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BirthDate(pub String);
+
+impl<'de> Deserialize<'de> for BirthDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let fmt = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(&text, fmt)
+            .map(|_| BirthDate(text.clone()))
+            .map_err(|_| {
+                de::Error::custom(format!(
+                    "invalid date `{text}`: expected YYYY-MM-DD, such as `1950-01-31`"
+                ))
+            })
+    }
+}
+
+/// A MESH mailbox id: uppercase letters and digits, at most 100.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox(pub String);
+
+impl<'de> Deserialize<'de> for Mailbox {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let ok = !text.is_empty()
+            && text.len() <= 100
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if ok {
+            Ok(Mailbox(text))
+        } else {
+            Err(de::Error::custom(format!(
+                "invalid MESH mailbox `{text}`: expected uppercase letters and digits, such as `A81001HC001`"
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPractice {
+    pub ods: OdsCode,
+    pub name: String,
+    pub mailbox: Option<Mailbox>,
+}
+
+impl Check for RawPractice {
+    fn check(self) -> Result<Self, String> {
+        if self.ods.is_pseudo() {
+            return Err(format!(
+                "`{}` is a pseudo practice code, not a practice: write `practice: none` on the patient instead",
+                self.ods
+            ));
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPatient {
+    pub nhs_number: SyntheticNhs,
+    pub name: String,
+    pub born: BirthDate,
+    pub practice: PracticeOrNone,
+    pub previous_practice: Option<PracticeRef>,
+    pub named_gp: Option<String>,
+}
+
+impl Check for RawPatient {
+    fn check(self) -> Result<Self, String> {
+        if self.previous_practice.is_some()
+            && self.previous_practice.as_ref().map(|p| &p.0) == self.practice.0.as_ref()
+        {
+            return Err("`previous_practice` is the same as `practice`".into());
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvent {
+    pub at: Option<Timestamp>,
+    pub after: Option<Span>,
+    pub event: EventKind,
+    pub patient: PatientRef,
+    pub to: Option<PracticeRef>,
+    /// Set by [`Check`]: `at`, or the previous event's time plus `after`.
+    #[serde(skip)]
+    pub resolved: Option<Timestamp>,
+}
+
+impl Check for RawEvent {
+    fn check(mut self) -> Result<Self, String> {
+        let (now, start) = ctx(|c| (c.now, c.start));
+        let at = match (self.at, self.after) {
+            (Some(_), Some(_)) => {
+                return Err("give either `at:` or `after:` on an event, not both".into())
+            }
+            (Some(at), None) => at,
+            (None, Some(after)) => now.or(start).ok_or("`after:` needs an earlier event or a `start:` time")?.plus(after),
+            (None, None) => match (now, start) {
+                (None, Some(start)) => start,
+                _ => return Err("this event needs a time: add `after: 1h` (after the previous event) or `at: 2025-03-03T09:30:00Z`".into()),
+            },
+        };
+        if let Some(prev) = now {
+            if at < prev {
+                return Err(format!(
+                    "this event at {at} is earlier than the one before it ({prev}); events must be in time order"
+                ));
+            }
+        }
+        match (self.event, &self.to) {
+            (EventKind::GpChange, None) => {
+                return Err("a `gp_change` needs `to:`, the practice the patient moves to".into())
+            }
+            (EventKind::GpChange, Some(_)) => {}
+            (other, Some(_)) => {
+                return Err(format!(
+                    "`to:` belongs only on `gp_change`, not on `{other}`"
+                ))
+            }
+            _ => {}
+        }
+        let patient = self.patient.0.clone();
+        let attended = ctx(|c| {
+            c.now = Some(at);
+            if self.event == EventKind::OutpatientAttendance {
+                *c.attendances.entry(patient.clone()).or_default() += 1;
+            }
+            c.attendances.get(&patient).copied().unwrap_or(0)
+        });
+        if matches!(
+            self.event,
+            EventKind::LetterDrafted | EventKind::LetterSigned
+        ) && attended == 0
+        {
+            return Err(format!(
+                "`{}` for `{patient}` comes before any `outpatient_attendance` of theirs: add the attendance first",
+                self.event
+            ));
+        }
+        self.resolved = Some(at);
+        Ok(self)
+    }
+}
+
+/// `registered_practice`, `patient`, or a practice name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawRecipient {
+    RegisteredPractice,
+    Patient,
+    Practice(String),
+}
+
+impl<'de> Deserialize<'de> for RawRecipient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        match name.as_str() {
+            "registered_practice" => Ok(RawRecipient::RegisteredPractice),
+            "patient" => Ok(RawRecipient::Patient),
+            _ => ctx(|c| {
+                if c.practices.contains(&name) {
+                    Ok(RawRecipient::Practice(name))
+                } else {
+                    let mut known = c.practices.clone();
+                    known.insert("registered_practice".into());
+                    known.insert("patient".into());
+                    Err(de::Error::custom(unknown_name(
+                        "recipient",
+                        &name,
+                        &known,
+                        "practices",
+                    )))
+                }
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpectation {
+    pub letter: LetterKind,
+    pub patient: PatientRef,
+    pub to: Option<RawRecipient>,
+    pub transport: Option<Transport>,
+    pub workflow: Option<String>,
+    pub within: Option<Span>,
+    pub of: Option<EventKind>,
+    pub count: Option<u32>,
+}
+
+impl Check for RawExpectation {
+    fn check(self) -> Result<Self, String> {
+        let to_patient = matches!(self.to, Some(RawRecipient::Patient));
+        if self.letter.goes_to_practice() && to_patient {
+            return Err(format!(
+                "a {} goes to a practice, not `to: patient`; did you mean `letter: patient_copy`?",
+                self.letter.words()
+            ));
+        }
+        if !self.letter.goes_to_practice() && self.to.is_some() && !to_patient {
+            return Err("a patient_copy goes `to: patient`".into());
+        }
+        let transport = self.transport.unwrap_or(self.letter.default_transport());
+        if self.workflow.is_some() && transport != Transport::Mesh {
+            return Err("`workflow:` is a MESH workflow id and only fits `transport: mesh`".into());
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFixtures {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub practices: BTreeMap<String, Checked<RawPractice>>,
+    #[serde(default)]
+    pub patients: BTreeMap<String, Checked<RawPatient>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub include: Vec<String>,
+    pub start: Option<Timestamp>,
+    pub observe_for: Option<Span>,
+    #[serde(default)]
+    pub practices: BTreeMap<String, Checked<RawPractice>>,
+    #[serde(default)]
+    pub patients: BTreeMap<String, Checked<RawPatient>>,
+    pub timeline: Vec<Checked<RawEvent>>,
+    #[serde(default)]
+    pub expect: Vec<Checked<RawExpectation>>,
+    #[serde(default = "yes")]
+    pub nothing_else: bool,
+}

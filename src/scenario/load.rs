@@ -1,0 +1,488 @@
+//! Finding and loading scenario files: [`Loader`] turns paths into checked [`Scenario`]s or
+//! [`Diagnostic`]s. YAML stays behind this module.
+
+use super::diagnostic::{suggest_from_serde_message, Diagnostic};
+use super::file::{
+    with_context, Checked, LoadContext, RawFixtures, RawPatient, RawPractice, RawScenario,
+};
+use super::model::{Event, Expectation, Patient, Practice, Recipient, Scenario};
+use crate::clock::{Span, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Component, Path, PathBuf};
+
+/// Where a scenario starts when it gives neither `start:` nor a first `at:` (a Monday).
+pub const DEFAULT_START: Timestamp = Timestamp(1_736_154_000); // 2025-01-06T09:00:00Z
+/// How long after the last event the run keeps collecting letters, unless `observe_for:`.
+pub const DEFAULT_OBSERVE_FOR: Span = Span::days(28);
+
+/// Practices and patients a file can refer to, gathered from it and its includes.
+#[derive(Default, Clone, Debug)]
+struct Fixtures {
+    practices: BTreeMap<String, Practice>,
+    patients: BTreeMap<String, Patient>,
+}
+
+/// Scenario and fixture files found under some paths.
+#[derive(Debug, Default, Clone)]
+pub struct Discovered {
+    pub scenarios: Vec<PathBuf>,
+    pub fixtures: Vec<PathBuf>,
+}
+
+/// Finds `*.yaml` and `*.yml` files under `paths`, sorted; those below a `fixtures` folder
+/// are fixture files, the rest scenarios. A path that does not exist is a diagnostic.
+pub fn discover(paths: &[PathBuf]) -> Result<Discovered, Diagnostic> {
+    let mut found = Discovered::default();
+    for path in paths {
+        if path.is_dir() {
+            walk(path, &mut found)
+                .map_err(|e| Diagnostic::new(path, format!("failed to read directory: {e}")))?;
+        } else if path.is_file() {
+            push(path.clone(), &mut found);
+        } else {
+            return Err(
+                Diagnostic::new(path, "no such file or directory").with_help(Some(
+                    "give a scenario file or a folder of them, such as `scenarios/`".into(),
+                )),
+            );
+        }
+    }
+    found.scenarios.sort();
+    found.scenarios.dedup();
+    found.fixtures.sort();
+    found.fixtures.dedup();
+    Ok(found)
+}
+
+fn walk(dir: &Path, found: &mut Discovered) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, found)?;
+        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+            push(p, found);
+        }
+    }
+    Ok(())
+}
+
+fn push(p: PathBuf, found: &mut Discovered) {
+    if p.components().any(|c| c.as_os_str() == "fixtures") {
+        found.fixtures.push(p);
+    } else {
+        found.scenarios.push(p);
+    }
+}
+
+/// The stable id of a scenario file: its path below the last `scenarios` folder, without
+/// extension (`death/in_hospital`), or its file stem when it is not below one.
+pub fn scenario_id(path: &Path) -> String {
+    let comps: Vec<Component> = path.components().collect();
+    let after = comps
+        .iter()
+        .rposition(|c| c.as_os_str() == "scenarios")
+        .map(|i| comps[i + 1..].to_vec())
+        .unwrap_or_else(|| comps.last().cloned().into_iter().collect());
+    let mut id: Vec<String> = after
+        .iter()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if let Some(last) = id.last_mut() {
+        if let Some(stem) = Path::new(last.as_str()).file_stem() {
+            *last = stem.to_string_lossy().into_owned();
+        }
+    }
+    id.join("/")
+}
+
+/// Loads files, reading each fixture file once however many scenarios include it.
+#[derive(Default)]
+pub struct Loader {
+    cache: HashMap<PathBuf, Fixtures>,
+}
+
+/// The names a file defines itself, read before the typed pass so references can be checked.
+struct Prepass {
+    practices: BTreeSet<String>,
+    patients: BTreeSet<String>,
+    include: Vec<String>,
+    start: Option<Timestamp>,
+}
+
+impl Loader {
+    pub fn new() -> Loader {
+        Loader::default()
+    }
+
+    /// Loads and checks one scenario file.
+    pub fn load_scenario(&mut self, path: &Path) -> Result<Scenario, Diagnostic> {
+        let text = read(path)?;
+        let pre = prepass(path, &text)?;
+        let included = self.load_includes(path, &text, &pre.include, &mut vec![])?;
+        let start = pre.start.unwrap_or(DEFAULT_START);
+        let ctx = LoadContext {
+            practices: included
+                .practices
+                .keys()
+                .cloned()
+                .chain(pre.practices)
+                .collect(),
+            patients: included
+                .patients
+                .keys()
+                .cloned()
+                .chain(pre.patients)
+                .collect(),
+            start: Some(start),
+            ..LoadContext::default()
+        };
+        let raw: RawScenario = with_context(ctx, || yaml_serde::from_str(&text))
+            .map_err(|e| yaml_diagnostic(path, &text, &e))?;
+        let mut raw = raw;
+        let mut fixtures = included;
+        let (practices, patients) = (
+            std::mem::take(&mut raw.practices),
+            std::mem::take(&mut raw.patients),
+        );
+        merge_local(path, &text, &mut fixtures, practices, patients)?;
+        build(path, &text, fixtures, raw, start)
+    }
+
+    /// Loads and checks one fixture file (and what it includes).
+    pub fn load_fixtures(&mut self, path: &Path) -> Result<(), Diagnostic> {
+        self.fixture_file(path, &mut vec![]).map(|_| ())
+    }
+
+    fn fixture_file(
+        &mut self,
+        path: &Path,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Fixtures, Diagnostic> {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(f) = self.cache.get(&key) {
+            return Ok(f.clone());
+        }
+        if stack.contains(&key) {
+            return Err(Diagnostic::new(
+                path,
+                "fixture files include each other in a loop",
+            ));
+        }
+        stack.push(key.clone());
+        let text = read(path)?;
+        let pre = prepass(path, &text)?;
+        let mut fixtures = self.load_includes(path, &text, &pre.include, stack)?;
+        let ctx = LoadContext {
+            practices: fixtures
+                .practices
+                .keys()
+                .cloned()
+                .chain(pre.practices)
+                .collect(),
+            patients: fixtures.patients.keys().cloned().collect(),
+            ..LoadContext::default()
+        };
+        let raw: RawFixtures = with_context(ctx, || yaml_serde::from_str(&text))
+            .map_err(|e| yaml_diagnostic(path, &text, &e))?;
+        merge_local(path, &text, &mut fixtures, raw.practices, raw.patients)?;
+        stack.pop();
+        self.cache.insert(key, fixtures.clone());
+        Ok(fixtures)
+    }
+
+    fn load_includes(
+        &mut self,
+        path: &Path,
+        text: &str,
+        include: &[String],
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Fixtures, Diagnostic> {
+        let mut all = Fixtures::default();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for inc in include {
+            let inc_path = dir.join(inc);
+            if !inc_path.is_file() {
+                let (line, col) = locate(text, inc).unwrap_or((1, 1));
+                return Err(
+                    Diagnostic::new(path, format!("included file `{inc}` does not exist"))
+                        .at(text, line, col)
+                        .with_help(Some(format!(
+                            "paths are relative to this file's folder ({})",
+                            dir.display()
+                        ))),
+                );
+            }
+            let f = self.fixture_file(&inc_path, stack)?;
+            for (k, v) in f.practices {
+                all.practices.entry(k).or_insert(v);
+            }
+            for (k, v) in f.patients {
+                all.patients.entry(k).or_insert(v);
+            }
+        }
+        Ok(all)
+    }
+}
+
+fn read(path: &Path) -> Result<String, Diagnostic> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::new(path, format!("failed to read file: {e}")))
+}
+
+fn prepass(path: &Path, text: &str) -> Result<Prepass, Diagnostic> {
+    let value: yaml_serde::Value =
+        yaml_serde::from_str(text).map_err(|e| yaml_diagnostic(path, text, &e))?;
+    let keys = |field: &str| -> BTreeSet<String> {
+        value
+            .get(field)
+            .and_then(|v| v.as_mapping())
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let include = value
+        .get("include")
+        .and_then(|v| v.as_sequence())
+        .map(|s| {
+            s.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let start = value
+        .get("start")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Timestamp::parse(s).ok());
+    // A scenario's own first `at:` is its start when it gives no `start:`.
+    let first_at = value
+        .get("timeline")
+        .and_then(|t| t.as_sequence())
+        .and_then(|s| s.first())
+        .and_then(|e| e.get("at"))
+        .and_then(|v| v.as_str())
+        .and_then(|s| Timestamp::parse(s).ok());
+    Ok(Prepass {
+        practices: keys("practices"),
+        patients: keys("patients"),
+        include,
+        start: start.or(first_at),
+    })
+}
+
+/// Converts a `yaml_serde` error into a diagnostic with position, source line and a hint.
+fn yaml_diagnostic(path: &Path, text: &str, err: &yaml_serde::Error) -> Diagnostic {
+    let full = err.to_string();
+    let message = match full.rfind(" at line ") {
+        Some(i) if err.location().is_some() => full[..i].to_string(),
+        _ => full,
+    };
+    let help = suggest_from_serde_message(&message);
+    let d = Diagnostic::new(path, message).with_help(help);
+    match err.location() {
+        Some(loc) => d.at(text, loc.line(), loc.column()),
+        None => d,
+    }
+}
+
+/// The 1-based line and column of the first occurrence of `needle` in `text`.
+fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
+}
+
+fn merge_local(
+    path: &Path,
+    text: &str,
+    fixtures: &mut Fixtures,
+    practices: BTreeMap<String, Checked<RawPractice>>,
+    patients: BTreeMap<String, Checked<RawPatient>>,
+) -> Result<(), Diagnostic> {
+    let clash = |kind: &str, name: &str| {
+        let (line, col) = locate(text, &format!("{name}:")).unwrap_or((1, 1));
+        Diagnostic::new(
+            path,
+            format!("{kind} `{name}` is already defined in an included file"),
+        )
+        .at(text, line, col)
+        .with_help(Some(format!("rename it, or use the included `{name}`")))
+    };
+    for (key, Checked(p)) in practices {
+        if fixtures.practices.contains_key(&key) {
+            return Err(clash("practice", &key));
+        }
+        let mailbox = p.mailbox.map_or_else(|| format!("{}HC001", p.ods), |m| m.0);
+        fixtures.practices.insert(
+            key.clone(),
+            Practice {
+                key,
+                ods: p.ods,
+                name: p.name,
+                mailbox,
+            },
+        );
+    }
+    for (key, Checked(p)) in patients {
+        if fixtures.patients.contains_key(&key) {
+            return Err(clash("patient", &key));
+        }
+        if let Some(other) = fixtures
+            .patients
+            .values()
+            .find(|o| o.nhs_number == p.nhs_number.0)
+        {
+            let (line, col) = locate(text, &format!("{key}:")).unwrap_or((1, 1));
+            return Err(Diagnostic::new(
+                path,
+                format!("patient `{key}` has the same NHS number as `{}`", other.key),
+            )
+            .at(text, line, col));
+        }
+        fixtures.patients.insert(
+            key.clone(),
+            Patient {
+                key,
+                nhs_number: p.nhs_number.0,
+                name: p.name,
+                born: p.born.0,
+                practice: p.practice.0,
+                previous_practice: p.previous_practice.map(|r| r.0),
+                named_gp: p.named_gp,
+            },
+        );
+    }
+    Ok(())
+}
+
+fn build(
+    path: &Path,
+    text: &str,
+    fixtures: Fixtures,
+    raw: RawScenario,
+    start: Timestamp,
+) -> Result<Scenario, Diagnostic> {
+    let timeline: Vec<Event> = raw
+        .timeline
+        .into_iter()
+        .map(|Checked(e)| Event {
+            at: e.resolved.unwrap_or(start),
+            kind: e.event,
+            patient: e.patient.0,
+            to_practice: e.to.map(|p| p.0),
+        })
+        .collect();
+    let expect: Vec<Expectation> = raw
+        .expect
+        .into_iter()
+        .map(|Checked(x)| Expectation {
+            letter: x.letter,
+            patient: x.patient.0,
+            to: match x.to {
+                None if x.letter.goes_to_practice() => Recipient::RegisteredPractice,
+                None => Recipient::Patient,
+                Some(super::file::RawRecipient::RegisteredPractice) => {
+                    Recipient::RegisteredPractice
+                }
+                Some(super::file::RawRecipient::Patient) => Recipient::Patient,
+                Some(super::file::RawRecipient::Practice(p)) => Recipient::Practice(p),
+            },
+            transport: x.transport.unwrap_or(x.letter.default_transport()),
+            workflow: x
+                .workflow
+                .or_else(|| x.letter.workflow_id().map(str::to_string)),
+            within: x.within.unwrap_or(x.letter.default_deadline()),
+            of: x.of.unwrap_or(x.letter.trigger()),
+            count: x.count.unwrap_or(1),
+        })
+        .collect();
+    let scenario = Scenario {
+        path: path.to_path_buf(),
+        id: scenario_id(path),
+        name: raw.name,
+        description: raw.description,
+        tags: raw.tags,
+        start,
+        observe_for: raw.observe_for.unwrap_or(DEFAULT_OBSERVE_FOR),
+        practices: fixtures.practices,
+        patients: fixtures.patients,
+        timeline,
+        expect,
+        nothing_else: raw.nothing_else,
+    };
+    check_expectations(path, text, &scenario)?;
+    Ok(scenario)
+}
+
+/// Rules that need the whole scenario; they point at the `expect:` entry's patient line.
+fn check_expectations(path: &Path, text: &str, s: &Scenario) -> Result<(), Diagnostic> {
+    let expect_line = text
+        .lines()
+        .position(|l| l.starts_with("expect:"))
+        .map_or(1, |i| i + 1);
+    for (i, x) in s.expect.iter().enumerate() {
+        let at = |msg: String, help: Option<String>| {
+            // Point at the i-th list item below `expect:`.
+            let line = text
+                .lines()
+                .enumerate()
+                .skip(expect_line)
+                .filter(|(_, l)| l.trim_start().starts_with("- "))
+                .nth(i)
+                .map_or(expect_line, |(n, _)| n + 1);
+            let col = text
+                .lines()
+                .nth(line - 1)
+                .map_or(1, |l| l.len() - l.trim_start().len() + 1);
+            Diagnostic::new(path, format!("expect[{i}]: {msg}"))
+                .at(text, line, col)
+                .with_help(help)
+        };
+        if x.count > 0 && s.events_of(&x.patient, x.of).is_empty() {
+            return Err(at(
+                format!(
+                    "the deadline runs from `{}` but `{}` has no such event in the timeline",
+                    x.of, x.patient
+                ),
+                Some(format!(
+                    "add the event to the timeline, or set `of:` to one of `{}`'s events",
+                    x.patient
+                )),
+            ));
+        }
+        if x.to == Recipient::RegisteredPractice
+            && x.count > 0
+            && s.registered_practice_at(&x.patient, s.end()).is_none()
+        {
+            return Err(at(
+                format!("`{}` has no registered GP when the timeline ends, so no practice can receive a {}", x.patient, x.letter.words()),
+                Some("expect `count: 0`, or register the patient with a practice".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_ids_are_the_path_below_the_scenarios_folder() {
+        assert_eq!(
+            scenario_id(Path::new("scenarios/death/in_hospital.yaml")),
+            "death/in_hospital"
+        );
+        assert_eq!(scenario_id(Path::new("/x/scenarios/a.yml")), "a");
+        assert_eq!(scenario_id(Path::new("/tmp/elsewhere/b.yaml")), "b");
+    }
+
+    #[test]
+    fn default_start_is_the_documented_monday() {
+        assert_eq!(DEFAULT_START.rfc3339(), "2025-01-06T09:00:00Z");
+    }
+}

@@ -1,0 +1,11 @@
+//! Scenarios: the [`model`] a run works from, the YAML [`file`] shapes, [`load`]ing with checks,
+//! and [`diagnostic`]s that point at `file:line:column`.
+
+pub mod diagnostic;
+pub mod file;
+pub mod load;
+pub mod model;
+
+pub use diagnostic::Diagnostic;
+pub use load::{discover, Discovered, Loader};
+pub use model::{Event, Expectation, Patient, Practice, Recipient, Scenario};

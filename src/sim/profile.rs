@@ -1,0 +1,131 @@
+//! Named behaviours of the simulator: [`SimConfig`] and the profile catalogue.
+//!
+//! A profile is the baseline configuration with a few knobs turned, so adding one is a local
+//! change: a new entry in [`PROFILES`] and, if no knob fits, a new field on [`SimConfig`] read
+//! in one place of [`super::ehr`].
+
+use crate::clock::Span;
+use crate::letter::{EventKind, LetterKind};
+
+/// "When this event happens, this letter is written."
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LetterRule {
+    pub on: EventKind,
+    pub letter: LetterKind,
+}
+
+/// Everything that decides how the simulated EHR behaves.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub profile: String,
+    pub rules: Vec<LetterRule>,
+    /// The dispatcher sends whatever is queued at every multiple of this interval.
+    pub dispatch_interval: Span,
+    /// The trust's own ODS code and name, used as the sender of letters.
+    pub trust_ods: String,
+    pub trust_name: String,
+}
+
+/// One entry of the catalogue: a name, a line for `sim profiles`, and how it differs.
+pub struct Profile {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub apply: fn(&mut SimConfig),
+}
+
+/// The catalogue. `baseline` is correct behaviour and the default.
+pub const PROFILES: &[Profile] = &[Profile {
+    name: "baseline",
+    description: "correct behaviour: every letter to the right recipient, on time, once",
+    apply: |_| {},
+}];
+
+impl SimConfig {
+    /// The correct behaviour every fault profile starts from.
+    pub fn baseline() -> SimConfig {
+        use EventKind as E;
+        use LetterKind as L;
+        SimConfig {
+            profile: "baseline".into(),
+            rules: vec![
+                LetterRule {
+                    on: E::LetterSigned,
+                    letter: L::ClinicLetter,
+                },
+                LetterRule {
+                    on: E::LetterSigned,
+                    letter: L::PatientCopy,
+                },
+                LetterRule {
+                    on: E::Discharge,
+                    letter: L::DischargeSummary,
+                },
+                LetterRule {
+                    on: E::EmergencyDischarge,
+                    letter: L::EmergencyDischarge,
+                },
+                LetterRule {
+                    on: E::Death,
+                    letter: L::DeathNotification,
+                },
+            ],
+            dispatch_interval: Span::minutes(15),
+            trust_ods: "RXX".into(),
+            trust_name: "Lettergate Simulated NHS Trust".into(),
+        }
+    }
+
+    /// The configuration of a named profile, or the list of known names.
+    pub fn named(name: &str) -> Result<SimConfig, String> {
+        let p = PROFILES.iter().find(|p| p.name == name).ok_or_else(|| {
+            let names: Vec<_> = PROFILES.iter().map(|p| p.name).collect();
+            format!(
+                "unknown simulator profile `{name}`; known profiles: {}",
+                names.join(", ")
+            )
+        })?;
+        let mut config = SimConfig::baseline();
+        config.profile = p.name.to_string();
+        (p.apply)(&mut config);
+        Ok(config)
+    }
+
+    /// The same configuration without the rules that write `kind`.
+    pub fn without_letter(mut self, kind: LetterKind) -> SimConfig {
+        self.rules.retain(|r| r.letter != kind);
+        self
+    }
+
+    pub fn letters_for(&self, event: EventKind) -> impl Iterator<Item = LetterKind> + '_ {
+        self.rules
+            .iter()
+            .filter(move |r| r.on == event)
+            .map(|r| r.letter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baseline_is_the_default_profile_and_unknown_names_list_the_known_ones() {
+        assert_eq!(SimConfig::named("baseline").unwrap().profile, "baseline");
+        let err = SimConfig::named("basline").unwrap_err();
+        assert!(err.contains("baseline"), "{err}");
+    }
+
+    #[test]
+    fn every_letter_kind_has_a_rule_in_the_baseline() {
+        let c = SimConfig::baseline();
+        for k in LetterKind::ALL {
+            assert!(c.rules.iter().any(|r| r.letter == k), "{k}");
+        }
+        assert!(!c
+            .clone()
+            .without_letter(LetterKind::ClinicLetter)
+            .rules
+            .iter()
+            .any(|r| r.letter == LetterKind::ClinicLetter));
+    }
+}

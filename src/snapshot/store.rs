@@ -1,0 +1,243 @@
+//! [`SnapshotStore`]: accepted snapshots in `snapshots/<target>/<scenario id>.snap`, pending
+//! ones beside them as `.snap.new`, both in insta's format (a YAML header that starts with
+//! `source:`, a `---` line, then the body) so `cargo insta review` can read them too.
+//!
+//! A changed or new result is written as `.snap.new`, never over the `.snap`; only an explicit
+//! accept writes a `.snap`. Every write goes to a temporary file first and is renamed into
+//! place, so a failed run never leaves a half-written snapshot.
+
+use similar::TextDiff;
+use std::path::{Path, PathBuf};
+
+/// What a run may write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Write `.snap.new` for a new or changed snapshot (the default).
+    New,
+    /// Record the result as the accepted `.snap` (`run --accept`).
+    Accept,
+    /// Write nothing (`run --check`, for CI).
+    Check,
+}
+
+/// The result of comparing a rendering with the accepted snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    Matches,
+    /// No accepted snapshot exists.
+    New,
+    /// The accepted snapshot differs; `letters` names the letter blocks that changed.
+    Changed {
+        diff: String,
+        letters: Vec<String>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct SnapshotStore {
+    pub root: PathBuf,
+    pub target: String,
+}
+
+impl SnapshotStore {
+    pub fn new(root: impl Into<PathBuf>, target: impl Into<String>) -> SnapshotStore {
+        SnapshotStore {
+            root: root.into(),
+            target: target.into(),
+        }
+    }
+
+    pub fn path(&self, scenario_id: &str) -> PathBuf {
+        self.root
+            .join(&self.target)
+            .join(format!("{scenario_id}.snap"))
+    }
+
+    pub fn pending_path(&self, scenario_id: &str) -> PathBuf {
+        new_path(&self.path(scenario_id))
+    }
+
+    /// Compares `body` with the accepted snapshot of `scenario_id`.
+    pub fn compare(&self, scenario_id: &str, body: &str) -> std::io::Result<Comparison> {
+        let path = self.path(scenario_id);
+        let old = match std::fs::read_to_string(&path) {
+            Ok(text) => body_of(&text).to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Comparison::New),
+            Err(e) => return Err(e),
+        };
+        if old.trim_end() == body.trim_end() {
+            return Ok(Comparison::Matches);
+        }
+        Ok(Comparison::Changed {
+            diff: diff(&old, body),
+            letters: changed_letters(&old, body),
+        })
+    }
+
+    /// Writes `body` as the pending `.snap.new` of a scenario.
+    pub fn write_pending(
+        &self,
+        scenario_id: &str,
+        source: &Path,
+        description: &str,
+        body: &str,
+    ) -> std::io::Result<PathBuf> {
+        let path = self.pending_path(scenario_id);
+        write_atomic(&path, &file_text(source, description, &self.target, body))?;
+        Ok(path)
+    }
+
+    /// Writes `body` as the accepted `.snap` and removes any pending one.
+    pub fn write_accepted(
+        &self,
+        scenario_id: &str,
+        source: &Path,
+        description: &str,
+        body: &str,
+    ) -> std::io::Result<PathBuf> {
+        let path = self.path(scenario_id);
+        write_atomic(&path, &file_text(source, description, &self.target, body))?;
+        remove_if_present(&self.pending_path(scenario_id))?;
+        Ok(path)
+    }
+
+    /// Removes a stale `.snap.new` once the result matches the accepted snapshot again.
+    pub fn clear_pending(&self, scenario_id: &str) -> std::io::Result<()> {
+        remove_if_present(&self.pending_path(scenario_id))
+    }
+}
+
+/// `x.snap` -> `x.snap.new`.
+pub fn new_path(snap: &Path) -> PathBuf {
+    let mut s = snap.as_os_str().to_os_string();
+    s.push(".new");
+    PathBuf::from(s)
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn file_text(source: &Path, description: &str, target: &str, body: &str) -> String {
+    format!(
+        "---\nsource: {}\ndescription: {}\nexpression: {}\n---\n{}\n",
+        yaml_string(&source.to_string_lossy().replace('\\', "/")),
+        yaml_string(description),
+        yaml_string(&format!("target {target}")),
+        body.trim_end()
+    )
+}
+
+/// The body of a snapshot file: everything after the header's closing `---` line.
+pub fn body_of(text: &str) -> &str {
+    let text = text.strip_prefix("---\n").unwrap_or(text);
+    match text.find("\n---\n") {
+        Some(i) => &text[i + 5..],
+        None => text,
+    }
+}
+
+/// Writes through a temporary file in the same folder, then renames it into place.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A unified diff, accepted (`-`) against captured (`+`), with three lines of context.
+pub fn diff(old: &str, new: &str) -> String {
+    TextDiff::configure()
+        .algorithm(similar::Algorithm::Patience)
+        .timeout(std::time::Duration::from_millis(500))
+        .diff_lines(old.trim_end(), new.trim_end())
+        .unified_diff()
+        .context_radius(3)
+        .header("accepted", "captured")
+        .to_string()
+}
+
+/// The header lines of the letter blocks that differ, from the captured side where present.
+fn changed_letters(old: &str, new: &str) -> Vec<String> {
+    let blocks = |t: &str| -> Vec<String> { t.split("\n\n").skip(1).map(str::to_string).collect() };
+    let (a, b) = (blocks(old), blocks(new));
+    let mut names = Vec::new();
+    for i in 0..a.len().max(b.len()) {
+        match (a.get(i), b.get(i)) {
+            (Some(x), Some(y)) if x.trim_end() == y.trim_end() => {}
+            (_, Some(y)) => names.push(first_line(y)),
+            (Some(x), None) => names.push(format!("{} (no longer sent)", first_line(x))),
+            (None, None) => {}
+        }
+    }
+    if names.is_empty() {
+        names.push("the scenario header".into());
+    }
+    names
+}
+
+fn first_line(block: &str) -> String {
+    block.lines().next().unwrap_or("").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_result_is_written_beside_the_snapshot_never_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path(), "simulator");
+        let body = "scenario: x\nletters: 1\n\nletter 1: clinic_letter for alice to A81001\n  recipient_ods: A81001";
+        store
+            .write_accepted("a/b", Path::new("scenarios/a/b.yaml"), "x", body)
+            .unwrap();
+        assert_eq!(store.compare("a/b", body).unwrap(), Comparison::Matches);
+        let changed = body.replace("A81001", "B82002");
+        let Comparison::Changed { diff, letters } = store.compare("a/b", &changed).unwrap() else {
+            panic!("expected a change")
+        };
+        assert!(
+            diff.contains("-  recipient_ods: A81001\n+  recipient_ods: B82002"),
+            "{diff}"
+        );
+        assert_eq!(
+            letters,
+            vec!["letter 1: clinic_letter for alice to B82002".to_string()]
+        );
+        let before = std::fs::read_to_string(store.path("a/b")).unwrap();
+        store
+            .write_pending("a/b", Path::new("scenarios/a/b.yaml"), "x", &changed)
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(store.path("a/b")).unwrap(), before);
+        assert!(store.pending_path("a/b").exists());
+    }
+
+    #[test]
+    fn snapshot_files_use_the_insta_header() {
+        let text = file_text(Path::new("scenarios/a.yaml"), "desc", "simulator", "body\n");
+        assert!(
+            text.starts_with("---\nsource: \"scenarios/a.yaml\"\n"),
+            "{text}"
+        );
+        assert_eq!(body_of(&text), "body\n");
+    }
+
+    #[test]
+    fn a_missing_snapshot_compares_as_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path(), "simulator");
+        assert_eq!(store.compare("none", "x").unwrap(), Comparison::New);
+    }
+}

@@ -168,6 +168,9 @@ pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Scenario>, usize), Error> {
             Err(d) => diags.push(d),
         }
     }
+    // A broken fixture file is reported once, not again by every scenario that includes it.
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| seen.insert(d.to_string()));
     if !diags.is_empty() {
         return Err(Error::Input(diags));
     }

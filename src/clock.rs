@@ -91,8 +91,7 @@ impl Serialize for Span {
 
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Span::parse(&text).map_err(serde::de::Error::custom)
+        crate::de::parse_scalar(d, "a duration such as `7d`", Span::parse)
     }
 }
 
@@ -147,8 +146,7 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+        crate::de::parse_scalar(d, "an RFC 3339 time", Timestamp::parse)
     }
 }
 

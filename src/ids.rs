@@ -17,7 +17,9 @@ pub enum NhsNumberError {
     #[error("expected 10 digits, found `{0}`")]
     Shape(String),
     #[error("`{0}` fails the Modulus 11 check (its check digit should be {1})")]
-    CheckDigit(String, String),
+    CheckDigit(String, u8),
+    #[error("`{0}` can never be valid: its first nine digits give a check digit of 10")]
+    NoCheckDigit(String),
 }
 
 impl NhsNumber {
@@ -40,11 +42,8 @@ impl NhsNumber {
             .map_err(|_| NhsNumberError::Shape(text.to_string()))?;
         match check_digit(&digits) {
             Some(d) if d == digits[9] => Ok(NhsNumber(digits)),
-            Some(d) => Err(NhsNumberError::CheckDigit(text.to_string(), d.to_string())),
-            None => Err(NhsNumberError::CheckDigit(
-                text.to_string(),
-                "impossible: no digit fits".to_string(),
-            )),
+            Some(d) => Err(NhsNumberError::CheckDigit(text.to_string(), d)),
+            None => Err(NhsNumberError::NoCheckDigit(text.to_string())),
         }
     }
 
@@ -107,9 +106,9 @@ impl Serialize for NhsNumber {
 
 impl<'de> Deserialize<'de> for NhsNumber {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        NhsNumber::parse(&text)
-            .map_err(|e| serde::de::Error::custom(format!("invalid NHS number: {e}")))
+        crate::de::parse_scalar(d, "a 10-digit NHS number", |text| {
+            NhsNumber::parse(text).map_err(|e| format!("invalid NHS number: {e}"))
+        })
     }
 }
 
@@ -160,8 +159,7 @@ impl fmt::Debug for OdsCode {
 
 impl<'de> Deserialize<'de> for OdsCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        OdsCode::parse(&text).map_err(serde::de::Error::custom)
+        crate::de::parse_scalar(d, "a GP practice ODS code", OdsCode::parse)
     }
 }
 
@@ -178,10 +176,15 @@ mod tests {
 
     #[test]
     fn refuses_a_number_whose_check_digit_is_wrong() {
+        let err = NhsNumber::parse("9990000019").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`9990000019` fails the Modulus 11 check (its check digit should be 8)"
+        );
         let err = NhsNumber::parse("9990000000").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`9990000000` fails the Modulus 11 check (its check digit should be 8)"
+            "`9990000000` can never be valid: its first nine digits give a check digit of 10"
         );
     }
 

@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod cli;
 pub mod clock;
+pub mod de;
 pub mod error;
 pub mod expect;
 pub mod ids;

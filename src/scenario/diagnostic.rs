@@ -95,20 +95,51 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+/// neighbouring letters each cost one, so `alcie` is one step from `alice`.
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
+
+/// Words people write for a field that has another name here.
+const ALIASES: &[(&str, &str)] = &[
+    ("recipient", "to"),
+    ("practice", "to"),
+    ("kind", "letter"),
+    ("type", "letter"),
+    ("deadline", "within"),
+    ("workflow_id", "workflow"),
+    ("times", "count"),
+    ("after_event", "of"),
+    ("date_of_birth", "born"),
+    ("dob", "born"),
+    ("nhs", "nhs_number"),
+    ("gp_practice", "practice"),
+    ("kind", "event"),
+    ("type", "event"),
+    ("time", "at"),
+];
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" and "unknown variant ..."
 /// messages: a did-you-mean for the offending word, or the list of what is allowed.
@@ -124,7 +155,12 @@ pub fn suggest_from_serde_message(message: &str) -> Option<String> {
         .or_else(|| message.split("expected ").nth(1))
         .map(|rest| rest.split('`').skip(1).step_by(2).collect())
         .unwrap_or_default();
-    match closest(word, expected.iter().copied()) {
+    let alias = ALIASES
+        .iter()
+        .filter(|(_, real)| expected.contains(real))
+        .find(|(alias, _)| closest(word, [*alias]).is_some())
+        .map(|(_, real)| *real);
+    match closest(word, expected.iter().copied()).or(alias) {
         Some(best) => Some(format!("did you mean `{best}`?")),
         None if !expected.is_empty() => Some(format!(
             "write one of {}",
@@ -149,6 +185,22 @@ mod tests {
             suggest_from_serde_message(msg).as_deref(),
             Some("did you mean `recipient`?")
         );
+    }
+
+    #[test]
+    fn suggests_the_field_a_common_other_word_stands_for() {
+        let msg = "unknown field `recipent`, expected one of `letter`, `patient`, `to`, `count`";
+        assert_eq!(
+            suggest_from_serde_message(msg).as_deref(),
+            Some("did you mean `to`?")
+        );
+    }
+
+    #[test]
+    fn a_swapped_pair_of_letters_is_one_step() {
+        assert_eq!(closest("alcie", ["alice", "bob"]), Some("alice"));
+        assert_eq!(closest("pateint", ["patient", "practice"]), Some("patient"));
+        assert_eq!(closest("zzz", ["alice"]), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! whole-entry rules in [`Checked`], which validates a mapping inside `visit_map`.
 
 use crate::clock::{Span, Timestamp};
+use crate::de::parse_scalar;
 use crate::ids::{NhsNumber, OdsCode};
 use crate::letter::{EventKind, LetterKind, Transport};
 use crate::scenario::diagnostic::closest;
@@ -94,18 +95,11 @@ pub struct PracticeRef(pub String);
 
 impl<'de> Deserialize<'de> for PracticeRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        ctx(|c| {
-            if c.practices.contains(&name) {
-                Ok(PracticeRef(name))
-            } else {
-                Err(de::Error::custom(unknown_name(
-                    "practice",
-                    &name,
-                    &c.practices,
-                    "practices",
-                )))
-            }
+        parse_scalar(d, "a practice name", |name| {
+            ctx(|c| match c.practices.contains(name) {
+                true => Ok(PracticeRef(name.to_string())),
+                false => Err(unknown_name("practice", name, &c.practices, "practices")),
+            })
         })
     }
 }
@@ -116,18 +110,11 @@ pub struct PatientRef(pub String);
 
 impl<'de> Deserialize<'de> for PatientRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        ctx(|c| {
-            if c.patients.contains(&name) {
-                Ok(PatientRef(name))
-            } else {
-                Err(de::Error::custom(unknown_name(
-                    "patient",
-                    &name,
-                    &c.patients,
-                    "patients",
-                )))
-            }
+        parse_scalar(d, "a patient name", |name| {
+            ctx(|c| match c.patients.contains(name) {
+                true => Ok(PatientRef(name.to_string())),
+                false => Err(unknown_name("patient", name, &c.patients, "patients")),
+            })
         })
     }
 }
@@ -138,19 +125,17 @@ pub struct PracticeOrNone(pub Option<String>);
 
 impl<'de> Deserialize<'de> for PracticeOrNone {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        if name == "none" {
-            return Ok(PracticeOrNone(None));
-        }
-        ctx(|c| {
-            if c.practices.contains(&name) {
-                Ok(PracticeOrNone(Some(name)))
-            } else {
-                let msg = unknown_name("practice", &name, &c.practices, "practices");
-                Err(de::Error::custom(format!(
-                    "{msg} (or `none` for no registered GP)"
-                )))
+        parse_scalar(d, "a practice name or `none`", |name| {
+            if name == "none" {
+                return Ok(PracticeOrNone(None));
             }
+            ctx(|c| match c.practices.contains(name) {
+                true => Ok(PracticeOrNone(Some(name.to_string()))),
+                false => {
+                    let msg = unknown_name("practice", name, &c.practices, "practices");
+                    Err(format!("{msg} (or `none` for no registered GP)"))
+                }
+            })
         })
     }
 }
@@ -161,15 +146,17 @@ pub struct SyntheticNhs(pub NhsNumber);
 
 impl<'de> Deserialize<'de> for SyntheticNhs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = NhsNumber::deserialize(d)?;
-        if n.is_synthetic() {
-            Ok(SyntheticNhs(n))
-        } else {
-            Err(de::Error::custom(format!(
-                "NHS number ending {} is not synthetic: scenarios may only use the 999 000 0000 to 999 999 9999 test range",
-                &n.masked()[7..]
-            )))
-        }
+        parse_scalar(d, "a synthetic NHS number", |text| {
+            let n = NhsNumber::parse(text).map_err(|e| format!("invalid NHS number: {e}"))?;
+            if n.is_synthetic() {
+                Ok(SyntheticNhs(n))
+            } else {
+                Err(format!(
+                    "NHS number ending {} is not synthetic: scenarios may only use the 999 000 0000 to 999 999 9999 test range",
+                    &n.masked()[7..]
+                ))
+            }
+        })
     }
 }
 
@@ -179,15 +166,14 @@ pub struct BirthDate(pub String);
 
 impl<'de> Deserialize<'de> for BirthDate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let fmt = time::macros::format_description!("[year]-[month]-[day]");
-        time::Date::parse(&text, fmt)
-            .map(|_| BirthDate(text.clone()))
-            .map_err(|_| {
-                de::Error::custom(format!(
-                    "invalid date `{text}`: expected YYYY-MM-DD, such as `1950-01-31`"
-                ))
-            })
+        parse_scalar(d, "a date YYYY-MM-DD", |text| {
+            let fmt = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(text, fmt)
+                .map(|_| BirthDate(text.to_string()))
+                .map_err(|_| {
+                    format!("invalid date `{text}`: expected YYYY-MM-DD, such as `1950-01-31`")
+                })
+        })
     }
 }
 
@@ -197,19 +183,19 @@ pub struct Mailbox(pub String);
 
 impl<'de> Deserialize<'de> for Mailbox {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let ok = !text.is_empty()
-            && text.len() <= 100
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        if ok {
-            Ok(Mailbox(text))
-        } else {
-            Err(de::Error::custom(format!(
-                "invalid MESH mailbox `{text}`: expected uppercase letters and digits, such as `A81001HC001`"
-            )))
-        }
+        parse_scalar(d, "a MESH mailbox id", |text| {
+            let ok = !text.is_empty()
+                && text.len() <= 100
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            match ok {
+                true => Ok(Mailbox(text.to_string())),
+                false => Err(format!(
+                    "invalid MESH mailbox `{text}`: expected uppercase letters and digits, such as `A81001HC001`"
+                )),
+            }
+        })
     }
 }
 
@@ -334,26 +320,23 @@ pub enum RawRecipient {
 
 impl<'de> Deserialize<'de> for RawRecipient {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        match name.as_str() {
-            "registered_practice" => Ok(RawRecipient::RegisteredPractice),
-            "patient" => Ok(RawRecipient::Patient),
-            _ => ctx(|c| {
-                if c.practices.contains(&name) {
-                    Ok(RawRecipient::Practice(name))
-                } else {
+        parse_scalar(
+            d,
+            "`registered_practice`, `patient` or a practice name",
+            |name| match name {
+                "registered_practice" => Ok(RawRecipient::RegisteredPractice),
+                "patient" => Ok(RawRecipient::Patient),
+                _ => ctx(|c| {
+                    if c.practices.contains(name) {
+                        return Ok(RawRecipient::Practice(name.to_string()));
+                    }
                     let mut known = c.practices.clone();
                     known.insert("registered_practice".into());
                     known.insert("patient".into());
-                    Err(de::Error::custom(unknown_name(
-                        "recipient",
-                        &name,
-                        &known,
-                        "practices",
-                    )))
-                }
-            }),
-        }
+                    Err(unknown_name("recipient", name, &known, "practices"))
+                }),
+            },
+        )
     }
 }
 

@@ -281,7 +281,16 @@ fn yaml_diagnostic(path: &Path, text: &str, err: &yaml_serde::Error) -> Diagnost
         Some(i) if err.location().is_some() => full[..i].to_string(),
         _ => full,
     };
-    let help = suggest_from_serde_message(&message);
+    // Reference errors carry their hint after "; " (see `unknown_name`); show it as help.
+    let (message, hint) = match message.split_once("; ") {
+        Some((m, h))
+            if h.starts_with("did you mean") || h.starts_with("known ") || h.starts_with("no ") =>
+        {
+            (m.to_string(), Some(h.to_string()))
+        }
+        _ => (message, None),
+    };
+    let help = hint.or_else(|| suggest_from_serde_message(&message));
     let d = Diagnostic::new(path, message).with_help(help);
     match err.location() {
         Some(loc) => d.at(text, loc.line(), loc.column()),

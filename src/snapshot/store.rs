@@ -161,7 +161,10 @@ pub fn diff(old: &str, new: &str) -> String {
     TextDiff::configure()
         .algorithm(similar::Algorithm::Patience)
         .timeout(std::time::Duration::from_millis(500))
-        .diff_lines(old.trim_end(), new.trim_end())
+        .diff_lines(
+            &format!("{}\n", old.trim_end()),
+            &format!("{}\n", new.trim_end()),
+        )
         .unified_diff()
         .context_radius(3)
         .header("accepted", "captured")
@@ -208,10 +211,9 @@ mod tests {
         let Comparison::Changed { diff, letters } = store.compare("a/b", &changed).unwrap() else {
             panic!("expected a change")
         };
-        assert!(
-            diff.contains("-  recipient_ods: A81001\n+  recipient_ods: B82002"),
-            "{diff}"
-        );
+        assert!(diff.contains("-  recipient_ods: A81001\n"), "{diff}");
+        assert!(diff.contains("+  recipient_ods: B82002\n"), "{diff}");
+        assert!(!diff.contains("No newline"), "{diff}");
         assert_eq!(
             letters,
             vec!["letter 1: clinic_letter for alice to B82002".to_string()]

@@ -90,8 +90,8 @@ impl Terminal {
         writeln!(w)?;
         writeln!(
             w,
-            "{} scenarios: {pass} passed, {fail} failed, {error} could not run; {} captured",
-            outcomes.len(),
+            "{}: {pass} passed, {fail} failed, {error} could not run; {} captured",
+            plural(outcomes.len(), "scenario", "scenarios"),
             plural(letters, "letter", "letters")
         )?;
         let verdict = if error > 0 {

@@ -100,7 +100,24 @@ pub fn scenario_id(path: &Path) -> String {
 /// Loads files, reading each fixture file once however many scenarios include it.
 #[derive(Default)]
 pub struct Loader {
-    cache: HashMap<PathBuf, Fixtures>,
+    /// Each fixture file's result, good or bad, so a broken one is read and reported once.
+    cache: HashMap<PathBuf, Result<Fixtures, Diagnostic>>,
+}
+
+/// `a/b/../c` -> `a/c`, without touching the file system, so every scenario names an included
+/// file the same way.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The names a file defines itself, read before the typed pass so references can be checked.
@@ -162,7 +179,7 @@ impl Loader {
     ) -> Result<Fixtures, Diagnostic> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         if let Some(f) = self.cache.get(&key) {
-            return Ok(f.clone());
+            return f.clone();
         }
         if stack.contains(&key) {
             return Err(Diagnostic::new(
@@ -171,6 +188,17 @@ impl Loader {
             ));
         }
         stack.push(key.clone());
+        let result = self.read_fixture_file(path, stack);
+        stack.pop();
+        self.cache.insert(key, result.clone());
+        result
+    }
+
+    fn read_fixture_file(
+        &mut self,
+        path: &Path,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Fixtures, Diagnostic> {
         let text = read(path)?;
         let pre = prepass(path, &text)?;
         let mut fixtures = self.load_includes(path, &text, &pre.include, stack)?;
@@ -187,8 +215,6 @@ impl Loader {
         let raw: RawFixtures = with_context(ctx, || yaml_serde::from_str(&text))
             .map_err(|e| yaml_diagnostic(path, &text, &e))?;
         merge_local(path, &text, &mut fixtures, raw.practices, raw.patients)?;
-        stack.pop();
-        self.cache.insert(key, fixtures.clone());
         Ok(fixtures)
     }
 
@@ -202,7 +228,7 @@ impl Loader {
         let mut all = Fixtures::default();
         let dir = path.parent().unwrap_or(Path::new("."));
         for inc in include {
-            let inc_path = dir.join(inc);
+            let inc_path = lexical(&dir.join(inc));
             if !inc_path.is_file() {
                 let (line, col) = locate(text, inc).unwrap_or((1, 1));
                 return Err(
@@ -488,6 +514,16 @@ mod tests {
         );
         assert_eq!(scenario_id(Path::new("/x/scenarios/a.yml")), "a");
         assert_eq!(scenario_id(Path::new("/tmp/elsewhere/b.yaml")), "b");
+    }
+
+    #[test]
+    fn include_paths_are_named_the_same_from_every_folder() {
+        assert_eq!(
+            lexical(Path::new("scenarios/death/../fixtures/a.yaml")),
+            Path::new("scenarios/fixtures/a.yaml")
+        );
+        assert_eq!(lexical(Path::new("./a/./b")), Path::new("a/b"));
+        assert_eq!(lexical(Path::new("../x")), Path::new("../x"));
     }
 
     #[test]

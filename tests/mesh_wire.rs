@@ -1,0 +1,227 @@
+//! What the simulator puts on the wire, checked against an independent HTTP peer (wiremock)
+//! rather than lettergate's own endpoint: every MESH request carries a valid `NHSMESH`
+//! signature and an ITK3 bundle whose workflow id and event code match its letter kind.
+
+use lettergate::clock::{Clock, Timestamp};
+use lettergate::ids::{NhsNumber, OdsCode};
+use lettergate::letter::{EventKind, LetterKind};
+use lettergate::mesh::auth::{signature, Token};
+use lettergate::mesh::client::MeshConfig;
+use lettergate::sim::ehr::Outbound;
+use lettergate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "TestKey";
+const PASSWORD: &str = "sim-password";
+
+async fn drive_every_kind(server: &MockServer) -> Simulator {
+    let start = Timestamp::parse("2025-03-03T09:00:00Z").unwrap();
+    let out = Outbound {
+        mesh: MeshConfig {
+            base_url: server.uri(),
+            mailbox: "RXXHC001".into(),
+            password: PASSWORD.into(),
+            shared_key: KEY.into(),
+        },
+        print_url: server.uri(),
+    };
+    let mut sim = Simulator::new(
+        SimConfig::baseline(),
+        Clock::virtual_at(start),
+        out,
+        reqwest::Client::new(),
+    );
+    sim.handshake().await.unwrap();
+    sim.register_practice(PracticeRecord {
+        ods: OdsCode::parse("A81001").unwrap(),
+        name: "Riverside".into(),
+        mailbox: "A81001HC001".into(),
+    });
+    let nhs = NhsNumber::parse("9990000018").unwrap();
+    sim.register_patient(PatientRecord {
+        nhs_number: nhs,
+        name: "Alice Example".into(),
+        born: "1950-01-01".into(),
+        practice: Some(OdsCode::parse("A81001").unwrap()),
+        named_gp: None,
+    });
+    let events = [
+        (0, EventKind::OutpatientAttendance),
+        (1, EventKind::LetterSigned),
+        (2, EventKind::Admission),
+        (3, EventKind::Discharge),
+        (4, EventKind::EmergencyAttendance),
+        (5, EventKind::EmergencyDischarge),
+        (6, EventKind::Admission),
+        (7, EventKind::Death),
+    ];
+    for (h, event) in events {
+        sim.apply(SimEvent {
+            at: start.plus(lettergate::clock::Span::hours(h)),
+            event,
+            nhs_number: nhs,
+            to: None,
+        })
+        .await
+        .unwrap();
+    }
+    sim.advance_to(start.plus(lettergate::clock::Span::days(2)))
+        .await
+        .unwrap();
+    sim
+}
+
+fn kind_from_subject(subject: &str) -> LetterKind {
+    LetterKind::ALL
+        .into_iter()
+        .find(|k| subject.starts_with(&k.words()))
+        .unwrap_or_else(|| panic!("subject {subject}"))
+}
+
+#[tokio::test]
+async fn every_mesh_request_carries_a_valid_nhsmesh_signature_and_a_matching_itk3_bundle() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/messageexchange/RXXHC001"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"mailbox_id": "RXXHC001"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/messageexchange/RXXHC001/outbox"))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_json(json!({"message_id": "20250303090000000000_ABCDEF"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/print/v1/letters"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    drive_every_kind(&server).await;
+
+    let requests = server.received_requests().await.unwrap();
+    let mesh: Vec<_> = requests
+        .iter()
+        .filter(|r| r.url.path().starts_with("/messageexchange/"))
+        .collect();
+    let sends: Vec<_> = mesh
+        .iter()
+        .filter(|r| r.url.path().ends_with("/outbox"))
+        .collect();
+    assert_eq!(
+        sends.len(),
+        4,
+        "clinic letter, discharge summary, emergency discharge, death notification"
+    );
+    let mut nonces = HashSet::new();
+    for r in &mesh {
+        let header = r.headers.get("authorization").and_then(|v| v.to_str().ok());
+        let token = Token::parse(header).unwrap();
+        assert_eq!(token.mailbox, "RXXHC001");
+        // Recompute the HMAC from its parts, independently of Token::verify.
+        let expected = signature(
+            KEY,
+            &token.mailbox,
+            &token.nonce,
+            &token.nonce_count,
+            PASSWORD,
+            &token.timestamp,
+        );
+        assert_eq!(token.hash, expected, "signature of {}", r.url);
+        assert!(token.verify(KEY, "wrong").is_err());
+        assert!(nonces.insert(token.nonce.clone()), "a nonce was reused");
+        assert_eq!(
+            r.headers.get("accept").unwrap(),
+            "application/vnd.mesh.v2+json"
+        );
+    }
+    let mut kinds = HashSet::new();
+    for r in sends {
+        let h = |n: &str| {
+            r.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let kind = kind_from_subject(&h("mex-subject"));
+        kinds.insert(kind);
+        assert_eq!(h("mex-to"), "A81001HC001");
+        assert_eq!(
+            Some(h("mex-workflowid").as_str()),
+            kind.workflow_id(),
+            "{kind}"
+        );
+        assert!(!h("mex-localid").is_empty());
+        let bundle: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(bundle["resourceType"], "Bundle");
+        assert_eq!(bundle["type"], "message");
+        let header = &bundle["entry"][0]["resource"];
+        assert_eq!(header["resourceType"], "MessageHeader");
+        assert_eq!(
+            header["event"]["code"].as_str(),
+            kind.itk3_event(),
+            "{kind}"
+        );
+        assert_eq!(header["source"]["endpoint"], "RXXHC001");
+        let focus = header["focus"][0]["reference"].as_str().unwrap();
+        let doc = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["fullUrl"] == focus)
+            .unwrap();
+        assert_eq!(doc["resource"]["type"], "document");
+        let text = doc["resource"].to_string();
+        assert!(text.contains("\"resourceType\":\"Composition\""));
+        assert!(text.contains("https://fhir.nhs.uk/Id/nhs-number") && text.contains("9990000018"));
+        assert!(
+            text.contains("https://fhir.nhs.uk/Id/ods-organization-code")
+                && text.contains("A81001")
+        );
+    }
+    assert_eq!(kinds.len(), 4);
+    let print: Vec<_> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/print/v1/letters")
+        .collect();
+    assert_eq!(print.len(), 1, "one patient copy");
+}
+
+#[tokio::test]
+async fn a_refused_send_is_recorded_by_the_simulator_and_never_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/messageexchange/RXXHC001"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/messageexchange/RXXHC001/outbox"))
+        .respond_with(ResponseTemplate::new(417).set_body_json(json!({"errorCode": "12"})))
+        .expect(4)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/print/v1/letters"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    let sim = drive_every_kind(&server).await;
+    let refused: Vec<_> = sim
+        .sent()
+        .iter()
+        .filter(|r| r.kind.goes_to_practice())
+        .collect();
+    assert_eq!(refused.len(), 4);
+    for r in refused {
+        assert!(r.outcome.starts_with("rejected (417)"), "{r:?}");
+        assert_eq!(r.message_id, None);
+    }
+    // `expect(4)` is verified when the server drops: one POST per letter, no retry.
+}

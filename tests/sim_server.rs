@@ -1,0 +1,133 @@
+//! `lettergate sim serve`'s HTTP API drives the simulator with the same events a scenario uses.
+
+use lettergate::capture::{CaptureConfig, CaptureServer};
+use lettergate::clock::{Clock, Timestamp};
+use lettergate::letter::LetterKind;
+use lettergate::mesh::client::MeshConfig;
+use lettergate::sim::ehr::Outbound;
+use lettergate::sim::{SimConfig, Simulator};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+#[tokio::test]
+async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
+    let clock = Clock::virtual_at(start);
+    let mailboxes = BTreeMap::from([
+        ("RXXHC001".to_string(), "pw".to_string()),
+        ("A81001HC001".to_string(), "x".to_string()),
+    ]);
+    let capture = CaptureServer::start(
+        CaptureConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            shared_key: "TestKey".into(),
+            mailboxes,
+            dir: dir.path().into(),
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    let out = Outbound {
+        mesh: MeshConfig {
+            base_url: capture.url(),
+            mailbox: "RXXHC001".into(),
+            password: "pw".into(),
+            shared_key: "TestKey".into(),
+        },
+        print_url: capture.url(),
+    };
+    let sim = Simulator::new(SimConfig::baseline(), clock, out, reqwest::Client::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server =
+        tokio::spawn(
+            async move { axum::serve(listener, lettergate::sim::server::router(sim)).await },
+        );
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| http.post(format!("{base}{path}")).json(&body).send();
+
+    assert_eq!(
+        post(
+            "/practices",
+            json!({"ods": "A81001", "name": "Riverside", "mailbox": "A81001HC001"})
+        )
+        .await
+        .unwrap()
+        .status(),
+        201
+    );
+    let patient = json!({"nhs_number": "9990000018", "name": "Alice", "born": "1950-01-01", "practice": "A81001"});
+    assert_eq!(post("/patients", patient).await.unwrap().status(), 201);
+    let real = json!({"nhs_number": "9434765919", "name": "Real", "born": "1950-01-01", "practice": "A81001"});
+    assert_eq!(
+        post("/patients", real).await.unwrap().status(),
+        422,
+        "only synthetic patients"
+    );
+    let unknown = json!({"at": "2025-01-06T10:00:00Z", "event": "outpatient_attendance", "nhs_number": "9990000026"});
+    assert_eq!(post("/events", unknown).await.unwrap().status(), 422);
+    for (at, event) in [
+        ("2025-01-06T10:00:00Z", "outpatient_attendance"),
+        ("2025-01-07T10:00:00Z", "letter_signed"),
+    ] {
+        let r = post(
+            "/events",
+            json!({"at": at, "event": event, "nhs_number": "9990000018"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let r = post("/clock", json!({"advance_to": "2025-01-08T00:00:00Z"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent: Value = http
+        .get(format!("{base}/sent"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<(&str, &str)> = sent["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![("clinic_letter", "sent"), ("patient_copy", "sent")]
+    );
+    let health: Value = http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["profile"], "baseline");
+    server.abort();
+
+    let log = capture.finish().await.unwrap();
+    let kinds: Vec<_> = log
+        .letters
+        .iter()
+        .map(|l| l.facts.as_ref().unwrap().kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            Some(LetterKind::ClinicLetter),
+            Some(LetterKind::PatientCopy)
+        ]
+    );
+    assert_eq!(
+        log.letters[0].received_at,
+        Timestamp::parse("2025-01-07T10:00:00Z").unwrap()
+    );
+}

@@ -10,7 +10,7 @@ use crate::expect::{self, Finding};
 use crate::mesh::client::{MeshConfig, SendOutcome};
 use crate::mesh::DEFAULT_SHARED_KEY;
 use crate::scenario::Scenario;
-use crate::sim::ehr::Outbound;
+use crate::sim::ehr::{all_workflows, Outbound};
 use crate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
 use crate::snapshot::{self, Comparison, SnapshotMode, SnapshotStore};
 use futures::StreamExt;
@@ -223,6 +223,7 @@ async fn drive_and_capture(
                 ods: p.ods.clone(),
                 name: p.name.clone(),
                 mailbox: p.mailbox.clone(),
+                workflows: all_workflows(),
             });
         }
         for p in s.patients.values() {

@@ -7,7 +7,7 @@ use lettergate::ids::{NhsNumber, OdsCode};
 use lettergate::letter::{EventKind, LetterKind};
 use lettergate::mesh::auth::{signature, Token};
 use lettergate::mesh::client::MeshConfig;
-use lettergate::sim::ehr::Outbound;
+use lettergate::sim::ehr::{all_workflows, Outbound};
 use lettergate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -39,6 +39,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
         ods: OdsCode::parse("A81001").unwrap(),
         name: "Riverside".into(),
         mailbox: "A81001HC001".into(),
+        workflows: all_workflows(),
     });
     let nhs = NhsNumber::parse("9990000018").unwrap();
     sim.register_patient(PatientRecord {

@@ -28,6 +28,42 @@ pub struct PracticeRecord {
     pub ods: OdsCode,
     pub name: String,
     pub mailbox: String,
+    /// The workflow ids the mailbox is registered for; all Transfer of Care workflows unless
+    /// given.
+    #[serde(default = "all_workflows")]
+    pub workflows: Vec<String>,
+}
+
+/// Every MESH workflow id a letter kind is sent with.
+pub fn all_workflows() -> Vec<String> {
+    let mut w: Vec<String> = LetterKind::ALL
+        .iter()
+        .filter_map(|k| k.workflow_id())
+        .map(str::to_string)
+        .collect();
+    w.dedup();
+    w
+}
+
+/// Like MESH endpoint lookup: (practice ODS code, workflow id) -> mailbox.
+#[derive(Default, Clone, Debug)]
+struct Directory {
+    names: BTreeMap<OdsCode, String>,
+    routes: BTreeMap<(OdsCode, String), String>,
+}
+
+impl Directory {
+    fn add(&mut self, p: PracticeRecord) {
+        for w in &p.workflows {
+            self.routes
+                .insert((p.ods.clone(), w.clone()), p.mailbox.clone());
+        }
+        self.names.insert(p.ods, p.name);
+    }
+
+    fn lookup(&self, ods: &OdsCode, workflow: &str) -> Option<&String> {
+        self.routes.get(&(ods.clone(), workflow.to_string()))
+    }
 }
 
 /// A clinical event as the simulator takes it.
@@ -97,7 +133,7 @@ pub struct Simulator {
     http: reqwest::Client,
     print_url: String,
     pds: BTreeMap<NhsNumber, PatientRecord>,
-    directory: BTreeMap<OdsCode, PracticeRecord>,
+    directory: Directory,
     charts: BTreeMap<NhsNumber, Chart>,
     queue: VecDeque<Queued>,
     sent: Vec<SentRecord>,
@@ -113,7 +149,7 @@ impl Simulator {
             http,
             print_url: out.print_url,
             pds: BTreeMap::new(),
-            directory: BTreeMap::new(),
+            directory: Directory::default(),
             charts: BTreeMap::new(),
             queue: VecDeque::new(),
             sent: Vec::new(),
@@ -143,7 +179,7 @@ impl Simulator {
     }
 
     pub fn register_practice(&mut self, p: PracticeRecord) {
-        self.directory.insert(p.ods.clone(), p);
+        self.directory.add(p);
     }
 
     /// The letters the EHR believes it sent or tried to send.
@@ -283,22 +319,25 @@ impl Simulator {
             return Ok(());
         }
         // Resolve the recipient now, from the patient index, as the EHR does at send time.
-        let practice = patient
+        let workflow = q.kind.workflow_id().unwrap_or_default().to_string();
+        let route = patient
             .practice
             .as_ref()
             .filter(|p| !p.is_pseudo())
-            .and_then(|ods| self.directory.get(ods));
-        let Some(practice) = practice.cloned() else {
-            record.outcome =
-                "not sent: no registered GP practice with a MESH route (exceptions list)".into();
+            .and_then(|ods| Some((ods, self.directory.lookup(ods, &workflow)?)));
+        let Some((ods, mailbox)) = route else {
+            record.outcome = format!(
+                "not sent: no registered GP practice with a MESH route for {workflow} (exceptions list)"
+            );
             self.sent.push(record);
             return Ok(());
         };
-        doc.practice = Some((practice.ods.to_string(), practice.name.clone()));
-        let workflow = q.kind.workflow_id().unwrap_or_default().to_string();
+        let name = self.directory.names.get(ods).cloned().unwrap_or_default();
+        doc.practice = Some((ods.to_string(), name));
+        let mailbox = mailbox.clone();
         let body = serde_json::to_vec(&itk3::message_bundle(&doc)).unwrap_or_default();
         let msg = OutboundMessage {
-            to: practice.mailbox.clone(),
+            to: mailbox,
             workflow_id: workflow,
             subject: Some(format!("{} {}", q.kind.words(), q.local_id)),
             local_id: Some(q.local_id.clone()),

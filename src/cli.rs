@@ -257,17 +257,8 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
 /// Makes `work/runs/<UTC time>-<pid>`, keeping only the ten newest runs beside it.
 fn new_run_dir(work: &Path) -> Result<PathBuf, Error> {
     let runs = work.join("runs");
-    let now = time::OffsetDateTime::now_utc();
-    let name = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}-{}",
-        now.year(),
-        now.month() as u8,
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        std::process::id()
-    );
+    let stamp = crate::clock::compact_utc_now();
+    let name = format!("{}T{}-{}", &stamp[..8], &stamp[8..14], std::process::id());
     let dir = runs.join(name);
     std::fs::create_dir_all(&dir).map_err(|e| {
         Error::Harness(format!(

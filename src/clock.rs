@@ -150,6 +150,22 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// The wall-clock time in UTC as digits only, `yyyyMMddHHmmss` followed by microseconds:
+/// `20250303093000123456`. Callers take the prefix they need (MESH tokens use the minute).
+pub fn compact_utc_now() -> String {
+    let t = OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}{:06}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
 /// A clock shared by the simulator and the capture endpoint of one scenario run.
 ///
 /// Virtual clocks move only when told to; the system clock follows the wall. Cloning shares

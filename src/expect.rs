@@ -142,8 +142,9 @@ impl Finding {
                 kind.words(), p(patient)
             ),
             Finding::Duplicate { kind, patient, expected, found } => format!(
-                "duplicate: {found} {}s for {}; expected {expected}",
-                kind.words(), p(patient)
+                "duplicate: {} for {} sent {found} times; expected {expected}",
+                kind.words(),
+                p(patient)
             ),
             Finding::Refused { seq, route, reason } => {
                 format!("refused by the endpoint: message #{seq} via {route}: {reason}")
@@ -355,5 +356,170 @@ fn check_one(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::LetterFacts;
+    use crate::scenario::Loader;
+
+    const SCENARIO: &str = r#"
+name: discharge
+practices:
+  riverside: {ods: A81001, name: Riverside, mailbox: A81001HC001}
+  hillside: {ods: B82002, name: Hillside, mailbox: B82002HC001}
+patients:
+  alice: {nhs_number: "9990000018", name: Alice, born: 1950-01-01, practice: riverside}
+timeline:
+  - at: 2025-03-10T10:00:00Z
+    event: admission
+    patient: alice
+  - after: 2d
+    event: discharge
+    patient: alice
+expect:
+  - letter: discharge_summary
+    patient: alice
+"#;
+
+    fn scenario() -> Scenario {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        std::fs::write(&path, SCENARIO).unwrap();
+        Loader::new().load_scenario(&path).unwrap()
+    }
+
+    /// A discharge summary for alice, sent `after` the discharge to `ods`.
+    fn summary(seq: u32, s: &Scenario, after: Span, ods: &str) -> CapturedLetter {
+        let discharge = s.events_of("alice", EventKind::Discharge)[0].at;
+        CapturedLetter {
+            seq,
+            transport: Transport::Mesh,
+            received_at: discharge.plus(after),
+            message_id: format!("M{seq}"),
+            from_mailbox: Some("RXXHC001".into()),
+            to_mailbox: Some(format!("{ods}HC001")),
+            workflow_id: Some("TOC_FHIR_IP_DISCH".into()),
+            route: format!("RXXHC001 -> {ods}HC001"),
+            status: 202,
+            refusal: None,
+            auth_valid: true,
+            mex_headers: vec![],
+            body_bytes: 0,
+            body_file: Default::default(),
+            facts: Ok(LetterFacts {
+                kind: Some(LetterKind::DischargeSummary),
+                itk3_event: Some("ITK003D".into()),
+                nhs_number: Some(NhsNumber::parse("9990000018").unwrap()),
+                recipient_ods: Some(ods.into()),
+                to_patient: false,
+                document_type: None,
+                document_id: Some(format!("doc-{seq}")),
+                title: None,
+                sections: vec![],
+                digest: String::new(),
+            }),
+        }
+    }
+
+    fn described(findings: &[Finding]) -> Vec<String> {
+        findings.iter().map(|f| f.describe(false)).collect()
+    }
+
+    #[test]
+    fn passes_when_the_summary_reaches_the_registered_practice_in_time() {
+        let s = scenario();
+        assert_eq!(
+            check(&s, &[summary(1, &s, Span::hours(3), "A81001")]),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn reports_missing_letter_when_discharge_summary_not_sent() {
+        let s = scenario();
+        assert_eq!(
+            described(&check(&s, &[])),
+            ["missing letter: discharge summary for alice (NHS *******018) to A81001 Riverside (mailbox A81001HC001): expected 1, captured 0"]
+        );
+    }
+
+    #[test]
+    fn reports_how_late_a_summary_sent_after_24_hours_is() {
+        let s = scenario();
+        let found = check(&s, &[summary(1, &s, Span::hours(49), "A81001")]);
+        assert_eq!(
+            described(&found),
+            ["late: discharge summary #1 for alice (NHS *******018) was sent 1d 1h after its deadline (1d after discharge)"]
+        );
+    }
+
+    #[test]
+    fn reports_a_duplicate_when_the_same_summary_arrives_twice() {
+        let s = scenario();
+        let found = check(
+            &s,
+            &[
+                summary(1, &s, Span::hours(1), "A81001"),
+                summary(2, &s, Span::hours(2), "A81001"),
+            ],
+        );
+        assert_eq!(
+            described(&found),
+            ["duplicate: discharge summary for alice (NHS *******018) sent 2 times; expected 1"]
+        );
+    }
+
+    #[test]
+    fn reports_wrong_recipient_and_missing_when_sent_to_another_practice() {
+        let s = scenario();
+        let found = check(&s, &[summary(1, &s, Span::hours(1), "B82002")]);
+        assert!(
+            matches!(&found[..], [Finding::WrongRecipient { got, .. }, Finding::MissingLetter { found: 0, .. }] if got == "B82002 (mailbox B82002HC001)"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn reports_the_wrong_workflow_and_event_code() {
+        let s = scenario();
+        let mut l = summary(1, &s, Span::hours(1), "A81001");
+        l.workflow_id = Some("TOC_FHIR_OP_ATTEN".into());
+        if let Ok(f) = &mut l.facts {
+            f.itk3_event = Some("ITK006D".into());
+        }
+        assert_eq!(
+            described(&check(&s, &[l])),
+            [
+                "wrong workflow: discharge summary #1 for alice (NHS *******018) was sent as `TOC_FHIR_OP_ATTEN`; expected `TOC_FHIR_IP_DISCH`",
+                "wrong ITK3 event: discharge summary #1 for alice (NHS *******018) carries `ITK006D`; expected `ITK003D`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_letter_no_expectation_asks_for_is_unexpected_and_refusals_are_findings() {
+        let s = scenario();
+        let mut other = summary(2, &s, Span::hours(1), "A81001");
+        if let Ok(f) = &mut other.facts {
+            f.kind = Some(LetterKind::ClinicLetter);
+        }
+        let mut refused = summary(3, &s, Span::hours(1), "Z99999");
+        refused.status = 417;
+        refused.refusal =
+            Some("unregistered recipient mailbox `Z99999HC001` (MESH error 12)".into());
+        let found = check(
+            &s,
+            &[summary(1, &s, Span::hours(1), "A81001"), other, refused],
+        );
+        assert_eq!(
+            described(&found),
+            [
+                "refused by the endpoint: message #3 via RXXHC001 -> Z99999HC001: unregistered recipient mailbox `Z99999HC001` (MESH error 12)",
+                "unexpected letter #2: clinic letter for alice (NHS *******018) via RXXHC001 -> A81001HC001: no expectation of the scenario asks for it",
+            ]
+        );
     }
 }

@@ -25,7 +25,7 @@ async fn server(dir: &std::path::Path) -> CaptureServer {
 
 fn client(url: &str, password: &str) -> MeshClient {
     MeshClient::new(
-        reqwest::Client::new(),
+        reqwest::Client::builder().no_proxy().build().unwrap(),
         MeshConfig {
             base_url: url.into(),
             mailbox: "RXXHC001".into(),
@@ -120,7 +120,7 @@ async fn refuses_a_reused_nonce() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
     let token = auth::header("TestKey", "RXXHC001", "sender-pw");
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let send = || {
         http.post(format!("{}/messageexchange/RXXHC001/outbox", s.url()))
             .header("Authorization", &token)
@@ -143,7 +143,10 @@ async fn refuses_a_reused_nonce() {
 async fn any_other_path_is_an_http_capture() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
-    let r = reqwest::Client::new()
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
         .post(format!("{}/docman/v1/documents", s.url()))
         .body("%PDF-1.4")
         .send()

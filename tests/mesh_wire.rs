@@ -32,7 +32,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
         SimConfig::baseline(),
         Clock::virtual_at(start),
         out,
-        reqwest::Client::new(),
+        reqwest::Client::builder().no_proxy().build().unwrap(),
     );
     sim.handshake().await.unwrap();
     sim.register_practice(PracticeRecord {
@@ -82,8 +82,9 @@ fn kind_from_subject(subject: &str) -> LetterKind {
         .unwrap_or_else(|| panic!("subject {subject}"))
 }
 
-#[tokio::test]
-async fn every_mesh_request_carries_a_valid_nhsmesh_signature_and_a_matching_itk3_bundle() {
+/// A MESH peer that answers the handshake, answers every send with `outbox`, and takes
+/// patient copies; `sends` is how many outbox POSTs it must see in all.
+async fn mesh_peer(outbox: ResponseTemplate, sends: u64) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/messageexchange/RXXHC001"))
@@ -92,10 +93,8 @@ async fn every_mesh_request_carries_a_valid_nhsmesh_signature_and_a_matching_itk
         .await;
     Mock::given(method("POST"))
         .and(path("/messageexchange/RXXHC001/outbox"))
-        .respond_with(
-            ResponseTemplate::new(202)
-                .set_body_json(json!({"message_id": "20250303090000000000_ABCDEF"})),
-        )
+        .respond_with(outbox)
+        .expect(sends)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -103,6 +102,14 @@ async fn every_mesh_request_carries_a_valid_nhsmesh_signature_and_a_matching_itk
         .respond_with(ResponseTemplate::new(202))
         .mount(&server)
         .await;
+    server
+}
+
+#[tokio::test]
+async fn every_mesh_request_carries_a_valid_nhsmesh_signature_and_a_matching_itk3_bundle() {
+    let accepted = ResponseTemplate::new(202)
+        .set_body_json(json!({"message_id": "20250303090000000000_ABCDEF"}));
+    let server = mesh_peer(accepted, 4).await;
     drive_every_kind(&server).await;
 
     let requests = server.received_requests().await.unwrap();
@@ -196,23 +203,8 @@ async fn every_mesh_request_carries_a_valid_nhsmesh_signature_and_a_matching_itk
 
 #[tokio::test]
 async fn a_refused_send_is_recorded_by_the_simulator_and_never_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/messageexchange/RXXHC001"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/messageexchange/RXXHC001/outbox"))
-        .respond_with(ResponseTemplate::new(417).set_body_json(json!({"errorCode": "12"})))
-        .expect(4)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/print/v1/letters"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&server)
-        .await;
+    let refused = ResponseTemplate::new(417).set_body_json(json!({"errorCode": "12"}));
+    let server = mesh_peer(refused, 4).await;
     let sim = drive_every_kind(&server).await;
     let refused: Vec<_> = sim
         .sent()

@@ -38,14 +38,19 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
         },
         print_url: capture.url(),
     };
-    let sim = Simulator::new(SimConfig::baseline(), clock, out, reqwest::Client::new());
+    let sim = Simulator::new(
+        SimConfig::baseline(),
+        clock,
+        out,
+        reqwest::Client::builder().no_proxy().build().unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server =
         tokio::spawn(
             async move { axum::serve(listener, lettergate::sim::server::router(sim)).await },
         );
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let post = |path: &str, body: Value| http.post(format!("{base}{path}")).json(&body).send();
 
     assert_eq!(

@@ -160,17 +160,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 impl Shared {
     fn message_id(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        let t = time::OffsetDateTime::now_utc();
-        let stamp = format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}{:06}",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.microsecond()
-        );
+        let stamp = crate::clock::compact_utc_now();
         format!("{stamp}_{:06X}", n & 0xFF_FFFF)
     }
 

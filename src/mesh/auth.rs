@@ -59,16 +59,8 @@ fn mac(shared_key: &str) -> HmacSha256 {
 /// A complete `Authorization` header value with a fresh nonce and the current UTC minute.
 pub fn header(shared_key: &str, mailbox: &str, password: &str) -> String {
     let nonce = uuid::Uuid::new_v4().to_string();
-    let now = time::OffsetDateTime::now_utc();
-    let ts = format!(
-        "{:04}{:02}{:02}{:02}{:02}",
-        now.year(),
-        now.month() as u8,
-        now.day(),
-        now.hour(),
-        now.minute()
-    );
-    let hash = signature(shared_key, mailbox, &nonce, "0", password, &ts);
+    let ts = &crate::clock::compact_utc_now()[..12];
+    let hash = signature(shared_key, mailbox, &nonce, "0", password, ts);
     format!("NHSMESH {mailbox}:{nonce}:0:{ts}:{hash}")
 }
 

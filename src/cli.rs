@@ -112,6 +112,9 @@ pub struct ServeArgs {
     /// Hybrid-mail print service patient copies are sent to.
     #[arg(long, default_value = "http://127.0.0.1:8701", value_name = "URL")]
     pub print_url: String,
+    /// HTTP document route (Docman-like) practices with `route: http` are reached on.
+    #[arg(long, default_value = "http://127.0.0.1:8701", value_name = "URL")]
+    pub docman_url: String,
     /// The simulator's own MESH mailbox.
     #[arg(long, default_value = crate::run::SENDER_MAILBOX, value_name = "MAILBOX")]
     pub mailbox: String,
@@ -367,6 +370,7 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             ),
         },
         print_url: args.print_url.clone(),
+        docman_url: args.docman_url.clone(),
     };
     runtime()?.block_on(async move {
         let http = reqwest::Client::builder()

@@ -100,6 +100,49 @@ pub enum Finding {
         letters: Vec<String>,
         diff: String,
     },
+    /// A letter for a patient went to the patient after they had died.
+    LetterToDeceased {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        after_death: Span,
+    },
+    /// MESH reported a problem with the letter after accepting it.
+    ReportReceived {
+        seq: u32,
+        route: String,
+        code: String,
+        description: String,
+    },
+    /// An ITK3 acknowledgement (`infrastructure` or `business`) never came back.
+    MissingAck {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        which: String,
+    },
+    /// An infrastructure acknowledgement other than 20013 (success).
+    NegativeAck {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        code: u32,
+    },
+    /// A business acknowledgement other than the one expected.
+    WrongBusinessAck {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        expected: u32,
+        got: u32,
+    },
+    /// The sender never collected an acknowledgement from its inbox: no evidence of delivery.
+    AckNotCollected {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        code: u32,
+    },
     /// `written` is false under `run --check`, which writes no files.
     NewSnapshot {
         path: String,
@@ -155,6 +198,37 @@ impl Finding {
             Finding::ContentChanged { letters, .. } => {
                 format!("content changed: the snapshot differs in {}", letters.join("; "))
             }
+            Finding::LetterToDeceased { seq, kind, patient, after_death } => format!(
+                "letter to a deceased patient: {} #{seq} for {} was sent to the patient {after_death} after their death",
+                kind.words(),
+                p(patient)
+            ),
+            Finding::ReportReceived { seq, route, code, description } => {
+                format!("MESH report received: message #{seq} via {route}: status {code}, {description}")
+            }
+            Finding::MissingAck { seq, kind, patient, which } => format!(
+                "no {which} acknowledgement: {} #{seq} for {} was never acknowledged by the practice",
+                kind.words(),
+                p(patient)
+            ),
+            Finding::NegativeAck { seq, kind, patient, code } => format!(
+                "negative acknowledgement: {} #{seq} for {} was answered {code} ({})",
+                kind.words(),
+                p(patient),
+                crate::sim::itk3::response_display(*code)
+            ),
+            Finding::WrongBusinessAck { seq, kind, patient, expected, got } => format!(
+                "wrong business acknowledgement: {} #{seq} for {} was answered {got} ({}); expected {expected} ({})",
+                kind.words(),
+                p(patient),
+                crate::sim::itk3::response_display(*got),
+                crate::sim::itk3::response_display(*expected)
+            ),
+            Finding::AckNotCollected { seq, kind, patient, code } => format!(
+                "acknowledgement not collected: the sender never took the {code} acknowledgement of {} #{seq} for {} from its inbox",
+                kind.words(),
+                p(patient)
+            ),
             Finding::NewSnapshot { path, written: true } => format!(
                 "no accepted snapshot: review {path}.new and accept it with `lettergate accept`"
             ),
@@ -180,6 +254,35 @@ pub fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut consumed: BTreeSet<u32> = BTreeSet::new();
     for l in letters {
+        for r in &l.reports {
+            findings.push(Finding::ReportReceived {
+                seq: l.seq,
+                route: l.route.clone(),
+                code: r.code.clone(),
+                description: r.description.clone(),
+            });
+        }
+        let facts = l.facts.as_ref().ok();
+        let deceased = facts
+            .filter(|f| f.to_patient)
+            .and_then(|f| f.nhs_number)
+            .and_then(|n| s.patient_by_nhs(&n))
+            .and_then(|p| Some((p, s.death_of(&p.key)?)));
+        if let (Some((p, died)), Some(kind)) = (deceased, facts.and_then(|f| f.kind)) {
+            if l.received_at > died {
+                findings.push(Finding::LetterToDeceased {
+                    seq: l.seq,
+                    kind,
+                    patient: PatientLabel {
+                        key: p.key.clone(),
+                        nhs_number: Some(p.nhs_number),
+                    },
+                    after_death: l.received_at.since(died),
+                });
+                consumed.insert(l.seq);
+                continue;
+            }
+        }
         if let Some(reason) = &l.refusal {
             findings.push(Finding::Refused {
                 seq: l.seq,
@@ -212,6 +315,58 @@ pub fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// Both ITK3 acknowledgements came back, were positive, and were collected by the sender.
+fn check_acks(
+    l: &CapturedLetter,
+    kind: LetterKind,
+    who: &PatientLabel,
+    business: u32,
+    out: &mut Vec<Finding>,
+) {
+    let infra = l.acks.iter().find(|a| a.code < 30000);
+    let biz = l.acks.iter().find(|a| a.code >= 30000);
+    let (seq, patient) = (l.seq, who.clone());
+    match infra {
+        None => out.push(Finding::MissingAck {
+            seq,
+            kind,
+            patient: patient.clone(),
+            which: "infrastructure".into(),
+        }),
+        Some(a) if a.code != 20013 => out.push(Finding::NegativeAck {
+            seq,
+            kind,
+            patient: patient.clone(),
+            code: a.code,
+        }),
+        _ => {}
+    }
+    match biz {
+        None => out.push(Finding::MissingAck {
+            seq,
+            kind,
+            patient: patient.clone(),
+            which: "business".into(),
+        }),
+        Some(a) if a.code != business => out.push(Finding::WrongBusinessAck {
+            seq,
+            kind,
+            patient: patient.clone(),
+            expected: business,
+            got: a.code,
+        }),
+        _ => {}
+    }
+    for a in l.acks.iter().filter(|a| !a.collected) {
+        out.push(Finding::AckNotCollected {
+            seq,
+            kind,
+            patient: patient.clone(),
+            code: a.code,
+        });
+    }
 }
 
 fn check_one(
@@ -253,7 +408,7 @@ fn check_one(
     }
     // Where the letter should have gone, as (ODS code, mailbox), or the patient.
     let target = match &x.to {
-        Recipient::RegisteredPractice => s.registered_practice_at(&x.patient, s.end()),
+        Recipient::RegisteredPractice => s.recipient_practice_at(&x.patient, s.end()),
         Recipient::Practice(k) => s.practices.get(k),
         Recipient::Patient => None,
     };
@@ -343,6 +498,13 @@ fn check_one(
                 }
             }
         }
+        if x.acknowledged && l.transport == Transport::Mesh {
+            let died = s.death_of(&x.patient).filter(|d| *d <= l.received_at);
+            let expected = x
+                .business_ack
+                .unwrap_or(if died.is_some() { 30004 } else { 30001 });
+            check_acks(l, x.letter, &who, expected, out);
+        }
         if let Some(anchor) = anchors.get(i.min(anchors.len().saturating_sub(1))) {
             let deadline = anchor.plus(x.within);
             if l.received_at > deadline {
@@ -420,7 +582,19 @@ expect:
                 title: None,
                 sections: vec![],
                 digest: String::new(),
+                message_id: Some(format!("bundle-{seq}")),
             }),
+            acks: vec![
+                crate::capture::AckRecord {
+                    code: 20013,
+                    collected: true,
+                },
+                crate::capture::AckRecord {
+                    code: 30001,
+                    collected: true,
+                },
+            ],
+            reports: vec![],
         }
     }
 

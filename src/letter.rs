@@ -57,10 +57,12 @@ pub enum EventKind {
     EmergencyDischarge,
     Death,
     GpChange,
+    NamedGpLeft,
+    LetterCountersigned,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::OutpatientAttendance,
         EventKind::LetterDrafted,
         EventKind::LetterSigned,
@@ -70,6 +72,8 @@ impl EventKind {
         EventKind::EmergencyDischarge,
         EventKind::Death,
         EventKind::GpChange,
+        EventKind::NamedGpLeft,
+        EventKind::LetterCountersigned,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +87,8 @@ impl EventKind {
             EventKind::EmergencyDischarge => "emergency_discharge",
             EventKind::Death => "death",
             EventKind::GpChange => "gp_change",
+            EventKind::NamedGpLeft => "named_gp_left",
+            EventKind::LetterCountersigned => "letter_countersigned",
         }
     }
 }

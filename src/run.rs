@@ -4,11 +4,12 @@
 //!
 //! Scenarios run concurrently; outcomes come back in scenario order.
 
-use crate::capture::{CaptureConfig, CaptureServer};
+use crate::capture::{CaptureConfig, CaptureServer, GpReceiver};
 use crate::clock::Clock;
 use crate::expect::{self, Finding};
 use crate::mesh::client::{MeshConfig, SendOutcome};
 use crate::mesh::DEFAULT_SHARED_KEY;
+use crate::scenario::model::PracticeStatus;
 use crate::scenario::Scenario;
 use crate::sim::ehr::{all_workflows, Outbound};
 use crate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
@@ -195,12 +196,26 @@ async fn drive_and_capture(
         .collect();
     let sender_password = uuid::Uuid::new_v4().to_string();
     mailboxes.insert(SENDER_MAILBOX.to_string(), sender_password.clone());
+    // Practice systems collect only from the mailboxes of open practices.
+    let monitored = s
+        .practices
+        .values()
+        .filter(|p| p.status == PracticeStatus::Active)
+        .map(|p| p.mailbox.clone())
+        .collect();
+    let scenario = Arc::new(s.clone());
+    let gp = GpReceiver(Arc::new(move |mailbox: &str, nhs, at| {
+        let practice = scenario.practices.values().find(|p| p.mailbox == mailbox);
+        practice.map_or(30002, |p| scenario.gp_response(&p.key, nhs, at))
+    }));
     let capture = CaptureServer::start(
         CaptureConfig {
             listen: SocketAddr::new(config.listen_ip, 0),
             shared_key: DEFAULT_SHARED_KEY.to_string(),
             mailboxes,
             dir: config.work_dir.join(&s.id),
+            monitored,
+            gp: Some(gp),
         },
         clock.clone(),
     )
@@ -214,6 +229,7 @@ async fn drive_and_capture(
             shared_key: DEFAULT_SHARED_KEY.to_string(),
         },
         print_url: capture.url(),
+        docman_url: capture.url(),
     };
     let mut sim = Simulator::new(config.sim.clone(), clock, out, http.clone());
     let drive = async {
@@ -224,6 +240,12 @@ async fn drive_and_capture(
                 name: p.name.clone(),
                 mailbox: p.mailbox.clone(),
                 workflows: all_workflows(),
+                closed: p.status == PracticeStatus::Closed,
+                merged_into: match &p.status {
+                    PracticeStatus::MergedInto(k) => s.practices.get(k).map(|m| m.ods.clone()),
+                    _ => None,
+                },
+                route: p.route,
             });
         }
         for p in s.patients.values() {
@@ -251,6 +273,7 @@ async fn drive_and_capture(
                 event: e.kind,
                 nhs_number,
                 to,
+                second_signer: e.second_signer,
             })
             .await?;
         }

@@ -17,6 +17,8 @@ async fn server(dir: &std::path::Path) -> CaptureServer {
         shared_key: "TestKey".into(),
         mailboxes,
         dir: dir.to_path_buf(),
+        monitored: Default::default(),
+        gp: None,
     };
     CaptureServer::start(config, Clock::virtual_at(Timestamp(1_000)))
         .await

@@ -27,6 +27,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
             shared_key: KEY.into(),
         },
         print_url: server.uri(),
+        docman_url: server.uri(),
     };
     let mut sim = Simulator::new(
         SimConfig::baseline(),
@@ -40,6 +41,9 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
         name: "Riverside".into(),
         mailbox: "A81001HC001".into(),
         workflows: all_workflows(),
+        closed: false,
+        merged_into: None,
+        route: lettergate::letter::Transport::Mesh,
     });
     let nhs = NhsNumber::parse("9990000018").unwrap();
     sim.register_patient(PatientRecord {
@@ -65,6 +69,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
             event,
             nhs_number: nhs,
             to: None,
+            second_signer: false,
         })
         .await
         .unwrap();
@@ -95,6 +100,11 @@ async fn mesh_peer(outbox: ResponseTemplate, sends: u64) -> MockServer {
         .and(path("/messageexchange/RXXHC001/outbox"))
         .respond_with(outbox)
         .expect(sends)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/messageexchange/RXXHC001/inbox"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"messages": []})))
         .mount(&server)
         .await;
     Mock::given(method("POST"))

@@ -24,6 +24,10 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
             shared_key: "TestKey".into(),
             mailboxes,
             dir: dir.path().into(),
+            monitored: ["A81001HC001".to_string()].into(),
+            gp: Some(lettergate::capture::GpReceiver(std::sync::Arc::new(
+                |_, _, _| 30001,
+            ))),
         },
         clock.clone(),
     )
@@ -37,6 +41,7 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
             shared_key: "TestKey".into(),
         },
         print_url: capture.url(),
+        docman_url: capture.url(),
     };
     let sim = Simulator::new(
         SimConfig::baseline(),

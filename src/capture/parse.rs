@@ -26,6 +26,8 @@ pub struct LetterFacts {
     pub sections: Vec<(String, String)>,
     /// SHA-256 of the normalised document, first 16 hex digits.
     pub digest: String,
+    /// `Bundle.identifier` of an ITK3 message, which acknowledgements refer to.
+    pub message_id: Option<String>,
 }
 
 /// Reads a captured body. Errors say why it is not a letter.
@@ -82,12 +84,17 @@ fn from_message(v: &Value) -> Result<LetterFacts, String> {
     let mut facts = from_document(document, false)?;
     facts.itk3_event = header["event"]["code"].as_str().map(str::to_string);
     facts.recipient_ods = receiver.and_then(|r| identifier(r, ODS_SYSTEM));
+    facts.message_id = v["identifier"]["value"].as_str().map(str::to_string);
     Ok(facts)
 }
 
 fn from_print_request(v: &Value) -> Result<LetterFacts, String> {
     let to_patient = v["recipient"]["type"] == "patient";
-    from_document(&v["document"], to_patient)
+    let mut facts = from_document(&v["document"], to_patient)?;
+    if v["recipient"]["type"] == "practice" {
+        facts.recipient_ods = v["recipient"]["ods"].as_str().map(str::to_string);
+    }
+    Ok(facts)
 }
 
 fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
@@ -139,6 +146,7 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
         title: comp["title"].as_str().map(str::to_string),
         sections,
         digest: digest[..16].to_string(),
+        message_id: None,
     })
 }
 
@@ -194,6 +202,7 @@ mod tests {
             trust_name: "Trust".into(),
             sender_mailbox: "X26HC005".into(),
             event_at: Timestamp(1_736_154_000),
+            written_at: Timestamp(1_736_155_000),
             sent_at: Timestamp(1_736_155_000),
             sections: itk3::default_sections(kind),
         }
@@ -206,7 +215,10 @@ mod tests {
             let (transport, body) = if kind.goes_to_practice() {
                 (Transport::Mesh, itk3::message_bundle(&d))
             } else {
-                (Transport::Http, itk3::print_request(&d))
+                (
+                    Transport::Http,
+                    itk3::paper_request(&d, &itk3::PaperRecipient::Patient),
+                )
             };
             let facts = parse_letter(transport, &serde_json::to_vec(&body).unwrap()).unwrap();
             assert_eq!(facts.kind, Some(kind));

@@ -5,21 +5,30 @@
 //! for an unregistered recipient) and records every request it is sent, accepted or refused:
 //! nothing received is discarded. Any other path is an HTTP capture (a print service, a
 //! document route) that answers 202.
+//!
+//! Behind the MESH endpoint stands a synthetic GP receiver: for a letter to a mailbox a
+//! practice collects from, it answers as a practice system would, with an ITK3
+//! infrastructure and a business acknowledgement in the sender's inbox; a letter to a mailbox
+//! nobody collects from gets a MESH `REPORT` (status 14) five days later.
 
+use super::inbox::{About, AckRecord, Inbox, InboxItem};
 use super::parse::parse_letter;
 use super::store::{CaptureLog, CapturedLetter};
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
+use crate::ids::NhsNumber;
 use crate::letter::Transport;
 use crate::mesh::auth::{AuthError, Token};
 use crate::mesh::{API_ROOT, CANARY_WORKFLOW};
+use crate::sim::itk3;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +44,27 @@ pub struct CaptureConfig {
     pub mailboxes: BTreeMap<String, String>,
     /// Where the received messages of this run are written.
     pub dir: PathBuf,
+    /// Mailboxes a practice system collects from; letters to other registered mailboxes are
+    /// never collected, and MESH reports them after five days.
+    pub monitored: BTreeSet<String>,
+    /// The synthetic GP receiver that acknowledges collected letters; `None` sends no
+    /// acknowledgements.
+    pub gp: Option<GpReceiver>,
+}
+
+/// Decides the ITK3 business response a practice gives: given the receiving mailbox, the
+/// patient and the time, one of 30001 (known here), 30002 (not known here), 30003 (no longer
+/// registered here) or 30004 (known here and recently deceased).
+#[derive(Clone)]
+pub struct GpReceiver(pub Arc<BusinessResponse>);
+
+/// `(receiving mailbox, patient, time) -> business response code`.
+pub type BusinessResponse = dyn Fn(&str, NhsNumber, Timestamp) -> u32 + Send + Sync;
+
+impl fmt::Debug for GpReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GpReceiver")
+    }
 }
 
 struct Shared {
@@ -44,8 +74,11 @@ struct Shared {
     log: Mutex<Option<CaptureLog>>,
     nonces: Mutex<HashSet<(String, String)>>,
     counter: AtomicU64,
+    /// Numbers HTTP captures apart from MESH ids, so snapshots do not depend on MESH traffic.
+    http_counter: AtomicU64,
     /// The first failure to write to disk; a run with one cannot be trusted.
     write_error: Mutex<Option<String>>,
+    inbox: Mutex<Inbox>,
 }
 
 /// A running capture endpoint. [`CaptureServer::finish`] stops it and hands back the log.
@@ -96,11 +129,22 @@ impl CaptureServer {
             log: Mutex::new(Some(log)),
             nonces: Mutex::new(HashSet::new()),
             counter: AtomicU64::new(0),
+            http_counter: AtomicU64::new(0),
             write_error: Mutex::new(None),
+            inbox: Mutex::new(Inbox::default()),
         });
         let app = Router::new()
             .route(&format!("{API_ROOT}/{{mailbox}}"), post(handshake))
             .route(&format!("{API_ROOT}/{{mailbox}}/outbox"), post(send))
+            .route(&format!("{API_ROOT}/{{mailbox}}/inbox"), get(list_inbox))
+            .route(
+                &format!("{API_ROOT}/{{mailbox}}/inbox/{{id}}"),
+                get(download),
+            )
+            .route(
+                &format!("{API_ROOT}/{{mailbox}}/inbox/{{id}}/status/acknowledged"),
+                put(acknowledge),
+            )
             .fallback(http_capture)
             .layer(DefaultBodyLimit::max(100 * 1024 * 1024))
             .with_state(shared.clone());
@@ -139,6 +183,7 @@ impl CaptureServer {
         {
             return Err(CaptureError::Write(e));
         }
+        self.shared.make_due_reports();
         // Connection tasks may still hold the shared state for a moment after shutdown, so the
         // log is taken out of it rather than the state unwrapped.
         let log = self
@@ -192,7 +237,8 @@ impl Shared {
         Ok(())
     }
 
-    fn record(&self, letter: CapturedLetter, body: &[u8]) {
+    /// Records a message; returns its sequence number, or `None` for a canary or a failure.
+    fn record(&self, letter: CapturedLetter, body: &[u8]) -> Option<u32> {
         let result = self
             .log
             .lock()
@@ -203,14 +249,93 @@ impl Shared {
                     .ok_or("a message arrived after the capture was closed")?;
                 if letter.workflow_id.as_deref() == Some(CANARY_WORKFLOW) && letter.accepted() {
                     log.canaries += 1;
-                    return Ok(());
+                    return Ok(None);
                 }
-                log.record(letter, body).map_err(|e| e.to_string())
+                log.record(letter, body)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
             });
-        if let Err(e) = result {
-            if let Ok(mut w) = self.write_error.lock() {
-                w.get_or_insert(e);
+        match result {
+            Ok(seq) => seq,
+            Err(e) => {
+                if let Ok(mut w) = self.write_error.lock() {
+                    w.get_or_insert(e);
+                }
+                None
             }
+        }
+    }
+
+    fn with_letter(&self, seq: u32, f: impl FnOnce(&mut CapturedLetter)) {
+        if let Some(l) = self
+            .log
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|g| g.as_mut())
+            .and_then(|log| log.letters.get_mut(seq as usize - 1))
+        {
+            f(l);
+        }
+    }
+
+    /// The synthetic GP receiver's part after MESH accepted letter `seq` for `to`.
+    fn after_accept(&self, seq: u32, sender: &str, to: &str, workflow: &str, message_id: &str) {
+        let now = self.clock.now();
+        let Some(gp) = self
+            .config
+            .gp
+            .as_ref()
+            .filter(|_| self.config.monitored.contains(to))
+        else {
+            if let Ok(mut inbox) = self.inbox.lock() {
+                inbox.note_uncollected(seq, message_id, sender, to, workflow, now);
+            }
+            return;
+        };
+        let mut facts = None;
+        self.with_letter(seq, |l| facts = l.facts.clone().ok());
+        let original = facts.as_ref().and_then(|f| f.message_id.clone());
+        let mut codes = vec![if original.is_some() { 20013 } else { 20009 }];
+        if let (Some(nhs), Some(_)) = (facts.as_ref().and_then(|f| f.nhs_number), &original) {
+            codes.push((gp.0)(to, nhs, now));
+        }
+        let ods = facts.and_then(|f| f.recipient_ods).unwrap_or_default();
+        for (index, code) in codes.into_iter().enumerate() {
+            let body = itk3::ack_bundle(original.as_deref().unwrap_or(""), code, &ods, to, now);
+            let item = InboxItem {
+                id: self.message_id(),
+                headers: vec![
+                    ("mex-messagetype".into(), "DATA".into()),
+                    ("mex-from".into(), to.into()),
+                    ("mex-to".into(), sender.into()),
+                    ("mex-workflowid".into(), format!("{workflow}_ACK")),
+                    ("mex-content-type".into(), "application/fhir+json".into()),
+                ],
+                body: serde_json::to_vec(&body).unwrap_or_default(),
+                acknowledged: false,
+                about: About::Ack { seq, index },
+            };
+            if let Ok(mut inbox) = self.inbox.lock() {
+                inbox.deliver(sender, item);
+            }
+            self.with_letter(seq, |l| {
+                l.acks.push(AckRecord {
+                    code,
+                    collected: false,
+                })
+            });
+        }
+    }
+
+    /// Puts the REPORTs that are due by the clock into the senders' inboxes.
+    fn make_due_reports(&self) {
+        let made = match self.inbox.lock() {
+            Ok(mut inbox) => inbox.make_due_reports(self.clock.now(), || self.message_id()),
+            Err(_) => return,
+        };
+        for (seq, report) in made {
+            self.with_letter(seq, |l| l.reports.push(report));
         }
     }
 }
@@ -303,9 +428,117 @@ async fn send(
         body_bytes: body.len(),
         body_file: PathBuf::new(),
         facts: parse_letter(Transport::Mesh, &body),
+        acks: vec![],
+        reports: vec![],
     };
-    s.record(letter, &body);
+    let accepted = status == 202;
+    let (sender, to_box, wf, id) = (
+        mailbox.clone(),
+        letter.to_mailbox.clone().unwrap_or_default(),
+        letter.workflow_id.clone().unwrap_or_default(),
+        letter.message_id.clone(),
+    );
+    if let Some(seq) = s.record(letter, &body) {
+        if accepted {
+            s.after_accept(seq, &sender, &to_box, &wf, &id);
+        }
+    }
     response
+}
+
+async fn list_inbox(
+    State(s): State<Arc<Shared>>,
+    Path(mailbox): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = s.authorise(&headers, &mailbox) {
+        return mesh_error(
+            StatusCode::FORBIDDEN,
+            "02",
+            &format!("refused authorisation: {e}"),
+        );
+    }
+    s.make_due_reports();
+    let ids = s.inbox.lock().map(|i| i.list(&mailbox)).unwrap_or_default();
+    let count = ids.len();
+    (
+        StatusCode::OK,
+        Json(json!({"messages": ids, "links": {}, "approx_inbox_count": count})),
+    )
+        .into_response()
+}
+
+async fn download(
+    State(s): State<Arc<Shared>>,
+    Path((mailbox, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = s.authorise(&headers, &mailbox) {
+        return mesh_error(
+            StatusCode::FORBIDDEN,
+            "02",
+            &format!("refused authorisation: {e}"),
+        );
+    }
+    let item = s
+        .inbox
+        .lock()
+        .ok()
+        .and_then(|i| i.get(&mailbox, &id).cloned());
+    let Some(item) = item else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"errorDescription": "no such message"})),
+        )
+            .into_response();
+    };
+    let mut response = (StatusCode::OK, item.body).into_response();
+    for (k, v) in item
+        .headers
+        .into_iter()
+        .chain([("mex-messageid".to_string(), id)])
+    {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::try_from(k),
+            axum::http::HeaderValue::try_from(v),
+        ) {
+            response.headers_mut().insert(k, v);
+        }
+    }
+    response
+}
+
+async fn acknowledge(
+    State(s): State<Arc<Shared>>,
+    Path((mailbox, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = s.authorise(&headers, &mailbox) {
+        return mesh_error(
+            StatusCode::FORBIDDEN,
+            "02",
+            &format!("refused authorisation: {e}"),
+        );
+    }
+    let about = s
+        .inbox
+        .lock()
+        .ok()
+        .and_then(|mut i| i.acknowledge(&mailbox, &id));
+    match about {
+        Some(About::Ack { seq, index }) => s.with_letter(seq, |l| {
+            if let Some(a) = l.acks.get_mut(index) {
+                a.collected = true;
+            }
+        }),
+        Some(About::Report { seq, index }) => s.with_letter(seq, |l| {
+            if let Some(r) = l.reports.get_mut(index) {
+                r.collected = true;
+            }
+        }),
+        None => {}
+    }
+    (StatusCode::OK, Json(json!({"message_id": id}))).into_response()
 }
 
 async fn http_capture(
@@ -316,7 +549,10 @@ async fn http_capture(
     body: Bytes,
 ) -> Response {
     let received_at = s.clock.now();
-    let id = format!("HTTP-{:06}", s.counter.fetch_add(1, Ordering::SeqCst) + 1);
+    let id = format!(
+        "HTTP-{:06}",
+        s.http_counter.fetch_add(1, Ordering::SeqCst) + 1
+    );
     let letter = CapturedLetter {
         seq: 0,
         transport: Transport::Http,
@@ -337,6 +573,8 @@ async fn http_capture(
         body_bytes: body.len(),
         body_file: PathBuf::new(),
         facts: parse_letter(Transport::Http, &body),
+        acks: vec![],
+        reports: vec![],
     };
     s.record(letter, &body);
     (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response()

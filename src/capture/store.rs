@@ -1,6 +1,7 @@
 //! [`CapturedLetter`]: one received message, owned and converted at the edge; and the on-disk
 //! store that keeps every body out of memory so large runs stay bounded.
 
+use super::inbox::{AckRecord, ReportRecord};
 use super::parse::LetterFacts;
 use crate::clock::Timestamp;
 use crate::letter::Transport;
@@ -33,6 +34,12 @@ pub struct CapturedLetter {
     pub body_file: PathBuf,
     /// The letter inside, or why it could not be read.
     pub facts: Result<LetterFacts, String>,
+    /// ITK3 acknowledgements the synthetic GP receiver sent back for it.
+    #[serde(default)]
+    pub acks: Vec<AckRecord>,
+    /// MESH REPORTs made about it.
+    #[serde(default)]
+    pub reports: Vec<ReportRecord>,
 }
 
 impl CapturedLetter {
@@ -66,7 +73,7 @@ impl CaptureLog {
     }
 
     /// Writes the body and the metadata to disk, then keeps the metadata in the index.
-    pub fn record(&mut self, mut letter: CapturedLetter, body: &[u8]) -> std::io::Result<()> {
+    pub fn record(&mut self, mut letter: CapturedLetter, body: &[u8]) -> std::io::Result<u32> {
         letter.seq = self.letters.len() as u32 + 1;
         let stem = format!("{:05}", letter.seq);
         letter.body_file = self.dir.join(format!("{stem}.body"));
@@ -74,7 +81,8 @@ impl CaptureLog {
         let meta = serde_json::to_vec_pretty(&letter).map_err(std::io::Error::other)?;
         let mut f = std::fs::File::create(self.dir.join(format!("{stem}.json")))?;
         f.write_all(&meta)?;
+        let seq = letter.seq;
         self.letters.push(letter);
-        Ok(())
+        Ok(seq)
     }
 }

@@ -134,4 +134,85 @@ impl MeshClient {
         }
         Ok(SendOutcome::Rejected { status, body })
     }
+
+    /// `GET /{mailbox}/inbox`: the ids of the messages waiting.
+    pub async fn list_inbox(&self) -> Result<Vec<String>, TransportError> {
+        let url = self.url("/inbox");
+        let resp = self.get(&url).await?;
+        let v: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|source| TransportError { url, source })?;
+        Ok(v["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// `GET /{mailbox}/inbox/{id}`: the `mex-*` headers (lower-case names) and the body.
+    pub async fn download(&self, id: &str) -> Result<InboxMessage, TransportError> {
+        let url = self.url(&format!("/inbox/{id}"));
+        let resp = self.get(&url).await?;
+        let headers = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with("mex-"))
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| TransportError { url, source })?
+            .to_vec();
+        Ok(InboxMessage {
+            id: id.to_string(),
+            headers,
+            body,
+        })
+    }
+
+    /// `PUT /{mailbox}/inbox/{id}/status/acknowledged`: the message is taken.
+    pub async fn acknowledge(&self, id: &str) -> Result<u16, TransportError> {
+        let url = self.url(&format!("/inbox/{id}/status/acknowledged"));
+        let resp = self
+            .http
+            .put(&url)
+            .header("Authorization", self.auth())
+            .header("Accept", ACCEPT_V2)
+            .send()
+            .await
+            .map_err(|source| TransportError { url, source })?;
+        Ok(resp.status().as_u16())
+    }
+
+    async fn get(&self, url: &str) -> Result<reqwest::Response, TransportError> {
+        self.http
+            .get(url)
+            .header("Authorization", self.auth())
+            .header("Accept", ACCEPT_V2)
+            .send()
+            .await
+            .map_err(|source| TransportError {
+                url: url.to_string(),
+                source,
+            })
+    }
+}
+
+/// A message downloaded from an inbox.
+#[derive(Clone, Debug)]
+pub struct InboxMessage {
+    pub id: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl InboxMessage {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
 }

@@ -205,6 +205,16 @@ pub struct RawPractice {
     pub ods: OdsCode,
     pub name: String,
     pub mailbox: Option<Mailbox>,
+    pub status: Option<RawPracticeStatus>,
+    pub merged_into: Option<PracticeRef>,
+    pub route: Option<Transport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPracticeStatus {
+    Active,
+    Closed,
 }
 
 impl Check for RawPractice {
@@ -214,6 +224,11 @@ impl Check for RawPractice {
                 "`{}` is a pseudo practice code, not a practice: write `practice: none` on the patient instead",
                 self.ods
             ));
+        }
+        if self.merged_into.is_some() && self.status == Some(RawPracticeStatus::Closed) {
+            return Err(
+                "a practice is either `status: closed` or `merged_into:` another, not both".into(),
+            );
         }
         Ok(self)
     }
@@ -249,6 +264,7 @@ pub struct RawEvent {
     pub event: EventKind,
     pub patient: PatientRef,
     pub to: Option<PracticeRef>,
+    pub second_signer: Option<bool>,
     /// Set by [`Check`]: `at`, or the previous event's time plus `after`.
     #[serde(skip)]
     pub resolved: Option<Timestamp>,
@@ -287,6 +303,9 @@ impl Check for RawEvent {
             }
             _ => {}
         }
+        if self.second_signer.is_some() && self.event != EventKind::OutpatientAttendance {
+            return Err("`second_signer:` belongs only on `outpatient_attendance`".into());
+        }
         let patient = self.patient.0.clone();
         let attended = ctx(|c| {
             c.now = Some(at);
@@ -297,7 +316,7 @@ impl Check for RawEvent {
         });
         if matches!(
             self.event,
-            EventKind::LetterDrafted | EventKind::LetterSigned
+            EventKind::LetterDrafted | EventKind::LetterSigned | EventKind::LetterCountersigned
         ) && attended == 0
         {
             return Err(format!(
@@ -351,6 +370,8 @@ pub struct RawExpectation {
     pub within: Option<Span>,
     pub of: Option<EventKind>,
     pub count: Option<u32>,
+    pub acknowledged: Option<bool>,
+    pub business_ack: Option<u32>,
 }
 
 impl Check for RawExpectation {
@@ -368,6 +389,19 @@ impl Check for RawExpectation {
         let transport = self.transport.unwrap_or(self.letter.default_transport());
         if self.workflow.is_some() && transport != Transport::Mesh {
             return Err("`workflow:` is a MESH workflow id and only fits `transport: mesh`".into());
+        }
+        if let Some(code) = self.business_ack {
+            if !(30001..=30004).contains(&code) {
+                return Err(format!(
+                    "`business_ack: {code}` is not an ITK3 business code: write 30001 (known here), 30002 (not known here), 30003 (no longer registered here) or 30004 (known here and recently deceased)"
+                ));
+            }
+        }
+        let wants_acks = self.business_ack.is_some() || self.acknowledged == Some(true);
+        if wants_acks && !self.letter.goes_to_practice() {
+            return Err(
+                "ITK3 acknowledgements come from GP practices; a patient_copy has none".into(),
+            );
         }
         Ok(self)
     }

@@ -2,11 +2,13 @@
 //! [`Diagnostic`]s. YAML stays behind this module.
 
 use super::diagnostic::{suggest_from_serde_message, Diagnostic};
+use super::file::RawPracticeStatus;
 use super::file::{
     with_context, Checked, LoadContext, RawFixtures, RawPatient, RawPractice, RawScenario,
 };
-use super::model::{Event, Expectation, Patient, Practice, Recipient, Scenario};
+use super::model::{Event, Expectation, Patient, Practice, PracticeStatus, Recipient, Scenario};
 use crate::clock::{Span, Timestamp};
+use crate::letter::Transport;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 
@@ -352,6 +354,12 @@ fn merge_local(
             return Err(clash("practice", &key));
         }
         let mailbox = p.mailbox.map_or_else(|| format!("{}HC001", p.ods), |m| m.0);
+        let status = match (p.status, p.merged_into) {
+            (_, Some(into)) => PracticeStatus::MergedInto(into.0),
+            (Some(RawPracticeStatus::Closed), None) => PracticeStatus::Closed,
+            _ => PracticeStatus::Active,
+        };
+        let route = p.route.unwrap_or(Transport::Mesh);
         fixtures.practices.insert(
             key.clone(),
             Practice {
@@ -359,6 +367,8 @@ fn merge_local(
                 ods: p.ods,
                 name: p.name,
                 mailbox,
+                status,
+                route,
             },
         );
     }
@@ -409,7 +419,14 @@ fn build(
             kind: e.event,
             patient: e.patient.0,
             to_practice: e.to.map(|p| p.0),
+            second_signer: e.second_signer.unwrap_or(false),
         })
+        .collect();
+    // Which expectations named their transport; the others follow the recipient's route.
+    let given: Vec<bool> = raw
+        .expect
+        .iter()
+        .map(|Checked(x)| x.transport.is_some())
         .collect();
     let expect: Vec<Expectation> = raw
         .expect
@@ -433,6 +450,8 @@ fn build(
             within: x.within.unwrap_or(x.letter.default_deadline()),
             of: x.of.unwrap_or(x.letter.trigger()),
             count: x.count.unwrap_or(1),
+            acknowledged: x.acknowledged.unwrap_or(x.letter.goes_to_practice()),
+            business_ack: x.business_ack,
         })
         .collect();
     let scenario = Scenario {
@@ -449,8 +468,37 @@ fn build(
         expect,
         nothing_else: raw.nothing_else,
     };
+    let mut scenario = scenario;
+    resolve_routes(&mut scenario, &given);
     check_expectations(path, text, &scenario)?;
     Ok(scenario)
+}
+
+/// An expectation that does not name its transport follows the recipient practice's route:
+/// a practice reached over an HTTP document route gets its letters over `http`, with no MESH
+/// workflow and no ITK3 acknowledgements.
+fn resolve_routes(s: &mut Scenario, given: &[bool]) {
+    let end = s.end();
+    let routes: Vec<Option<Transport>> = s
+        .expect
+        .iter()
+        .map(|x| match &x.to {
+            Recipient::RegisteredPractice => {
+                s.recipient_practice_at(&x.patient, end).map(|p| p.route)
+            }
+            Recipient::Practice(k) => s.practices.get(k).map(|p| p.route),
+            Recipient::Patient => None,
+        })
+        .collect();
+    for ((x, given), route) in s.expect.iter_mut().zip(given).zip(routes) {
+        if let (false, Some(Transport::Http)) = (given, route) {
+            x.transport = Transport::Http;
+        }
+        if x.transport != Transport::Mesh {
+            x.workflow = None;
+            x.acknowledged = false;
+        }
+    }
 }
 
 /// Rules that need the whole scenario; they point at the `expect:` entry's patient line.
@@ -491,11 +539,15 @@ fn check_expectations(path: &Path, text: &str, s: &Scenario) -> Result<(), Diagn
         }
         if x.to == Recipient::RegisteredPractice
             && x.count > 0
-            && s.registered_practice_at(&x.patient, s.end()).is_none()
+            && s.recipient_practice_at(&x.patient, s.end()).is_none()
         {
             return Err(at(
-                format!("`{}` has no registered GP when the timeline ends, so no practice can receive a {}", x.patient, x.letter.words()),
-                Some("expect `count: 0`, or register the patient with a practice".into()),
+                format!(
+                    "`{}` has no registered GP with an open practice when the timeline ends, so no practice can receive a {}",
+                    x.patient,
+                    x.letter.words()
+                ),
+                Some("expect `count: 0`, or register the patient with an open practice".into()),
             ));
         }
     }

@@ -8,14 +8,29 @@ use crate::letter::{EventKind, LetterKind, Transport};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Whether a practice still takes letters under its own code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PracticeStatus {
+    Active,
+    /// Closed with no successor: its letters cannot be delivered electronically.
+    Closed,
+    /// Merged into another practice (by key): its code is now a branch of that one, and its
+    /// letters go to that practice's mailbox.
+    MergedInto(String),
+}
+
 /// A GP practice as the scenario knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Practice {
     pub key: String,
     pub ods: OdsCode,
     pub name: String,
-    /// The MESH mailbox the practice receives letters in.
+    /// The MESH mailbox the practice receives letters in (still registered after a merge or
+    /// closure, but nobody collects from it then).
     pub mailbox: String,
+    pub status: PracticeStatus,
+    /// How the practice receives letters: MESH, or an HTTP document route (Docman-like).
+    pub route: Transport,
 }
 
 /// A synthetic patient.
@@ -40,6 +55,8 @@ pub struct Event {
     pub patient: String,
     /// For `gp_change`: the key of the practice the patient moves to.
     pub to_practice: Option<String>,
+    /// For `outpatient_attendance`: the letter needs a second signer before it is final.
+    pub second_signer: bool,
 }
 
 /// Who an expected letter is addressed to.
@@ -64,6 +81,11 @@ pub struct Expectation {
     pub within: Span,
     pub of: EventKind,
     pub count: u32,
+    /// For MESH letters: both ITK3 acknowledgements must come back and be collected.
+    pub acknowledged: bool,
+    /// The business acknowledgement code required; when `None`, `30001` (patient known here),
+    /// or `30004` (known here and recently deceased) if the patient died before the letter.
+    pub business_ack: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +117,59 @@ impl Scenario {
             }
         }
         key.and_then(|k| self.practices.get(&k))
+    }
+
+    /// Where a letter for the patient must go at `at`: the registered practice, or its
+    /// successor after a merge; `None` with no registered GP or a closed practice.
+    pub fn recipient_practice_at(&self, patient: &str, at: Timestamp) -> Option<&Practice> {
+        let mut p = self.registered_practice_at(patient, at)?;
+        // Merges form a chain at most as long as the list of practices.
+        for _ in 0..=self.practices.len() {
+            match &p.status {
+                PracticeStatus::Active => return Some(p),
+                PracticeStatus::Closed => return None,
+                PracticeStatus::MergedInto(k) => p = self.practices.get(k)?,
+            }
+        }
+        None
+    }
+
+    /// When the patient died in the timeline, if they did.
+    pub fn death_of(&self, patient: &str) -> Option<Timestamp> {
+        self.events_of(patient, EventKind::Death)
+            .first()
+            .map(|e| e.at)
+    }
+
+    /// The ITK3 business response the practice `practice` gives for a letter about the patient
+    /// with `nhs` arriving at `at`: 30001 known here, 30002 not known here, 30003 no longer
+    /// registered here, 30004 known here and recently deceased.
+    pub fn gp_response(&self, practice: &str, nhs: NhsNumber, at: Timestamp) -> u32 {
+        let Some(patient) = self.patient_by_nhs(&nhs) else {
+            return 30002;
+        };
+        if self
+            .recipient_practice_at(&patient.key, at)
+            .is_some_and(|p| p.key == practice)
+        {
+            return match self.death_of(&patient.key) {
+                Some(died) if died <= at => 30004,
+                _ => 30001,
+            };
+        }
+        let mut earlier: Vec<Option<String>> =
+            vec![patient.previous_practice.clone(), patient.practice.clone()];
+        earlier.extend(
+            self.timeline
+                .iter()
+                .filter(|e| e.at <= at && e.patient == patient.key && e.kind == EventKind::GpChange)
+                .map(|e| e.to_practice.clone()),
+        );
+        if earlier.iter().flatten().any(|k| k == practice) {
+            30003
+        } else {
+            30002
+        }
     }
 
     /// The time of the last event of the timeline, or the start.

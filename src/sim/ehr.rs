@@ -1,10 +1,13 @@
 //! [`Simulator`]: the simulated EHR's state, its letter rules, outbound queue and dispatcher.
+//!
+//! Every fault knob of [`super::profile::Faults`] is read in exactly one place here, marked
+//! `fault:`, so a reader can see what each profile changes.
 
-use super::itk3::{self, LetterDoc};
+use super::itk3::{self, LetterDoc, PaperRecipient};
 use super::profile::SimConfig;
-use crate::clock::{Clock, Timestamp};
+use crate::clock::{Clock, Span, Timestamp};
 use crate::ids::{NhsNumber, OdsCode};
-use crate::letter::{EventKind, LetterKind};
+use crate::letter::{EventKind, LetterKind, Transport};
 use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome, TransportError};
 use crate::mesh::CANARY_WORKFLOW;
 use serde::{Deserialize, Serialize};
@@ -32,6 +35,19 @@ pub struct PracticeRecord {
     /// given.
     #[serde(default = "all_workflows")]
     pub workflows: Vec<String>,
+    /// Closed with no successor: letters cannot be delivered electronically.
+    #[serde(default)]
+    pub closed: bool,
+    /// Merged into this practice: its letters go to that practice's mailbox.
+    #[serde(default)]
+    pub merged_into: Option<OdsCode>,
+    /// `mesh`, or `http` for a practice reached over an HTTP document route.
+    #[serde(default = "mesh")]
+    pub route: Transport,
+}
+
+fn mesh() -> Transport {
+    Transport::Mesh
 }
 
 /// Every MESH workflow id a letter kind is sent with.
@@ -45,27 +61,6 @@ pub fn all_workflows() -> Vec<String> {
     w
 }
 
-/// Like MESH endpoint lookup: (practice ODS code, workflow id) -> mailbox.
-#[derive(Default, Clone, Debug)]
-struct Directory {
-    names: BTreeMap<OdsCode, String>,
-    routes: BTreeMap<(OdsCode, String), String>,
-}
-
-impl Directory {
-    fn add(&mut self, p: PracticeRecord) {
-        for w in &p.workflows {
-            self.routes
-                .insert((p.ods.clone(), w.clone()), p.mailbox.clone());
-        }
-        self.names.insert(p.ods, p.name);
-    }
-
-    fn lookup(&self, ods: &OdsCode, workflow: &str) -> Option<&String> {
-        self.routes.get(&(ods.clone(), workflow.to_string()))
-    }
-}
-
 /// A clinical event as the simulator takes it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SimEvent {
@@ -75,6 +70,9 @@ pub struct SimEvent {
     /// For `gp_change`: the new practice.
     #[serde(default)]
     pub to: Option<OdsCode>,
+    /// For `outpatient_attendance`: the letter needs a second signer.
+    #[serde(default)]
+    pub second_signer: bool,
 }
 
 /// What the EHR believes happened to a letter.
@@ -87,6 +85,12 @@ pub struct SentRecord {
     /// `sent`, `rejected (417 ...)`, `not sent: ...`.
     pub outcome: String,
     pub message_id: Option<String>,
+    /// ITK3 acknowledgement codes collected from the inbox for this letter.
+    pub acks: Vec<u32>,
+    /// MESH REPORTs collected for this letter, as `code: description`.
+    pub reports: Vec<String>,
+    #[serde(skip)]
+    bundle_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +111,16 @@ pub struct Outbound {
     pub mesh: MeshConfig,
     /// Base URL of the hybrid-mail print service.
     pub print_url: String,
+    /// Base URL of the HTTP document route (Docman-like) some practices use.
+    pub docman_url: String,
+}
+
+#[derive(Clone, Debug)]
+struct Attendance {
+    at: Timestamp,
+    second_signer: bool,
+    /// The registration the EHR held when the patient attended.
+    practice_then: Option<OdsCode>,
 }
 
 #[derive(Clone, Debug)]
@@ -116,14 +130,23 @@ struct Queued {
     nhs_number: NhsNumber,
     event_at: Timestamp,
     ready_at: Timestamp,
+    practice_then: Option<OdsCode>,
 }
 
 #[derive(Default, Clone, Debug)]
 struct Chart {
-    unsigned_attendances: VecDeque<Timestamp>,
-    admitted_at: Option<Timestamp>,
-    emergency_at: Option<Timestamp>,
+    unsigned: VecDeque<Attendance>,
+    awaiting_second_signer: VecDeque<Attendance>,
     deceased: bool,
+    named_gp_left: bool,
+}
+
+/// The practice letters for a patient go to, after following merges.
+struct Route {
+    ods: OdsCode,
+    name: String,
+    mailbox: String,
+    transport: Transport,
 }
 
 pub struct Simulator {
@@ -131,13 +154,16 @@ pub struct Simulator {
     clock: Clock,
     mesh: MeshClient,
     http: reqwest::Client,
-    print_url: String,
+    out: Outbound,
     pds: BTreeMap<NhsNumber, PatientRecord>,
-    directory: Directory,
+    directory: BTreeMap<OdsCode, PracticeRecord>,
     charts: BTreeMap<NhsNumber, Chart>,
     queue: VecDeque<Queued>,
     sent: Vec<SentRecord>,
     next_id: u64,
+    stall_until: Option<Timestamp>,
+    written_per_kind: BTreeMap<LetterKind, u32>,
+    last_poll: Option<Timestamp>,
 }
 
 impl Simulator {
@@ -145,15 +171,18 @@ impl Simulator {
         Simulator {
             config,
             clock,
-            mesh: MeshClient::new(http.clone(), out.mesh),
+            mesh: MeshClient::new(http.clone(), out.mesh.clone()),
             http,
-            print_url: out.print_url,
+            out,
             pds: BTreeMap::new(),
-            directory: Directory::default(),
+            directory: BTreeMap::new(),
             charts: BTreeMap::new(),
             queue: VecDeque::new(),
             sent: Vec::new(),
             next_id: 1,
+            stall_until: None,
+            written_per_kind: BTreeMap::new(),
+            last_poll: None,
         }
     }
 
@@ -179,7 +208,7 @@ impl Simulator {
     }
 
     pub fn register_practice(&mut self, p: PracticeRecord) {
-        self.directory.add(p);
+        self.directory.insert(p.ods.clone(), p);
     }
 
     /// The letters the EHR believes it sent or tried to send.
@@ -196,63 +225,105 @@ impl Simulator {
             });
         }
         self.advance_to(e.at).await?;
-        if !self.pds.contains_key(&e.nhs_number) {
+        let Some(patient) = self.pds.get_mut(&e.nhs_number) else {
             return Err(SimError::UnknownPatient(e.nhs_number.masked()));
-        }
+        };
+        let practice_now = patient.practice.clone();
         let chart = self.charts.entry(e.nhs_number).or_default();
-        // The time the letter reports on, when this event finalises one.
-        let mut reported_at = Some(e.at);
-        match e.event {
+        // The attendance a clinic letter reports on, or the event itself for the others.
+        let (reported_at, practice_then) = match e.event {
             EventKind::OutpatientAttendance => {
-                chart.unsigned_attendances.push_back(e.at);
-                reported_at = None;
+                chart.unsigned.push_back(Attendance {
+                    at: e.at,
+                    second_signer: e.second_signer,
+                    practice_then: practice_now,
+                });
+                return Ok(());
             }
-            EventKind::LetterSigned => reported_at = chart.unsigned_attendances.pop_front(),
-            EventKind::Admission => {
-                chart.admitted_at = Some(e.at);
-                reported_at = None;
-            }
-            EventKind::Discharge => chart.admitted_at = None,
-            EventKind::EmergencyAttendance => {
-                chart.emergency_at = Some(e.at);
-                reported_at = None;
-            }
-            EventKind::EmergencyDischarge => chart.emergency_at = None,
+            EventKind::LetterSigned => match chart.unsigned.pop_front() {
+                Some(a) if a.second_signer => {
+                    chart.awaiting_second_signer.push_back(a);
+                    return Ok(());
+                }
+                Some(a) => (a.at, a.practice_then),
+                None => return Ok(()),
+            },
+            // fault: countersign_lost
+            EventKind::LetterCountersigned if self.config.faults.countersign_lost => return Ok(()),
+            EventKind::LetterCountersigned => match chart.awaiting_second_signer.pop_front() {
+                Some(a) => (a.at, a.practice_then),
+                None => return Ok(()),
+            },
             EventKind::Death => {
                 chart.deceased = true;
-                chart.admitted_at = None;
+                (e.at, practice_now)
             }
             EventKind::GpChange => {
-                if let Some(p) = self.pds.get_mut(&e.nhs_number) {
-                    p.practice = e.to.clone();
-                }
-                reported_at = None;
+                patient.practice = e.to.clone();
+                return Ok(());
             }
-            EventKind::LetterDrafted => reported_at = None,
-        }
-        let Some(event_at) = reported_at else {
-            return Ok(());
+            EventKind::NamedGpLeft => {
+                chart.named_gp_left = true;
+                return Ok(());
+            }
+            EventKind::Discharge | EventKind::EmergencyDischarge => (e.at, practice_now),
+            EventKind::LetterDrafted | EventKind::Admission | EventKind::EmergencyAttendance => {
+                return Ok(())
+            }
         };
-        let kinds: Vec<LetterKind> = self.config.letters_for(e.event).collect();
+        // A countersigned letter is final exactly as a signed one is.
+        let rule_event = match e.event {
+            EventKind::LetterCountersigned => EventKind::LetterSigned,
+            other => other,
+        };
+        let kinds: Vec<LetterKind> = self.config.letters_for(rule_event).collect();
         for kind in kinds {
-            let local_id = format!("SIM-{:06}", self.next_id);
-            self.next_id += 1;
-            self.queue.push_back(Queued {
-                local_id,
-                kind,
-                nhs_number: e.nhs_number,
-                event_at,
-                ready_at: e.at,
-            });
+            self.queue_letter(kind, e.nhs_number, reported_at, e.at, practice_then.clone());
         }
         Ok(())
     }
 
-    /// Runs the dispatcher at each of its ticks up to `t`, then sets the clock to `t`.
+    fn queue_letter(
+        &mut self,
+        kind: LetterKind,
+        nhs_number: NhsNumber,
+        event_at: Timestamp,
+        final_at: Timestamp,
+        practice_then: Option<OdsCode>,
+    ) {
+        let faults = &self.config.faults;
+        // fault: delay
+        let delay = faults
+            .delay
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(Span(0), |(_, d)| *d);
+        let ready_at = final_at.plus(delay);
+        // fault: stall
+        if let (Some(stall), None) = (faults.stall, self.stall_until) {
+            self.stall_until = Some(ready_at.plus(stall));
+        }
+        let local_id = format!("SIM-{:06}", self.next_id);
+        self.next_id += 1;
+        self.queue.push_back(Queued {
+            local_id,
+            kind,
+            nhs_number,
+            event_at,
+            ready_at,
+            practice_then,
+        });
+    }
+
+    /// Runs the dispatcher at each of its ticks up to `t`, then sets the clock to `t`. The
+    /// inbox is polled after each batch and at least once a day of the clock.
     pub async fn advance_to(&mut self, t: Timestamp) -> Result<(), SimError> {
         let step = self.config.dispatch_interval.0.max(1);
         while let Some(first) = self.queue.iter().map(|q| q.ready_at).min() {
-            let from = first.0.max(self.now().0);
+            let from = first
+                .0
+                .max(self.now().0)
+                .max(self.stall_until.map_or(0, |s| s.0));
             let tick = Timestamp(from + (step - from.rem_euclid(step)) % step);
             if tick > t {
                 break;
@@ -264,25 +335,80 @@ impl Simulator {
             for q in due {
                 self.dispatch(q).await?;
             }
+            self.poll_inbox().await?;
         }
         self.clock.advance_to(t);
+        if self.last_poll.is_none_or(|p| t.since(p) >= Span::days(1)) {
+            self.poll_inbox().await?;
+        }
         Ok(())
     }
 
+    /// The practice a letter for this patient goes to, following merges.
+    fn route(&self, q: &Queued) -> Result<Route, String> {
+        let faults = &self.config.faults;
+        // fault: stale_registration
+        let ods = if faults.stale_registration {
+            q.practice_then.clone()
+        } else {
+            self.pds.get(&q.nhs_number).and_then(|p| p.practice.clone())
+        };
+        let ods = ods
+            .filter(|o| !o.is_pseudo())
+            .ok_or("no registered GP practice")?;
+        let mut practice = self
+            .directory
+            .get(&ods)
+            .ok_or_else(|| format!("practice {ods} is not in the directory"))?;
+        for _ in 0..=self.directory.len() {
+            match &practice.merged_into {
+                // fault: stale_directory
+                Some(_) if faults.stale_directory => break,
+                Some(next) => {
+                    practice = self
+                        .directory
+                        .get(next)
+                        .ok_or_else(|| format!("practice {next} is not in the directory"))?
+                }
+                None => break,
+            }
+        }
+        if practice.closed {
+            return Err(format!("practice {} is closed", practice.ods));
+        }
+        Ok(Route {
+            ods: practice.ods.clone(),
+            name: practice.name.clone(),
+            mailbox: practice.mailbox.clone(),
+            transport: practice.route,
+        })
+    }
+
     async fn dispatch(&mut self, q: Queued) -> Result<(), SimError> {
-        let now = self.now();
         let Some(patient) = self.pds.get(&q.nhs_number).cloned() else {
             return Ok(());
         };
-        let deceased = self.charts.get(&q.nhs_number).is_some_and(|c| c.deceased);
+        let chart = self.charts.get(&q.nhs_number).cloned().unwrap_or_default();
         let mut record = SentRecord {
             local_id: q.local_id.clone(),
             kind: q.kind,
             nhs_number: q.nhs_number,
-            at: now,
+            at: self.now(),
             outcome: String::new(),
             message_id: None,
+            acks: vec![],
+            reports: vec![],
+            bundle_id: None,
         };
+        let faults = self.config.faults.clone();
+        let mut sections = itk3::default_sections(q.kind);
+        // fault: drop_section
+        sections.retain(|(title, _)| {
+            !faults
+                .drop_section
+                .iter()
+                .any(|(k, t)| *k == q.kind && t == title)
+        });
         let mut doc = LetterDoc {
             kind: q.kind,
             local_id: q.local_id.clone(),
@@ -294,67 +420,169 @@ impl Simulator {
             trust_name: self.config.trust_name.clone(),
             sender_mailbox: self.mesh.config().mailbox.clone(),
             event_at: q.event_at,
-            sent_at: now,
-            sections: itk3::default_sections(q.kind),
+            // The document carries the date it was finalised, however late it is sent.
+            written_at: q.ready_at,
+            sent_at: self.now(),
+            sections,
         };
-        if !q.kind.goes_to_practice() {
-            if deceased {
-                record.outcome = "not sent: the patient has died".into();
-            } else {
-                let url = format!("{}/print/v1/letters", self.print_url.trim_end_matches('/'));
-                let resp = self
-                    .http
-                    .post(&url)
-                    .json(&itk3::print_request(&doc))
-                    .send()
-                    .await
-                    .map_err(|source| TransportError { url, source })?;
-                record.outcome = if resp.status().is_success() {
-                    "sent".into()
-                } else {
-                    format!("rejected ({})", resp.status())
-                };
+        let written = self.written_per_kind.entry(q.kind).or_default();
+        *written += 1;
+        let nth = *written;
+        // fault: send_one_in
+        if let Some((_, n)) = faults.send_one_in.iter().find(|(k, _)| *k == q.kind) {
+            if (nth - 1) % n.max(&1) != 0 {
+                record.outcome = "not sent: automatic sending skipped it".into();
+                self.sent.push(record);
+                return Ok(());
             }
+        }
+        // fault: silently_drop
+        if faults.silently_drop.contains(&q.kind) {
+            record.outcome = "sent".into();
             self.sent.push(record);
             return Ok(());
         }
-        // Resolve the recipient now, from the patient index, as the EHR does at send time.
-        let workflow = q.kind.workflow_id().unwrap_or_default().to_string();
-        let route = patient
-            .practice
-            .as_ref()
-            .filter(|p| !p.is_pseudo())
-            .and_then(|ods| Some((ods, self.directory.lookup(ods, &workflow)?)));
-        let Some((ods, mailbox)) = route else {
-            record.outcome = format!(
-                "not sent: no registered GP practice with a MESH route for {workflow} (exceptions list)"
-            );
+        if !q.kind.goes_to_practice() {
+            // fault: copies_after_death
+            record.outcome = if chart.deceased && !faults.copies_after_death {
+                "not sent: the patient has died".into()
+            } else {
+                let body = itk3::paper_request(&doc, &PaperRecipient::Patient);
+                self.post_json(
+                    &format!(
+                        "{}/print/v1/letters",
+                        self.out.print_url.trim_end_matches('/')
+                    ),
+                    &body,
+                )
+                .await?
+            };
             self.sent.push(record);
             return Ok(());
+        }
+        let route = match self.route(&q) {
+            Ok(r) => r,
+            Err(why) => {
+                record.outcome = format!("not sent: {why} (exceptions list)");
+                self.sent.push(record);
+                return Ok(());
+            }
         };
-        let name = self.directory.names.get(ods).cloned().unwrap_or_default();
-        doc.practice = Some((ods.to_string(), name));
-        let mailbox = mailbox.clone();
-        let body = serde_json::to_vec(&itk3::message_bundle(&doc)).unwrap_or_default();
+        doc.practice = Some((route.ods.to_string(), route.name.clone()));
+        // fault: skip_when_named_gp_left
+        if faults.skip_when_named_gp_left && chart.named_gp_left && patient.named_gp.is_some() {
+            let paper = PaperRecipient::Practice {
+                ods: route.ods.to_string(),
+                name: route.name.clone(),
+            };
+            let body = itk3::paper_request(&doc, &paper);
+            let url = format!(
+                "{}/print/v1/letters",
+                self.out.print_url.trim_end_matches('/')
+            );
+            let posted = self.post_json(&url, &body).await?;
+            record.outcome =
+                format!("not sent electronically: the named GP has left; paper copy {posted}");
+            self.sent.push(record);
+            return Ok(());
+        }
+        if route.transport == Transport::Http {
+            let paper = PaperRecipient::Practice {
+                ods: route.ods.to_string(),
+                name: route.name.clone(),
+            };
+            let body = itk3::paper_request(&doc, &paper);
+            let url = format!(
+                "{}/docman/v1/documents",
+                self.out.docman_url.trim_end_matches('/')
+            );
+            record.outcome = self.post_json(&url, &body).await?;
+            self.sent.push(record);
+            return Ok(());
+        }
+        // fault: workflow_override
+        let workflow = faults
+            .workflow_override
+            .iter()
+            .find(|(k, _)| *k == q.kind)
+            .map_or(q.kind.workflow_id().unwrap_or_default(), |(_, w)| *w)
+            .to_string();
+        let bundle = itk3::message_bundle(&doc);
+        record.bundle_id = bundle["identifier"]["value"].as_str().map(str::to_string);
         let msg = OutboundMessage {
-            to: mailbox,
+            to: route.mailbox.clone(),
             workflow_id: workflow,
             subject: Some(format!("{} {}", q.kind.words(), q.local_id)),
             local_id: Some(q.local_id.clone()),
             file_name: Some(format!("{}.json", q.local_id)),
             content_type: "application/fhir+json".into(),
-            body,
+            body: serde_json::to_vec(&bundle).unwrap_or_default(),
         };
-        match self.mesh.send(&msg).await? {
-            SendOutcome::Accepted { message_id } => {
-                record.outcome = "sent".into();
-                record.message_id = Some(message_id);
-            }
-            SendOutcome::Rejected { status, body } => {
-                record.outcome = format!("rejected ({status}): {body}")
+        // fault: duplicate_sends
+        let attempts = if faults.duplicate_sends { 2 } else { 1 };
+        for _ in 0..attempts {
+            match self.mesh.send(&msg).await? {
+                SendOutcome::Accepted { message_id } => {
+                    record.outcome = "sent".into();
+                    record.message_id = Some(message_id);
+                }
+                SendOutcome::Rejected { status, body } => {
+                    record.outcome = format!("rejected ({status}): {body}")
+                }
             }
         }
         self.sent.push(record);
+        Ok(())
+    }
+
+    async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<String, SimError> {
+        let resp = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|source| TransportError {
+                url: url.to_string(),
+                source,
+            })?;
+        Ok(if resp.status().is_success() {
+            "sent".into()
+        } else {
+            format!("rejected ({})", resp.status())
+        })
+    }
+
+    /// Collects the inbox: ITK3 acknowledgements and MESH REPORTs about sent letters.
+    async fn poll_inbox(&mut self) -> Result<(), SimError> {
+        self.last_poll = Some(self.now());
+        for id in self.mesh.list_inbox().await? {
+            let m = self.mesh.download(&id).await?;
+            if m.header("mex-MessageType") == Some("REPORT") {
+                let linked = m.header("mex-LinkedMsgID").unwrap_or_default();
+                let text = format!(
+                    "{}: {}",
+                    m.header("mex-StatusCode").unwrap_or("?"),
+                    m.header("mex-StatusDescription").unwrap_or("")
+                );
+                if let Some(r) = self
+                    .sent
+                    .iter_mut()
+                    .find(|r| r.message_id.as_deref() == Some(linked))
+                {
+                    r.reports.push(text);
+                }
+            } else if let Some((bundle_id, code)) = itk3::read_ack(&m.body) {
+                if let Some(r) = self
+                    .sent
+                    .iter_mut()
+                    .find(|r| r.bundle_id.as_deref() == Some(bundle_id.as_str()))
+                {
+                    r.acks.push(code);
+                }
+            }
+            self.mesh.acknowledge(&id).await?;
+        }
         Ok(())
     }
 

@@ -29,7 +29,9 @@ pub struct LetterDoc {
     pub sender_mailbox: String,
     /// When the clinical event the letter reports happened.
     pub event_at: Timestamp,
-    /// When the letter is built and sent.
+    /// When the letter was finalised: the date it carries, however late it is sent.
+    pub written_at: Timestamp,
+    /// When the letter is sent.
     pub sent_at: Timestamp,
     pub sections: Vec<(String, String)>,
 }
@@ -84,7 +86,7 @@ pub fn document_bundle(doc: &LetterDoc) -> Value {
         "type": {"coding": [{"system": SNOMED, "code": dt.code, "display": dt.display}]},
         "subject": {"reference": pat},
         "encounter": {"reference": enc},
-        "date": doc.sent_at.rfc3339(),
+        "date": doc.written_at.rfc3339(),
         "author": [{"reference": prac}],
         "title": title(doc.kind),
         "custodian": {"reference": trust},
@@ -180,13 +182,91 @@ pub fn message_bundle(doc: &LetterDoc) -> Value {
     })
 }
 
-/// The request body for the hybrid-mail print service: who to post to, and the document.
-pub fn print_request(doc: &LetterDoc) -> Value {
+/// Who a letter on paper (or over an HTTP document route) is addressed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaperRecipient {
+    Patient,
+    Practice { ods: String, name: String },
+}
+
+/// The request body for the hybrid-mail print service or an HTTP document route: who it is
+/// for, and the document.
+pub fn paper_request(doc: &LetterDoc, to: &PaperRecipient) -> Value {
+    let recipient = match to {
+        PaperRecipient::Patient => {
+            json!({"type": "patient", "nhs_number": doc.nhs_number.to_string(), "name": doc.patient_name})
+        }
+        PaperRecipient::Practice { ods, name } => {
+            json!({"type": "practice", "ods": ods, "name": name})
+        }
+    };
+    json!({"recipient": recipient, "reference": doc.local_id, "document": document_bundle(doc)})
+}
+
+/// ITK3 response codes: the system, and what each code means.
+pub const RESPONSE_SYSTEM: &str = "https://fhir.nhs.uk/STU3/CodeSystem/ITK-ResponseCodes-1";
+
+pub fn response_display(code: u32) -> &'static str {
+    match code {
+        20013 => "Success",
+        20007 => "Duplicate message",
+        20008 => "Duplicate document",
+        20009 => "Payload invalid",
+        20002 => "Unrecognised recipient organisation",
+        10004 => "Unsupported message definition",
+        30001 => "Patient known here",
+        30002 => "Patient not known here",
+        30003 => "Patient no longer registered here",
+        30004 => "Patient known here and recently deceased",
+        _ => "Unknown response code",
+    }
+}
+
+/// An ITK3 acknowledgement (`ITK008M`) of the message bundle `original_id`, from `ods`.
+pub fn ack_bundle(original_id: &str, code: u32, ods: &str, mailbox: &str, at: Timestamp) -> Value {
+    let (header, outcome, org) = (urn(), urn(), urn());
+    let ok = matches!(code, 20013 | 30001 | 30003 | 30004);
     json!({
-        "recipient": {"type": "patient", "nhs_number": doc.nhs_number.to_string(), "name": doc.patient_name},
-        "reference": doc.local_id,
-        "document": document_bundle(doc),
+        "resourceType": "Bundle",
+        "identifier": {"system": "https://tools.ietf.org/html/rfc4122", "value": uuid::Uuid::new_v4().to_string()},
+        "type": "message",
+        "entry": [
+            {"fullUrl": header, "resource": {
+                "resourceType": "MessageHeader",
+                "event": {"system": EVENT_SYSTEM, "code": "ITK008M", "display": "ITK Response"},
+                "sender": {"reference": org},
+                "timestamp": at.rfc3339(),
+                "source": {"endpoint": mailbox},
+                "response": {"identifier": original_id, "code": if ok { "ok" } else { "fatal-error" }, "details": {"reference": outcome}},
+            }},
+            {"fullUrl": outcome, "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": if ok { "information" } else { "error" }, "code": "informational",
+                    "details": {"coding": [{"system": RESPONSE_SYSTEM, "code": code.to_string(), "display": response_display(code)}]}}],
+            }},
+            {"fullUrl": org, "resource": organization(ods, "")},
+        ],
     })
+}
+
+/// Reads an acknowledgement: the id of the message it answers, and its response code.
+pub fn read_ack(body: &[u8]) -> Option<(String, u32)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let entries = v["entry"].as_array()?;
+    let header = entries
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "MessageHeader")?;
+    let original = header["response"]["identifier"].as_str()?.to_string();
+    let outcome = entries
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "OperationOutcome")?;
+    let code = outcome["issue"][0]["details"]["coding"][0]["code"]
+        .as_str()?
+        .parse()
+        .ok()?;
+    Some((original, code))
 }
 
 /// The fixed, readable content the simulator writes for each kind of letter.

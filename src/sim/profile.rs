@@ -24,6 +24,39 @@ pub struct SimConfig {
     /// The trust's own ODS code and name, used as the sender of letters.
     pub trust_ods: String,
     pub trust_name: String,
+    /// What is broken; all off in `baseline`.
+    pub faults: Faults,
+}
+
+/// The knobs fault profiles turn. Each is read in one place of [`super::ehr`].
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Letters of these kinds are recorded as sent but never sent.
+    pub silently_drop: Vec<LetterKind>,
+    /// Letters for a patient whose named GP has left are not sent electronically; a paper copy
+    /// goes to the practice through the print service instead.
+    pub skip_when_named_gp_left: bool,
+    /// Once a letter is queued the dispatcher stalls this long, then sends everything at once.
+    pub stall: Option<Span>,
+    /// The recipient comes from the registration held when the patient attended, not from the
+    /// patient index when the letter is sent.
+    pub stale_registration: bool,
+    /// Letters of a kind go out with another MESH workflow id.
+    pub workflow_override: Vec<(LetterKind, &'static str)>,
+    /// Every MESH send is posted twice, as by a client that retries the first POST.
+    pub duplicate_sends: bool,
+    /// The patient's copy is still posted after the patient has died.
+    pub copies_after_death: bool,
+    /// Letters of a kind are queued this long after the event that finalises them.
+    pub delay: Vec<(LetterKind, Span)>,
+    /// A section (by title) is dropped from letters of a kind.
+    pub drop_section: Vec<(LetterKind, &'static str)>,
+    /// A second signature is never recorded, so letters that need one are never final.
+    pub countersign_lost: bool,
+    /// Letters for a merged practice go to the old practice's own mailbox, which nobody collects.
+    pub stale_directory: bool,
+    /// Only one letter of a kind in every N is sent.
+    pub send_one_in: Vec<(LetterKind, u32)>,
 }
 
 /// One entry of the catalogue: a name, a line for `sim profiles`, and how it differs.
@@ -72,6 +105,7 @@ impl SimConfig {
             dispatch_interval: Span::minutes(15),
             trust_ods: "RXX".into(),
             trust_name: "Lettergate Simulated NHS Trust".into(),
+            faults: Faults::default(),
         }
     }
 

@@ -92,6 +92,23 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
         if let Err(why) = &l.facts {
             field("unreadable", why);
         }
+        if !l.acks.is_empty() {
+            let acks: Vec<String> = l
+                .acks
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}{}",
+                        a.code,
+                        if a.collected { "" } else { " (not collected)" }
+                    )
+                })
+                .collect();
+            field("acks", &acks.join(", "));
+        }
+        for r in &l.reports {
+            field("report", &format!("{} {}", r.code, r.description));
+        }
     }
     normalize(&out)
 }

@@ -179,7 +179,12 @@ fn changed_letters(old: &str, new: &str) -> Vec<String> {
     for i in 0..a.len().max(b.len()) {
         match (a.get(i), b.get(i)) {
             (Some(x), Some(y)) if x.trim_end() == y.trim_end() => {}
-            (_, Some(y)) => names.push(first_line(y)),
+            (Some(x), Some(y)) => names.push(format!(
+                "{} (changed: {})",
+                first_line(y),
+                changed_fields(x, y)
+            )),
+            (None, Some(y)) => names.push(format!("{} (newly sent)", first_line(y))),
             (Some(x), None) => names.push(format!("{} (no longer sent)", first_line(x))),
             (None, None) => {}
         }
@@ -188,6 +193,32 @@ fn changed_letters(old: &str, new: &str) -> Vec<String> {
         names.push("the scenario header".into());
     }
     names
+}
+
+/// The names of the `  name: value` lines that differ between two letter blocks, such as
+/// `section Medications`, in the order they first appear.
+fn changed_fields(a: &str, b: &str) -> String {
+    let fields = |t: &str| -> Vec<(String, String)> {
+        t.lines()
+            .skip(1)
+            .filter_map(|l| {
+                l.trim()
+                    .split_once(": ")
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect()
+    };
+    let (fa, fb) = (fields(a), fields(b));
+    let mut names: Vec<String> = Vec::new();
+    for (k, v) in fa.iter().chain(fb.iter()) {
+        let in_a = fa.iter().any(|(ka, va)| ka == k && va == v);
+        let in_b = fb.iter().any(|(kb, vb)| kb == k && vb == v);
+        let same = in_a && in_b;
+        if !same && !names.contains(k) {
+            names.push(k.clone());
+        }
+    }
+    names.join(", ")
 }
 
 fn first_line(block: &str) -> String {
@@ -216,7 +247,9 @@ mod tests {
         assert!(!diff.contains("No newline"), "{diff}");
         assert_eq!(
             letters,
-            vec!["letter 1: clinic_letter for alice to B82002".to_string()]
+            vec![
+                "letter 1: clinic_letter for alice to B82002 (changed: recipient_ods)".to_string()
+            ]
         );
         let before = std::fs::read_to_string(store.path("a/b")).unwrap();
         store

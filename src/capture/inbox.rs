@@ -1,0 +1,206 @@
+//! [`Inbox`]: the MESH inboxes of lettergate's endpoint, holding what comes back to the
+//! sender: ITK3 acknowledgements from the synthetic GP receiver, and `REPORT` messages for
+//! letters nobody collected.
+//!
+//! Design constraint: MESH reports a message not collected within 5 days (status `14`) some
+//! time after it accepted it. Reports are made lazily, when the clock is read at a list of the
+//! inbox or when the capture finishes, so virtual days cost nothing.
+
+use crate::clock::{Span, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How long MESH waits for a recipient to collect before it reports.
+pub const COLLECT_WITHIN: Span = Span::days(5);
+
+/// An acknowledgement the synthetic GP receiver sent for a letter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckRecord {
+    pub code: u32,
+    /// True once the sender downloaded and acknowledged it.
+    pub collected: bool,
+}
+
+/// A MESH `REPORT` about a letter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRecord {
+    pub code: String,
+    pub description: String,
+    pub collected: bool,
+}
+
+/// What an inbox message is about: the captured letter (by `seq`) it refers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum About {
+    Ack { seq: u32, index: usize },
+    Report { seq: u32, index: usize },
+}
+
+#[derive(Clone, Debug)]
+pub struct InboxItem {
+    pub id: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub acknowledged: bool,
+    pub about: About,
+}
+
+/// A letter accepted for a mailbox nobody collects from.
+#[derive(Clone, Debug)]
+struct Uncollected {
+    seq: u32,
+    message_id: String,
+    sender: String,
+    recipient: String,
+    workflow: String,
+    accepted_at: Timestamp,
+}
+
+#[derive(Default, Debug)]
+pub struct Inbox {
+    boxes: BTreeMap<String, Vec<InboxItem>>,
+    uncollected: Vec<Uncollected>,
+}
+
+impl Inbox {
+    pub fn deliver(&mut self, mailbox: &str, item: InboxItem) {
+        self.boxes
+            .entry(mailbox.to_string())
+            .or_default()
+            .push(item);
+    }
+
+    pub fn note_uncollected(
+        &mut self,
+        seq: u32,
+        message_id: &str,
+        sender: &str,
+        recipient: &str,
+        workflow: &str,
+        accepted_at: Timestamp,
+    ) {
+        self.uncollected.push(Uncollected {
+            seq,
+            message_id: message_id.into(),
+            sender: sender.into(),
+            recipient: recipient.into(),
+            workflow: workflow.into(),
+            accepted_at,
+        });
+    }
+
+    /// Makes the reports that are due at `now`; returns (letter seq, report) for each.
+    pub fn make_due_reports(
+        &mut self,
+        now: Timestamp,
+        mut next_id: impl FnMut() -> String,
+    ) -> Vec<(u32, ReportRecord)> {
+        let (due, waiting): (Vec<_>, Vec<_>) = self
+            .uncollected
+            .drain(..)
+            .partition(|u| now >= u.accepted_at.plus(COLLECT_WITHIN));
+        self.uncollected = waiting;
+        let mut made = Vec::new();
+        for u in due {
+            let record = ReportRecord {
+                code: "14".into(),
+                description: format!(
+                    "message not collected by recipient {} after 5 days",
+                    u.recipient
+                ),
+                collected: false,
+            };
+            let headers = vec![
+                ("mex-messagetype".to_string(), "REPORT".to_string()),
+                ("mex-linkedmsgid".to_string(), u.message_id.clone()),
+                ("mex-statuscode".to_string(), record.code.clone()),
+                ("mex-statusevent".to_string(), "TRANSFER".to_string()),
+                ("mex-statussuccess".to_string(), "ERROR".to_string()),
+                (
+                    "mex-statusdescription".to_string(),
+                    record.description.clone(),
+                ),
+                ("mex-workflowid".to_string(), u.workflow.clone()),
+                ("mex-to".to_string(), u.sender.clone()),
+            ];
+            let index = made.iter().filter(|(s, _)| *s == u.seq).count();
+            self.deliver(
+                &u.sender,
+                InboxItem {
+                    id: next_id(),
+                    headers,
+                    body: Vec::new(),
+                    acknowledged: false,
+                    about: About::Report { seq: u.seq, index },
+                },
+            );
+            made.push((u.seq, record));
+        }
+        made
+    }
+
+    /// Ids of the messages in `mailbox` not yet acknowledged.
+    pub fn list(&self, mailbox: &str) -> Vec<String> {
+        self.boxes
+            .get(mailbox)
+            .into_iter()
+            .flatten()
+            .filter(|m| !m.acknowledged)
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    pub fn get(&self, mailbox: &str, id: &str) -> Option<&InboxItem> {
+        self.boxes.get(mailbox)?.iter().find(|m| m.id == id)
+    }
+
+    /// Marks a message taken; returns what it was about, the first time only.
+    pub fn acknowledge(&mut self, mailbox: &str, id: &str) -> Option<About> {
+        let m = self
+            .boxes
+            .get_mut(mailbox)?
+            .iter_mut()
+            .find(|m| m.id == id && !m.acknowledged)?;
+        m.acknowledged = true;
+        Some(m.about.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_made_only_once_five_days_have_passed() {
+        let mut inbox = Inbox::default();
+        inbox.note_uncollected(
+            3,
+            "M1",
+            "RXXHC001",
+            "E85005HC001",
+            "TOC_FHIR_OP_ATTEN",
+            Timestamp(0),
+        );
+        let mut n = 0;
+        let mut id = || {
+            n += 1;
+            format!("R{n}")
+        };
+        assert!(inbox
+            .make_due_reports(Timestamp(0).plus(Span::days(4)), &mut id)
+            .is_empty());
+        let made = inbox.make_due_reports(Timestamp(0).plus(Span::days(5)), &mut id);
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].0, 3);
+        assert_eq!(inbox.list("RXXHC001"), vec!["R1".to_string()]);
+        assert!(inbox
+            .make_due_reports(Timestamp(0).plus(Span::days(9)), &mut id)
+            .is_empty());
+        assert_eq!(
+            inbox.acknowledge("RXXHC001", "R1"),
+            Some(About::Report { seq: 3, index: 0 })
+        );
+        assert_eq!(inbox.acknowledge("RXXHC001", "R1"), None);
+        assert!(inbox.list("RXXHC001").is_empty());
+    }
+}

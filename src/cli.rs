@@ -99,6 +99,30 @@ pub enum SimCommand {
     Serve(ServeArgs),
     /// List the simulator's behaviour profiles.
     Profiles,
+    /// Run the scenarios under every profile and print the detection matrix.
+    #[command(
+        after_help = "Exit codes:\n  0  baseline is clean and every fault profile is caught\n  1  a fault profile is not caught, or baseline is not clean\n  2  bad input\n  3  the harness could not drive the simulator or capture"
+    )]
+    Matrix(MatrixArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    /// Scenario files or folders of them.
+    #[arg(default_value = "scenarios")]
+    pub paths: Vec<PathBuf>,
+    /// Folder of accepted snapshots (compared, never written).
+    #[arg(long, default_value = "snapshots", value_name = "DIR")]
+    pub snapshots: PathBuf,
+    /// Folder where runs keep the messages they captured.
+    #[arg(long, default_value = ".lettergate", value_name = "DIR")]
+    pub work_dir: PathBuf,
+    /// How many scenarios run at once.
+    #[arg(long, short = 'j', default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
+    /// Show NHS numbers in full (masked by default).
+    #[arg(long)]
+    pub show_identifiers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -135,12 +159,14 @@ pub fn main_entry() -> ExitStatus {
         Command::Accept(args) => accept_or_reject(&args, true),
         Command::Reject(args) => accept_or_reject(&args, false),
         Command::Sim(SimCommand::Profiles) => {
+            let width = PROFILES.iter().map(|p| p.name.len()).max().unwrap_or(0);
             for p in PROFILES {
-                println!("{:<24} {}", p.name, p.description);
+                println!("{:<width$}  {}", p.name, p.description);
             }
             Ok(ExitStatus::Pass)
         }
         Command::Sim(SimCommand::Serve(args)) => serve(args),
+        Command::Sim(SimCommand::Matrix(args)) => matrix(args),
     };
     result.unwrap_or_else(|e| {
         let mut err = std::io::stderr().lock();
@@ -350,6 +376,31 @@ fn accept_or_reject(args: &SnapshotArgs, accept: bool) -> Result<ExitStatus, Err
         files.len()
     );
     Ok(ExitStatus::Pass)
+}
+
+fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
+    let (scenarios, _) = load_all(&args.paths)?;
+    let work_dir = new_run_dir(&args.work_dir)?;
+    eprintln!(
+        "running {} scenarios under {} profiles...",
+        scenarios.len(),
+        PROFILES.len()
+    );
+    let m = runtime()?.block_on(crate::matrix::build(
+        scenarios,
+        &args.snapshots,
+        &work_dir,
+        args.jobs.max(1),
+    ));
+    m.render(&mut std::io::stdout().lock(), args.show_identifiers)
+        .map_err(|e| Error::Harness(format!("failed to write the matrix: {e}")))?;
+    Ok(if m.any_error() {
+        ExitStatus::HarnessFailure
+    } else if m.baseline_clean() && m.uncaught().is_empty() {
+        ExitStatus::Pass
+    } else {
+        ExitStatus::Regression
+    })
 }
 
 fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {

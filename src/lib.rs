@@ -13,6 +13,7 @@ pub mod error;
 pub mod expect;
 pub mod ids;
 pub mod letter;
+pub mod matrix;
 pub mod mesh;
 pub mod normalize;
 pub mod report;

@@ -66,12 +66,80 @@ pub struct Profile {
     pub apply: fn(&mut SimConfig),
 }
 
-/// The catalogue. `baseline` is correct behaviour and the default.
-pub const PROFILES: &[Profile] = &[Profile {
-    name: "baseline",
-    description: "correct behaviour: every letter to the right recipient, on time, once",
-    apply: |_| {},
-}];
+/// The catalogue. `baseline` is correct behaviour and the default; each other entry is a
+/// failure seen after a real EHR upgrade (DOMAIN.md, failure modes A to L).
+pub const PROFILES: &[Profile] = &[
+    Profile {
+        name: "baseline",
+        description: "correct behaviour: every letter to the right recipient, on time, once",
+        apply: |_| {},
+    },
+    Profile {
+        name: "op-letters-silently-dropped",
+        description: "clinic letters are recorded as sent but never sent (Royal Free, 2019; mode A)",
+        apply: |c| c.faults.silently_drop = vec![LetterKind::ClinicLetter],
+    },
+    Profile {
+        name: "named-gp-left-not-sent",
+        description: "letters for a patient whose named GP has left are not sent electronically; a paper copy is posted (Essex; mode B)",
+        apply: |c| c.faults.skip_when_named_gp_left = true,
+    },
+    Profile {
+        name: "dispatch-stall-3-weeks",
+        description: "the dispatcher stalls for three weeks, then sends everything at once with the original dates (Kent, 2024; mode D)",
+        apply: |c| c.faults.stall = Some(Span::days(21)),
+    },
+    Profile {
+        name: "stale-registered-practice",
+        description: "letters go to the practice held when the patient attended, not the one registered now (mode F)",
+        apply: |c| c.faults.stale_registration = true,
+    },
+    Profile {
+        name: "wrong-workflow-discharge",
+        description: "discharge summaries go out with the outpatient workflow id TOC_FHIR_OP_ATTEN (Yeovil; mode G)",
+        apply: |c| c.faults.workflow_override = vec![(LetterKind::DischargeSummary, "TOC_FHIR_OP_ATTEN")],
+    },
+    Profile {
+        name: "duplicate-send-on-retry",
+        description: "every MESH send is posted twice, as by a client that retries the first POST (North Cumbria; mode H)",
+        apply: |c| c.faults.duplicate_sends = true,
+    },
+    Profile {
+        name: "no-death-notification",
+        description: "the practice is not told when a patient dies in hospital (mode I)",
+        apply: |c| c.rules.retain(|r| r.letter != LetterKind::DeathNotification),
+    },
+    Profile {
+        name: "letters-after-death",
+        description: "the patient's copy of a letter is still posted after the patient has died (Leicester, Lister; mode I)",
+        apply: |c| c.faults.copies_after_death = true,
+    },
+    Profile {
+        name: "discharge-after-48h",
+        description: "discharge summaries are sent 48 hours after discharge instead of within 24 (mode D)",
+        apply: |c| c.faults.delay = vec![(LetterKind::DischargeSummary, Span::hours(48))],
+    },
+    Profile {
+        name: "medications-section-dropped",
+        description: "the medications section of discharge summaries is dropped (Forth Valley, 2019; mode J)",
+        apply: |c| c.faults.drop_section = vec![(LetterKind::DischargeSummary, "Medications")],
+    },
+    Profile {
+        name: "stuck-awaiting-second-signer",
+        description: "letters that need a second signer are never released (Nottingham, Newcastle; mode C)",
+        apply: |c| c.faults.countersign_lost = true,
+    },
+    Profile {
+        name: "uncollected-report",
+        description: "letters for a merged practice go to its old mailbox; nobody collects them and MESH reports it after 5 days (mode K)",
+        apply: |c| c.faults.stale_directory = true,
+    },
+    Profile {
+        name: "ed-letters-partial",
+        description: "only one emergency department discharge letter in two is sent (East Surrey, 2024; mode A)",
+        apply: |c| c.faults.send_one_in = vec![(LetterKind::EmergencyDischarge, 2)],
+    },
+];
 
 impl SimConfig {
     /// The correct behaviour every fault profile starts from.
@@ -141,6 +209,21 @@ impl SimConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_profile_but_baseline_changes_the_baseline() {
+        for p in PROFILES.iter().skip(1) {
+            let c = SimConfig::named(p.name).unwrap();
+            let b = SimConfig::baseline();
+            assert!(
+                format!("{:?}{:?}", c.rules, c.faults) != format!("{:?}{:?}", b.rules, b.faults),
+                "{}",
+                p.name
+            );
+        }
+        let names: std::collections::BTreeSet<_> = PROFILES.iter().map(|p| p.name).collect();
+        assert_eq!(names.len(), PROFILES.len(), "profile names are unique");
+    }
 
     #[test]
     fn baseline_is_the_default_profile_and_unknown_names_list_the_known_ones() {

@@ -98,29 +98,40 @@ fn invalid_values_and_references_are_reported_at_the_value() {
         (
             "\"9990000018\"",
             "\"9990000019\"",
-            "common.yaml:18:17",
+            "nhs_number: ",
             "fails the Modulus 11 check",
         ),
         (
             "\"9990000018\"",
             "\"9434765919\"",
-            "common.yaml:18:17",
+            "nhs_number: ",
             "not synthetic",
         ),
         (
             "ods: A81001",
             "ods: I81001",
-            "common.yaml:5:10",
+            "ods: ",
             "invalid GP practice ODS code",
         ),
     ];
-    for (from, to, at, says) in cases {
+    for (from, to, key, says) in cases {
         let q = Project::copy();
         let f = "scenarios/fixtures/common.yaml";
-        q.write(f, &q.read(f).replacen(from, to, 1));
+        let text = q.read(f).replacen(from, to, 1);
+        // The error must point at the value: the line that now holds it, just after its key.
+        let (line, col) = text
+            .lines()
+            .enumerate()
+            .find_map(|(i, l)| {
+                l.contains(to)
+                    .then(|| (i + 1, l.find(key).unwrap() + key.len() + 1))
+            })
+            .unwrap();
+        let at = format!("common.yaml:{line}:{col}");
+        q.write(f, &text);
         let r = q.run(&["validate"]);
         assert_eq!(r.code, 2, "{to}");
-        assert!(r.stderr.contains(at), "{to}: {}", r.stderr);
+        assert!(r.stderr.contains(&at), "{to}: {}", r.stderr);
         assert!(r.stderr.contains(says), "{to}: {}", r.stderr);
         assert_eq!(
             r.stderr.matches("error:").count(),
@@ -317,4 +328,37 @@ fn sim_profiles_lists_each_profile_with_a_description() {
     assert_eq!(r.code, 0);
     assert!(r.stdout.starts_with("baseline"), "{}", r.stdout);
     assert!(r.stdout.contains("correct behaviour"), "{}", r.stdout);
+}
+
+#[test]
+fn sim_matrix_prints_the_detection_matrix_and_exits_0_when_every_fault_is_caught() {
+    let p = Project::copy();
+    let r = p.run(&["sim", "matrix"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("result: baseline is clean and every fault profile is caught"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !p.path("snapshots/simulator/outpatient/clinic_letter.snap.new")
+            .exists(),
+        "the matrix writes no snapshots"
+    );
+    // A scenario that no longer expects the death notification loses detection of one profile.
+    let f = "scenarios/death/in_hospital.yaml";
+    let text = p.read(f);
+    let expect = "  - letter: death_notification\n    patient: carol\n    within: 24h\n";
+    assert!(text.contains(expect));
+    p.write(
+        f,
+        &text.replace(
+            expect,
+            "  - letter: death_notification\n    patient: carol\n    within: 24h\n    count: 0\n",
+        ),
+    );
+    let r = p.run(&["sim", "matrix"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("baseline is NOT clean"), "{}", r.stdout);
 }

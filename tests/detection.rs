@@ -81,19 +81,172 @@ async fn removing_the_rule_for_a_letter_kind_shows_its_scenarios_as_missing_lett
     }
 }
 
+/// Issue 3: the suite run 50 times on `baseline` gives identical verdicts and snapshots. Every
+/// run must match the accepted snapshots exactly, so every run's snapshots equal each other's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_baseline_gives_identical_verdicts_and_snapshots_run_after_run() {
+async fn the_baseline_gives_identical_verdicts_and_snapshots_fifty_times() {
     let scenarios = shipped();
     let first = run(SimConfig::baseline(), scenarios.clone()).await;
-    for _ in 0..4 {
+    for o in &first {
+        assert_eq!(
+            o.snapshot,
+            lettergate::run::SnapshotStatus::Matched,
+            "{}",
+            o.scenario_id
+        );
+    }
+    for _ in 1..50 {
         let again = run(SimConfig::baseline(), scenarios.clone()).await;
         for (a, b) in first.iter().zip(&again) {
             assert_eq!(
-                (a.verdict, &a.findings, &a.snapshot),
-                (b.verdict, &b.findings, &b.snapshot),
+                (a.verdict, &a.findings, &a.snapshot, a.letters),
+                (b.verdict, &b.findings, &b.snapshot, b.letters),
                 "{}",
                 a.scenario_id
             );
         }
+    }
+}
+
+/// Issue 3: the detection matrix, kept as a snapshot so a loss of detection shows in review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_profile_is_caught_and_baseline_is_clean_in_the_detection_matrix() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile::tempdir().unwrap();
+    let m = lettergate::matrix::build(shipped(), &root.join("snapshots"), work.path(), 8).await;
+    assert!(m.baseline_clean());
+    assert_eq!(m.uncaught(), Vec::<&str>::new());
+    assert_eq!(m.rows.len(), lettergate::sim::profile::PROFILES.len());
+    let mut out = Vec::new();
+    m.render(&mut out, false).unwrap();
+    insta::assert_snapshot!("detection_matrix", String::from_utf8(out).unwrap());
+}
+
+fn scenario(id: &str) -> Scenario {
+    shipped()
+        .into_iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no scenario {id}"))
+}
+
+async fn run_profile(profile: &str, s: &Scenario) -> Outcome {
+    run(SimConfig::named(profile).unwrap(), vec![s.clone()])
+        .await
+        .remove(0)
+}
+
+/// One test per fault profile: the scenario passes on `baseline`, and under the profile it
+/// fails with a finding that names the failure.
+macro_rules! caught {
+    ($test:ident, $profile:literal, $scenario:literal, $finding:pat $(if $guard:expr)?) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            let s = scenario($scenario);
+            let clean = run_profile("baseline", &s).await;
+            assert_eq!(clean.verdict, Verdict::Pass, "{} on baseline: {:?}", $scenario, clean.findings);
+            let o = run_profile($profile, &s).await;
+            let said: Vec<String> = o.findings.iter().map(|f| f.describe(false)).collect();
+            assert_eq!(o.verdict, Verdict::Fail, "{} under {}: {said:?}", $scenario, $profile);
+            assert!(o.findings.iter().any(|f| matches!(f, $finding $(if $guard)?)), "{} under {}: {said:?}", $scenario, $profile);
+        }
+    };
+}
+
+use lettergate::clock::Span;
+use lettergate::letter::Transport;
+
+caught!(
+    op_letters_silently_dropped_is_a_missing_clinic_letter,
+    "op-letters-silently-dropped",
+    "outpatient/clinic_letter",
+    Finding::MissingLetter {
+        kind: LetterKind::ClinicLetter,
+        found: 0,
+        ..
+    }
+);
+caught!(
+    named_gp_left_is_a_clinic_letter_on_paper_instead_of_mesh,
+    "named-gp-left-not-sent",
+    "outpatient/named_gp_left",
+    Finding::WrongTransport {
+        kind: LetterKind::ClinicLetter,
+        got: Transport::Http,
+        expected: Transport::Mesh,
+        ..
+    }
+);
+caught!(a_three_week_stall_is_late_by_about_three_weeks, "dispatch-stall-3-weeks", "inpatient/discharge_summary",
+    Finding::Late { kind: LetterKind::DischargeSummary, late_by, .. } if *late_by >= Span::days(19));
+caught!(a_stale_registration_sends_to_the_previous_practice, "stale-registered-practice", "routing/changed_practice",
+    Finding::WrongRecipient { kind: LetterKind::ClinicLetter, got, .. } if got.starts_with("C83003"));
+caught!(a_discharge_summary_on_the_outpatient_workflow_is_a_wrong_workflow, "wrong-workflow-discharge", "inpatient/discharge_summary",
+    Finding::WrongWorkflow { kind: LetterKind::DischargeSummary, got, .. } if got == "TOC_FHIR_OP_ATTEN");
+caught!(
+    a_retried_send_is_a_duplicate,
+    "duplicate-send-on-retry",
+    "inpatient/discharge_summary",
+    Finding::Duplicate {
+        kind: LetterKind::DischargeSummary,
+        found: 2,
+        expected: 1,
+        ..
+    }
+);
+caught!(
+    no_death_notification_is_a_missing_death_notification,
+    "no-death-notification",
+    "death/in_hospital",
+    Finding::MissingLetter {
+        kind: LetterKind::DeathNotification,
+        found: 0,
+        ..
+    }
+);
+caught!(
+    a_copy_posted_after_death_is_a_letter_to_a_deceased_patient,
+    "letters-after-death",
+    "death/in_hospital",
+    Finding::LetterToDeceased {
+        kind: LetterKind::PatientCopy,
+        ..
+    }
+);
+caught!(a_discharge_summary_after_48_hours_is_late_by_a_day, "discharge-after-48h", "inpatient/discharge_summary",
+    Finding::Late { kind: LetterKind::DischargeSummary, late_by, .. } if *late_by == Span::days(1));
+caught!(a_dropped_medications_section_is_a_content_change_naming_the_section, "medications-section-dropped", "inpatient/discharge_summary",
+    Finding::ContentChanged { letters, .. } if letters.iter().any(|l| l.contains("section Medications")));
+caught!(
+    a_lost_second_signature_is_a_missing_clinic_letter,
+    "stuck-awaiting-second-signer",
+    "outpatient/second_signer",
+    Finding::MissingLetter {
+        kind: LetterKind::ClinicLetter,
+        found: 0,
+        ..
+    }
+);
+caught!(an_uncollected_letter_is_reported_by_mesh, "uncollected-report", "routing/merged_practice",
+    Finding::ReportReceived { code, .. } if code == "14");
+caught!(
+    partial_ed_sending_is_a_missing_emergency_discharge,
+    "ed-letters-partial",
+    "emergency/several_attendances",
+    Finding::MissingLetter {
+        kind: LetterKind::EmergencyDischarge,
+        found: 0,
+        ..
+    }
+);
+
+#[test]
+fn every_fault_profile_has_a_test_above() {
+    let source = include_str!("detection.rs");
+    for p in lettergate::sim::profile::PROFILES.iter().skip(1) {
+        assert!(
+            source.contains(&format!("\"{}\"", p.name)),
+            "profile {} has no caught! test",
+            p.name
+        );
     }
 }

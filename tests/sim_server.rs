@@ -141,3 +141,97 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
         Timestamp::parse("2025-01-07T10:00:00Z").unwrap()
     );
 }
+
+/// Issue 3, profile 1 (Royal Free): the EHR's own record says "sent" while nothing left it.
+#[tokio::test]
+async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
+    let clock = Clock::virtual_at(start);
+    let mailboxes = BTreeMap::from([
+        ("RXXHC001".to_string(), "pw".to_string()),
+        ("A81001HC001".to_string(), "x".to_string()),
+    ]);
+    let capture = CaptureServer::start(
+        CaptureConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            shared_key: "TestKey".into(),
+            mailboxes,
+            dir: dir.path().into(),
+            monitored: ["A81001HC001".to_string()].into(),
+            gp: None,
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    let out = Outbound {
+        mesh: MeshConfig {
+            base_url: capture.url(),
+            mailbox: "RXXHC001".into(),
+            password: "pw".into(),
+            shared_key: "TestKey".into(),
+        },
+        print_url: capture.url(),
+        docman_url: capture.url(),
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let config = SimConfig::named("op-letters-silently-dropped").unwrap();
+    let mut sim = Simulator::new(config, clock, out, http);
+    sim.register_practice(lettergate::sim::PracticeRecord {
+        ods: lettergate::ids::OdsCode::parse("A81001").unwrap(),
+        name: "Riverside".into(),
+        mailbox: "A81001HC001".into(),
+        workflows: lettergate::sim::ehr::all_workflows(),
+        closed: false,
+        merged_into: None,
+        route: lettergate::letter::Transport::Mesh,
+    });
+    let nhs = lettergate::ids::NhsNumber::parse("9990000018").unwrap();
+    sim.register_patient(lettergate::sim::PatientRecord {
+        nhs_number: nhs,
+        name: "Alice".into(),
+        born: "1950-01-01".into(),
+        practice: Some(lettergate::ids::OdsCode::parse("A81001").unwrap()),
+        named_gp: None,
+    });
+    for (h, event) in [
+        (1, lettergate::letter::EventKind::OutpatientAttendance),
+        (30, lettergate::letter::EventKind::LetterSigned),
+    ] {
+        let at = start.plus(lettergate::clock::Span::hours(h));
+        sim.apply(lettergate::sim::SimEvent {
+            at,
+            event,
+            nhs_number: nhs,
+            to: None,
+            second_signer: false,
+        })
+        .await
+        .unwrap();
+    }
+    sim.advance_to(start.plus(lettergate::clock::Span::days(3)))
+        .await
+        .unwrap();
+    let clinic: Vec<_> = sim
+        .sent()
+        .iter()
+        .filter(|r| r.kind == LetterKind::ClinicLetter)
+        .collect();
+    assert_eq!(clinic.len(), 1);
+    assert_eq!(
+        clinic[0].outcome, "sent",
+        "the EHR believes it sent the letter"
+    );
+    let log = capture.finish().await.unwrap();
+    let kinds: Vec<_> = log
+        .letters
+        .iter()
+        .map(|l| l.facts.as_ref().unwrap().kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![Some(LetterKind::PatientCopy)],
+        "only the patient's copy left the EHR"
+    );
+}

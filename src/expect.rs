@@ -696,4 +696,49 @@ expect:
             ]
         );
     }
+
+    #[test]
+    fn acknowledgement_problems_are_findings() {
+        let s = scenario();
+        let mut wrong = summary(1, &s, Span::hours(1), "A81001");
+        wrong.acks[1].code = 30002;
+        assert_eq!(
+            described(&check(&s, &[wrong])),
+            ["wrong business acknowledgement: discharge summary #1 for alice (NHS *******018) was answered 30002 (Patient not known here); expected 30001 (Patient known here)"]
+        );
+        let mut none = summary(1, &s, Span::hours(1), "A81001");
+        none.acks.clear();
+        assert_eq!(
+            described(&check(&s, &[none])),
+            [
+                "no infrastructure acknowledgement: discharge summary #1 for alice (NHS *******018) was never acknowledged by the practice",
+                "no business acknowledgement: discharge summary #1 for alice (NHS *******018) was never acknowledged by the practice",
+            ]
+        );
+        let mut uncollected = summary(1, &s, Span::hours(1), "A81001");
+        uncollected.acks[0].collected = false;
+        uncollected.acks[0].code = 20009;
+        assert_eq!(
+            described(&check(&s, &[uncollected])),
+            [
+                "negative acknowledgement: discharge summary #1 for alice (NHS *******018) was answered 20009 (Payload invalid)",
+                "acknowledgement not collected: the sender never took the 20009 acknowledgement of discharge summary #1 for alice (NHS *******018) from its inbox",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mesh_report_is_a_finding_even_for_an_expected_letter() {
+        let s = scenario();
+        let mut l = summary(1, &s, Span::hours(1), "A81001");
+        l.reports.push(crate::capture::ReportRecord {
+            code: "14".into(),
+            description: "not collected".into(),
+            collected: true,
+        });
+        assert_eq!(
+            described(&check(&s, &[l])),
+            ["MESH report received: message #1 via RXXHC001 -> A81001HC001: status 14, not collected"]
+        );
+    }
 }

@@ -112,6 +112,8 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
         outcomes,
         vec![("clinic_letter", "sent"), ("patient_copy", "sent")]
     );
+    // The synthetic GP acknowledged the MESH letter twice, and the simulator collected both.
+    assert_eq!(sent["sent"][0]["acks"], json!([20013, 30001]));
     let health: Value = http
         .get(format!("{base}/health"))
         .send()
@@ -140,6 +142,12 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
         log.letters[0].received_at,
         Timestamp::parse("2025-01-07T10:00:00Z").unwrap()
     );
+    let acks: Vec<(u32, bool)> = log.letters[0]
+        .acks
+        .iter()
+        .map(|a| (a.code, a.collected))
+        .collect();
+    assert_eq!(acks, vec![(20013, true), (30001, true)]);
 }
 
 /// Issue 3, profile 1 (Royal Free): the EHR's own record says "sent" while nothing left it.

@@ -2,8 +2,8 @@
 //! [`ExitStatus`]; nothing here panics on bad input.
 
 use crate::error::{Error, ExitStatus};
-use crate::report::Terminal;
-use crate::run::{run_all, RunConfig, Verdict};
+use crate::report::{ReportFiles, RunReport, Terminal};
+use crate::run::{run_all, RunConfig};
 use crate::scenario::{discover, load::scenario_id, Diagnostic, Loader, Scenario};
 use crate::sim::profile::PROFILES;
 use crate::sim::SimConfig;
@@ -48,6 +48,22 @@ pub enum Command {
     /// The built-in EHR simulator.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Work with report files.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Combine the JSON reports of the shards of one run into one set of reports.
+    #[command(after_help = EXIT_CODES)]
+    Merge {
+        /// JSON reports written by `run --report-json`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        reports: ReportArgs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +95,62 @@ pub struct RunArgs {
     /// Address the capture endpoints listen on.
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     pub listen_ip: IpAddr,
+    /// Run only shard K of N (1-based, as GitLab's CI_NODE_INDEX/CI_NODE_TOTAL); a scenario's
+    /// shard depends only on its id, so adding scenarios does not move the others.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    #[command(flatten)]
+    pub reports: ReportArgs,
+}
+
+/// Report files to write; any combination.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReportArgs {
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub report_junit: Option<PathBuf>,
+    /// Write the whole outcome as JSON here (the input of `report merge`).
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Write the change-board summary as Markdown here.
+    #[arg(long, value_name = "FILE")]
+    pub report_markdown: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    fn files(&self) -> ReportFiles {
+        ReportFiles {
+            junit: self.report_junit.clone(),
+            json: self.report_json.clone(),
+            markdown: self.report_markdown.clone(),
+            html: self.report_html.clone(),
+        }
+    }
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("expected K/N with 1 <= K <= N, such as `1/3`; found `{text}`");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u32, u32) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// Whether scenario `id` belongs to shard `k` of `n`: by a hash of the id alone.
+pub fn in_shard(id: &str, k: u32, n: u32) -> bool {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(id.as_bytes());
+    let v = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+    v % u64::from(n) == u64::from(k - 1)
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +239,7 @@ pub fn main_entry() -> ExitStatus {
         }
         Command::Sim(SimCommand::Serve(args)) => serve(args),
         Command::Sim(SimCommand::Matrix(args)) => matrix(args),
+        Command::Report(ReportCommand::Merge { files, reports }) => merge(&files, &reports),
     };
     result.unwrap_or_else(|e| {
         let mut err = std::io::stderr().lock();
@@ -240,9 +313,61 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Harness(format!("failed to start the async runtime: {e}")))
 }
 
+fn decision_status(d: crate::report::model::Decision) -> ExitStatus {
+    match d.exit_code() {
+        0 => ExitStatus::Pass,
+        3 => ExitStatus::HarnessFailure,
+        _ => ExitStatus::Regression,
+    }
+}
+
+/// A progress bar on stderr that appears once a run has taken a second; never drawn when
+/// stderr is not a terminal or `CI` is set, so CI logs stay clean.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    allowed: bool,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        use std::io::IsTerminal;
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} scenarios {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        let allowed = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        Progress {
+            bar,
+            allowed,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Counts one finished scenario, showing the bar once the run is past a second.
+    fn step(&self) {
+        if self.allowed
+            && self.bar.is_hidden()
+            && self.started.elapsed() > std::time::Duration::from_secs(1)
+        {
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        self.bar.inc(1);
+    }
+}
+
 fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     let sim = SimConfig::named(&args.sim_profile).map_err(Error::Usage)?;
-    let (scenarios, _) = load_all(&args.paths)?;
+    let (mut scenarios, _) = load_all(&args.paths)?;
+    if let Some((k, n)) = args.shard {
+        scenarios.retain(|s| in_shard(&s.id, k, n));
+    }
     let work_dir = new_run_dir(&args.work_dir)?;
     let mut config = RunConfig::new(
         sim,
@@ -256,31 +381,102 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     };
     config.jobs = args.jobs.max(1);
     config.listen_ip = args.listen_ip;
-    let report = Terminal {
+    let term = Terminal {
         show_identifiers: args.show_identifiers,
+        color: Terminal::detect_color(),
     };
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
-    report
-        .header(&mut out, scenarios.len(), "simulator", &args.sim_profile)
-        .map_err(io)?;
+    let shard_note = args
+        .shard
+        .map_or(String::new(), |(k, n)| format!(", shard {k}/{n}"));
+    term.header(
+        &mut out,
+        scenarios.len(),
+        "simulator",
+        &format!("{}{shard_note}", args.sim_profile),
+    )
+    .map_err(io)?;
+    let progress = Progress::new(scenarios.len());
     let mut line_err = None;
-    let outcomes = runtime()?.block_on(run_all(scenarios, config, |o| {
-        if let Err(e) = report.line(&mut out, o) {
+    let outcomes = runtime()?.block_on(run_all(scenarios.clone(), config, |o| {
+        if let Err(e) = progress.bar.suspend(|| term.line(&mut out, o)) {
             line_err.get_or_insert(e);
         }
+        progress.step();
     }));
+    progress.bar.finish_and_clear();
     if let Some(e) = line_err {
         return Err(io(e));
     }
-    report.summary(&mut out, &outcomes).map_err(io)?;
-    Ok(if outcomes.iter().any(|o| o.verdict == Verdict::Error) {
-        ExitStatus::HarnessFailure
-    } else if outcomes.iter().any(|o| o.verdict == Verdict::Fail) {
-        ExitStatus::Regression
-    } else {
-        ExitStatus::Pass
-    })
+    let mut report = RunReport::new("simulator", &args.sim_profile, args.show_identifiers)
+        .build(&scenarios, &outcomes);
+    if let Some((k, n)) = args.shard {
+        report.shards.push(format!("{k}/{n}"));
+    }
+    term.summary(&mut out, &report, &outcomes).map_err(io)?;
+    for p in args
+        .reports
+        .files()
+        .write(&report)
+        .map_err(Error::Harness)?
+    {
+        writeln!(out, "report written to {}", p.display()).map_err(io)?;
+    }
+    Ok(decision_status(report.decision()))
+}
+
+fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Error> {
+    let mut parts = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            Error::Input(vec![Diagnostic::new(
+                f,
+                format!("failed to read the report: {e}"),
+            )])
+        })?;
+        let part: RunReport = serde_json::from_str(&text).map_err(|e| {
+            Error::Input(vec![Diagnostic::new(
+                f,
+                format!("not a lettergate JSON report: {e}"),
+            )
+            .at(&text, e.line(), e.column())
+            .with_help(Some(
+                "give files written by `lettergate run --report-json FILE`".into(),
+            ))])
+        })?;
+        if part.schema != crate::report::model::SCHEMA {
+            return Err(Error::Input(vec![Diagnostic::new(
+                f,
+                format!(
+                    "report schema `{}` is not `{}`",
+                    part.schema,
+                    crate::report::model::SCHEMA
+                ),
+            )]));
+        }
+        parts.push(part);
+    }
+    let report = RunReport::merge(parts).map_err(Error::Usage)?;
+    let term = Terminal {
+        show_identifiers: report.identifiers_shown,
+        color: Terminal::detect_color(),
+    };
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
+    writeln!(
+        out,
+        "merged {} reports: {} scenarios (shards {})",
+        files.len(),
+        report.scenarios.len(),
+        report.shards.join(", ")
+    )
+    .map_err(io)?;
+    term.summary(&mut out, &report, &[]).map_err(io)?;
+    for p in reports.files().write(&report).map_err(Error::Harness)? {
+        writeln!(out, "report written to {}", p.display()).map_err(io)?;
+    }
+    Ok(decision_status(report.decision()))
 }
 
 /// Makes `work/runs/<UTC time>-<pid>`, keeping only the ten newest runs beside it.

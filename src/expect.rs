@@ -26,6 +26,82 @@ impl PatientLabel {
     }
 }
 
+/// How much a finding matters to a change board. Ordered worst first.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// A patient's GP does not get, or wrongly gets, a letter: missing, misrouted, to a
+    /// deceased patient, reported by MESH.
+    Blocker,
+    /// The letter arrives, but not as it must: late, duplicated, on the wrong workflow.
+    Major,
+    /// Something changed that a person must look at: the content or a new snapshot.
+    Review,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Blocker => "blocker",
+            Severity::Major => "major",
+            Severity::Review => "review",
+        }
+    }
+}
+
+/// The kinds of finding, by the names scenarios use to change their severity.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    MissingLetter,
+    WrongRecipient,
+    LetterToDeceased,
+    ReportReceived,
+    Late,
+    Duplicate,
+    WrongWorkflow,
+    WrongEventCode,
+    WrongTransport,
+    UnexpectedLetter,
+    Refused,
+    Unreadable,
+    MissingAck,
+    NegativeAck,
+    WrongBusinessAck,
+    AckNotCollected,
+    ContentChanged,
+    NewSnapshot,
+}
+
+impl FindingKind {
+    pub fn default_severity(self) -> Severity {
+        use FindingKind as K;
+        match self {
+            K::MissingLetter | K::WrongRecipient | K::LetterToDeceased | K::ReportReceived => {
+                Severity::Blocker
+            }
+            K::ContentChanged | K::NewSnapshot => Severity::Review,
+            _ => Severity::Major,
+        }
+    }
+}
+
+/// Which check a finding belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The expectation at this index of the scenario's `expect:` list.
+    Expectation(usize),
+    /// The scenario as a whole: nothing else sent, no refusals, reports or letters to the dead.
+    Scenario,
+    /// The comparison with the accepted snapshot.
+    Snapshot,
+}
+
 /// A problem with what the system under test sent, in plain language.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "finding", rename_all = "snake_case")]
@@ -151,6 +227,30 @@ pub enum Finding {
 }
 
 impl Finding {
+    pub fn kind(&self) -> FindingKind {
+        use FindingKind as K;
+        match self {
+            Finding::MissingLetter { .. } => K::MissingLetter,
+            Finding::UnexpectedLetter { .. } => K::UnexpectedLetter,
+            Finding::WrongRecipient { .. } => K::WrongRecipient,
+            Finding::WrongWorkflow { .. } => K::WrongWorkflow,
+            Finding::WrongEventCode { .. } => K::WrongEventCode,
+            Finding::WrongTransport { .. } => K::WrongTransport,
+            Finding::Late { .. } => K::Late,
+            Finding::Duplicate { .. } => K::Duplicate,
+            Finding::Refused { .. } => K::Refused,
+            Finding::Unreadable { .. } => K::Unreadable,
+            Finding::ContentChanged { .. } => K::ContentChanged,
+            Finding::NewSnapshot { .. } => K::NewSnapshot,
+            Finding::LetterToDeceased { .. } => K::LetterToDeceased,
+            Finding::ReportReceived { .. } => K::ReportReceived,
+            Finding::MissingAck { .. } => K::MissingAck,
+            Finding::NegativeAck { .. } => K::NegativeAck,
+            Finding::WrongBusinessAck { .. } => K::WrongBusinessAck,
+            Finding::AckNotCollected { .. } => K::AckNotCollected,
+        }
+    }
+
     /// One line a change board can read. `identifiers` shows NHS numbers in full.
     pub fn describe(&self, identifiers: bool) -> String {
         let p = |l: &PatientLabel| l.show(identifiers);
@@ -251,6 +351,15 @@ fn label(s: &Scenario, nhs: Option<NhsNumber>) -> Option<PatientLabel> {
 
 /// Checks every expectation of `s` against `letters`, and that nothing else was sent.
 pub fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
+    check_scoped(s, letters)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect()
+}
+
+/// As [`check`], with the check each finding belongs to.
+pub fn check_scoped(s: &Scenario, letters: &[CapturedLetter]) -> Vec<(Scope, Finding)> {
+    let mut scoped = Vec::new();
     let mut findings = Vec::new();
     let mut consumed: BTreeSet<u32> = BTreeSet::new();
     for l in letters {
@@ -299,8 +408,10 @@ pub fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
             consumed.insert(l.seq);
         }
     }
-    for x in &s.expect {
+    scoped.extend(findings.drain(..).map(|f| (Scope::Scenario, f)));
+    for (i, x) in s.expect.iter().enumerate() {
         check_one(s, x, letters, &mut consumed, &mut findings);
+        scoped.extend(findings.drain(..).map(|f| (Scope::Expectation(i), f)));
     }
     if s.nothing_else {
         for l in letters.iter().filter(|l| !consumed.contains(&l.seq)) {
@@ -314,7 +425,8 @@ pub fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
             });
         }
     }
-    findings
+    scoped.extend(findings.into_iter().map(|f| (Scope::Scenario, f)));
+    scoped
 }
 
 /// Both ITK3 acknowledgements came back, were positive, and were collected by the sender.

@@ -5,8 +5,9 @@
 //! Scenarios run concurrently; outcomes come back in scenario order.
 
 use crate::capture::{CaptureConfig, CaptureServer, GpReceiver};
-use crate::clock::Clock;
-use crate::expect::{self, Finding};
+use crate::clock::{Clock, Timestamp};
+use crate::expect::{self, Finding, Scope, Severity};
+use crate::letter::Transport;
 use crate::mesh::client::{MeshConfig, SendOutcome};
 use crate::mesh::DEFAULT_SHARED_KEY;
 use crate::scenario::model::PracticeStatus;
@@ -51,7 +52,7 @@ impl RunConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every letter as expected and the snapshot matched.
@@ -81,6 +82,14 @@ pub struct Outcome {
     pub path: PathBuf,
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
+    /// For each finding, the check it belongs to.
+    pub scopes: Vec<Scope>,
+    /// For each finding, its severity in this scenario.
+    pub severities: Vec<Severity>,
+    /// One line per captured message, for reports.
+    pub captured: Vec<LetterLine>,
+    /// The letters of the accepted snapshot, when there is one: the baseline.
+    pub baseline: Option<Vec<LetterLine>>,
     /// Why the harness could not do its job, for [`Verdict::Error`].
     pub error: Option<String>,
     pub letters: usize,
@@ -90,6 +99,79 @@ pub struct Outcome {
     /// The folder holding this scenario's captured messages.
     pub capture_dir: PathBuf,
     pub elapsed_ms: u64,
+}
+
+/// A captured letter in a few words, for reports and for comparing with the baseline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LetterLine {
+    pub seq: u32,
+    /// `clinic_letter`, ..., or `unrecognised`.
+    pub kind: String,
+    /// The scenario's key for the patient, or `unknown patient`.
+    pub patient: String,
+    /// The recipient practice's ODS code, `the patient`, or `unknown recipient`.
+    pub recipient: String,
+    pub transport: Option<Transport>,
+    pub route: String,
+    pub workflow: Option<String>,
+    pub received_at: Option<Timestamp>,
+    pub status: u16,
+    pub acks: Vec<u32>,
+}
+
+impl LetterLine {
+    fn of(s: &Scenario, l: &crate::capture::CapturedLetter) -> LetterLine {
+        let facts = l.facts.as_ref().ok();
+        let recipient = match facts {
+            Some(f) if f.to_patient => "the patient".to_string(),
+            Some(f) => f
+                .recipient_ods
+                .clone()
+                .unwrap_or_else(|| "unknown recipient".into()),
+            None => "unknown recipient".into(),
+        };
+        LetterLine {
+            seq: l.seq,
+            kind: facts
+                .and_then(|f| f.kind)
+                .map_or("unrecognised".into(), |k| k.name().to_string()),
+            patient: facts
+                .and_then(|f| f.nhs_number)
+                .and_then(|n| s.patient_by_nhs(&n))
+                .map_or("unknown patient".into(), |p| p.key.clone()),
+            recipient,
+            transport: Some(l.transport),
+            route: l.route.clone(),
+            workflow: l.workflow_id.clone(),
+            received_at: Some(l.received_at),
+            status: l.status,
+            acks: l.acks.iter().map(|a| a.code).collect(),
+        }
+    }
+
+    /// The letters of a snapshot body, from their `letter N: kind for patient to recipient` lines.
+    pub fn from_snapshot(body: &str) -> Vec<LetterLine> {
+        body.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("letter ")?;
+                let (seq, rest) = rest.split_once(": ")?;
+                let (kind, rest) = rest.split_once(" for ")?;
+                let (patient, recipient) = rest.split_once(" to ")?;
+                Some(LetterLine {
+                    seq: seq.parse().ok()?,
+                    kind: kind.into(),
+                    patient: patient.into(),
+                    recipient: recipient.into(),
+                    transport: None,
+                    route: String::new(),
+                    workflow: None,
+                    received_at: None,
+                    status: 0,
+                    acks: vec![],
+                })
+            })
+            .collect()
+    }
 }
 
 /// Runs every scenario, at most `config.jobs` at once, calling `on_outcome` in scenario order
@@ -146,6 +228,10 @@ fn errored(s: &Scenario, config: &RunConfig, error: String, elapsed_ms: u64) -> 
         path: s.path.clone(),
         verdict: Verdict::Error,
         findings: Vec::new(),
+        scopes: Vec::new(),
+        severities: Vec::new(),
+        captured: Vec::new(),
+        baseline: None,
         error: Some(error),
         letters: 0,
         snapshot: SnapshotStatus::NotCompared,
@@ -298,9 +384,15 @@ async fn drive_and_capture(
 
 /// Checks expectations and the snapshot; writes `.snap.new` or `.snap` as the mode says.
 fn check(s: &Scenario, config: &RunConfig, letters: &[crate::capture::CapturedLetter]) -> Outcome {
-    let mut findings = expect::check(s, letters);
+    let (mut scopes, mut findings): (Vec<Scope>, Vec<Finding>) =
+        expect::check_scoped(s, letters).into_iter().unzip();
     let body = snapshot::render(s, letters);
     let store = &config.store;
+    let baseline = store
+        .accepted_body(&s.id)
+        .ok()
+        .flatten()
+        .map(|b| LetterLine::from_snapshot(&b));
     let mut pending = None;
     let fail = |e: std::io::Error| Some(format!("could not write the snapshot: {e}"));
     let mut error = None;
@@ -349,6 +441,7 @@ fn check(s: &Scenario, config: &RunConfig, letters: &[crate::capture::CapturedLe
                     }
                 }
                 findings.push(finding);
+                scopes.push(Scope::Snapshot);
                 status
             }
         }
@@ -363,7 +456,11 @@ fn check(s: &Scenario, config: &RunConfig, letters: &[crate::capture::CapturedLe
         name: s.name.clone(),
         path: s.path.clone(),
         verdict,
+        severities: findings.iter().map(|f| s.severity_of(f)).collect(),
         findings,
+        scopes,
+        captured: letters.iter().map(|l| LetterLine::of(s, l)).collect(),
+        baseline,
         error,
         letters: letters.len(),
         snapshot: status,

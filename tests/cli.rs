@@ -9,7 +9,8 @@ fn the_main_job_runs_every_shipped_scenario_and_exits_0() {
     let r = p.run(&["run"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("GO: every letter went where it should"),
+        r.stdout
+            .contains("\nGO: every expected letter of 12 scenarios went where it should"),
         "{}",
         r.stdout
     );

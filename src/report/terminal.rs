@@ -1,6 +1,9 @@
-//! The console report: one line per scenario as it finishes, then a summary and the findings
-//! and diffs of every scenario that did not pass.
+//! The console report: one line per scenario as it finishes, then a summary table, the
+//! findings grouped by severity, and the diffs. Colour only on a terminal and never when
+//! `NO_COLOR` is set.
 
+use super::model::{Decision, RunReport};
+use crate::expect::Severity;
 use crate::run::{Outcome, Verdict};
 use std::io::{self, Write};
 
@@ -9,21 +12,47 @@ use std::io::{self, Write};
 pub struct Terminal {
     /// Show NHS numbers in full rather than masked.
     pub show_identifiers: bool,
+    /// Use ANSI colours.
+    pub color: bool,
 }
 
-fn tag(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "PASS ",
-        Verdict::Fail => "FAIL ",
-        Verdict::Error => "ERROR",
-    }
-}
+const RED: &str = "31";
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const MAGENTA: &str = "35";
+const CYAN: &str = "36";
+const BOLD: &str = "1";
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
 impl Terminal {
+    /// Colour when stdout is a terminal and `NO_COLOR` is unset or empty.
+    pub fn detect_color() -> bool {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        !no_color
+            && std::io::stdout().is_terminal()
+            && std::env::var("TERM").map_or(true, |t| t != "dumb")
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn verdict_tag(&self, v: Verdict) -> String {
+        match v {
+            Verdict::Pass => self.paint("PASS ", GREEN),
+            Verdict::Fail => self.paint("FAIL ", RED),
+            Verdict::Error => self.paint("ERROR", MAGENTA),
+        }
+    }
+
     pub fn header(
         &self,
         w: &mut dyn Write,
@@ -49,58 +78,136 @@ impl Terminal {
                 plural(o.findings.len(), "finding", "findings")
             ),
         };
-        writeln!(w, "{} {:<44} {detail}", tag(o.verdict), o.scenario_id)
+        writeln!(
+            w,
+            "{} {:<44} {detail}",
+            self.verdict_tag(o.verdict),
+            o.scenario_id
+        )
     }
 
-    /// The summary, then each scenario that did not pass with its findings and diffs.
-    pub fn summary(&self, w: &mut dyn Write, outcomes: &[Outcome]) -> io::Result<()> {
-        let count = |v| outcomes.iter().filter(|o| o.verdict == v).count();
-        let (pass, fail, error) = (
-            count(Verdict::Pass),
-            count(Verdict::Fail),
-            count(Verdict::Error),
-        );
-        let letters: usize = outcomes.iter().map(|o| o.letters).sum();
-        for o in outcomes.iter().filter(|o| o.verdict != Verdict::Pass) {
+    /// The summary table, the findings by severity, the diffs and local hints, the verdict.
+    pub fn summary(
+        &self,
+        w: &mut dyn Write,
+        report: &RunReport,
+        outcomes: &[Outcome],
+    ) -> io::Result<()> {
+        let kinds = report.by_kind();
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{:<22} {:<14} {:>8} {:>8} {:>8}",
+            "letter kind", "recipient", "expected", "captured", "baseline"
+        )?;
+        for k in &kinds {
+            let short = k.captured < k.expected;
+            let captured = format!("{:>8}", k.captured);
+            writeln!(
+                w,
+                "{:<22} {:<14} {:>8} {} {:>8}",
+                k.kind,
+                k.recipient,
+                k.expected,
+                if short {
+                    self.paint(&captured, RED)
+                } else {
+                    captured
+                },
+                k.baseline
+            )?;
+        }
+        for (severity, colour) in [
+            (Severity::Blocker, RED),
+            (Severity::Major, YELLOW),
+            (Severity::Review, CYAN),
+        ] {
+            let found: Vec<(&str, &str)> = report
+                .scenarios
+                .iter()
+                .flat_map(|s| {
+                    s.findings
+                        .iter()
+                        .filter(|f| f.severity == severity)
+                        .map(move |f| (s.id.as_str(), f.text.as_str()))
+                })
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
             writeln!(w)?;
-            writeln!(w, "--- {} ({})", o.scenario_id, o.path.display())?;
-            writeln!(w, "    {}", o.name)?;
-            if let Some(e) = &o.error {
+            writeln!(
+                w,
+                "{}",
+                self.paint(
+                    &format!("{} ({})", severity.name().to_uppercase(), found.len()),
+                    &format!("{BOLD};{colour}")
+                )
+            )?;
+            for (id, text) in found {
+                writeln!(w, "  {id}: {text}")?;
+            }
+        }
+        for s in report
+            .scenarios
+            .iter()
+            .filter(|s| s.verdict != Verdict::Pass)
+        {
+            let local = outcomes.iter().find(|o| o.scenario_id == s.id);
+            writeln!(w)?;
+            writeln!(w, "--- {} ({})", s.id, s.path)?;
+            writeln!(w, "    {}", s.name)?;
+            if let Some(e) = &s.error {
                 writeln!(w, "  error: {e}")?;
             }
-            for f in &o.findings {
-                writeln!(w, "  - {}", f.describe(self.show_identifiers))?;
-                if let crate::expect::Finding::ContentChanged { diff, .. } = f {
-                    for line in diff.lines() {
-                        writeln!(w, "      {line}")?;
-                    }
+            for diff in s.findings.iter().filter_map(|f| f.diff.as_deref()) {
+                for line in diff.lines() {
+                    let painted = match line.chars().next() {
+                        Some('+') if !line.starts_with("+++") => self.paint(line, GREEN),
+                        Some('-') if !line.starts_with("---") => self.paint(line, RED),
+                        _ => line.to_string(),
+                    };
+                    writeln!(w, "      {painted}")?;
                 }
             }
-            if let Some(p) = &o.pending_snapshot {
+            if let Some(p) = local.and_then(|o| o.pending_snapshot.as_ref()) {
                 writeln!(
                     w,
                     "  new snapshot written to {} (review it, then `lettergate accept`)",
                     p.display()
                 )?;
             }
-            if o.verdict == Verdict::Fail {
+            if let Some(o) = local.filter(|o| o.verdict == Verdict::Fail) {
                 writeln!(w, "  captured messages: {}", o.capture_dir.display())?;
             }
         }
+        let c = report.counts();
         writeln!(w)?;
         writeln!(
             w,
-            "{}: {pass} passed, {fail} failed, {error} could not run; {} captured",
-            plural(outcomes.len(), "scenario", "scenarios"),
-            plural(letters, "letter", "letters")
+            "{}: {} passed, {} failed, {} could not run; {} captured; {} blocker, {} major, {} review",
+            plural(c.scenarios, "scenario", "scenarios"),
+            c.passed,
+            c.failed,
+            c.errors,
+            plural(c.letters, "letter", "letters"),
+            c.blocker,
+            c.major,
+            c.review
         )?;
-        let verdict = if error > 0 {
-            "INCOMPLETE: the harness could not drive the target or capture for some scenarios; this is not a pass"
-        } else if fail > 0 {
-            "NO-GO: letters were missing, misrouted, late, duplicated or changed"
-        } else {
-            "GO: every letter went where it should, on time, exactly once"
+        let decision = report.decision();
+        let colour = match decision {
+            Decision::Go => GREEN,
+            Decision::Review => CYAN,
+            Decision::NoGo => RED,
+            Decision::Incomplete => MAGENTA,
         };
-        writeln!(w, "{verdict}")
+        let label = self.paint(decision.label(), &format!("{BOLD};{colour}"));
+        let tail = if decision == Decision::Incomplete {
+            "; this is not a pass"
+        } else {
+            ""
+        };
+        writeln!(w, "{label}: {}{tail}", report.reason())
     }
 }

@@ -442,4 +442,7 @@ pub struct RawScenario {
     pub expect: Vec<Checked<RawExpectation>>,
     #[serde(default = "yes")]
     pub nothing_else: bool,
+    /// Raises or lowers the severity of kinds of finding for this scenario.
+    #[serde(default)]
+    pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
 }

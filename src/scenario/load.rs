@@ -467,6 +467,7 @@ fn build(
         timeline,
         expect,
         nothing_else: raw.nothing_else,
+        severity: raw.severity,
     };
     let mut scenario = scenario;
     resolve_routes(&mut scenario, &given);

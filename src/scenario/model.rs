@@ -105,6 +105,19 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
     /// When true (the default) any letter not matched by an expectation is a finding.
     pub nothing_else: bool,
+    /// Severity overrides for kinds of finding in this scenario.
+    pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
+}
+
+impl Scenario {
+    /// The severity of a finding in this scenario: its kind's default unless overridden.
+    pub fn severity_of(&self, f: &crate::expect::Finding) -> crate::expect::Severity {
+        let kind = f.kind();
+        self.severity
+            .get(&kind)
+            .copied()
+            .unwrap_or(kind.default_severity())
+    }
 }
 
 impl Scenario {

@@ -57,13 +57,19 @@ impl SnapshotStore {
         new_path(&self.path(scenario_id))
     }
 
+    /// The body of the accepted snapshot of `scenario_id`, if there is one.
+    pub fn accepted_body(&self, scenario_id: &str) -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(self.path(scenario_id)) {
+            Ok(text) => Ok(Some(body_of(&text).to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Compares `body` with the accepted snapshot of `scenario_id`.
     pub fn compare(&self, scenario_id: &str, body: &str) -> std::io::Result<Comparison> {
-        let path = self.path(scenario_id);
-        let old = match std::fs::read_to_string(&path) {
-            Ok(text) => body_of(&text).to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Comparison::New),
-            Err(e) => return Err(e),
+        let Some(old) = self.accepted_body(scenario_id)? else {
+            return Ok(Comparison::New);
         };
         if old.trim_end() == body.trim_end() {
             return Ok(Comparison::Matches);

@@ -33,12 +33,14 @@ h3{font-size:1rem;margin:1.2rem 0 .4rem}
 #verdict strong{font-size:2rem;display:block;letter-spacing:.05em}
 .GO{background:#1a7f37}.NO-GO{background:#b42318}.REVIEW{background:#1f5fae}.INCOMPLETE{background:#6b3fa0}
 table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92rem}
-th,td{border:1px solid #d0d0d0;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th,td{border:1px solid #d0d0d0;padding:.3rem .6rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f3f3f3}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.short td{background:#fde8e6;font-weight:600}
 .blocker{color:#b42318;font-weight:700}.major{color:#9a6700;font-weight:700}.review{color:#1f5fae;font-weight:700}
-.side{display:flex;gap:1.5rem;flex-wrap:wrap}.side>div{flex:1;min-width:22rem}
+.side{display:grid;grid-template-columns:repeat(auto-fit,minmax(26rem,1fr));gap:1.5rem;align-items:start}
+.side>div{overflow-x:auto}.side table{width:100%}
+h4{margin:.8rem 0 .3rem}
 pre{background:#f6f8fa;padding:.8rem;overflow:auto;font-size:.85rem}
 pre .add{color:#1a7f37}pre .del{color:#b42318}
 .meta{color:#555;font-size:.9rem}

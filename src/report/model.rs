@@ -391,10 +391,15 @@ impl RunReport {
             ),
             Decision::NoGo => {
                 let missing: u32 = self.by_kind().iter().map(|k| k.expected.saturating_sub(k.captured)).sum();
+                let counts: Vec<String> = [(c.blocker, "blocker"), (c.major, "major")]
+                    .iter()
+                    .filter(|(n, _)| *n > 0)
+                    .map(|(n, what)| format!("{n} {what}"))
+                    .collect();
                 format!(
-                    "{} blocker and {} major findings in {} of {} scenarios{}",
-                    c.blocker,
-                    c.major,
+                    "{} finding{} in {} of {} scenarios{}",
+                    counts.join(" and "),
+                    if c.blocker + c.major == 1 { "" } else { "s" },
                     c.failed,
                     c.scenarios,
                     if missing > 0 { format!("; {missing} expected letters not captured") } else { String::new() }

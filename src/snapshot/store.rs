@@ -177,28 +177,64 @@ pub fn diff(old: &str, new: &str) -> String {
         .to_string()
 }
 
-/// The header lines of the letter blocks that differ, from the captured side where present.
+/// The letter blocks that differ, named by their header line. Blocks are matched by what the
+/// letter is (kind, patient, and which of several such it is), not by position, so
+/// one letter that is no longer sent does not make every later one look changed.
 fn changed_letters(old: &str, new: &str) -> Vec<String> {
-    let blocks = |t: &str| -> Vec<String> { t.split("\n\n").skip(1).map(str::to_string).collect() };
+    fn blocks(t: &str) -> Vec<(String, String)> {
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        t.split("\n\n")
+            .skip(1)
+            .map(|b| {
+                let header = first_line(b);
+                // `letter 3: clinic_letter for alice to A81001` -> `clinic_letter for alice`: the
+                // recipient is a property of the letter that can change, not its identity.
+                let what = header
+                    .split_once(": ")
+                    .map_or(header.clone(), |(_, w)| w.to_string());
+                let what = what
+                    .rsplit_once(" to ")
+                    .map_or(what.clone(), |(w, _)| w.to_string());
+                let n = seen.entry(what.clone()).or_default();
+                *n += 1;
+                (format!("{what}#{n}"), b.trim_end().to_string())
+            })
+            .collect()
+    }
     let (a, b) = (blocks(old), blocks(new));
     let mut names = Vec::new();
-    for i in 0..a.len().max(b.len()) {
-        match (a.get(i), b.get(i)) {
-            (Some(x), Some(y)) if x.trim_end() == y.trim_end() => {}
-            (Some(x), Some(y)) => names.push(format!(
+    for (key, block) in &b {
+        match a.iter().find(|(k, _)| k == key) {
+            None => names.push(format!("{} (newly sent)", first_line(block))),
+            Some((_, x)) if without_seq(x) != without_seq(block) => names.push(format!(
                 "{} (changed: {})",
-                first_line(y),
-                changed_fields(x, y)
+                first_line(block),
+                changed_fields(x, block)
             )),
-            (None, Some(y)) => names.push(format!("{} (newly sent)", first_line(y))),
-            (Some(x), None) => names.push(format!("{} (no longer sent)", first_line(x))),
-            (None, None) => {}
+            Some(_) => {}
+        }
+    }
+    for (key, block) in &a {
+        if !b.iter().any(|(k, _)| k == key) {
+            names.push(format!("{} (no longer sent)", first_line(block)));
         }
     }
     if names.is_empty() {
         names.push("the scenario header".into());
     }
     names
+}
+
+/// A block without its `letter N:` number and message id, which shift when letters come
+/// and go.
+fn without_seq(block: &str) -> String {
+    block
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i > 0 && !l.trim_start().starts_with("message_id: "))
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The names of the `  name: value` lines that differ between two letter blocks, such as
@@ -263,6 +299,16 @@ mod tests {
             .unwrap();
         assert_eq!(std::fs::read_to_string(store.path("a/b")).unwrap(), before);
         assert!(store.pending_path("a/b").exists());
+    }
+
+    #[test]
+    fn a_letter_no_longer_sent_is_named_without_blaming_the_letters_after_it() {
+        let old = "scenario: x\nletters: 2\n\nletter 1: clinic_letter for alice to A81001\n  transport: mesh\n\nletter 2: patient_copy for alice to the patient\n  transport: http\n  message_id: HTTP-000002";
+        let new = "scenario: x\nletters: 1\n\nletter 1: patient_copy for alice to the patient\n  transport: http\n  message_id: HTTP-000001";
+        assert_eq!(
+            changed_letters(old, new),
+            vec!["letter 1: clinic_letter for alice to A81001 (no longer sent)".to_string()]
+        );
     }
 
     #[test]

@@ -645,3 +645,38 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
         Ok(ExitStatus::Pass)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_is_in_exactly_one_shard_and_adding_scenarios_moves_none() {
+        let ids: Vec<String> = (0..200).map(|i| format!("area/scenario_{i}")).collect();
+        let shard_of = |id: &str| (1..=4).filter(|k| in_shard(id, *k, 4)).collect::<Vec<_>>();
+        for id in &ids {
+            assert_eq!(shard_of(id).len(), 1, "{id}");
+        }
+        // A shard depends on the id alone, so nothing moves when the list grows.
+        let before: Vec<_> = ids.iter().map(|id| shard_of(id)).collect();
+        let mut more = ids.clone();
+        more.push("new/scenario".into());
+        let after: Vec<_> = more.iter().take(ids.len()).map(|id| shard_of(id)).collect();
+        assert_eq!(before, after);
+        let sizes: Vec<usize> = (1..=4)
+            .map(|k| ids.iter().filter(|id| in_shard(id, k, 4)).count())
+            .collect();
+        assert!(
+            sizes.iter().all(|n| *n > 30),
+            "shards are roughly even: {sizes:?}"
+        );
+    }
+
+    #[test]
+    fn shard_arguments_are_checked() {
+        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -363,3 +363,142 @@ fn sim_matrix_prints_the_detection_matrix_and_exits_0_when_every_fault_is_caught
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("baseline is NOT clean"), "{}", r.stdout);
 }
+
+fn json(p: &Project, rel: &str) -> serde_json::Value {
+    serde_json::from_str(&p.read(rel)).unwrap()
+}
+
+/// Issue 5: shards merged into the same verdict as one unsharded run.
+#[test]
+fn three_shards_merged_give_the_verdict_and_figures_of_one_unsharded_run() {
+    let p = Project::copy();
+    let common = ["--check", "--sim-profile", "op-letters-silently-dropped"];
+    let whole = p.run(&[&["run"][..], &common, &["--report-json", "whole.json"]].concat());
+    assert_eq!(whole.code, 1, "{}", whole.stdout);
+    let mut total = 0;
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = format!("shard-{k}.json");
+        let r = p.run(
+            &[
+                &["run"][..],
+                &common,
+                &["--shard", &shard, "--report-json", &out],
+            ]
+            .concat(),
+        );
+        assert!(r.code == 0 || r.code == 1, "{}{}", r.stdout, r.stderr);
+        let n = json(&p, &out)["scenarios"].as_array().unwrap().len();
+        assert!(n > 0, "shard {shard} is empty");
+        total += n;
+    }
+    assert_eq!(
+        total,
+        json(&p, "whole.json")["scenarios"]
+            .as_array()
+            .unwrap()
+            .len(),
+        "every scenario in exactly one shard"
+    );
+    let merged = p.run(&[
+        "report",
+        "merge",
+        "shard-1.json",
+        "shard-2.json",
+        "shard-3.json",
+        "--report-json",
+        "merged.json",
+        "--report-html",
+        "merged.html",
+    ]);
+    assert_eq!(
+        merged.code, whole.code,
+        "{}{}",
+        merged.stdout, merged.stderr
+    );
+    let (a, b) = (json(&p, "whole.json"), json(&p, "merged.json"));
+    for field in ["decision", "reason", "counts", "by_kind", "reconciliation"] {
+        assert_eq!(a[field], b[field], "{field}");
+    }
+    let verdicts = |v: &serde_json::Value| -> Vec<(String, String, usize)> {
+        v["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].to_string(),
+                    s["verdict"].to_string(),
+                    s["findings"].as_array().unwrap().len(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(verdicts(&a), verdicts(&b));
+    assert_eq!(b["shards"], serde_json::json!(["1/3", "2/3", "3/3"]));
+    assert!(p.read("merged.html").contains("data-decision=\"NO-GO\""));
+}
+
+#[test]
+fn merging_reports_that_are_not_json_reports_is_bad_input() {
+    let p = Project::copy();
+    p.write("not-a-report.json", "{\"hello\": 1}\n");
+    let r = p.run(&["report", "merge", "not-a-report.json"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a lettergate JSON report"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_scenario_can_raise_or_lower_the_severity_of_a_kind_of_finding() {
+    let p = Project::copy();
+    let snap = "snapshots/simulator/inpatient/discharge_summary.snap";
+    p.write(
+        snap,
+        &p.read(snap).replace(
+            "section Procedures: None",
+            "section Procedures: Bronchoscopy",
+        ),
+    );
+    let r = p.run(&[
+        "run",
+        "--check",
+        "scenarios/inpatient/discharge_summary.yaml",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("\nREVIEW: 1 change needs review"),
+        "{}",
+        r.stdout
+    );
+    let f = "scenarios/inpatient/discharge_summary.yaml";
+    p.write(
+        f,
+        &format!("{}severity:\n  content_changed: blocker\n", p.read(f)),
+    );
+    let r = p.run(&["run", "--check", f]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("BLOCKER (1)") && r.stdout.contains("\nNO-GO: 1 blocker finding"),
+        "{}",
+        r.stdout
+    );
+
+    let q = Project::copy();
+    let r = q.run(&["run", "--check", "--sim-profile", "discharge-after-48h", f]);
+    assert!(r.stdout.contains("MAJOR (1)"), "{}", r.stdout);
+    q.write(f, &format!("{}severity:\n  late: review\n", q.read(f)));
+    let r = q.run(&["run", "--check", "--sim-profile", "discharge-after-48h", f]);
+    assert!(
+        r.stdout.contains("REVIEW (2)") && r.stdout.contains("\nREVIEW: 2 changes need review"),
+        "{}",
+        r.stdout
+    );
+    q.write(f, &format!("{}  lat: review\n", q.read(f)));
+    let r = q.run(&["validate", f]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean `late`?"), "{}", r.stderr);
+}

@@ -7,7 +7,7 @@ use crate::ids::NhsNumber;
 use crate::letter::{EventKind, LetterKind, Transport};
 use crate::scenario::{Expectation, Recipient, Scenario};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// Who a letter was for, in words a report can show: `alice (NHS *******018)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -409,8 +409,16 @@ pub fn check_scoped(s: &Scenario, letters: &[CapturedLetter]) -> Vec<(Scope, Fin
         }
     }
     scoped.extend(findings.drain(..).map(|f| (Scope::Scenario, f)));
+    let mut by_kind: ByKindAndPatient = HashMap::new();
+    for l in letters {
+        if let Ok(f) = &l.facts {
+            if let (Some(kind), Some(nhs)) = (f.kind, f.nhs_number) {
+                by_kind.entry((kind, nhs)).or_default().push(l);
+            }
+        }
+    }
     for (i, x) in s.expect.iter().enumerate() {
-        check_one(s, x, letters, &mut consumed, &mut findings);
+        check_one(s, x, &by_kind, &mut consumed, &mut findings);
         scoped.extend(findings.drain(..).map(|f| (Scope::Expectation(i), f)));
     }
     if s.nothing_else {
@@ -481,10 +489,13 @@ fn check_acks(
     }
 }
 
+/// Captured letters by kind and patient, so each expectation looks only at its own.
+type ByKindAndPatient<'a> = HashMap<(LetterKind, NhsNumber), Vec<&'a CapturedLetter>>;
+
 fn check_one(
     s: &Scenario,
     x: &Expectation,
-    letters: &[CapturedLetter],
+    letters: &ByKindAndPatient,
     consumed: &mut BTreeSet<u32>,
     out: &mut Vec<Finding>,
 ) {
@@ -496,13 +507,11 @@ fn check_one(
         nhs_number: Some(patient.nhs_number),
     };
     let mut candidates: Vec<&CapturedLetter> = letters
-        .iter()
+        .get(&(x.letter, patient.nhs_number))
+        .into_iter()
+        .flatten()
+        .copied()
         .filter(|l| !consumed.contains(&l.seq))
-        .filter(|l| {
-            l.facts
-                .as_ref()
-                .is_ok_and(|f| f.kind == Some(x.letter) && f.nhs_number == Some(patient.nhs_number))
-        })
         .collect();
     candidates.sort_by_key(|l| (l.received_at, l.seq));
     consumed.extend(candidates.iter().map(|l| l.seq));

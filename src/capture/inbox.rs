@@ -8,7 +8,7 @@
 
 use crate::clock::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// How long MESH waits for a recipient to collect before it reports.
 pub const COLLECT_WITHIN: Span = Span::days(5);
@@ -41,7 +41,6 @@ pub struct InboxItem {
     pub id: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    pub acknowledged: bool,
     pub about: About,
 }
 
@@ -56,18 +55,25 @@ struct Uncollected {
     accepted_at: Timestamp,
 }
 
+/// Messages waiting in the inboxes. Taken messages are forgotten, bodies and all, so memory
+/// follows what is waiting, not what has passed through.
 #[derive(Default, Debug)]
 pub struct Inbox {
-    boxes: BTreeMap<String, Vec<InboxItem>>,
+    /// Waiting message ids per mailbox, in arrival order.
+    waiting: BTreeMap<String, BTreeMap<u64, String>>,
+    /// Waiting messages by id, with their mailbox and arrival number.
+    items: HashMap<String, (String, u64, InboxItem)>,
+    arrivals: u64,
     uncollected: Vec<Uncollected>,
 }
 
 impl Inbox {
     pub fn deliver(&mut self, mailbox: &str, item: InboxItem) {
-        self.boxes
-            .entry(mailbox.to_string())
-            .or_default()
-            .push(item);
+        self.arrivals += 1;
+        let waiting = self.waiting.entry(mailbox.to_string()).or_default();
+        waiting.insert(self.arrivals, item.id.clone());
+        self.items
+            .insert(item.id.clone(), (mailbox.to_string(), self.arrivals, item));
     }
 
     pub fn note_uncollected(
@@ -130,7 +136,6 @@ impl Inbox {
                     id: next_id(),
                     headers,
                     body: Vec::new(),
-                    acknowledged: false,
                     about: About::Report { seq: u.seq, index },
                 },
             );
@@ -139,30 +144,31 @@ impl Inbox {
         made
     }
 
-    /// Ids of the messages in `mailbox` not yet acknowledged.
+    /// Ids of the messages in `mailbox` not yet acknowledged, oldest first.
     pub fn list(&self, mailbox: &str) -> Vec<String> {
-        self.boxes
+        self.waiting
             .get(mailbox)
-            .into_iter()
-            .flatten()
-            .filter(|m| !m.acknowledged)
-            .map(|m| m.id.clone())
-            .collect()
+            .map(|w| w.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn get(&self, mailbox: &str, id: &str) -> Option<&InboxItem> {
-        self.boxes.get(mailbox)?.iter().find(|m| m.id == id)
+        self.items
+            .get(id)
+            .filter(|(m, _, _)| m == mailbox)
+            .map(|(_, _, item)| item)
     }
 
-    /// Marks a message taken; returns what it was about, the first time only.
+    /// Takes a message out of the inbox; returns what it was about, the first time only.
     pub fn acknowledge(&mut self, mailbox: &str, id: &str) -> Option<About> {
-        let m = self
-            .boxes
-            .get_mut(mailbox)?
-            .iter_mut()
-            .find(|m| m.id == id && !m.acknowledged)?;
-        m.acknowledged = true;
-        Some(m.about.clone())
+        if self.items.get(id).is_none_or(|(m, _, _)| m != mailbox) {
+            return None;
+        }
+        let (_, arrival, item) = self.items.remove(id)?;
+        if let Some(w) = self.waiting.get_mut(mailbox) {
+            w.remove(&arrival);
+        }
+        Some(item.about)
     }
 }
 

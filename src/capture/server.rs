@@ -313,7 +313,6 @@ impl Shared {
                     ("mex-content-type".into(), "application/fhir+json".into()),
                 ],
                 body: serde_json::to_vec(&body).unwrap_or_default(),
-                acknowledged: false,
                 about: About::Ack { seq, index },
             };
             if let Ok(mut inbox) = self.inbox.lock() {

@@ -468,8 +468,10 @@ fn build(
         expect,
         nothing_else: raw.nothing_else,
         severity: raw.severity,
+        index: Default::default(),
     };
     let mut scenario = scenario;
+    scenario.reindex();
     resolve_routes(&mut scenario, &given);
     check_expectations(path, text, &scenario)?;
     Ok(scenario)

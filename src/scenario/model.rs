@@ -5,7 +5,7 @@
 use crate::clock::{Span, Timestamp};
 use crate::ids::{NhsNumber, OdsCode};
 use crate::letter::{EventKind, LetterKind, Transport};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// Whether a practice still takes letters under its own code.
@@ -107,6 +107,17 @@ pub struct Scenario {
     pub nothing_else: bool,
     /// Severity overrides for kinds of finding in this scenario.
     pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
+    /// Look-ups by patient and NHS number; built by [`Scenario::reindex`].
+    pub index: ScenarioIndex,
+}
+
+/// Look-ups that keep checks linear on scenarios with tens of thousands of events.
+#[derive(Clone, Debug, Default)]
+pub struct ScenarioIndex {
+    built: bool,
+    /// Timeline positions of each patient's events, in time order.
+    by_patient: HashMap<String, Vec<usize>>,
+    by_nhs: HashMap<NhsNumber, String>,
 }
 
 impl Scenario {
@@ -124,12 +135,49 @@ impl Scenario {
     /// The practice the patient is registered with once every `gp_change` up to `at` applied.
     pub fn registered_practice_at(&self, patient: &str, at: Timestamp) -> Option<&Practice> {
         let mut key = self.patients.get(patient)?.practice.clone();
-        for e in &self.timeline {
-            if e.at <= at && e.patient == patient && e.kind == EventKind::GpChange {
+        for e in self.patient_events(patient) {
+            if e.at <= at && e.kind == EventKind::GpChange {
                 key = e.to_practice.clone();
             }
         }
         key.and_then(|k| self.practices.get(&k))
+    }
+
+    /// Builds the look-ups; call after changing the timeline or patients.
+    pub fn reindex(&mut self) {
+        let mut index = ScenarioIndex {
+            built: true,
+            ..ScenarioIndex::default()
+        };
+        for (i, e) in self.timeline.iter().enumerate() {
+            index
+                .by_patient
+                .entry(e.patient.clone())
+                .or_default()
+                .push(i);
+        }
+        for p in self.patients.values() {
+            index.by_nhs.insert(p.nhs_number, p.key.clone());
+        }
+        self.index = index;
+    }
+
+    /// The patient's events in time order.
+    pub fn patient_events(&self, patient: &str) -> Vec<&Event> {
+        if self.index.built {
+            let positions = self
+                .index
+                .by_patient
+                .get(patient)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            positions.iter().map(|i| &self.timeline[*i]).collect()
+        } else {
+            self.timeline
+                .iter()
+                .filter(|e| e.patient == patient)
+                .collect()
+        }
     }
 
     /// Where a letter for the patient must go at `at`: the registered practice, or its
@@ -173,9 +221,9 @@ impl Scenario {
         let mut earlier: Vec<Option<String>> =
             vec![patient.previous_practice.clone(), patient.practice.clone()];
         earlier.extend(
-            self.timeline
-                .iter()
-                .filter(|e| e.at <= at && e.patient == patient.key && e.kind == EventKind::GpChange)
+            self.patient_events(&patient.key)
+                .into_iter()
+                .filter(|e| e.at <= at && e.kind == EventKind::GpChange)
                 .map(|e| e.to_practice.clone()),
         );
         if earlier.iter().flatten().any(|k| k == practice) {
@@ -192,13 +240,20 @@ impl Scenario {
 
     /// Events of one kind for one patient, in time order.
     pub fn events_of(&self, patient: &str, kind: EventKind) -> Vec<&Event> {
-        self.timeline
-            .iter()
-            .filter(|e| e.patient == patient && e.kind == kind)
+        self.patient_events(patient)
+            .into_iter()
+            .filter(|e| e.kind == kind)
             .collect()
     }
 
     pub fn patient_by_nhs(&self, nhs: &NhsNumber) -> Option<&Patient> {
-        self.patients.values().find(|p| &p.nhs_number == nhs)
+        if self.index.built {
+            self.index
+                .by_nhs
+                .get(nhs)
+                .and_then(|k| self.patients.get(k))
+        } else {
+            self.patients.values().find(|p| &p.nhs_number == nhs)
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::letter::{EventKind, LetterKind, Transport};
 use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome, TransportError};
 use crate::mesh::CANARY_WORKFLOW;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// A patient as the simulated EHR (and its PDS) holds them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -164,6 +164,9 @@ pub struct Simulator {
     stall_until: Option<Timestamp>,
     written_per_kind: BTreeMap<LetterKind, u32>,
     last_poll: Option<Timestamp>,
+    /// Positions in `sent` by ITK3 bundle id and MESH message id, to match what comes back.
+    by_bundle: HashMap<String, usize>,
+    by_message: HashMap<String, usize>,
 }
 
 impl Simulator {
@@ -183,6 +186,8 @@ impl Simulator {
             stall_until: None,
             written_per_kind: BTreeMap::new(),
             last_poll: None,
+            by_bundle: HashMap::new(),
+            by_message: HashMap::new(),
         }
     }
 
@@ -518,12 +523,16 @@ impl Simulator {
             content_type: "application/fhir+json".into(),
             body: serde_json::to_vec(&bundle).unwrap_or_default(),
         };
+        if let Some(b) = &record.bundle_id {
+            self.by_bundle.insert(b.clone(), self.sent.len());
+        }
         // fault: duplicate_sends
         let attempts = if faults.duplicate_sends { 2 } else { 1 };
         for _ in 0..attempts {
             match self.mesh.send(&msg).await? {
                 SendOutcome::Accepted { message_id } => {
                     record.outcome = "sent".into();
+                    self.by_message.insert(message_id.clone(), self.sent.len());
                     record.message_id = Some(message_id);
                 }
                 SendOutcome::Rejected { status, body } => {
@@ -566,17 +575,17 @@ impl Simulator {
                     m.header("mex-StatusDescription").unwrap_or("")
                 );
                 if let Some(r) = self
-                    .sent
-                    .iter_mut()
-                    .find(|r| r.message_id.as_deref() == Some(linked))
+                    .by_message
+                    .get(linked)
+                    .and_then(|i| self.sent.get_mut(*i))
                 {
                     r.reports.push(text);
                 }
             } else if let Some((bundle_id, code)) = itk3::read_ack(&m.body) {
                 if let Some(r) = self
-                    .sent
-                    .iter_mut()
-                    .find(|r| r.bundle_id.as_deref() == Some(bundle_id.as_str()))
+                    .by_bundle
+                    .get(&bundle_id)
+                    .and_then(|i| self.sent.get_mut(*i))
                 {
                     r.acks.push(code);
                 }

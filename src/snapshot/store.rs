@@ -202,11 +202,14 @@ fn changed_letters(old: &str, new: &str) -> Vec<String> {
             .collect()
     }
     let (a, b) = (blocks(old), blocks(new));
+    let in_a: std::collections::HashMap<&str, &str> =
+        a.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let in_b: std::collections::HashSet<&str> = b.iter().map(|(k, _)| k.as_str()).collect();
     let mut names = Vec::new();
     for (key, block) in &b {
-        match a.iter().find(|(k, _)| k == key) {
+        match in_a.get(key.as_str()) {
             None => names.push(format!("{} (newly sent)", first_line(block))),
-            Some((_, x)) if without_seq(x) != without_seq(block) => names.push(format!(
+            Some(x) if without_seq(x) != without_seq(block) => names.push(format!(
                 "{} (changed: {})",
                 first_line(block),
                 changed_fields(x, block)
@@ -215,7 +218,7 @@ fn changed_letters(old: &str, new: &str) -> Vec<String> {
         }
     }
     for (key, block) in &a {
-        if !b.iter().any(|(k, _)| k == key) {
+        if !in_b.contains(key.as_str()) {
             names.push(format!("{} (no longer sent)", first_line(block)));
         }
     }

@@ -51,6 +51,28 @@ pub enum Command {
     /// Work with report files.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Benchmarks: print figures for loopback, volume, suite, validate and compare (use a
+    /// release build: `cargo run --release -- bench`).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Run only these benchmarks (loopback, volume, volume-quarter, suite, validate, compare).
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Letters in the volume and compare benchmarks.
+    #[arg(long, default_value_t = 53_000)]
+    pub letters: u64,
+    /// Scenarios in the suite and validate benchmarks.
+    #[arg(long, default_value_t = 1_000)]
+    pub scenarios: usize,
+    /// Run in this process instead of a child of its own (used by the benchmark itself).
+    #[arg(long, hide = true)]
+    pub child: bool,
+    /// The loopback rate to take the volume ratio against (passed to the child).
+    #[arg(long, hide = true)]
+    pub loopback_rate: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,6 +262,7 @@ pub fn main_entry() -> ExitStatus {
         Command::Sim(SimCommand::Serve(args)) => serve(args),
         Command::Sim(SimCommand::Matrix(args)) => matrix(args),
         Command::Report(ReportCommand::Merge { files, reports }) => merge(&files, &reports),
+        Command::Bench(args) => bench(args),
     };
     result.unwrap_or_else(|e| {
         let mut err = std::io::stderr().lock();
@@ -426,6 +449,89 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     Ok(decision_status(report.decision()))
 }
 
+fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
+    use crate::bench;
+    let sizes = bench::Sizes {
+        letters: args.letters,
+        scenarios: args.scenarios,
+    };
+    if args.child {
+        let name = args
+            .only
+            .first()
+            .ok_or_else(|| Error::Usage("--child needs --only NAME".into()))?;
+        let out = bench::run_one(name, &sizes, args.loopback_rate).map_err(Error::Harness)?;
+        println!("{out}");
+        return Ok(ExitStatus::Pass);
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; figures are only meaningful from `cargo run --release -- bench`");
+    }
+    let names: Vec<String> = if args.only.is_empty() {
+        vec![
+            "loopback",
+            "volume-quarter",
+            "volume",
+            "suite",
+            "validate",
+            "compare",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
+    } else {
+        args.only.clone()
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Harness(format!("failed to find this program: {e}")))?;
+    let mut loopback_rate: Option<f64> = None;
+    let mut all_met = true;
+    for name in names {
+        eprintln!("running {name}...");
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args([
+            "bench",
+            "--child",
+            "--only",
+            &name,
+            "--letters",
+            &args.letters.to_string(),
+            "--scenarios",
+            &args.scenarios.to_string(),
+        ]);
+        if let Some(rate) = loopback_rate {
+            cmd.args(["--loopback-rate", &format!("{rate}")]);
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| Error::Harness(format!("failed to run the benchmark {name}: {e}")))?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || !text.starts_with("bench ") {
+            return Err(Error::Harness(format!(
+                "benchmark {name} failed: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        println!("{text}");
+        if name == "loopback" {
+            loopback_rate = text
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("letters_per_s="))
+                .and_then(|v| v.parse().ok());
+        }
+        if let Some((met, what)) = bench::target(&text) {
+            all_met &= met;
+            println!("  target {}: {what}", if met { "met" } else { "NOT met" });
+        }
+    }
+    Ok(if all_met {
+        ExitStatus::Pass
+    } else {
+        ExitStatus::Regression
+    })
+}
+
 fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Error> {
     let mut parts = Vec::new();
     for f in files {
@@ -575,7 +681,18 @@ fn accept_or_reject(args: &SnapshotArgs, accept: bool) -> Result<ExitStatus, Err
 }
 
 fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
-    let (scenarios, _) = load_all(&args.paths)?;
+    let (mut scenarios, _) = load_all(&args.paths)?;
+    // Volume scenarios measure scale, not detection; fourteen runs of each would add minutes.
+    let volume = scenarios.iter().filter(|s| s.generated).count();
+    scenarios.retain(|s| !s.generated);
+    if volume > 0 {
+        eprintln!("skipping {volume} volume (population) scenarios");
+    }
+    if scenarios.is_empty() {
+        return Err(Error::Usage(
+            "no scenario selected: the matrix needs hand-written scenarios".into(),
+        ));
+    }
     let work_dir = new_run_dir(&args.work_dir)?;
     eprintln!(
         "running {} scenarios under {} profiles...",

@@ -691,7 +691,9 @@ expect:
             auth_valid: true,
             mex_headers: vec![],
             body_bytes: 0,
+            local_id: Some(format!("SIM-{seq:06}")),
             body_file: Default::default(),
+            body_offset: 0,
             facts: Ok(LetterFacts {
                 kind: Some(LetterKind::DischargeSummary),
                 itk3_event: Some("ITK003D".into()),
@@ -704,6 +706,7 @@ expect:
                 sections: vec![],
                 digest: String::new(),
                 message_id: Some(format!("bundle-{seq}")),
+                reference: None,
             }),
             acks: vec![
                 crate::capture::AckRecord {

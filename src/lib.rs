@@ -5,6 +5,7 @@
 //! received by [`capture`]; letters are [`normalize`]d, checked against expectations
 //! ([`expect`]) and accepted [`snapshot`]s by [`run`]; and a finished result is [`report`]ed.
 
+pub mod bench;
 pub mod capture;
 pub mod cli;
 pub mod clock;

@@ -301,7 +301,7 @@ async fn drive_and_capture(
             mailboxes,
             dir: config.work_dir.join(&s.id),
             monitored,
-            gp: Some(gp),
+            gp: s.acknowledgements.then_some(gp),
         },
         clock.clone(),
     )

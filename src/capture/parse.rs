@@ -28,6 +28,9 @@ pub struct LetterFacts {
     pub digest: String,
     /// `Bundle.identifier` of an ITK3 message, which acknowledgements refer to.
     pub message_id: Option<String>,
+    /// A print or document request's `reference`: the sender's own id for the letter.
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
 /// Reads a captured body. Errors say why it is not a letter.
@@ -91,6 +94,7 @@ fn from_message(v: &Value) -> Result<LetterFacts, String> {
 fn from_print_request(v: &Value) -> Result<LetterFacts, String> {
     let to_patient = v["recipient"]["type"] == "patient";
     let mut facts = from_document(&v["document"], to_patient)?;
+    facts.reference = v["reference"].as_str().map(str::to_string);
     if v["recipient"]["type"] == "practice" {
         facts.recipient_ods = v["recipient"]["ods"].as_str().map(str::to_string);
     }
@@ -147,6 +151,7 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
         sections,
         digest: digest[..16].to_string(),
         message_id: None,
+        reference: None,
     })
 }
 

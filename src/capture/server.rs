@@ -192,7 +192,11 @@ impl CaptureServer {
             .lock()
             .map_err(|_| CaptureError::Crashed)?
             .take();
-        log.ok_or(CaptureError::Crashed)
+        let mut log = log.ok_or(CaptureError::Crashed)?;
+        log.flush()
+            .map_err(|e| CaptureError::Write(e.to_string()))?;
+        log.renumber();
+        Ok(log)
     }
 }
 
@@ -282,15 +286,14 @@ impl Shared {
     /// The synthetic GP receiver's part after MESH accepted letter `seq` for `to`.
     fn after_accept(&self, seq: u32, sender: &str, to: &str, workflow: &str, message_id: &str) {
         let now = self.clock.now();
-        let Some(gp) = self
-            .config
-            .gp
-            .as_ref()
-            .filter(|_| self.config.monitored.contains(to))
-        else {
+        if !self.config.monitored.contains(to) {
             if let Ok(mut inbox) = self.inbox.lock() {
                 inbox.note_uncollected(seq, message_id, sender, to, workflow, now);
             }
+            return;
+        }
+        // Collected; with no GP receiver configured, nothing is acknowledged.
+        let Some(gp) = self.config.gp.as_ref() else {
             return;
         };
         let mut facts = None;
@@ -425,7 +428,9 @@ async fn send(
         auth_valid: auth.is_ok(),
         mex_headers,
         body_bytes: body.len(),
+        local_id: header(&headers, "mex-localid"),
         body_file: PathBuf::new(),
+        body_offset: 0,
         facts: parse_letter(Transport::Mesh, &body),
         acks: vec![],
         reports: vec![],
@@ -548,10 +553,16 @@ async fn http_capture(
     body: Bytes,
 ) -> Response {
     let received_at = s.clock.now();
-    let id = format!(
-        "HTTP-{:06}",
-        s.http_counter.fetch_add(1, Ordering::SeqCst) + 1
-    );
+    let facts = parse_letter(Transport::Http, &body);
+    // The sender's own reference names the capture when there is one: several requests of a
+    // batch arrive in any order, and a counter would number them differently every run.
+    let id = match facts.as_ref().ok().and_then(|f| f.reference.clone()) {
+        Some(reference) => format!("HTTP-{reference}"),
+        None => format!(
+            "HTTP-{:06}",
+            s.http_counter.fetch_add(1, Ordering::SeqCst) + 1
+        ),
+    };
     let letter = CapturedLetter {
         seq: 0,
         transport: Transport::Http,
@@ -570,8 +581,10 @@ async fn http_capture(
             .map(|v| vec![("content-type".to_string(), v.to_string())])
             .unwrap_or_default(),
         body_bytes: body.len(),
+        local_id: facts.as_ref().ok().and_then(|f| f.reference.clone()),
         body_file: PathBuf::new(),
-        facts: parse_letter(Transport::Http, &body),
+        body_offset: 0,
+        facts,
         acks: vec![],
         reports: vec![],
     };

@@ -13,7 +13,7 @@ use crate::letter::{EventKind, LetterKind, Transport};
 use crate::run::{LetterLine, Outcome, Verdict};
 use crate::scenario::{Recipient, Scenario};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The version of the report's shape. Change it when a field changes meaning or goes away.
 pub const SCHEMA: &str = "lettergate.report/1";
@@ -241,10 +241,12 @@ impl ScenarioReport {
                 }
             })
             .collect();
+        let in_timeline: std::collections::HashSet<&str> =
+            s.timeline.iter().map(|e| e.patient.as_str()).collect();
         let patients = s
             .patients
             .values()
-            .filter(|p| s.timeline.iter().any(|e| e.patient == p.key))
+            .filter(|p| in_timeline.contains(p.key.as_str()))
             .map(|p| PatientReport {
                 key: p.key.clone(),
                 nhs_number: if identifiers {
@@ -303,20 +305,34 @@ impl ScenarioReport {
         self.findings.iter().map(|f| f.severity).min()
     }
 
-    /// The day of the clinical event a captured letter reports on.
-    fn letter_day(&self, l: &LetterLine) -> String {
+    /// The times of each patient's events of each kind, in order: built once per use, so
+    /// finding the day of every letter stays linear.
+    fn event_times(&self) -> HashMap<(&str, EventKind), Vec<Timestamp>> {
+        let mut times: HashMap<(&str, EventKind), Vec<Timestamp>> = HashMap::new();
+        for e in &self.timeline {
+            times
+                .entry((e.patient.as_str(), e.event))
+                .or_default()
+                .push(e.at);
+        }
+        times
+    }
+
+    /// The day of the clinical event a captured letter reports on: the patient's latest event
+    /// of the kind that triggers the letter, at or before it arrived.
+    fn letter_day(times: &HashMap<(&str, EventKind), Vec<Timestamp>>, l: &LetterLine) -> String {
         let trigger = LetterKind::ALL
             .iter()
             .find(|k| k.name() == l.kind)
             .map(|k| k.trigger());
-        let at = self
-            .timeline
-            .iter()
-            .filter(|e| Some(e.event) == trigger && e.patient == l.patient)
-            .filter(|e| l.received_at.is_none_or(|r| e.at <= r))
-            .map(|e| e.at)
-            .next_back();
-        at.map_or_else(|| "unknown day".into(), day)
+        let at = trigger
+            .and_then(|t| times.get(&(l.patient.as_str(), t)))
+            .and_then(|ts| {
+                ts.iter()
+                    .rev()
+                    .find(|at| l.received_at.is_none_or(|r| **at <= r))
+            });
+        at.map_or_else(|| "unknown day".into(), |t| day(*t))
     }
 }
 
@@ -430,12 +446,14 @@ impl RunReport {
                         .0 += 1;
                 }
             }
+            let times = s.event_times();
             for l in s
                 .captured
                 .iter()
                 .filter(|l| l.status == 202 || l.status == 200)
             {
-                rows.entry((l.kind.clone(), l.recipient.clone(), s.letter_day(l)))
+                let d = ScenarioReport::letter_day(&times, l);
+                rows.entry((l.kind.clone(), l.recipient.clone(), d))
                     .or_default()
                     .1 += 1;
             }

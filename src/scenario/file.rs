@@ -437,7 +437,10 @@ pub struct RawScenario {
     pub practices: BTreeMap<String, Checked<RawPractice>>,
     #[serde(default)]
     pub patients: BTreeMap<String, Checked<RawPatient>>,
+    #[serde(default)]
     pub timeline: Vec<Checked<RawEvent>>,
+    /// A generated population instead of a hand-written timeline (volume scenarios).
+    pub population: Option<Checked<super::population::RawPopulation>>,
     #[serde(default)]
     pub expect: Vec<Checked<RawExpectation>>,
     #[serde(default = "yes")]

@@ -408,9 +408,34 @@ fn build(
     path: &Path,
     text: &str,
     fixtures: Fixtures,
-    raw: RawScenario,
+    mut raw: RawScenario,
     start: Timestamp,
 ) -> Result<Scenario, Diagnostic> {
+    let population = raw.population.take().map(|Checked(p)| p);
+    let at_key = |key: &str, msg: &str| {
+        let (line, col) = text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.starts_with(&format!("{key}:")))
+            .map_or((1, 1), |(i, _)| (i + 1, 1));
+        Diagnostic::new(path, msg).at(text, line, col)
+    };
+    match (&population, raw.timeline.is_empty()) {
+        (Some(_), false) => {
+            return Err(at_key(
+                "population",
+                "give either a `timeline:` or a `population:`, not both",
+            ))
+        }
+        (None, true) => {
+            return Err(Diagnostic::new(
+                path,
+                "a scenario needs a `timeline:` of events (or a `population:` for a volume run)",
+            )
+            .with_help(Some("add `timeline:` with at least one event".into())))
+        }
+        _ => {}
+    }
     let timeline: Vec<Event> = raw
         .timeline
         .into_iter()
@@ -454,6 +479,13 @@ fn build(
             business_ack: x.business_ack,
         })
         .collect();
+    let (mut timeline, mut expect, mut patients) = (timeline, expect, fixtures.patients);
+    if let Some(pop) = &population {
+        let g = pop.generate(start);
+        patients.extend(g.patients);
+        timeline = g.timeline;
+        expect.extend(g.expect);
+    }
     let scenario = Scenario {
         path: path.to_path_buf(),
         id: scenario_id(path),
@@ -463,9 +495,11 @@ fn build(
         start,
         observe_for: raw.observe_for.unwrap_or(DEFAULT_OBSERVE_FOR),
         practices: fixtures.practices,
-        patients: fixtures.patients,
+        patients,
         timeline,
         expect,
+        generated: population.is_some(),
+        acknowledgements: population.as_ref().is_none_or(|p| p.acknowledgements),
         nothing_else: raw.nothing_else,
         severity: raw.severity,
         index: Default::default(),

@@ -5,6 +5,7 @@ pub mod diagnostic;
 pub mod file;
 pub mod load;
 pub mod model;
+pub mod population;
 
 pub use diagnostic::Diagnostic;
 pub use load::{discover, Discovered, Loader};

@@ -107,6 +107,12 @@ pub struct Scenario {
     pub nothing_else: bool,
     /// Severity overrides for kinds of finding in this scenario.
     pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
+    /// True for a generated population (a volume scenario): its snapshot is its
+    /// reconciliation, not every letter.
+    pub generated: bool,
+    /// Whether the synthetic GP receiver acknowledges letters (always, but for a population
+    /// that turns it off).
+    pub acknowledgements: bool,
     /// Look-ups by patient and NHS number; built by [`Scenario::reindex`].
     pub index: ScenarioIndex,
 }

@@ -10,6 +10,7 @@ use crate::ids::{NhsNumber, OdsCode};
 use crate::letter::{EventKind, LetterKind, Transport};
 use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome, TransportError};
 use crate::mesh::CANARY_WORKFLOW;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -147,6 +148,78 @@ struct Route {
     name: String,
     mailbox: String,
     transport: Transport,
+}
+
+/// How many letters of one batch are on the wire at once.
+const IN_FLIGHT: usize = 8;
+
+/// A letter ready to go, and how.
+enum Delivery {
+    Mesh {
+        msg: OutboundMessage,
+        attempts: u32,
+    },
+    /// A JSON POST (print service, document route); `prefix` starts the recorded outcome.
+    Http {
+        url: String,
+        body: serde_json::Value,
+        prefix: String,
+    },
+}
+
+/// What the network said.
+struct Delivered {
+    outcome: String,
+    message_ids: Vec<String>,
+}
+
+impl Delivery {
+    async fn deliver(
+        self,
+        mesh: &MeshClient,
+        http: &reqwest::Client,
+    ) -> Result<Delivered, SimError> {
+        match self {
+            Delivery::Mesh { msg, attempts } => {
+                let mut d = Delivered {
+                    outcome: String::new(),
+                    message_ids: vec![],
+                };
+                for _ in 0..attempts {
+                    match mesh.send(&msg).await? {
+                        SendOutcome::Accepted { message_id } => {
+                            d.outcome = "sent".into();
+                            d.message_ids.push(message_id);
+                        }
+                        SendOutcome::Rejected { status, body } => {
+                            d.outcome = format!("rejected ({status}): {body}")
+                        }
+                    }
+                }
+                Ok(d)
+            }
+            Delivery::Http { url, body, prefix } => {
+                let resp =
+                    http.post(&url)
+                        .json(&body)
+                        .send()
+                        .await
+                        .map_err(|source| TransportError {
+                            url: url.clone(),
+                            source,
+                        })?;
+                let status = if resp.status().is_success() {
+                    "sent".to_string()
+                } else {
+                    format!("rejected ({})", resp.status())
+                };
+                Ok(Delivered {
+                    outcome: format!("{prefix}{status}"),
+                    message_ids: vec![],
+                })
+            }
+        }
+    }
 }
 
 pub struct Simulator {
@@ -337,9 +410,7 @@ impl Simulator {
             let (due, later): (Vec<_>, Vec<_>) =
                 self.queue.drain(..).partition(|q| q.ready_at <= tick);
             self.queue = later.into();
-            for q in due {
-                self.dispatch(q).await?;
-            }
+            self.send_batch(due).await?;
             self.poll_inbox().await?;
         }
         self.clock.advance_to(t);
@@ -389,11 +460,8 @@ impl Simulator {
         })
     }
 
-    async fn dispatch(&mut self, q: Queued) -> Result<(), SimError> {
-        let Some(patient) = self.pds.get(&q.nhs_number).cloned() else {
-            return Ok(());
-        };
-        let chart = self.charts.get(&q.nhs_number).cloned().unwrap_or_default();
+    /// Everything about sending a letter but the network: faults, routing, the document.
+    fn prepare(&mut self, q: Queued) -> (SentRecord, Option<Delivery>) {
         let mut record = SentRecord {
             local_id: q.local_id.clone(),
             kind: q.kind,
@@ -405,6 +473,11 @@ impl Simulator {
             reports: vec![],
             bundle_id: None,
         };
+        let Some(patient) = self.pds.get(&q.nhs_number).cloned() else {
+            record.outcome = "not sent: unknown patient".into();
+            return (record, None);
+        };
+        let chart = self.charts.get(&q.nhs_number).cloned().unwrap_or_default();
         let faults = self.config.faults.clone();
         let mut sections = itk3::default_sections(q.kind);
         // fault: drop_section
@@ -437,40 +510,39 @@ impl Simulator {
         if let Some((_, n)) = faults.send_one_in.iter().find(|(k, _)| *k == q.kind) {
             if (nth - 1) % n.max(&1) != 0 {
                 record.outcome = "not sent: automatic sending skipped it".into();
-                self.sent.push(record);
-                return Ok(());
+                return (record, None);
             }
         }
         // fault: silently_drop
         if faults.silently_drop.contains(&q.kind) {
             record.outcome = "sent".into();
-            self.sent.push(record);
-            return Ok(());
+            return (record, None);
         }
         if !q.kind.goes_to_practice() {
             // fault: copies_after_death
-            record.outcome = if chart.deceased && !faults.copies_after_death {
-                "not sent: the patient has died".into()
-            } else {
-                let body = itk3::paper_request(&doc, &PaperRecipient::Patient);
-                self.post_json(
-                    &format!(
-                        "{}/print/v1/letters",
-                        self.out.print_url.trim_end_matches('/')
-                    ),
-                    &body,
-                )
-                .await?
-            };
-            self.sent.push(record);
-            return Ok(());
+            if chart.deceased && !faults.copies_after_death {
+                record.outcome = "not sent: the patient has died".into();
+                return (record, None);
+            }
+            let body = itk3::paper_request(&doc, &PaperRecipient::Patient);
+            let url = format!(
+                "{}/print/v1/letters",
+                self.out.print_url.trim_end_matches('/')
+            );
+            return (
+                record,
+                Some(Delivery::Http {
+                    url,
+                    body,
+                    prefix: String::new(),
+                }),
+            );
         }
         let route = match self.route(&q) {
             Ok(r) => r,
             Err(why) => {
                 record.outcome = format!("not sent: {why} (exceptions list)");
-                self.sent.push(record);
-                return Ok(());
+                return (record, None);
             }
         };
         doc.practice = Some((route.ods.to_string(), route.name.clone()));
@@ -485,11 +557,8 @@ impl Simulator {
                 "{}/print/v1/letters",
                 self.out.print_url.trim_end_matches('/')
             );
-            let posted = self.post_json(&url, &body).await?;
-            record.outcome =
-                format!("not sent electronically: the named GP has left; paper copy {posted}");
-            self.sent.push(record);
-            return Ok(());
+            let prefix = "not sent electronically: the named GP has left; paper copy ".to_string();
+            return (record, Some(Delivery::Http { url, body, prefix }));
         }
         if route.transport == Transport::Http {
             let paper = PaperRecipient::Practice {
@@ -501,9 +570,14 @@ impl Simulator {
                 "{}/docman/v1/documents",
                 self.out.docman_url.trim_end_matches('/')
             );
-            record.outcome = self.post_json(&url, &body).await?;
-            self.sent.push(record);
-            return Ok(());
+            return (
+                record,
+                Some(Delivery::Http {
+                    url,
+                    body,
+                    prefix: String::new(),
+                }),
+            );
         }
         // fault: workflow_override
         let workflow = faults
@@ -523,43 +597,45 @@ impl Simulator {
             content_type: "application/fhir+json".into(),
             body: serde_json::to_vec(&bundle).unwrap_or_default(),
         };
-        if let Some(b) = &record.bundle_id {
-            self.by_bundle.insert(b.clone(), self.sent.len());
-        }
         // fault: duplicate_sends
         let attempts = if faults.duplicate_sends { 2 } else { 1 };
-        for _ in 0..attempts {
-            match self.mesh.send(&msg).await? {
-                SendOutcome::Accepted { message_id } => {
-                    record.outcome = "sent".into();
-                    self.by_message.insert(message_id.clone(), self.sent.len());
-                    record.message_id = Some(message_id);
-                }
-                SendOutcome::Rejected { status, body } => {
-                    record.outcome = format!("rejected ({status}): {body}")
-                }
-            }
-        }
-        self.sent.push(record);
-        Ok(())
+        (record, Some(Delivery::Mesh { msg, attempts }))
     }
 
-    async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<String, SimError> {
-        let resp = self
-            .http
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|source| TransportError {
-                url: url.to_string(),
-                source,
-            })?;
-        Ok(if resp.status().is_success() {
-            "sent".into()
-        } else {
-            format!("rejected ({})", resp.status())
-        })
+    /// Sends a batch that fell due at one tick, several letters in flight at once as a real
+    /// dispatcher does, then records the outcomes in the order the letters were queued.
+    async fn send_batch(&mut self, due: Vec<Queued>) -> Result<(), SimError> {
+        let jobs: Vec<(SentRecord, Option<Delivery>)> =
+            due.into_iter().map(|q| self.prepare(q)).collect();
+        let (mesh, http) = (self.mesh.clone(), self.http.clone());
+        let results: Vec<_> = futures::stream::iter(jobs.into_iter().map(|(record, delivery)| {
+            let (mesh, http) = (mesh.clone(), http.clone());
+            async move {
+                let delivered = match delivery {
+                    Some(d) => Some(d.deliver(&mesh, &http).await),
+                    None => None,
+                };
+                (record, delivered)
+            }
+        }))
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
+        for (mut record, delivered) in results {
+            if let Some(d) = delivered {
+                let d = d?;
+                record.outcome = d.outcome;
+                for id in &d.message_ids {
+                    self.by_message.insert(id.clone(), self.sent.len());
+                }
+                record.message_id = d.message_ids.last().cloned();
+            }
+            if let Some(b) = &record.bundle_id {
+                self.by_bundle.insert(b.clone(), self.sent.len());
+            }
+            self.sent.push(record);
+        }
+        Ok(())
     }
 
     /// Collects the inbox: ITK3 acknowledgements and MESH REPORTs about sent letters.

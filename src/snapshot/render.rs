@@ -9,6 +9,9 @@ use std::fmt::Write;
 /// Renders the letters of a run. Times are shown relative to the clinical event the letter
 /// reports, never as absolute timestamps.
 pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
+    if s.generated {
+        return render_volume(s, letters);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "scenario: {}", s.name);
     let _ = writeln!(out, "letters: {}", letters.len());
@@ -111,4 +114,92 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
         }
     }
     normalize(&out)
+}
+
+/// The day of the clinical event a letter reports on: the patient's latest event of the kind
+/// that triggers the letter, at or before it arrived.
+fn trigger_day(
+    s: &Scenario,
+    patient: &str,
+    kind: crate::letter::LetterKind,
+    at: crate::clock::Timestamp,
+) -> String {
+    s.events_of(patient, kind.trigger())
+        .into_iter()
+        .rev()
+        .find(|e| e.at <= at)
+        .map_or_else(
+            || "unknown day".into(),
+            |e| e.at.rfc3339()[..10].to_string(),
+        )
+}
+
+/// The snapshot of a generated population: letters counted per kind, recipient and day, and
+/// one digest over every letter's identity and content, so a change to any letter shows
+/// without keeping tens of thousands of letters in the file.
+fn render_volume(s: &Scenario, letters: &[CapturedLetter]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
+    let mut counts: BTreeMap<(String, String, String), u32> = BTreeMap::new();
+    let mut lines: Vec<String> = Vec::with_capacity(letters.len());
+    let (mut refused, mut unreadable) = (0, 0);
+    for l in letters {
+        if l.refusal.is_some() {
+            refused += 1;
+        }
+        let Ok(f) = &l.facts else {
+            unreadable += 1;
+            continue;
+        };
+        let patient = f.nhs_number.and_then(|n| s.patient_by_nhs(&n));
+        let kind = f
+            .kind
+            .map_or("unrecognised".to_string(), |k| k.name().to_string());
+        let recipient = if f.to_patient {
+            "the patient".to_string()
+        } else {
+            f.recipient_ods.clone().unwrap_or_else(|| "unknown".into())
+        };
+        let day = match (patient, f.kind) {
+            (Some(p), Some(k)) => trigger_day(s, &p.key, k, l.received_at),
+            _ => "unknown day".into(),
+        };
+        *counts
+            .entry((kind.clone(), recipient.clone(), day))
+            .or_default() += 1;
+        let acks: Vec<String> = l.acks.iter().map(|a| a.code.to_string()).collect();
+        lines.push(format!(
+            "{kind}|{recipient}|{}|{}|{}|{}",
+            patient.map_or("?", |p| p.key.as_str()),
+            l.workflow_id.as_deref().unwrap_or(""),
+            f.digest,
+            acks.join(",")
+        ));
+    }
+    lines.sort_unstable();
+    let mut hash = Sha256::new();
+    for line in &lines {
+        hash.update(line.as_bytes());
+        hash.update(b"\n");
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario: {}", s.name);
+    let _ = writeln!(out, "letters: {}", letters.len());
+    let _ = writeln!(out, "refused: {refused}");
+    let _ = writeln!(out, "unreadable: {unreadable}");
+    let _ = writeln!(
+        out,
+        "content digest: {}",
+        &hex::encode(hash.finalize())[..32]
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<22} {:<14} {:<12} {:>7}",
+        "kind", "recipient", "day", "letters"
+    );
+    for ((kind, recipient, day), n) in counts {
+        let _ = writeln!(out, "{kind:<22} {recipient:<14} {day:<12} {n:>7}");
+    }
+    out
 }

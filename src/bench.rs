@@ -1,0 +1,385 @@
+//! `lettergate bench`: figures, not timed tests. Each benchmark runs in a child process of its
+//! own so that its peak memory is its own, and ends with one line:
+//!
+//! ```text
+//! bench NAME letters=… wall_s=… letters_per_s=… peak_rss_mb=… ratio=…
+//! ```
+//!
+//! `loopback` measures, in the same run, the raw rate of sequential HTTP requests of a
+//! letter's size between a minimal client and server on loopback; `volume` reports its rate as
+//! a ratio to it, so the figure says what share of this machine's loopback capacity a letter
+//! costs end to end.
+
+use crate::report::RunReport;
+use crate::run::{run_all, RunConfig, Verdict};
+use crate::scenario::Scenario;
+use crate::sim::SimConfig;
+use crate::snapshot::{SnapshotMode, SnapshotStore};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The benchmarks, in the order they run.
+pub const NAMES: [&str; 5] = ["loopback", "volume", "suite", "validate", "compare"];
+
+/// Sizes of a benchmark run.
+#[derive(Clone, Debug)]
+pub struct Sizes {
+    pub letters: u64,
+    pub scenarios: usize,
+}
+
+/// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn line(name: &str, letters: u64, wall: f64, ratio: Option<f64>, extra: &str) -> String {
+    let rate = if wall > 0.0 {
+        letters as f64 / wall
+    } else {
+        0.0
+    };
+    format!(
+        "bench {name} letters={letters} wall_s={wall:.3} letters_per_s={rate:.0} peak_rss_mb={:.1} ratio={}{extra}",
+        peak_rss_mb(),
+        ratio.map_or("-".to_string(), |r| format!("{r:.2}"))
+    )
+}
+
+/// A letter-sized body: an ITK3 bundle as the simulator sends it.
+fn letter_body() -> Vec<u8> {
+    use crate::sim::itk3;
+    let doc = itk3::LetterDoc {
+        kind: crate::letter::LetterKind::ClinicLetter,
+        local_id: "SIM-000001".into(),
+        nhs_number: crate::ids::NhsNumber::parse("9990000018").unwrap_or_else(|_| unreachable!()),
+        patient_name: "Generated Patient 000001".into(),
+        born: "1950-01-01".into(),
+        practice: Some(("A81001".into(), "Riverside Surgery".into())),
+        trust_ods: "RXX".into(),
+        trust_name: "Lettergate Simulated NHS Trust".into(),
+        sender_mailbox: "RXXHC001".into(),
+        event_at: crate::clock::Timestamp(1_736_154_000),
+        written_at: crate::clock::Timestamp(1_736_154_000),
+        sent_at: crate::clock::Timestamp(1_736_154_000),
+        sections: itk3::default_sections(crate::letter::LetterKind::ClinicLetter),
+    };
+    serde_json::to_vec(&itk3::message_bundle(&doc)).unwrap_or_default()
+}
+
+/// Sequential POSTs of a letter-sized body to a minimal axum server, for about two seconds.
+pub async fn loopback() -> Result<String, String> {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/",
+        post(|body: axum::body::Bytes| async move {
+            (
+                axum::http::StatusCode::ACCEPTED,
+                format!("{{\"n\":{}}}", body.len()),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = format!(
+        "http://{}/",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let body = letter_body();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed().as_secs_f64() < 2.0 || n < 1000 {
+        let r = client
+            .post(&url)
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        r.bytes().await.map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    server.abort();
+    Ok(line(
+        "loopback",
+        n,
+        wall,
+        None,
+        &format!(" body_bytes={}", body.len()),
+    ))
+}
+
+/// A population scenario with exactly `letters` letters over a week, acknowledgements off.
+fn volume_scenario(dir: &Path, letters: u64) -> Result<PathBuf, String> {
+    // Per day: deaths 10, discharges 500, and outpatient attendances (two letters each) for
+    // the rest; one emergency discharge a day absorbs what does not divide evenly.
+    let per_day = letters / 7;
+    let rest = letters - per_day * 7;
+    let fixed = 10 + 500;
+    let op = per_day.saturating_sub(fixed) / 2;
+    let ed = per_day.saturating_sub(fixed) - op * 2;
+    let yaml = format!(
+        "name: volume benchmark, {letters} letters\nstart: 2025-01-06T00:00:00Z\npractices:\n  riverside: {{ods: A81001, name: Riverside}}\n  hillside: {{ods: B82002, name: Hillside}}\n  meadow: {{ods: C83003, name: Meadow}}\npopulation:\n  seed: 7\n  patients: {}\n  practices: [riverside, hillside, meadow]\n  days: 7\n  acknowledgements: false\n  daily:\n    outpatient_attendance: {op}\n    discharge: 500\n    emergency_discharge: {ed}\n    death: 10\n",
+        (letters / 2).max(200)
+    );
+    if rest > 0 {
+        // Not a multiple of 7: the figure is for the letters generated, which the line reports.
+    }
+    let path = dir.join("scenarios").join("volume.yaml");
+    std::fs::create_dir_all(path.parent().unwrap_or(dir)).map_err(|e| e.to_string())?;
+    std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+async fn run_dir(
+    scenarios: Vec<Scenario>,
+    work: &Path,
+    snapshots: &Path,
+    mode: SnapshotMode,
+) -> Vec<crate::run::Outcome> {
+    let mut config = RunConfig::new(
+        SimConfig::baseline(),
+        SnapshotStore::new(snapshots, "simulator"),
+        work.to_path_buf(),
+    );
+    config.mode = mode;
+    run_all(scenarios, config, |_| {}).await
+}
+
+/// Generated, sent over MESH on loopback, captured, checked, snapshotted (written as the
+/// accepted snapshot of a fresh store).
+pub async fn volume(letters: u64, loopback_rate: Option<f64>) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = volume_scenario(dir.path(), letters)?;
+    let started = Instant::now();
+    let (scenarios, _) = crate::cli::load_all(&[path]).map_err(|e| e.to_string())?;
+    let outcomes = run_dir(
+        scenarios.clone(),
+        &dir.path().join("work"),
+        &dir.path().join("snapshots"),
+        SnapshotMode::Accept,
+    )
+    .await;
+    let report = RunReport::new("simulator", "baseline", false).build(&scenarios, &outcomes);
+    let wall = started.elapsed().as_secs_f64();
+    let o = outcomes.first().ok_or("no outcome")?;
+    if o.verdict != Verdict::Pass {
+        return Err(format!(
+            "the volume scenario did not pass: {:?} {:?}",
+            o.error,
+            o.findings.first().map(|f| f.describe(false))
+        ));
+    }
+    let captured = o.letters as u64;
+    let rate = captured as f64 / wall;
+    let name = if letters >= 50_000 {
+        "volume"
+    } else {
+        "volume-quarter"
+    };
+    Ok(line(
+        name,
+        captured,
+        wall,
+        loopback_rate.map(|l| rate / l),
+        &format!(" decision={}", report.decision().label()),
+    ))
+}
+
+/// Copies of the hand-written scenarios, `n` in all, each with its accepted snapshot.
+fn suite_dir(dir: &Path, n: usize) -> Result<Vec<PathBuf>, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("scenarios");
+    let (shipped, _) =
+        crate::cli::load_all(std::slice::from_ref(&src)).map_err(|e| e.to_string())?;
+    let shipped: Vec<_> = shipped.into_iter().filter(|s| !s.generated).collect();
+    let fixtures = dir.join("scenarios").join("fixtures");
+    std::fs::create_dir_all(&fixtures).map_err(|e| e.to_string())?;
+    std::fs::copy(
+        src.join("fixtures").join("common.yaml"),
+        fixtures.join("common.yaml"),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut paths = Vec::new();
+    for i in 0..n {
+        let s = &shipped[i % shipped.len()];
+        let text = std::fs::read_to_string(&s.path)
+            .map_err(|e| e.to_string())?
+            .replace("../fixtures/", "fixtures/");
+        let id = format!("s{i:04}_{}", s.id.replace('/', "_"));
+        let path = dir.join("scenarios").join(format!("{id}.yaml"));
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        let snap = root
+            .join("snapshots")
+            .join("simulator")
+            .join(format!("{}.snap", s.id));
+        let to = dir
+            .join("snapshots")
+            .join("simulator")
+            .join(format!("{id}.snap"));
+        std::fs::create_dir_all(to.parent().unwrap_or(dir)).map_err(|e| e.to_string())?;
+        std::fs::copy(snap, to).map_err(|e| e.to_string())?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// `n` small scenarios against the built-in simulator, compared with their snapshots.
+pub async fn suite(n: usize) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    suite_dir(dir.path(), n)?;
+    let started = Instant::now();
+    let (scenarios, _) =
+        crate::cli::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
+    let outcomes = run_dir(
+        scenarios,
+        &dir.path().join("work"),
+        &dir.path().join("snapshots"),
+        SnapshotMode::Check,
+    )
+    .await;
+    let wall = started.elapsed().as_secs_f64();
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.verdict != Verdict::Pass)
+        .count();
+    if failed > 0 {
+        return Err(format!("{failed} of {n} suite scenarios did not pass"));
+    }
+    let letters: u64 = outcomes.iter().map(|o| o.letters as u64).sum();
+    Ok(line(
+        "suite",
+        letters,
+        wall,
+        None,
+        &format!(" scenarios={n}"),
+    ))
+}
+
+/// `lettergate validate` of `n` scenario files.
+pub fn validate(n: usize) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    suite_dir(dir.path(), n)?;
+    let started = Instant::now();
+    let (scenarios, _) =
+        crate::cli::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
+    let wall = started.elapsed().as_secs_f64();
+    Ok(line(
+        "validate",
+        0,
+        wall,
+        None,
+        &format!(" scenarios={}", scenarios.len()),
+    ))
+}
+
+/// Two snapshots of `letters` letters that differ in one letter, compared as a run does.
+pub fn compare(letters: u64) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store = SnapshotStore::new(dir.path(), "simulator");
+    let block = |i: u64, ods: &str| {
+        format!(
+            "letter {i}: clinic_letter for p{i:06} to {ods}\n  transport: mesh\n  route: RXXHC001 -> {ods}HC001\n  status: 202 accepted\n  message_id: [mesh-message-id-{i}]\n  workflow: TOC_FHIR_OP_ATTEN\n  itk3_event: ITK006D\n  recipient_ods: {ods}\n  nhs_number: 9990000018\n  document_type: 371531000 Report of clinical encounter\n  sent: outpatient_attendance + 1d 2h\n  title: Outpatient clinic letter\n  section Diagnoses: Type 2 diabetes mellitus\n  section Medications: Metformin 500 mg twice daily (started)\n  section Plan: HbA1c in 3 months; clinic review in 6 months\n  digest: {i:016x}\n  acks: 20013, 30001\n"
+        )
+    };
+    let body = |changed: Option<u64>| {
+        let mut s = format!("scenario: compare benchmark\nletters: {letters}\n");
+        for i in 1..=letters {
+            s.push('\n');
+            s.push_str(&block(
+                i,
+                if Some(i) == changed {
+                    "B82002"
+                } else {
+                    "A81001"
+                },
+            ));
+        }
+        s
+    };
+    let accepted = body(None);
+    store
+        .write_accepted("compare", Path::new("bench"), "compare", &accepted)
+        .map_err(|e| e.to_string())?;
+    let candidate = body(Some(letters / 2));
+    drop(accepted);
+    let started = Instant::now();
+    let cmp = store
+        .compare("compare", &candidate)
+        .map_err(|e| e.to_string())?;
+    let wall = started.elapsed().as_secs_f64();
+    let crate::snapshot::Comparison::Changed {
+        letters: changed, ..
+    } = cmp
+    else {
+        return Err("the snapshots should differ".into());
+    };
+    if changed.len() != 1 {
+        return Err(format!(
+            "one letter differs, but the comparison names {}",
+            changed.len()
+        ));
+    }
+    Ok(line("compare", letters, wall, None, ""))
+}
+
+/// Runs one benchmark in this process (the child side).
+pub fn run_one(name: &str, sizes: &Sizes, loopback_rate: Option<f64>) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    match name {
+        "loopback" => rt.block_on(loopback()),
+        "volume" => rt.block_on(volume(sizes.letters, loopback_rate)),
+        "volume-quarter" => rt.block_on(volume(sizes.letters / 4, loopback_rate)),
+        "suite" => rt.block_on(suite(sizes.scenarios)),
+        "validate" => validate(sizes.scenarios),
+        "compare" => compare(sizes.letters),
+        other => Err(format!(
+            "unknown benchmark `{other}`; known: {}",
+            NAMES.join(", ")
+        )),
+    }
+}
+
+/// The targets of issue 6, checked against a benchmark line: `None` when it has none.
+pub fn target(line: &str) -> Option<(bool, String)> {
+    let field = |k: &str| -> Option<f64> {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+    };
+    let name = line.split_whitespace().nth(1)?;
+    let (wall, rss) = (field("wall_s")?, field("peak_rss_mb")?);
+    Some(match name {
+        "volume" => {
+            let ratio = field("ratio").unwrap_or(0.0);
+            (
+                ratio >= 0.5 && rss <= 256.0,
+                format!("ratio >= 0.5 and peak_rss_mb <= 256 (ratio {ratio:.2}, {rss:.0} MB)"),
+            )
+        }
+        "suite" => (
+            wall <= 3.0,
+            format!("1,000 scenarios in <= 3 s ({wall:.2} s)"),
+        ),
+        "compare" => (wall <= 1.0, format!("<= 1 s ({wall:.2} s)")),
+        "validate" => (wall <= 0.5, format!("<= 0.5 s ({wall:.2} s)")),
+        _ => return None,
+    })
+}

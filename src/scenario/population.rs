@@ -1,0 +1,212 @@
+//! Generated populations for volume scenarios: [`RawPopulation`] in a scenario file becomes N
+//! synthetic patients spread over practices, a mix of clinical events per day, and an
+//! expectation for every letter those events call for. Seeded, so the same file always
+//! generates the same scenario.
+
+use super::file::{Check, PracticeRef};
+use super::model::{Event, Expectation, Patient, Recipient};
+use crate::clock::{Span, Timestamp};
+use crate::ids::NhsNumber;
+use crate::letter::{EventKind, LetterKind};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Serial numbers of generated patients start here, clear of hand-written fixtures.
+const FIRST_SERIAL: u32 = 100_000;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPopulation {
+    /// Seed of the generator: the same seed gives the same population and events.
+    pub seed: u64,
+    /// How many patients to generate.
+    pub patients: u32,
+    /// Practices the patients are registered with, in turn.
+    pub practices: Vec<PracticeRef>,
+    /// How many days of activity, from the scenario's `start`.
+    pub days: u32,
+    /// Events per day.
+    #[serde(default)]
+    pub daily: RawDaily,
+    /// Whether practices answer with ITK3 acknowledgements (and each letter must get both).
+    /// Off, a volume run measures sending and capture alone.
+    #[serde(default = "yes")]
+    pub acknowledgements: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaily {
+    /// Each is followed by the letter being signed 2 to 48 hours later.
+    #[serde(default)]
+    pub outpatient_attendance: u32,
+    #[serde(default)]
+    pub discharge: u32,
+    #[serde(default)]
+    pub emergency_discharge: u32,
+    /// Deaths in hospital; each happens to a patient with no other events.
+    #[serde(default)]
+    pub death: u32,
+}
+
+impl Check for RawPopulation {
+    fn check(self) -> Result<Self, String> {
+        if self.practices.is_empty() {
+            return Err("a population needs at least one practice under `practices:`".into());
+        }
+        if self.days == 0 || self.days > 366 {
+            return Err("`days:` must be between 1 and 366".into());
+        }
+        if self.patients == 0 || self.patients > 800_000 {
+            return Err("`patients:` must be between 1 and 800000".into());
+        }
+        let deaths = self.daily.death * self.days;
+        if deaths * 2 > self.patients {
+            return Err(format!(
+                "{deaths} deaths need at least {} patients: each death is a patient of its own",
+                deaths * 2
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// What a population generates.
+pub struct Generated {
+    pub patients: BTreeMap<String, Patient>,
+    pub timeline: Vec<Event>,
+    pub expect: Vec<Expectation>,
+}
+
+fn minutes(rng: &mut StdRng, from: i64, to: i64) -> Span {
+    Span::minutes(rng.gen_range(from..to))
+}
+
+impl RawPopulation {
+    /// The letters this population calls for, by kind.
+    pub fn letters(&self) -> u64 {
+        let d = &self.daily;
+        u64::from(self.days)
+            * u64::from(2 * d.outpatient_attendance + d.discharge + d.emergency_discharge + d.death)
+    }
+
+    pub fn generate(&self, start: Timestamp) -> Generated {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let mut patients = BTreeMap::new();
+        let mut serial = FIRST_SERIAL;
+        let mut keys = Vec::with_capacity(self.patients as usize);
+        for i in 0..self.patients {
+            let nhs = loop {
+                serial += 1;
+                if let Some(n) = NhsNumber::synthetic(serial) {
+                    break n;
+                }
+            };
+            let key = format!("p{:06}", i + 1);
+            let practice = &self.practices[i as usize % self.practices.len()];
+            patients.insert(
+                key.clone(),
+                Patient {
+                    key: key.clone(),
+                    nhs_number: nhs,
+                    name: format!("Generated Patient {:06}", i + 1),
+                    born: format!("{}-{:02}-{:02}", 1930 + i % 70, 1 + i % 12, 1 + i % 28),
+                    practice: Some(practice.0.clone()),
+                    previous_practice: None,
+                    named_gp: None,
+                },
+            );
+            keys.push(key);
+        }
+        // The last patients are kept for deaths, so nobody who died has other events.
+        let deaths_total = (self.daily.death * self.days) as usize;
+        let living = keys.len() - deaths_total;
+        let mut next_death = living;
+        let mut events: Vec<Event> = Vec::new();
+        let mut counts: BTreeMap<(String, LetterKind), u32> = BTreeMap::new();
+        let event = |at, kind, patient: &str| Event {
+            at,
+            kind,
+            patient: patient.to_string(),
+            to_practice: None,
+            second_signer: false,
+        };
+        for day in 0..self.days {
+            let day_start = start.plus(Span::days(i64::from(day)));
+            for _ in 0..self.daily.outpatient_attendance {
+                let p = &keys[rng.gen_range(0..living)];
+                let at = day_start
+                    .plus(Span::hours(8))
+                    .plus(minutes(&mut rng, 0, 600));
+                let signed = at.plus(minutes(&mut rng, 120, 2880));
+                events.push(event(at, EventKind::OutpatientAttendance, p));
+                events.push(event(signed, EventKind::LetterSigned, p));
+                *counts
+                    .entry((p.clone(), LetterKind::ClinicLetter))
+                    .or_default() += 1;
+                *counts
+                    .entry((p.clone(), LetterKind::PatientCopy))
+                    .or_default() += 1;
+            }
+            for _ in 0..self.daily.discharge {
+                let p = &keys[rng.gen_range(0..living)];
+                let at = day_start
+                    .plus(Span::hours(10))
+                    .plus(minutes(&mut rng, 0, 600));
+                events.push(event(at, EventKind::Discharge, p));
+                *counts
+                    .entry((p.clone(), LetterKind::DischargeSummary))
+                    .or_default() += 1;
+            }
+            for _ in 0..self.daily.emergency_discharge {
+                let p = &keys[rng.gen_range(0..living)];
+                let at = day_start.plus(minutes(&mut rng, 0, 1440));
+                events.push(event(at, EventKind::EmergencyDischarge, p));
+                *counts
+                    .entry((p.clone(), LetterKind::EmergencyDischarge))
+                    .or_default() += 1;
+            }
+            for _ in 0..self.daily.death {
+                let p = &keys[next_death];
+                next_death += 1;
+                let at = day_start.plus(minutes(&mut rng, 0, 1440));
+                events.push(event(at, EventKind::Death, p));
+                *counts
+                    .entry((p.clone(), LetterKind::DeathNotification))
+                    .or_default() += 1;
+            }
+        }
+        // Time order; ties keep generation order, so the result is the same every time.
+        events.sort_by_key(|e| e.at);
+        let expect = counts
+            .into_iter()
+            .map(|((patient, letter), count)| Expectation {
+                letter,
+                patient,
+                to: if letter.goes_to_practice() {
+                    Recipient::RegisteredPractice
+                } else {
+                    Recipient::Patient
+                },
+                transport: letter.default_transport(),
+                workflow: letter.workflow_id().map(str::to_string),
+                within: letter.default_deadline(),
+                of: letter.trigger(),
+                count,
+                acknowledged: letter.goes_to_practice() && self.acknowledgements,
+                business_ack: None,
+            })
+            .collect();
+        Generated {
+            patients,
+            timeline: events,
+            expect,
+        }
+    }
+}

@@ -100,19 +100,28 @@ pub async fn loopback() -> Result<String, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let body = letter_body();
-    let started = Instant::now();
-    let mut n = 0u64;
-    while started.elapsed().as_secs_f64() < 2.0 || n < 1000 {
-        let r = client
-            .post(&url)
-            .body(body.clone())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        r.bytes().await.map_err(|e| e.to_string())?;
-        n += 1;
+    let post = |client: &reqwest::Client| {
+        let req = client.post(&url).body(body.clone());
+        async move { req.send().await?.bytes().await }
+    };
+    // Warm up, then the best of three one-second rounds: the machine's capacity, not its
+    // worst moment.
+    for _ in 0..500 {
+        post(&client).await.map_err(|e| e.to_string())?;
     }
-    let wall = started.elapsed().as_secs_f64();
+    let (mut n, mut wall) = (0u64, 1.0f64);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut k = 0u64;
+        while started.elapsed().as_secs_f64() < 1.0 {
+            post(&client).await.map_err(|e| e.to_string())?;
+            k += 1;
+        }
+        let w = started.elapsed().as_secs_f64();
+        if k as f64 / w > n as f64 / wall {
+            (n, wall) = (k, w);
+        }
+    }
     server.abort();
     Ok(line(
         "loopback",

@@ -74,8 +74,15 @@ impl SnapshotStore {
         if old.trim_end() == body.trim_end() {
             return Ok(Comparison::Matches);
         }
+        // A whole-text diff keeps true line numbers; past a size it stops scaling, and then
+        // only the letters that changed are diffed.
+        let diff = if old.len() + body.len() > LARGE {
+            diff_by_letter(&old, body)
+        } else {
+            diff(&old, body)
+        };
         Ok(Comparison::Changed {
-            diff: diff(&old, body),
+            diff,
             letters: changed_letters(&old, body),
         })
     }
@@ -175,6 +182,63 @@ pub fn diff(old: &str, new: &str) -> String {
         .context_radius(3)
         .header("accepted", "captured")
         .to_string()
+}
+
+/// Snapshots larger than this (bytes, both sides) are diffed letter by letter.
+const LARGE: usize = 2_000_000;
+
+/// Splits a snapshot body into its header and its letter blocks, keyed by what each letter
+/// is (kind and patient, and which of several such), as [`changed_letters`] matches them.
+fn keyed_blocks(t: &str) -> (&str, Vec<(String, &str)>) {
+    let mut parts = t.split("\n\n");
+    let header = parts.next().unwrap_or("");
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let blocks = parts
+        .map(|b| {
+            let first = b.lines().next().unwrap_or("");
+            let what = first.split_once(": ").map_or(first, |(_, w)| w);
+            let what = what.rsplit_once(" to ").map_or(what, |(w, _)| w);
+            let n = seen.entry(what.to_string()).or_default();
+            *n += 1;
+            (format!("{what}#{n}"), b.trim_end())
+        })
+        .collect();
+    (header, blocks)
+}
+
+/// A unified diff of only the header and the letters that differ, each letter's hunks
+/// numbered within that letter.
+fn diff_by_letter(old: &str, new: &str) -> String {
+    let (old_header, a) = keyed_blocks(old);
+    let (new_header, b) = keyed_blocks(new);
+    let in_a: std::collections::HashMap<&str, &str> =
+        a.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let in_b: std::collections::HashSet<&str> = b.iter().map(|(k, _)| k.as_str()).collect();
+    let hunks = |x: &str, y: &str| -> String {
+        TextDiff::configure()
+            .algorithm(similar::Algorithm::Patience)
+            .diff_lines(&format!("{x}\n"), &format!("{y}\n"))
+            .unified_diff()
+            .context_radius(3)
+            .to_string()
+    };
+    let mut out = String::from("--- accepted\n+++ captured\n");
+    if old_header != new_header {
+        out.push_str(&hunks(old_header, new_header));
+    }
+    for (key, block) in &b {
+        match in_a.get(key.as_str()) {
+            Some(x) if without_seq(x) == without_seq(block) => {}
+            Some(x) => out.push_str(&hunks(x, block)),
+            None => out.push_str(&hunks("", block)),
+        }
+    }
+    for (key, block) in &a {
+        if !in_b.contains(key.as_str()) {
+            out.push_str(&hunks(block, ""));
+        }
+    }
+    out
 }
 
 /// The letter blocks that differ, named by their header line. Blocks are matched by what the
@@ -311,6 +375,40 @@ mod tests {
         assert_eq!(
             changed_letters(old, new),
             vec!["letter 1: clinic_letter for alice to A81001 (no longer sent)".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_large_snapshot_is_diffed_letter_by_letter() {
+        let block = |i: u32, ods: &str| {
+            format!("letter {i}: clinic_letter for p{i} to {ods}\n  recipient_ods: {ods}\n  digest: {i:016x}")
+        };
+        let body = |changed: u32| {
+            let mut s = String::from("scenario: big\nletters: 30000");
+            for i in 1..=30_000 {
+                s.push_str("\n\n");
+                s.push_str(&block(i, if i == changed { "B82002" } else { "A81001" }));
+            }
+            s
+        };
+        let (old, new) = (body(0), body(17));
+        assert!(old.len() + new.len() > LARGE);
+        let d = diff_by_letter(&old, &new);
+        assert!(d.starts_with("--- accepted\n+++ captured\n"), "{d}");
+        for line in [
+            "-letter 17: clinic_letter for p17 to A81001\n",
+            "+letter 17: clinic_letter for p17 to B82002\n",
+            "-  recipient_ods: A81001\n",
+            "+  recipient_ods: B82002\n",
+        ] {
+            assert!(d.contains(line), "{line} in {d}");
+        }
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .count(),
+            2,
+            "{d}"
         );
     }
 

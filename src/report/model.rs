@@ -400,7 +400,10 @@ impl RunReport {
     pub fn reason(&self) -> String {
         let c = self.counts();
         match self.decision() {
-            Decision::Go => format!("every expected letter of {} scenarios went where it should, on time, exactly once", c.scenarios),
+            Decision::Go => format!(
+                "every expected letter of {} went where it should, on time, exactly once",
+                if c.scenarios == 1 { "1 scenario".to_string() } else { format!("{} scenarios", c.scenarios) }
+            ),
             Decision::Incomplete => format!(
                 "the harness could not drive the target or capture for {} of {} scenarios; nothing is known about them",
                 c.errors, c.scenarios

@@ -122,14 +122,7 @@ pub struct LetterLine {
 impl LetterLine {
     fn of(s: &Scenario, l: &crate::capture::CapturedLetter) -> LetterLine {
         let facts = l.facts.as_ref().ok();
-        let recipient = match facts {
-            Some(f) if f.to_patient => "the patient".to_string(),
-            Some(f) => f
-                .recipient_ods
-                .clone()
-                .unwrap_or_else(|| "unknown recipient".into()),
-            None => "unknown recipient".into(),
-        };
+        let recipient = crate::capture::parse::recipient_label(facts);
         LetterLine {
             seq: l.seq,
             kind: facts

@@ -33,6 +33,19 @@ pub struct LetterFacts {
     pub reference: Option<String>,
 }
 
+/// Who a letter was addressed to, as snapshots and reports name it: the practice's ODS code,
+/// `the patient`, or `unknown recipient`.
+pub fn recipient_label(facts: Option<&LetterFacts>) -> String {
+    match facts {
+        Some(f) if f.to_patient => "the patient".to_string(),
+        Some(f) => f
+            .recipient_ods
+            .clone()
+            .unwrap_or_else(|| "unknown recipient".into()),
+        None => "unknown recipient".into(),
+    }
+}
+
 /// Reads a captured body. Errors say why it is not a letter.
 pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;

@@ -342,6 +342,15 @@ impl Shared {
     }
 }
 
+/// MESH's answer to a request whose `NHSMESH` token is refused.
+fn forbidden(e: AuthError) -> Response {
+    mesh_error(
+        StatusCode::FORBIDDEN,
+        "02",
+        &format!("refused authorisation: {e}"),
+    )
+}
+
 fn mesh_error(status: StatusCode, code: &str, description: &str) -> Response {
     (
         status,
@@ -362,11 +371,7 @@ async fn handshake(
             }
             (StatusCode::OK, Json(json!({"mailbox_id": mailbox}))).into_response()
         }
-        Err(e) => mesh_error(
-            StatusCode::FORBIDDEN,
-            "02",
-            &format!("refused authorisation: {e}"),
-        ),
+        Err(e) => forbidden(e),
     }
 }
 
@@ -456,11 +461,7 @@ async fn list_inbox(
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = s.authorise(&headers, &mailbox) {
-        return mesh_error(
-            StatusCode::FORBIDDEN,
-            "02",
-            &format!("refused authorisation: {e}"),
-        );
+        return forbidden(e);
     }
     s.make_due_reports();
     let ids = s.inbox.lock().map(|i| i.list(&mailbox)).unwrap_or_default();
@@ -478,11 +479,7 @@ async fn download(
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = s.authorise(&headers, &mailbox) {
-        return mesh_error(
-            StatusCode::FORBIDDEN,
-            "02",
-            &format!("refused authorisation: {e}"),
-        );
+        return forbidden(e);
     }
     let item = s
         .inbox
@@ -518,11 +515,7 @@ async fn acknowledge(
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = s.authorise(&headers, &mailbox) {
-        return mesh_error(
-            StatusCode::FORBIDDEN,
-            "02",
-            &format!("refused authorisation: {e}"),
-        );
+        return forbidden(e);
     }
     let about = s
         .inbox

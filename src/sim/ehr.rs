@@ -174,6 +174,16 @@ struct Delivered {
 }
 
 impl Delivery {
+    /// A JSON POST to `path` below the service at `base`.
+    fn post(base: &str, path: &str, body: serde_json::Value, prefix: &str) -> Delivery {
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        Delivery::Http {
+            url,
+            body,
+            prefix: prefix.to_string(),
+        }
+    }
+
     async fn deliver(
         self,
         mesh: &MeshClient,
@@ -525,17 +535,14 @@ impl Simulator {
                 return (record, None);
             }
             let body = itk3::paper_request(&doc, &PaperRecipient::Patient);
-            let url = format!(
-                "{}/print/v1/letters",
-                self.out.print_url.trim_end_matches('/')
-            );
             return (
                 record,
-                Some(Delivery::Http {
-                    url,
+                Some(Delivery::post(
+                    &self.out.print_url,
+                    "/print/v1/letters",
                     body,
-                    prefix: String::new(),
-                }),
+                    "",
+                )),
             );
         }
         let route = match self.route(&q) {
@@ -553,12 +560,16 @@ impl Simulator {
                 name: route.name.clone(),
             };
             let body = itk3::paper_request(&doc, &paper);
-            let url = format!(
-                "{}/print/v1/letters",
-                self.out.print_url.trim_end_matches('/')
+            let prefix = "not sent electronically: the named GP has left; paper copy ";
+            return (
+                record,
+                Some(Delivery::post(
+                    &self.out.print_url,
+                    "/print/v1/letters",
+                    body,
+                    prefix,
+                )),
             );
-            let prefix = "not sent electronically: the named GP has left; paper copy ".to_string();
-            return (record, Some(Delivery::Http { url, body, prefix }));
         }
         if route.transport == Transport::Http {
             let paper = PaperRecipient::Practice {
@@ -566,17 +577,14 @@ impl Simulator {
                 name: route.name.clone(),
             };
             let body = itk3::paper_request(&doc, &paper);
-            let url = format!(
-                "{}/docman/v1/documents",
-                self.out.docman_url.trim_end_matches('/')
-            );
             return (
                 record,
-                Some(Delivery::Http {
-                    url,
+                Some(Delivery::post(
+                    &self.out.docman_url,
+                    "/docman/v1/documents",
                     body,
-                    prefix: String::new(),
-                }),
+                    "",
+                )),
             );
         }
         // fault: workflow_override

@@ -22,14 +22,7 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
         let patient = facts
             .and_then(|f| f.nhs_number)
             .and_then(|n| s.patient_by_nhs(&n));
-        let to = match facts {
-            Some(f) if f.to_patient => "the patient".to_string(),
-            Some(f) => f
-                .recipient_ods
-                .clone()
-                .unwrap_or_else(|| "unknown recipient".into()),
-            None => "unknown recipient".into(),
-        };
+        let to = crate::capture::parse::recipient_label(facts);
         let _ = writeln!(
             out,
             "letter {}: {} for {} to {to}",
@@ -155,11 +148,7 @@ fn render_volume(s: &Scenario, letters: &[CapturedLetter]) -> String {
         let kind = f
             .kind
             .map_or("unrecognised".to_string(), |k| k.name().to_string());
-        let recipient = if f.to_patient {
-            "the patient".to_string()
-        } else {
-            f.recipient_ods.clone().unwrap_or_else(|| "unknown".into())
-        };
+        let recipient = crate::capture::parse::recipient_label(Some(f));
         let day = match (patient, f.kind) {
             (Some(p), Some(k)) => trigger_day(s, &p.key, k, l.received_at),
             _ => "unknown day".into(),

@@ -102,18 +102,8 @@ pub struct RunArgs {
     /// Write no snapshot files at all, not even `.snap.new` (for CI).
     #[arg(long)]
     pub check: bool,
-    /// Folder of accepted snapshots.
-    #[arg(long, default_value = "snapshots", value_name = "DIR")]
-    pub snapshots: PathBuf,
-    /// Folder where each run keeps the messages it captured.
-    #[arg(long, default_value = ".lettergate", value_name = "DIR")]
-    pub work_dir: PathBuf,
-    /// How many scenarios run at once.
-    #[arg(long, short = 'j', default_value_t = 8, value_name = "N")]
-    pub jobs: usize,
-    /// Show NHS numbers in full in the report (masked by default).
-    #[arg(long)]
-    pub show_identifiers: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Address the capture endpoints listen on.
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     pub listen_ip: IpAddr,
@@ -205,16 +195,23 @@ pub struct MatrixArgs {
     /// Scenario files or folders of them.
     #[arg(default_value = "scenarios")]
     pub paths: Vec<PathBuf>,
-    /// Folder of accepted snapshots (compared, never written).
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Options `run` and `sim matrix` share.
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// Folder of accepted snapshots (`sim matrix` compares, never writes).
     #[arg(long, default_value = "snapshots", value_name = "DIR")]
     pub snapshots: PathBuf,
-    /// Folder where runs keep the messages they captured.
+    /// Folder where each run keeps the messages it captured.
     #[arg(long, default_value = ".lettergate", value_name = "DIR")]
     pub work_dir: PathBuf,
     /// How many scenarios run at once.
     #[arg(long, short = 'j', default_value_t = 8, value_name = "N")]
     pub jobs: usize,
-    /// Show NHS numbers in full (masked by default).
+    /// Show NHS numbers, names and dates of birth in full (masked by default).
     #[arg(long)]
     pub show_identifiers: bool,
 }
@@ -391,10 +388,10 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     if let Some((k, n)) = args.shard {
         scenarios.retain(|s| in_shard(&s.id, k, n));
     }
-    let work_dir = new_run_dir(&args.work_dir)?;
+    let work_dir = new_run_dir(&args.common.work_dir)?;
     let mut config = RunConfig::new(
         sim,
-        SnapshotStore::new(&args.snapshots, "simulator"),
+        SnapshotStore::new(&args.common.snapshots, "simulator"),
         work_dir,
     );
     config.mode = match (args.accept, args.check) {
@@ -402,10 +399,10 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         (_, true) => SnapshotMode::Check,
         _ => SnapshotMode::New,
     };
-    config.jobs = args.jobs.max(1);
+    config.jobs = args.common.jobs.max(1);
     config.listen_ip = args.listen_ip;
     let term = Terminal {
-        show_identifiers: args.show_identifiers,
+        show_identifiers: args.common.show_identifiers,
         color: Terminal::detect_color(),
     };
     let mut out = std::io::stdout().lock();
@@ -432,7 +429,7 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     if let Some(e) = line_err {
         return Err(io(e));
     }
-    let mut report = RunReport::new("simulator", &args.sim_profile, args.show_identifiers)
+    let mut report = RunReport::new("simulator", &args.sim_profile, args.common.show_identifiers)
         .build(&scenarios, &outcomes);
     if let Some((k, n)) = args.shard {
         report.shards.push(format!("{k}/{n}"));
@@ -693,7 +690,7 @@ fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
             "no scenario selected: the matrix needs hand-written scenarios".into(),
         ));
     }
-    let work_dir = new_run_dir(&args.work_dir)?;
+    let work_dir = new_run_dir(&args.common.work_dir)?;
     eprintln!(
         "running {} scenarios under {} profiles...",
         scenarios.len(),
@@ -701,11 +698,11 @@ fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
     );
     let m = runtime()?.block_on(crate::matrix::build(
         scenarios,
-        &args.snapshots,
+        &args.common.snapshots,
         &work_dir,
-        args.jobs.max(1),
+        args.common.jobs.max(1),
     ));
-    m.render(&mut std::io::stdout().lock(), args.show_identifiers)
+    m.render(&mut std::io::stdout().lock(), args.common.show_identifiers)
         .map_err(|e| Error::Harness(format!("failed to write the matrix: {e}")))?;
     Ok(if m.any_error() {
         ExitStatus::HarnessFailure

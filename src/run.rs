@@ -381,15 +381,18 @@ fn check(s: &Scenario, config: &RunConfig, letters: &[crate::capture::CapturedLe
         expect::check_scoped(s, letters).into_iter().unzip();
     let body = snapshot::render(s, letters);
     let store = &config.store;
-    let baseline = store
-        .accepted_body(&s.id)
-        .ok()
-        .flatten()
-        .map(|b| LetterLine::from_snapshot(&b));
     let mut pending = None;
     let fail = |e: std::io::Error| Some(format!("could not write the snapshot: {e}"));
     let mut error = None;
-    let status = match store.compare(&s.id, &body) {
+    // Read the accepted snapshot once: for the comparison and for the baseline letters.
+    let accepted = store.accepted_body(&s.id);
+    let baseline = accepted
+        .as_ref()
+        .ok()
+        .and_then(|b| b.as_deref())
+        .map(LetterLine::from_snapshot);
+    let compared = accepted.map(|old| snapshot::store::compare_bodies(old.as_deref(), &body));
+    let status = match compared {
         Err(e) => {
             error = fail(e);
             SnapshotStatus::NotCompared

@@ -68,23 +68,10 @@ impl SnapshotStore {
 
     /// Compares `body` with the accepted snapshot of `scenario_id`.
     pub fn compare(&self, scenario_id: &str, body: &str) -> std::io::Result<Comparison> {
-        let Some(old) = self.accepted_body(scenario_id)? else {
-            return Ok(Comparison::New);
-        };
-        if old.trim_end() == body.trim_end() {
-            return Ok(Comparison::Matches);
-        }
-        // A whole-text diff keeps true line numbers; past a size it stops scaling, and then
-        // only the letters that changed are diffed.
-        let diff = if old.len() + body.len() > LARGE {
-            diff_by_letter(&old, body)
-        } else {
-            diff(&old, body)
-        };
-        Ok(Comparison::Changed {
-            diff,
-            letters: changed_letters(&old, body),
-        })
+        Ok(compare_bodies(
+            self.accepted_body(scenario_id)?.as_deref(),
+            body,
+        ))
     }
 
     /// Writes `body` as the pending `.snap.new` of a scenario.
@@ -117,6 +104,27 @@ impl SnapshotStore {
     /// Removes a stale `.snap.new` once the result matches the accepted snapshot again.
     pub fn clear_pending(&self, scenario_id: &str) -> std::io::Result<()> {
         remove_if_present(&self.pending_path(scenario_id))
+    }
+}
+
+/// Compares a rendering with an accepted body already read (`None`: there is none).
+pub fn compare_bodies(old: Option<&str>, body: &str) -> Comparison {
+    let Some(old) = old else {
+        return Comparison::New;
+    };
+    if old.trim_end() == body.trim_end() {
+        return Comparison::Matches;
+    }
+    // A whole-text diff keeps true line numbers; past a size it stops scaling, and then
+    // only the letters that changed are diffed.
+    let diff = if old.len() + body.len() > LARGE {
+        diff_by_letter(old, body)
+    } else {
+        diff(old, body)
+    };
+    Comparison::Changed {
+        diff,
+        letters: changed_letters(old, body),
     }
 }
 

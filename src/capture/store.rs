@@ -86,10 +86,6 @@ impl CaptureLog {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Appends the body and the metadata to disk, then keeps the metadata in the index.
     pub fn record(&mut self, mut letter: CapturedLetter, body: &[u8]) -> std::io::Result<u32> {
         letter.seq = self.letters.len() as u32 + 1;

@@ -16,6 +16,7 @@ use crate::scenario::Scenario;
 use crate::sim::SimConfig;
 use crate::snapshot::{SnapshotMode, SnapshotStore};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The benchmarks, in the order they run.
@@ -155,7 +156,7 @@ fn volume_scenario(dir: &Path, letters: u64) -> Result<PathBuf, String> {
 }
 
 async fn run_dir(
-    scenarios: Vec<Scenario>,
+    scenarios: &[Arc<Scenario>],
     work: &Path,
     snapshots: &Path,
     mode: SnapshotMode,
@@ -177,7 +178,7 @@ pub async fn volume(letters: u64, loopback_rate: Option<f64>) -> Result<String, 
     let started = Instant::now();
     let (scenarios, _) = crate::cli::load_all(&[path]).map_err(|e| e.to_string())?;
     let outcomes = run_dir(
-        scenarios.clone(),
+        &scenarios,
         &dir.path().join("work"),
         &dir.path().join("snapshots"),
         SnapshotMode::Accept,
@@ -255,7 +256,7 @@ pub async fn suite(n: usize) -> Result<String, String> {
     let (scenarios, _) =
         crate::cli::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
     let outcomes = run_dir(
-        scenarios,
+        &scenarios,
         &dir.path().join("work"),
         &dir.path().join("snapshots"),
         SnapshotMode::Check,

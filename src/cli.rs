@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -274,7 +275,9 @@ pub fn main_entry() -> ExitStatus {
 }
 
 /// Loads every scenario under `paths`, collecting all diagnostics rather than stopping early.
-pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Scenario>, usize), Error> {
+///
+/// Scenarios come shared ([`Arc`]), since runs hand them to tasks and a generated one is large.
+pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Arc<Scenario>>, usize), Error> {
     let found = discover(paths).map_err(|d| Error::Input(vec![d]))?;
     let mut loader = Loader::new();
     let mut diags: Vec<Diagnostic> = Vec::new();
@@ -286,7 +289,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Scenario>, usize), Error> {
     let mut scenarios = Vec::new();
     for p in &found.scenarios {
         match loader.load_scenario(p) {
-            Ok(s) => scenarios.push(s),
+            Ok(s) => scenarios.push(Arc::new(s)),
             Err(d) => diags.push(d),
         }
     }
@@ -419,7 +422,7 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     .map_err(io)?;
     let progress = Progress::new(scenarios.len());
     let mut line_err = None;
-    let outcomes = runtime()?.block_on(run_all(scenarios.clone(), config, |o| {
+    let outcomes = runtime()?.block_on(run_all(&scenarios, config, |o| {
         if let Err(e) = progress.bar.suspend(|| term.line(&mut out, o)) {
             line_err.get_or_insert(e);
         }

@@ -1,5 +1,6 @@
 // mimalloc: a run of tens of thousands of letters is allocation-heavy JSON work, and glibc's
 // malloc took a fifth of the cycles in the volume benchmark (see BENCHMARKS.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -10,6 +10,7 @@ use crate::sim::SimConfig;
 use crate::snapshot::{SnapshotMode, SnapshotStore};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Codes for the matrix cells, in the order they are shown within a cell.
 const KEY: &[(char, &str)] = &[
@@ -61,7 +62,7 @@ pub struct Matrix {
 
 /// Runs `scenarios` under every profile, comparing with `snapshots` and writing nothing there.
 pub async fn build(
-    scenarios: Vec<Scenario>,
+    scenarios: Vec<Arc<Scenario>>,
     snapshots: &Path,
     work_dir: &Path,
     jobs: usize,
@@ -78,7 +79,7 @@ pub async fn build(
         config.jobs = jobs;
         rows.push((
             p.name.to_string(),
-            run_all(scenarios.clone(), config, |_| {}).await,
+            run_all(&scenarios, config, |_| {}).await,
         ));
     }
     Matrix {

@@ -169,8 +169,10 @@ impl LetterLine {
 
 /// Runs every scenario, at most `config.jobs` at once, calling `on_outcome` in scenario order
 /// as soon as each outcome (and all before it) is known.
+///
+/// Scenarios are shared, not copied: a generated one holds tens of thousands of patients.
 pub async fn run_all(
-    scenarios: Vec<Scenario>,
+    scenarios: &[Arc<Scenario>],
     config: RunConfig,
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Vec<Outcome> {
@@ -196,11 +198,10 @@ pub async fn run_all(
         }
     };
     let mut outcomes = Vec::with_capacity(scenarios.len());
-    let mut stream = futures::stream::iter(scenarios.into_iter().map(|s| {
-        let (config, http) = (config.clone(), http.clone());
+    let mut stream = futures::stream::iter(scenarios.iter().map(|s| {
+        let (s, config, http) = (s.clone(), config.clone(), http.clone());
         async move {
-            let s2 = s.clone();
-            let c2 = config.clone();
+            let (s2, c2) = (s.clone(), config.clone());
             tokio::spawn(async move { run_scenario(&s, &config, &http).await })
                 .await
                 .unwrap_or_else(|e| errored(&s2, &c2, format!("the scenario task failed: {e}"), 0))
@@ -247,7 +248,11 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Runs one scenario against the built-in simulator.
-pub async fn run_scenario(s: &Scenario, config: &RunConfig, http: &reqwest::Client) -> Outcome {
+pub async fn run_scenario(
+    s: &Arc<Scenario>,
+    config: &RunConfig,
+    http: &reqwest::Client,
+) -> Outcome {
     let started = Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
     match drive_and_capture(s, config, http).await {
@@ -263,7 +268,7 @@ pub async fn run_scenario(s: &Scenario, config: &RunConfig, http: &reqwest::Clie
 /// The part of a run that needs the network: returns the captured letters, or why the
 /// harness could not tell what the target sent.
 async fn drive_and_capture(
-    s: &Scenario,
+    s: &Arc<Scenario>,
     config: &RunConfig,
     http: &reqwest::Client,
 ) -> Result<Vec<crate::capture::CapturedLetter>, String> {
@@ -282,7 +287,7 @@ async fn drive_and_capture(
         .filter(|p| p.status == PracticeStatus::Active)
         .map(|p| p.mailbox.clone())
         .collect();
-    let scenario = Arc::new(s.clone());
+    let scenario = s.clone();
     let gp = GpReceiver(Arc::new(move |mailbox: &str, nhs, at| {
         let practice = scenario.practices.values().find(|p| p.mailbox == mailbox);
         practice.map_or(30002, |p| scenario.gp_response(&p.key, nhs, at))

@@ -105,7 +105,7 @@ async fn accepts_a_signed_send_refuses_bad_auth_and_unknown_mailboxes_and_record
     );
     assert_eq!(first.workflow_id.as_deref(), Some("TOC_FHIR_OP_ATTEN"));
     assert!(first.facts.is_err(), "the body is not a letter and says so");
-    assert_eq!(log.read_body(first).unwrap(), b"{\"not\": \"a letter\"}");
+    assert_eq!(first.read_body().unwrap(), b"{\"not\": \"a letter\"}");
     assert!(!log.letters[1].auth_valid);
     assert!(log.letters[2]
         .refusal

@@ -10,6 +10,7 @@ use lettergate::scenario::Scenario;
 use lettergate::sim::SimConfig;
 use lettergate::snapshot::{SnapshotMode, SnapshotStore};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 fn shipped() -> Vec<Scenario> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -17,7 +18,10 @@ fn shipped() -> Vec<Scenario> {
     let all = load_all(&[root.join("scenarios")])
         .expect("shipped scenarios load")
         .0;
-    all.into_iter().filter(|s| !s.generated).collect()
+    all.into_iter()
+        .filter(|s| !s.generated)
+        .map(|s| (*s).clone())
+        .collect()
 }
 
 async fn run(sim: SimConfig, scenarios: Vec<Scenario>) -> Vec<Outcome> {
@@ -30,7 +34,8 @@ async fn run(sim: SimConfig, scenarios: Vec<Scenario>) -> Vec<Outcome> {
     );
     // Compare with the accepted snapshots but write nothing into the repository.
     config.mode = SnapshotMode::Check;
-    run_all(scenarios, config, |_| {}).await
+    let scenarios: Vec<Arc<Scenario>> = scenarios.into_iter().map(Arc::new).collect();
+    run_all(&scenarios, config, |_| {}).await
 }
 
 fn expects(s: &Scenario, kind: LetterKind) -> bool {
@@ -115,7 +120,13 @@ async fn the_baseline_gives_identical_verdicts_and_snapshots_fifty_times() {
 async fn every_fault_profile_is_caught_and_baseline_is_clean_in_the_detection_matrix() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
-    let m = lettergate::matrix::build(shipped(), &root.join("snapshots"), work.path(), 8).await;
+    let m = lettergate::matrix::build(
+        shipped().into_iter().map(Arc::new).collect(),
+        &root.join("snapshots"),
+        work.path(),
+        8,
+    )
+    .await;
     assert!(m.baseline_clean());
     assert_eq!(m.uncaught(), Vec::<&str>::new());
     assert_eq!(m.rows.len(), lettergate::sim::profile::PROFILES.len());

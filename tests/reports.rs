@@ -10,6 +10,7 @@ use lettergate::sim::SimConfig;
 use lettergate::snapshot::{SnapshotMode, SnapshotStore};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 
 const SCENARIOS: [&str; 3] = [
     "death/in_hospital",
@@ -21,7 +22,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn scenarios() -> Vec<Scenario> {
+fn scenarios() -> Vec<Arc<Scenario>> {
     // Relative, as a user gives it: reports name scenario files by the path they were given,
     // and cargo runs tests from the package root.
     let all = load_all(&[PathBuf::from("scenarios")]).unwrap().0;
@@ -41,7 +42,7 @@ async fn report(profile: &str) -> RunReport {
     );
     config.mode = SnapshotMode::Check;
     let s = scenarios();
-    let outcomes = run_all(s.clone(), config, |_| {}).await;
+    let outcomes = run_all(&s, config, |_| {}).await;
     let mut r = RunReport::new("simulator", profile, false).build(&s, &outcomes);
     for s in &mut r.scenarios {
         s.elapsed_ms = 0;

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// What lettergate reads out of a letter.
+/// What lettergate keeps in memory about a letter: enough to check routing, timing and
+/// identity, and a digest of the content. The content itself ([`LetterContent`]) stays in the
+/// body on disk and is read again when a snapshot shows it, so a run of tens of thousands of
+/// letters holds only this index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LetterFacts {
     /// `None` when the document is not of a kind lettergate knows.
@@ -19,11 +22,7 @@ pub struct LetterFacts {
     /// The receiving practice's ODS code from the message header.
     pub recipient_ods: Option<String>,
     pub to_patient: bool,
-    /// `code display` of `Composition.type`.
-    pub document_type: Option<String>,
     pub document_id: Option<String>,
-    pub title: Option<String>,
-    pub sections: Vec<(String, String)>,
     /// SHA-256 of the normalised document, first 16 hex digits.
     pub digest: String,
     /// `Bundle.identifier` of an ITK3 message, which acknowledgements refer to.
@@ -31,6 +30,16 @@ pub struct LetterFacts {
     /// A print or document request's `reference`: the sender's own id for the letter.
     #[serde(default)]
     pub reference: Option<String>,
+}
+
+/// What a letter says, as snapshots show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LetterContent {
+    /// `code display` of `Composition.type`.
+    pub document_type: Option<String>,
+    pub title: Option<String>,
+    /// Each section's title and its text without markup.
+    pub sections: Vec<(String, String)>,
 }
 
 /// Who a letter was addressed to, as snapshots and reports name it: the practice's ODS code,
@@ -49,11 +58,75 @@ pub fn recipient_label(facts: Option<&LetterFacts>) -> String {
 /// Reads a captured body. Errors say why it is not a letter.
 pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    match envelope(transport, &v)? {
+        Envelope::Message(header) => from_message(&v, header),
+        Envelope::PrintRequest => from_print_request(&v),
+    }
+}
+
+/// The content of a captured body (its document's type, title and sections), read again from
+/// the body when a snapshot needs it.
+pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let doc = match envelope(transport, &v)? {
+        Envelope::Message(header) => message_document(&v, header)?,
+        Envelope::PrintRequest => &v["document"],
+    };
+    let comp = composition(doc)?;
+    let coding = &comp["type"]["coding"][0];
+    Ok(LetterContent {
+        document_type: coding["code"]
+            .as_str()
+            .map(|c| format!("{c} {}", coding["display"].as_str().unwrap_or(""))),
+        title: comp["title"].as_str().map(str::to_string),
+        sections: comp["section"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s["title"].as_str().unwrap_or("").to_string(),
+                    strip_tags(s["text"]["div"].as_str().unwrap_or("")),
+                )
+            })
+            .collect(),
+    })
+}
+
+/// How a letter travels: inside an ITK3 message bundle (with its MessageHeader) or as a print
+/// or document request.
+enum Envelope<'a> {
+    Message(&'a Value),
+    PrintRequest,
+}
+
+fn envelope(transport: Transport, v: &Value) -> Result<Envelope<'_>, String> {
     match (transport, v.get("resourceType").and_then(Value::as_str)) {
-        (_, Some("Bundle")) if v["type"] == "message" => from_message(&v),
-        (Transport::Http, _) if v.get("document").is_some() => from_print_request(&v),
+        (_, Some("Bundle")) if v["type"] == "message" => resources(v)
+            .next()
+            .map(|(_, r)| r)
+            .filter(|r| r["resourceType"] == "MessageHeader")
+            .map(Envelope::Message)
+            .ok_or_else(|| "the message bundle's first entry is not a MessageHeader".into()),
+        (Transport::Http, _) if v.get("document").is_some() => Ok(Envelope::PrintRequest),
         _ => Err("body is neither an ITK3 message bundle nor a print request".into()),
     }
+}
+
+/// The document a message's header focuses on.
+fn message_document<'a>(v: &'a Value, header: &'a Value) -> Result<&'a Value, String> {
+    let focus = header["focus"]
+        .as_array()
+        .and_then(|f| f.first())
+        .unwrap_or(&header["focus"]);
+    by_ref(v, focus).ok_or_else(|| "the MessageHeader's focus does not point at a document".into())
+}
+
+fn composition(doc: &Value) -> Result<&Value, String> {
+    if doc["type"] != "document" {
+        return Err("the focus is not a Bundle of type document".into());
+    }
+    by_type(doc, "Composition").ok_or_else(|| "the document has no Composition".into())
 }
 
 fn resources(bundle: &Value) -> impl Iterator<Item = (&str, &Value)> {
@@ -84,20 +157,9 @@ fn identifier(resource: &Value, system: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn from_message(v: &Value) -> Result<LetterFacts, String> {
-    let header = resources(v)
-        .next()
-        .map(|(_, r)| r)
-        .filter(|r| r["resourceType"] == "MessageHeader")
-        .ok_or("the message bundle's first entry is not a MessageHeader")?;
+fn from_message(v: &Value, header: &Value) -> Result<LetterFacts, String> {
     let receiver = by_ref(v, &header["receiver"]);
-    let focus = header["focus"]
-        .as_array()
-        .and_then(|f| f.first())
-        .unwrap_or(&header["focus"]);
-    let document =
-        by_ref(v, focus).ok_or("the MessageHeader's focus does not point at a document")?;
-    let mut facts = from_document(document, false)?;
+    let mut facts = from_document(message_document(v, header)?, false)?;
     facts.itk3_event = header["event"]["code"].as_str().map(str::to_string);
     facts.recipient_ods = receiver.and_then(|r| identifier(r, ODS_SYSTEM));
     facts.message_id = v["identifier"]["value"].as_str().map(str::to_string);
@@ -115,10 +177,7 @@ fn from_print_request(v: &Value) -> Result<LetterFacts, String> {
 }
 
 fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
-    if doc["type"] != "document" {
-        return Err("the focus is not a Bundle of type document".into());
-    }
-    let comp = by_type(doc, "Composition").ok_or("the document has no Composition")?;
+    let comp = composition(doc)?;
     let patient = by_type(doc, "Patient");
     let encounter = by_type(doc, "Encounter");
     let code = comp["type"]["coding"][0]["code"]
@@ -131,17 +190,6 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
         .map(|e| e["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "4")
         .unwrap_or(false);
     let kind = classify(code, class, died, to_patient);
-    let sections = comp["section"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            (
-                s["title"].as_str().unwrap_or("").to_string(),
-                strip_tags(s["text"]["div"].as_str().unwrap_or("")),
-            )
-        })
-        .collect();
     // serde_json's map is ordered by key, so this rendering is canonical.
     let canonical = serde_json::to_string_pretty(doc).unwrap_or_default();
     let digest = hex::encode(Sha256::digest(normalize(&canonical).as_bytes()));
@@ -153,15 +201,7 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
             .and_then(|n| NhsNumber::parse(&n).ok()),
         recipient_ods: None,
         to_patient,
-        document_type: comp["type"]["coding"][0]["code"].as_str().map(|c| {
-            format!(
-                "{c} {}",
-                comp["type"]["coding"][0]["display"].as_str().unwrap_or("")
-            )
-        }),
         document_id: comp["identifier"]["value"].as_str().map(str::to_string),
-        title: comp["title"].as_str().map(str::to_string),
-        sections,
         digest: digest[..16].to_string(),
         message_id: None,
         reference: None,
@@ -269,6 +309,27 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a.digest, c.digest);
+    }
+
+    #[test]
+    fn reads_the_content_again_from_the_body() {
+        let d = doc(LetterKind::ClinicLetter);
+        let mesh = serde_json::to_vec(&itk3::message_bundle(&d)).unwrap();
+        let paper = serde_json::to_vec(&itk3::paper_request(
+            &d,
+            &itk3::PaperRecipient::Patient,
+        ))
+        .unwrap();
+        for (transport, body) in [(Transport::Mesh, mesh), (Transport::Http, paper)] {
+            let c = letter_content(transport, &body).unwrap();
+            assert!(c.document_type.unwrap().starts_with(DOC_CLINIC_LETTER.code));
+            assert!(c.title.is_some());
+            let titles: Vec<&str> = c.sections.iter().map(|(t, _)| t.as_str()).collect();
+            let expected: Vec<&str> = d.sections.iter().map(|s| s.0.as_str()).collect();
+            assert_eq!(titles, expected);
+            assert!(c.sections.iter().all(|(_, text)| !text.contains('<')));
+        }
+        assert!(letter_content(Transport::Mesh, b"canary").is_err());
     }
 
     #[test]

@@ -242,7 +242,12 @@ impl Shared {
     }
 
     /// Records a message; returns its sequence number, or `None` for a canary or a failure.
-    fn record(&self, letter: CapturedLetter, body: &[u8]) -> Option<u32> {
+    fn record(
+        &self,
+        letter: CapturedLetter,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Option<u32> {
         let result = self
             .log
             .lock()
@@ -255,7 +260,7 @@ impl Shared {
                     log.canaries += 1;
                     return Ok(None);
                 }
-                log.record(letter, body)
+                log.record(letter, headers, body)
                     .map(Some)
                     .map_err(|e| e.to_string())
             });
@@ -431,10 +436,9 @@ async fn send(
         status,
         refusal,
         auth_valid: auth.is_ok(),
-        mex_headers,
         body_bytes: body.len(),
         local_id: header(&headers, "mex-localid"),
-        body_file: PathBuf::new(),
+        body_file: PathBuf::new().into(),
         body_offset: 0,
         facts: parse_letter(Transport::Mesh, &body),
         acks: vec![],
@@ -447,7 +451,7 @@ async fn send(
         letter.workflow_id.clone().unwrap_or_default(),
         letter.message_id.clone(),
     );
-    if let Some(seq) = s.record(letter, &body) {
+    if let Some(seq) = s.record(letter, &mex_headers, &body) {
         if accepted {
             s.after_accept(seq, &sender, &to_box, &wf, &id);
         }
@@ -568,19 +572,19 @@ async fn http_capture(
         status: 202,
         refusal: None,
         auth_valid: false,
-        mex_headers: headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| vec![("content-type".to_string(), v.to_string())])
-            .unwrap_or_default(),
         body_bytes: body.len(),
         local_id: facts.as_ref().ok().and_then(|f| f.reference.clone()),
-        body_file: PathBuf::new(),
+        body_file: PathBuf::new().into(),
         body_offset: 0,
         facts,
         acks: vec![],
         reports: vec![],
     };
-    s.record(letter, &body);
+    let content_type: Vec<(String, String)> = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| vec![("content-type".to_string(), v.to_string())])
+        .unwrap_or_default();
+    s.record(letter, &content_type, &body);
     (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response()
 }

@@ -7,7 +7,8 @@ use crate::clock::Timestamp;
 use crate::letter::Transport;
 use serde::{Deserialize, Serialize};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 /// One message received on a capture endpoint, whether accepted or refused.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -29,14 +30,14 @@ pub struct CapturedLetter {
     pub refusal: Option<String>,
     /// True when the `NHSMESH` signature was checked and valid.
     pub auth_valid: bool,
-    pub mex_headers: Vec<(String, String)>,
     pub body_bytes: usize,
     /// The sender's own id for the letter (`mex-LocalID`, or a print request's `reference`).
     #[serde(default)]
     pub local_id: Option<String>,
     /// The file holding the body (`bodies.bin` of the scenario's capture folder) and where in
     /// it the body starts; [`CaptureLog::read_body`] reads it back.
-    pub body_file: PathBuf,
+    /// One shared path for all the letters of a scenario.
+    pub body_file: Arc<Path>,
     #[serde(default)]
     pub body_offset: u64,
     /// The letter inside, or why it could not be read.
@@ -53,6 +54,25 @@ impl CapturedLetter {
     pub fn accepted(&self) -> bool {
         self.refusal.is_none()
     }
+
+    /// The body of the message, read back from disk.
+    pub fn read_body(&self) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&self.body_file)?;
+        f.seek(SeekFrom::Start(self.body_offset))?;
+        let mut body = vec![0; self.body_bytes];
+        f.read_exact(&mut body)?;
+        Ok(body)
+    }
+}
+
+/// One line of `messages.ndjson`: the letter's metadata and the message's `mex-` headers
+/// (with the content type for HTTP), which stay on disk and out of the index.
+#[derive(Serialize)]
+struct MetadataLine<'a> {
+    #[serde(flatten)]
+    letter: &'a CapturedLetter,
+    headers: &'a [(String, String)],
 }
 
 /// The letters of one scenario run: their index in memory, their bodies on disk.
@@ -63,7 +83,7 @@ impl CapturedLetter {
 /// of thousands, and memory holds only the index.
 #[derive(Debug)]
 pub struct CaptureLog {
-    dir: PathBuf,
+    body_file: Arc<Path>,
     pub letters: Vec<CapturedLetter>,
     pub canaries: u32,
     pub handshakes: u32,
@@ -76,7 +96,7 @@ impl CaptureLog {
     pub fn create(dir: &Path) -> std::io::Result<CaptureLog> {
         std::fs::create_dir_all(dir)?;
         Ok(CaptureLog {
-            dir: dir.to_path_buf(),
+            body_file: dir.join("bodies.bin").into(),
             letters: Vec::new(),
             canaries: 0,
             handshakes: 0,
@@ -86,14 +106,24 @@ impl CaptureLog {
         })
     }
 
-    /// Appends the body and the metadata to disk, then keeps the metadata in the index.
-    pub fn record(&mut self, mut letter: CapturedLetter, body: &[u8]) -> std::io::Result<u32> {
+    /// Appends the body and the metadata (with the headers) to disk, then keeps the metadata
+    /// in the index.
+    pub fn record(
+        &mut self,
+        mut letter: CapturedLetter,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> std::io::Result<u32> {
         letter.seq = self.letters.len() as u32 + 1;
-        letter.body_file = self.dir.join("bodies.bin");
+        letter.body_file = self.body_file.clone();
         letter.body_offset = self.written;
         self.bodies.write_all(body)?;
         self.written += body.len() as u64;
-        serde_json::to_writer(&mut self.meta, &letter).map_err(std::io::Error::other)?;
+        let line = MetadataLine {
+            letter: &letter,
+            headers,
+        };
+        serde_json::to_writer(&mut self.meta, &line).map_err(std::io::Error::other)?;
         self.meta.write_all(b"\n")?;
         let seq = letter.seq;
         self.letters.push(letter);
@@ -105,7 +135,9 @@ impl CaptureLog {
     /// are in flight; this makes the numbering, and so snapshots and reports, the same every
     /// run. (`messages.ndjson` keeps the order of arrival.)
     pub fn renumber(&mut self) {
-        self.letters.sort_by(|a, b| {
+        // `seq` is unique, so an unstable sort gives the same order, without a buffer the size
+        // of the index.
+        self.letters.sort_unstable_by(|a, b| {
             (a.received_at, &a.local_id, &a.route, a.seq).cmp(&(
                 b.received_at,
                 &b.local_id,
@@ -122,15 +154,5 @@ impl CaptureLog {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.bodies.flush()?;
         self.meta.flush()
-    }
-
-    /// The body of a captured message, read back from disk.
-    pub fn read_body(&self, letter: &CapturedLetter) -> std::io::Result<Vec<u8>> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(&letter.body_file)?;
-        f.seek(SeekFrom::Start(letter.body_offset))?;
-        let mut body = vec![0; letter.body_bytes];
-        f.read_exact(&mut body)?;
-        Ok(body)
     }
 }

@@ -350,9 +350,17 @@ impl RunReport {
     }
 
     /// Builds the report of a run from its scenarios and outcomes (matched by id).
-    pub fn build(mut self, scenarios: &[Scenario], outcomes: &[Outcome]) -> RunReport {
+    pub fn build<S: std::borrow::Borrow<Scenario>>(
+        mut self,
+        scenarios: &[S],
+        outcomes: &[Outcome],
+    ) -> RunReport {
         for o in outcomes {
-            if let Some(s) = scenarios.iter().find(|s| s.id == o.scenario_id) {
+            let found = scenarios
+                .iter()
+                .map(|s| s.borrow())
+                .find(|s| s.id == o.scenario_id);
+            if let Some(s) = found {
                 self.scenarios
                     .push(ScenarioReport::build(s, o, self.identifiers_shown));
             }

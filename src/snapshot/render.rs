@@ -46,6 +46,18 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
             field("workflow", w);
         }
         if let Some(f) = facts {
+            // The content is not kept in memory: read it again from the body on disk.
+            let content = l
+                .read_body()
+                .map_err(|e| format!("could not read the body back: {e}"))
+                .and_then(|body| crate::capture::parse::letter_content(l.transport, &body));
+            let content = match content {
+                Ok(c) => c,
+                Err(why) => {
+                    field("content_unreadable", &why);
+                    Default::default()
+                }
+            };
             {
                 if let Some(e) = &f.itk3_event {
                     field("itk3_event", e);
@@ -56,7 +68,7 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
                 if let Some(n) = f.nhs_number {
                     field("nhs_number", &n.to_string());
                 }
-                if let Some(t) = &f.document_type {
+                if let Some(t) = &content.document_type {
                     field("document_type", t);
                 }
                 if let Some(k) = kind {
@@ -76,10 +88,10 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
                         None => field("sent", &format!("start + {}", l.received_at.since(s.start))),
                     }
                 }
-                if let Some(t) = &f.title {
+                if let Some(t) = &content.title {
                     field("title", t);
                 }
-                for (title, text) in &f.sections {
+                for (title, text) in &content.sections {
                     field(&format!("section {title}"), text);
                 }
                 field("digest", &f.digest);

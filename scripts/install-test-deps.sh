@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond the Rust toolchain: Debian's headless Chromium, which
-# checks the HTML report. Run once as root (CI runs it from .ci/run). Idempotent.
+# Installs what the tests need beyond the Rust toolchain: the Python interop peers (into
+# .venv-interop, see install-interop-peers.sh) and Debian's headless Chromium, which checks the
+# HTML report. Run once as root (CI runs it from .ci/run). Idempotent.
 set -euo pipefail
+bash "$(dirname "$0")/install-interop-peers.sh"
 if command -v chromium >/dev/null 2>&1; then
   echo "chromium: $(chromium --version 2>/dev/null || echo present)"
   exit 0

@@ -52,6 +52,10 @@ pub enum Command {
     /// Work with report files.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Target files: a staging EHR to drive and where its letters come out (see README,
+    /// "Testing your staging EHR").
+    #[command(subcommand)]
+    Targets(TargetsCommand),
     /// Benchmarks: print figures for loopback, volume, suite, validate and compare (use a
     /// release build: `cargo run --release -- bench`).
     Bench(BenchArgs),
@@ -179,6 +183,19 @@ pub struct SnapshotArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TargetsCommand {
+    /// Read a target file and contact everything it names (driver, credentials, capture
+    /// addresses, MESH mailboxes) before any scenario runs.
+    #[command(
+        after_help = "Exit codes:\n  0  everything the target names works\n  2  the target file is not valid (or says it is production)\n  3  something the target names does not work: lettergate could not drive or capture"
+    )]
+    Check {
+        /// The target file (YAML).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SimCommand {
     /// Serve the simulator's HTTP API (see README.md, "The simulator's HTTP API").
     Serve(ServeArgs),
@@ -258,6 +275,7 @@ pub fn main_entry() -> ExitStatus {
             Ok(ExitStatus::Pass)
         }
         Command::Sim(SimCommand::Serve(args)) => serve(args),
+        Command::Targets(TargetsCommand::Check { file }) => targets_check(&file),
         Command::Sim(SimCommand::Matrix(args)) => matrix(args),
         Command::Report(ReportCommand::Merge { files, reports }) => merge(&files, &reports),
         Command::Bench(args) => bench(args),
@@ -327,6 +345,33 @@ fn validate(paths: &[PathBuf]) -> Result<ExitStatus, Error> {
         scenarios.len()
     );
     Ok(ExitStatus::Pass)
+}
+
+fn targets_check(file: &std::path::Path) -> Result<ExitStatus, Error> {
+    let target = crate::target::load(file).map_err(|d| Error::Input(vec![d]))?;
+    println!(
+        "target {} ({} driver), {}",
+        target.name(),
+        target.driver_kind(),
+        file.display()
+    );
+    let lines = runtime()?.block_on(crate::target::check::run(&target));
+    let width = lines.iter().map(|l| l.what.len()).max().unwrap_or(0);
+    for l in &lines {
+        let mark = if l.ok { "ok    " } else { "FAILED" };
+        println!("  {mark} {:width$}  {}", l.what, l.detail);
+    }
+    let failed = lines.iter().filter(|l| !l.ok).count();
+    if failed == 0 {
+        println!("every one of {} checks passed", lines.len());
+        Ok(ExitStatus::Pass)
+    } else {
+        println!(
+            "{failed} of {} checks failed: lettergate could not drive or capture with this target",
+            lines.len()
+        );
+        Ok(ExitStatus::HarnessFailure)
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

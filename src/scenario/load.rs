@@ -303,7 +303,7 @@ fn prepass(path: &Path, text: &str) -> Result<Prepass, Diagnostic> {
 }
 
 /// Converts a `yaml_serde` error into a diagnostic with position, source line and a hint.
-fn yaml_diagnostic(path: &Path, text: &str, err: &yaml_serde::Error) -> Diagnostic {
+pub(crate) fn yaml_diagnostic(path: &Path, text: &str, err: &yaml_serde::Error) -> Diagnostic {
     let full = err.to_string();
     let message = match full.rfind(" at line ") {
         Some(i) if err.location().is_some() => full[..i].to_string(),
@@ -327,7 +327,7 @@ fn yaml_diagnostic(path: &Path, text: &str, err: &yaml_serde::Error) -> Diagnost
 }
 
 /// The 1-based line and column of the first occurrence of `needle` in `text`.
-fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     text.lines()
         .enumerate()
         .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))

@@ -1,0 +1,310 @@
+//! `lettergate targets check`: contacts everything a target names (the driver's endpoint and
+//! its credentials, every capture endpoint's address, every MESH mailbox) and says what works,
+//! before any scenario runs. Nothing is sent that an EHR would act on: FHIR is asked for its
+//! `metadata`, MLLP and HTTP drivers are connected to, MESH mailboxes are signed in to.
+
+use super::file::{RawAuth, RawListenOnly, RawTls};
+use super::{secret, Target};
+use crate::mesh::client::{MeshClient, MeshConfig};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+/// One thing checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLine {
+    /// `drive.fhir`, `capture.mesh_poll A81001HC001`...
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl CheckLine {
+    fn new(what: impl Into<String>, result: Result<String, String>) -> CheckLine {
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        CheckLine {
+            what: what.into(),
+            ok,
+            detail,
+        }
+    }
+}
+
+/// An HTTP client for a target: no proxy (targets are named exactly), a timeout, and the
+/// client certificate and CA when the file gives them.
+pub fn http_client(tls: Option<&RawTls>, timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder().no_proxy().timeout(timeout);
+    if let Some(t) = tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("could not read {}: {e}", p.display()))
+        };
+        let mut pem = read(&t.client_cert)?;
+        pem.push(b'\n');
+        pem.extend(read(&t.client_key)?);
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| format!("the client certificate or key is not usable PEM: {e}"))?;
+        b = b.identity(id);
+        if let Some(ca) = &t.ca_cert {
+            let cert = reqwest::Certificate::from_pem(&read(ca)?)
+                .map_err(|e| format!("{} is not a PEM certificate: {e}", ca.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build()
+        .map_err(|e| format!("could not build the HTTP client: {e}"))
+}
+
+/// The `Authorization` header value for a driver, fetching an OAuth2 token when configured.
+pub async fn authorization(
+    http: &reqwest::Client,
+    auth: Option<&RawAuth>,
+) -> Result<Option<String>, String> {
+    let Some(auth) = auth else { return Ok(None) };
+    if let Some(env) = &auth.bearer_token_env {
+        return Ok(Some(format!("Bearer {}", secret(env, "the bearer token")?)));
+    }
+    if let Some(o) = &auth.oauth2 {
+        let id = secret(&o.client_id_env, "the OAuth2 client id")?;
+        let key = secret(&o.client_secret_env, "the OAuth2 client secret")?;
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", id),
+            ("client_secret", key),
+        ];
+        if let Some(s) = &o.scope {
+            form.push(("scope", s.clone()));
+        }
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let resp = http
+            .post(&o.token_url.0)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "the OAuth2 token endpoint {} did not answer: {e}",
+                    o.token_url.0
+                )
+            })?;
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        return match v["access_token"].as_str() {
+            Some(t) if status.is_success() => Ok(Some(format!("Bearer {t}"))),
+            _ => Err(format!(
+                "the OAuth2 token endpoint answered {status} without an access_token"
+            )),
+        };
+    }
+    Ok(None)
+}
+
+/// Form encoding of one value (RFC 3986 unreserved characters kept).
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn can_listen(addr: SocketAddr) -> Result<String, String> {
+    TcpListener::bind(addr)
+        .map(|l| {
+            let bound = l.local_addr().map_or(addr, |a| a);
+            format!("can listen on {bound}")
+        })
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+async fn can_connect(address: &str) -> Result<String, String> {
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(format!("connected to {address}")),
+        Ok(Err(e)) => Err(format!("could not connect to {address}: {e}")),
+        Err(_) => Err(format!("no answer from {address} within 10 s")),
+    }
+}
+
+async fn fhir_metadata(
+    http: &reqwest::Client,
+    base: &str,
+    auth: Option<&RawAuth>,
+) -> Result<String, String> {
+    let authz = authorization(http, auth).await?;
+    let url = format!("{base}/metadata");
+    let mut req = http.get(&url).header("accept", "application/fhir+json");
+    if let Some(a) = authz {
+        req = req.header("authorization", a);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("GET {url} failed: {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("GET {url} answered {status}"));
+    }
+    let v: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("GET {url} did not answer JSON: {e}"))?;
+    match v["resourceType"].as_str() {
+        Some("CapabilityStatement") => Ok(format!(
+            "GET {url}: CapabilityStatement, FHIR {}",
+            v["fhirVersion"].as_str().unwrap_or("version not given")
+        )),
+        other => Err(format!(
+            "GET {url} answered a {} instead of a CapabilityStatement",
+            other.unwrap_or("document without resourceType")
+        )),
+    }
+}
+
+async fn mesh_signin(
+    http: &reqwest::Client,
+    url: &str,
+    shared_key: &str,
+    mailbox: &str,
+    password: &str,
+) -> Result<String, String> {
+    let client = MeshClient::new(
+        http.clone(),
+        MeshConfig {
+            base_url: url.to_string(),
+            mailbox: mailbox.to_string(),
+            password: password.to_string(),
+            shared_key: shared_key.to_string(),
+        },
+    );
+    match client.handshake().await {
+        Ok(s) if (200..300).contains(&s) => Ok(format!("signed in to {mailbox} at {url}")),
+        Ok(s) => Err(format!("{url} refused {mailbox}'s sign-in with status {s}")),
+        Err(e) => Err(format!("could not reach {url} for {mailbox}: {e}")),
+    }
+}
+
+/// Checks everything `t` names. The lines come in the file's order: driver, then capture.
+pub async fn run(t: &Target) -> Vec<CheckLine> {
+    let mut lines = Vec::new();
+    let d = &t.raw.drive;
+    let plain = http_client(None, Duration::from_secs(15));
+    if let Some(f) = &d.fhir {
+        let r = match &plain {
+            Ok(http) => fhir_metadata(http, &f.base_url.0, f.auth.as_ref()).await,
+            Err(e) => Err(e.clone()),
+        };
+        lines.push(CheckLine::new("drive.fhir", r));
+    }
+    if let Some(h) = &d.hl7v2 {
+        lines.push(CheckLine::new(
+            "drive.hl7v2",
+            can_connect(&h.address.0).await,
+        ));
+    }
+    if let Some(h) = &d.http {
+        let r = match reqwest::Url::parse(&h.base_url.0) {
+            Ok(u) => {
+                let host = u.host_str().unwrap_or_default().to_string();
+                let port = u.port_or_known_default().unwrap_or(80);
+                can_connect(&format!("{host}:{port}")).await
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        lines.push(CheckLine::new("drive.http", r));
+        if h.auth.is_some() {
+            let r = match &plain {
+                Ok(http) => authorization(http, h.auth.as_ref())
+                    .await
+                    .map(|_| "credentials read".to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            lines.push(CheckLine::new("drive.http auth", r));
+        }
+    }
+    let c = &t.raw.capture;
+    if let Some(m) = &c.mesh_endpoint {
+        lines.push(CheckLine::new(
+            "capture.mesh_endpoint",
+            can_listen(m.listen.0),
+        ));
+        let mut missing = Vec::new();
+        if let Err(e) = secret(&m.shared_key_env, "the MESH shared key") {
+            missing.push(e);
+        }
+        for (mailbox, env) in &m.mailboxes {
+            if let Err(e) = secret(env, &format!("{mailbox}'s password")) {
+                missing.push(e);
+            }
+        }
+        let r = match missing.is_empty() {
+            true => Ok(format!(
+                "shared key and {} mailbox passwords read",
+                m.mailboxes.len()
+            )),
+            false => Err(missing.join("; ")),
+        };
+        lines.push(CheckLine::new("capture.mesh_endpoint secrets", r));
+    }
+    let listen_only = |what: &str, l: &Option<RawListenOnly>, lines: &mut Vec<CheckLine>| {
+        if let Some(l) = l {
+            lines.push(CheckLine::new(what, can_listen(l.listen.0)));
+        }
+    };
+    listen_only("capture.http_endpoint", &c.http_endpoint, &mut lines);
+    listen_only("capture.mllp", &c.mllp, &mut lines);
+    if let Some(f) = &c.folder {
+        let r = match std::fs::read_dir(&f.path) {
+            Ok(entries) => Ok(format!(
+                "{} is readable ({} entries now)",
+                f.path.display(),
+                entries.count()
+            )),
+            Err(e) => Err(format!("cannot read the folder {}: {e}", f.path.display())),
+        };
+        lines.push(CheckLine::new("capture.folder", r));
+    }
+    if let Some(p) = &c.mesh_poll {
+        let http = http_client(p.tls.as_ref(), Duration::from_secs(15));
+        let key = secret(&p.shared_key_env, "the MESH shared key");
+        let boxes = p.mailboxes.iter().chain(p.sending_mailbox.iter());
+        for mb in boxes {
+            let what = format!("capture.mesh_poll {}", mb.id);
+            let r = match (
+                &http,
+                &key,
+                secret(&mb.password_env, &format!("{}'s password", mb.id)),
+            ) {
+                (Err(e), _, _) | (_, Err(e), _) => Err(e.clone()),
+                (_, _, Err(e)) => Err(e),
+                (Ok(http), Ok(key), Ok(pw)) => mesh_signin(http, &p.url.0, key, &mb.id, &pw).await,
+            };
+            lines.push(CheckLine::new(what, r));
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_are_percent_encoded() {
+        assert_eq!(urlencode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(urlencode("Az09-._~"), "Az09-._~");
+    }
+}

@@ -1,0 +1,454 @@
+//! The YAML shape of a target file, as serde reads it. Strict like scenarios: unknown fields are
+//! errors with did-you-mean, and each checked value carries its own line and column.
+//!
+//! Secrets never appear in the file: every credential is the *name* of an environment variable
+//! (`token_env`, `password_env`, `shared_key_env`...), read when the target is used.
+
+use crate::clock::Span;
+use crate::de::parse_scalar;
+use crate::letter::EventKind;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Names the target in reports, and the folder of its snapshots (`snapshots/<name>/`).
+    pub name: TargetName,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The guard: lettergate drives only systems that declare themselves not production.
+    #[serde(default)]
+    pub non_production: Option<bool>,
+    pub drive: RawDrive,
+    pub capture: RawCapture,
+    #[serde(default, rename = "match")]
+    pub match_by: MatchBy,
+    #[serde(default)]
+    pub wait: RawWait,
+    /// Severity overrides for kinds of finding, for every scenario run against this target.
+    #[serde(default)]
+    pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
+}
+
+/// Letters, digits, `-` and `_`: it becomes a folder name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetName(pub String);
+
+impl<'de> Deserialize<'de> for TargetName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a target name", |s| {
+            let ok = !s.is_empty()
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            match ok {
+                true => Ok(TargetName(s.to_string())),
+                false => Err(format!(
+                    "invalid target name `{s}`: use letters, digits, `-` and `_` (it names the snapshot folder)"
+                )),
+            }
+        })
+    }
+}
+
+/// How lettergate tells the system under test what happened: exactly one driver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrive {
+    #[serde(default)]
+    pub fhir: Option<RawFhirDriver>,
+    #[serde(default)]
+    pub hl7v2: Option<RawHl7Driver>,
+    #[serde(default)]
+    pub http: Option<RawHttpDriver>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFhirDriver {
+    /// The FHIR R4 base, e.g. `https://epr-staging.example.nhs.uk/fhir`.
+    pub base_url: HttpUrl,
+    #[serde(default)]
+    pub auth: Option<RawAuth>,
+    /// Per event kind, a request that replaces the default mapping.
+    #[serde(default)]
+    pub requests: BTreeMap<EventName, RawRequest>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHl7Driver {
+    /// Where the EHR's MLLP listener is, `host:port`.
+    pub address: Address,
+    #[serde(default = "lettergate")]
+    pub sending_application: String,
+    #[serde(default = "lettergate")]
+    pub sending_facility: String,
+    #[serde(default)]
+    pub receiving_application: Option<String>,
+    #[serde(default)]
+    pub receiving_facility: Option<String>,
+    /// How long to wait for each ACK.
+    #[serde(default = "thirty_seconds")]
+    pub ack_timeout: SpanValue,
+}
+
+fn lettergate() -> String {
+    "LETTERGATE".into()
+}
+
+fn thirty_seconds() -> SpanValue {
+    SpanValue(Span(30))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpDriver {
+    pub base_url: HttpUrl,
+    #[serde(default)]
+    pub auth: Option<RawAuth>,
+    /// One request per event kind the scenarios use; an event with no request is an error
+    /// before anything is sent.
+    pub requests: BTreeMap<EventName, RawRequest>,
+}
+
+/// An event kind's name (`outpatient_attendance`, `discharge`...), with did-you-mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventName(pub EventKind);
+
+impl<'de> Deserialize<'de> for EventName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "an event kind", |s| {
+            EventKind::ALL
+                .into_iter()
+                .find(|k| k.name() == s)
+                .map(EventName)
+                .ok_or_else(|| {
+                    let names = EventKind::ALL.map(|k| k.name());
+                    match crate::scenario::diagnostic::closest(s, names) {
+                        Some(best) => format!("unknown event kind `{s}`; did you mean `{best}`?"),
+                        None => format!(
+                            "unknown event kind `{s}`; known event kinds: {}",
+                            names.join(", ")
+                        ),
+                    }
+                })
+        })
+    }
+}
+
+/// A request template. `{{placeholder}}`s are filled from the event (see README, "Testing your
+/// staging EHR"); an unknown placeholder is an error when the file is loaded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    #[serde(default = "post")]
+    pub method: Method,
+    pub path: Template,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Template>,
+    #[serde(default)]
+    pub body: Option<Template>,
+}
+
+fn post() -> Method {
+    Method("POST".into())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method(pub String);
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "an HTTP method", |s| {
+            let up = s.to_ascii_uppercase();
+            match up.as_str() {
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE" => Ok(Method(up)),
+                _ => Err(format!(
+                    "unknown HTTP method `{s}`; use GET, POST, PUT, PATCH or DELETE"
+                )),
+            }
+        })
+    }
+}
+
+/// The placeholders a request template may use.
+pub const PLACEHOLDERS: &[&str] = &[
+    "nhs_number",
+    "patient_name",
+    "family_name",
+    "given_name",
+    "born",
+    "practice_ods",
+    "event",
+    "at",
+    "at_hl7",
+    "to_practice_ods",
+    "local_id",
+    "scenario",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(pub String);
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a text with {{placeholders}}", |s| {
+            for name in placeholders(s) {
+                if !PLACEHOLDERS.contains(&name) {
+                    let hint = match crate::scenario::diagnostic::closest(
+                        name,
+                        PLACEHOLDERS.iter().copied(),
+                    ) {
+                        Some(best) => format!("did you mean `{{{{{best}}}}}`?"),
+                        None => format!("known placeholders: {}", PLACEHOLDERS.join(", ")),
+                    };
+                    return Err(format!("unknown placeholder `{{{{{name}}}}}`; {hint}"));
+                }
+            }
+            Ok(Template(s.to_string()))
+        })
+    }
+}
+
+/// The names between `{{` and `}}` in `text`.
+pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    text.split("{{")
+        .skip(1)
+        .filter_map(|part| part.split_once("}}").map(|(name, _)| name.trim()))
+}
+
+/// Bearer token or OAuth2 client credentials, each read from environment variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    #[serde(default)]
+    pub bearer_token_env: Option<EnvName>,
+    #[serde(default)]
+    pub oauth2: Option<RawOAuth2>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth2 {
+    pub token_url: HttpUrl,
+    pub client_id_env: EnvName,
+    pub client_secret_env: EnvName,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// The name of an environment variable: upper-case letters, digits and `_`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvName(pub String);
+
+impl<'de> Deserialize<'de> for EnvName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "an environment variable's name", |s| {
+            let ok = !s.is_empty()
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+                && s.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            match ok {
+                true => Ok(EnvName(s.to_string())),
+                false => Err(format!(
+                    "`{s}` is not an environment variable's name (like `EPR_TOKEN`): credentials are never written in a target file, only the name of the variable that holds them"
+                )),
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub String);
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(
+            d,
+            "an http:// or https:// URL",
+            |s| match reqwest::Url::parse(s) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    Ok(HttpUrl(s.trim_end_matches('/').to_string()))
+                }
+                Ok(_) => Err(format!("`{s}` is not an http:// or https:// URL")),
+                Err(e) => Err(format!("`{s}` is not a URL: {e}")),
+            },
+        )
+    }
+}
+
+/// `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address(pub String);
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "host:port", |s| match s.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Address(s.to_string()))
+            }
+            _ => Err(format!("`{s}` is not host:port (like `127.0.0.1:2575`)")),
+        })
+    }
+}
+
+/// An address lettergate listens on. Loopback unless the file says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub SocketAddr);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "ip:port to listen on", |s| {
+            s.parse::<SocketAddr>().map(Listen).map_err(|_| {
+                format!("`{s}` is not ip:port to listen on (like `127.0.0.1:8443`; port 0 picks a free one)")
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanValue(pub Span);
+
+impl<'de> Deserialize<'de> for SpanValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a duration like 30s, 10m, 2h or 1d", |s| {
+            Span::parse(s).map(SpanValue)
+        })
+    }
+}
+
+/// Where the target's letters come out: any of these, at least one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    /// lettergate's own MESH-compatible server (and HTTP catch-all), which the EHR sends to.
+    #[serde(default)]
+    pub mesh_endpoint: Option<RawMeshEndpoint>,
+    /// lettergate's HTTP capture on its own address (any path; JSON, XML or PDF bodies).
+    #[serde(default)]
+    pub http_endpoint: Option<RawListenOnly>,
+    /// An MLLP listener that answers ACKs, for HL7 v2 MDM messages.
+    #[serde(default)]
+    pub mllp: Option<RawListenOnly>,
+    /// A folder the EHR drops letters into.
+    #[serde(default)]
+    pub folder: Option<RawFolder>,
+    /// A real MESH server whose recipient mailboxes lettergate signs in to.
+    #[serde(default)]
+    pub mesh_poll: Option<RawMeshPoll>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeshEndpoint {
+    pub listen: Listen,
+    pub shared_key_env: EnvName,
+    /// Mailbox id → the environment variable holding its password. The EHR's sending mailbox
+    /// and every recipient mailbox.
+    pub mailboxes: BTreeMap<String, EnvName>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenOnly {
+    pub listen: Listen,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFolder {
+    pub path: PathBuf,
+    #[serde(default = "two_seconds")]
+    pub poll_interval: SpanValue,
+}
+
+fn two_seconds() -> SpanValue {
+    SpanValue(Span(2))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeshPoll {
+    pub url: HttpUrl,
+    pub shared_key_env: EnvName,
+    /// The recipient mailboxes to collect from.
+    pub mailboxes: Vec<RawMailbox>,
+    /// The EHR's sending mailbox, read for REPORTs (non-delivery and errors).
+    #[serde(default)]
+    pub sending_mailbox: Option<RawMailbox>,
+    /// Acknowledge what was collected (the default), or leave it in place.
+    #[serde(default = "yes")]
+    pub acknowledge: bool,
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMailbox {
+    pub id: String,
+    pub password_env: EnvName,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM files: the client certificate and its key, and the CA that signs the server.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// How a captured letter is matched to a scenario's patient.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum MatchBy {
+    /// The NHS number in the letter (the default).
+    #[default]
+    NhsNumber,
+    /// The sender's own id for the letter (`mex-LocalID`, TXA-12, a print request's reference).
+    LocalId,
+    /// A field of the letter, as a JSON pointer (`/entry/0/resource/id`) or an HL7 field
+    /// (`PID-3.1`).
+    Field(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWait {
+    /// The longest to wait for letters after the last event was driven.
+    #[serde(default = "ten_minutes")]
+    pub max: SpanValue,
+    #[serde(default = "ten_seconds")]
+    pub poll_interval: SpanValue,
+    /// Stop early once every expected letter has arrived and nothing new came for this long.
+    #[serde(default = "thirty_seconds")]
+    pub settle: SpanValue,
+}
+
+impl Default for RawWait {
+    fn default() -> Self {
+        RawWait {
+            max: ten_minutes(),
+            poll_interval: ten_seconds(),
+            settle: thirty_seconds(),
+        }
+    }
+}
+
+fn ten_minutes() -> SpanValue {
+    SpanValue(Span(600))
+}
+
+fn ten_seconds() -> SpanValue {
+    SpanValue(Span(10))
+}

@@ -257,6 +257,17 @@ pub struct ServeArgs {
     /// Where the virtual clock starts (RFC 3339).
     #[arg(long, default_value = "2025-01-06T09:00:00Z", value_name = "TIME")]
     pub start: String,
+    /// `virtual`: time moves only when told (`POST /clock`); `system`: the simulator runs in
+    /// real time, like a staging EHR, and sends what is due every `--dispatch-interval`.
+    #[arg(long, default_value = "virtual", value_parser = ["virtual", "system"])]
+    pub clock: String,
+    /// How often the dispatcher sends queued letters (15m is the baseline's).
+    #[arg(long, value_name = "DURATION")]
+    pub dispatch_interval: Option<String>,
+    /// A fixture file whose practices make up the simulator's directory at start (otherwise
+    /// register them with `POST /practices`).
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<PathBuf>,
 }
 
 /// Parses the process arguments and runs the command.
@@ -764,8 +775,18 @@ fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
 fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
     use crate::mesh::client::MeshConfig;
     use crate::sim::ehr::Outbound;
-    let config = SimConfig::named(&args.sim_profile).map_err(Error::Usage)?;
+    let mut config = SimConfig::named(&args.sim_profile).map_err(Error::Usage)?;
+    if let Some(d) = &args.dispatch_interval {
+        config.dispatch_interval = crate::clock::Span::parse(d).map_err(Error::Usage)?;
+    }
     let start = crate::clock::Timestamp::parse(&args.start).map_err(Error::Usage)?;
+    let directory = match &args.directory {
+        Some(path) => Loader::new()
+            .fixture_practices(path)
+            .map_err(|d| Error::Input(vec![d]))?,
+        None => Default::default(),
+    };
+    let system_clock = args.clock == "system";
     let env =
         |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
     let out = Outbound {
@@ -786,8 +807,21 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             .no_proxy()
             .build()
             .map_err(|e| Error::Harness(format!("failed to build the HTTP client: {e}")))?;
-        let sim =
-            crate::sim::Simulator::new(config, crate::clock::Clock::virtual_at(start), out, http);
+        let clock = match system_clock {
+            true => crate::clock::Clock::System,
+            false => crate::clock::Clock::virtual_at(start),
+        };
+        let mut sim = crate::sim::Simulator::new(config, clock, out, http);
+        for p in crate::run::practice_records(&directory) {
+            sim.register_practice(p);
+        }
+        let state = crate::sim::server::shared(sim);
+        if system_clock {
+            tokio::spawn(crate::sim::server::run_clock(
+                state.clone(),
+                std::time::Duration::from_millis(500),
+            ));
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| Error::Harness(format!("failed to listen on {}: {e}", args.listen)))?;
@@ -798,7 +832,7 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             "lettergate simulator listening on http://{addr} (profile {}, sending to MESH at {})",
             args.sim_profile, args.mesh_url
         );
-        axum::serve(listener, crate::sim::server::router(sim))
+        axum::serve(listener, crate::sim::server::router_with_state(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -318,19 +318,8 @@ async fn drive_and_capture(
     let mut sim = Simulator::new(config.sim.clone(), clock, out, http.clone());
     let drive = async {
         sim.handshake().await?;
-        for p in s.practices.values() {
-            sim.register_practice(PracticeRecord {
-                ods: p.ods.clone(),
-                name: p.name.clone(),
-                mailbox: p.mailbox.clone(),
-                workflows: all_workflows(),
-                closed: p.status == PracticeStatus::Closed,
-                merged_into: match &p.status {
-                    PracticeStatus::MergedInto(k) => s.practices.get(k).map(|m| m.ods.clone()),
-                    _ => None,
-                },
-                route: p.route,
-            });
+        for p in practice_records(&s.practices) {
+            sim.register_practice(p);
         }
         for p in s.patients.values() {
             sim.register_patient(PatientRecord {
@@ -378,6 +367,27 @@ async fn drive_and_capture(
             log.canaries, log.handshakes
         )),
     }
+}
+
+/// The simulator's directory entries for a scenario's (or fixture file's) practices.
+pub fn practice_records(
+    practices: &BTreeMap<String, crate::scenario::Practice>,
+) -> Vec<PracticeRecord> {
+    practices
+        .values()
+        .map(|p| PracticeRecord {
+            ods: p.ods.clone(),
+            name: p.name.clone(),
+            mailbox: p.mailbox.clone(),
+            workflows: all_workflows(),
+            closed: p.status == PracticeStatus::Closed,
+            merged_into: match &p.status {
+                PracticeStatus::MergedInto(k) => practices.get(k).map(|m| m.ods.clone()),
+                _ => None,
+            },
+            route: p.route,
+        })
+        .collect()
 }
 
 /// Checks expectations and the snapshot; writes `.snap.new` or `.snap` as the mode says.

@@ -174,6 +174,14 @@ impl Loader {
         self.fixture_file(path, &mut vec![]).map(|_| ())
     }
 
+    /// The practices a fixture file (and what it includes) defines.
+    pub fn fixture_practices(
+        &mut self,
+        path: &Path,
+    ) -> Result<BTreeMap<String, Practice>, Diagnostic> {
+        self.fixture_file(path, &mut vec![]).map(|f| f.practices)
+    }
+
     fn fixture_file(
         &mut self,
         path: &Path,

@@ -1,30 +1,71 @@
 //! `lettergate sim serve`: the simulator as a standalone HTTP server, so other tools can drive
-//! it with the same events a scenario uses. The API is documented in README.md.
+//! it with the same events a scenario uses, or as a staging EHR would be driven: FHIR R4
+//! (`/fhir/...`, the mapping of [`crate::fhir_r4`]). The API is documented in README.md.
 
 use super::ehr::{PatientRecord, PracticeRecord, SimError, SimEvent, Simulator};
 use crate::clock::Timestamp;
+use crate::fhir_r4::Read;
+use crate::fhir_r4::{self, PatientState};
+use crate::ids::NhsNumber;
+use crate::letter::EventKind;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Mutex;
 
-type Shared = Arc<Mutex<Simulator>>;
+/// The simulator, and the patients as its FHIR API last saw them (to tell a change of practice,
+/// a named GP leaving or a death from a plain update).
+pub struct SimState {
+    sim: Simulator,
+    fhir_patients: HashMap<NhsNumber, PatientState>,
+}
+
+type Shared = Arc<Mutex<SimState>>;
 type Reply = (StatusCode, Json<Value>);
 
 /// The routes of the simulator's HTTP API.
 pub fn router(sim: Simulator) -> Router {
+    router_with_state(shared(sim))
+}
+
+/// The simulator, shared between the API and [`run_clock`].
+pub fn shared(sim: Simulator) -> Shared {
+    Arc::new(Mutex::new(SimState {
+        sim,
+        fhir_patients: HashMap::new(),
+    }))
+}
+
+/// Keeps a simulator on the system clock dispatching: every `tick` it sends what is due.
+pub async fn run_clock(state: Shared, tick: Duration) {
+    loop {
+        tokio::time::sleep(tick).await;
+        let mut s = state.lock().await;
+        let now = s.sim.now();
+        if let Err(e) = s.sim.advance_to(now).await {
+            eprintln!("warning: the simulator's dispatcher failed: {e}");
+        }
+    }
+}
+
+/// The routes of the simulator's HTTP API, on a shared simulator.
+pub fn router_with_state(state: Shared) -> Router {
     Router::new()
+        .route("/fhir/metadata", get(fhir_metadata))
+        .route("/fhir/{resource}", post(fhir_write).put(fhir_write))
         .route("/health", get(health))
         .route("/practices", post(add_practice))
         .route("/patients", post(add_patient))
         .route("/events", post(add_event))
         .route("/clock", get(get_clock).post(set_clock))
         .route("/sent", get(sent))
-        .with_state(Arc::new(Mutex::new(sim)))
+        .with_state(state)
 }
 
 fn fail(e: SimError) -> Reply {
@@ -36,12 +77,12 @@ fn fail(e: SimError) -> Reply {
 }
 
 async fn health(State(sim): State<Shared>) -> Json<Value> {
-    let sim = sim.lock().await;
-    Json(json!({"status": "ok", "profile": sim.config().profile, "now": sim.now()}))
+    let s = sim.lock().await;
+    Json(json!({"status": "ok", "profile": s.sim.config().profile, "now": s.sim.now()}))
 }
 
 async fn add_practice(State(sim): State<Shared>, Json(p): Json<PracticeRecord>) -> Reply {
-    sim.lock().await.register_practice(p);
+    sim.lock().await.sim.register_practice(p);
     (StatusCode::CREATED, Json(json!({"ok": true})))
 }
 
@@ -52,12 +93,12 @@ async fn add_patient(State(sim): State<Shared>, Json(p): Json<PatientRecord>) ->
             Json(json!({"error": "only synthetic NHS numbers (999 range) are accepted"})),
         );
     }
-    sim.lock().await.register_patient(p);
+    sim.lock().await.sim.register_patient(p);
     (StatusCode::CREATED, Json(json!({"ok": true})))
 }
 
 async fn add_event(State(sim): State<Shared>, Json(e): Json<SimEvent>) -> Reply {
-    match sim.lock().await.apply(e).await {
+    match sim.lock().await.sim.apply(e).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"ok": true}))),
         Err(e) => fail(e),
     }
@@ -69,17 +110,126 @@ struct ClockBody {
 }
 
 async fn get_clock(State(sim): State<Shared>) -> Json<Value> {
-    Json(json!({"now": sim.lock().await.now()}))
+    Json(json!({"now": sim.lock().await.sim.now()}))
 }
 
 async fn set_clock(State(sim): State<Shared>, Json(b): Json<ClockBody>) -> Reply {
-    let mut sim = sim.lock().await;
-    match sim.advance_to(b.advance_to).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"now": sim.now()}))),
+    let mut s = sim.lock().await;
+    match s.sim.advance_to(b.advance_to).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"now": s.sim.now()}))),
         Err(e) => fail(e),
     }
 }
 
 async fn sent(State(sim): State<Shared>) -> Json<Value> {
-    Json(json!({"sent": sim.lock().await.sent()}))
+    Json(json!({"sent": sim.lock().await.sim.sent()}))
+}
+
+async fn fhir_metadata() -> Json<Value> {
+    Json(json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "software": {"name": "lettergate simulator"},
+        "rest": [{"mode": "server", "resource": [
+            {"type": "Patient", "interaction": [{"code": "update"}, {"code": "create"}]},
+            {"type": "Encounter", "interaction": [{"code": "create"}]},
+            {"type": "Composition", "interaction": [{"code": "create"}]}
+        ]}]
+    }))
+}
+
+fn outcome(status: StatusCode, text: &str) -> Reply {
+    (
+        status,
+        Json(json!({"resourceType": "OperationOutcome", "issue": [{
+            "severity": "error", "code": "processing", "diagnostics": text}]})),
+    )
+}
+
+/// A FHIR R4 create or update, turned into what the simulator knows: a patient registered,
+/// or an event. The EHR acts when it is told: an event with a time in the past happens now.
+async fn fhir_write(
+    State(state): State<Shared>,
+    axum::extract::Path(resource): axum::extract::Path<String>,
+    Json(body): Json<Value>,
+) -> Reply {
+    if body["resourceType"].as_str() != Some(resource.as_str()) {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is not a {resource} resource"),
+        );
+    }
+    let read = match fhir_r4::read(&body) {
+        Ok(r) => r,
+        Err(e) => return outcome(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    };
+    let mut s = state.lock().await;
+    let now = s.sim.now();
+    let when = |at: Option<crate::clock::Timestamp>| at.filter(|t| *t >= now).unwrap_or(now);
+    let events: Vec<SimEvent> = match read {
+        Read::Event {
+            kind,
+            nhs_number,
+            at,
+            second_signer,
+        } => vec![SimEvent {
+            at: when(at),
+            event: kind,
+            nhs_number,
+            to: None,
+            second_signer,
+        }],
+        Read::Patient(p) => {
+            if !p.nhs_number.is_synthetic() {
+                return outcome(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "only synthetic NHS numbers (999 range) are accepted",
+                );
+            }
+            let at = when(p.died_at);
+            let before = s.fhir_patients.insert(p.nhs_number, p.clone());
+            match before {
+                None => {
+                    s.sim.register_patient(PatientRecord {
+                        nhs_number: p.nhs_number,
+                        name: p.name.clone(),
+                        born: p.born.clone(),
+                        practice: p.practice.clone(),
+                        named_gp: p.named_gp.clone(),
+                    });
+                    vec![]
+                }
+                Some(b) => {
+                    let mut ev = Vec::new();
+                    let event = |kind: EventKind, to| SimEvent {
+                        at,
+                        event: kind,
+                        nhs_number: p.nhs_number,
+                        to,
+                        second_signer: false,
+                    };
+                    if b.practice != p.practice {
+                        ev.push(event(EventKind::GpChange, p.practice.clone()));
+                    }
+                    if b.named_gp.is_some() && p.named_gp.is_none() {
+                        ev.push(event(EventKind::NamedGpLeft, None));
+                    }
+                    if b.died_at.is_none() && p.died_at.is_some() {
+                        ev.push(event(EventKind::Death, None));
+                    }
+                    ev
+                }
+            }
+        }
+    };
+    for e in events {
+        if let Err(e) = s.sim.apply(e).await {
+            let (status, Json(v)) = fail(e);
+            return outcome(status, v["error"].as_str().unwrap_or("failed"));
+        }
+    }
+    (StatusCode::OK, Json(body))
 }

@@ -1,0 +1,316 @@
+//! The default mapping of scenario events to FHIR R4 resources, both ways: the FHIR driver
+//! builds these requests ([`request_for`]), and the simulator's FHIR API reads them back
+//! ([`read`]), so the pair is tested end to end.
+//!
+//! | event | request |
+//! |---|---|
+//! | (patient first seen) | `PUT Patient?identifier={nhs}`: identifier, name, birthDate, `generalPractitioner` (the practice by ODS code, and the named GP by name) |
+//! | `gp_change` | the same `PUT Patient`, with the new practice |
+//! | `named_gp_left` | the same `PUT Patient`, without the named GP |
+//! | `death` | the same `PUT Patient`, with `deceasedDateTime` |
+//! | `outpatient_attendance` | `POST Encounter`: class `AMB`, status `finished`; a second signer as a `participant` of type `SPRF` |
+//! | `admission` / `emergency_attendance` | `POST Encounter`: class `IMP` / `EMER`, status `in-progress` |
+//! | `discharge` / `emergency_discharge` | `POST Encounter`: class `IMP` / `EMER`, status `finished`, `hospitalization.dischargeDisposition` `home` |
+//! | `letter_drafted` | `POST Composition`: status `preliminary` |
+//! | `letter_signed` | `POST Composition`: status `final`, one `legal` attester |
+//! | `letter_countersigned` | `POST Composition`: status `final`, a `legal` and a `professional` attester |
+//!
+//! Every resource's subject is the patient by NHS number (a logical reference), and every
+//! resource carries its clinical time. A target file can replace any row with its own request.
+
+use crate::clock::Timestamp;
+use crate::ids::{NhsNumber, OdsCode};
+use crate::letter::EventKind;
+use crate::sim::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use serde_json::{json, Value};
+
+/// What the mapping needs to know about the patient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatientState {
+    pub nhs_number: NhsNumber,
+    pub name: String,
+    pub born: String,
+    pub practice: Option<OdsCode>,
+    pub named_gp: Option<String>,
+    pub died_at: Option<Timestamp>,
+}
+
+/// One FHIR request: method, path below the base, body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FhirRequest {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Value,
+}
+
+fn subject(nhs: &NhsNumber) -> Value {
+    json!({"identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs.to_string()}})
+}
+
+/// `PUT Patient?identifier=…`: creates or updates the patient.
+pub fn patient(p: &PatientState) -> FhirRequest {
+    let (given, family) = match p.name.rsplit_once(' ') {
+        Some((g, f)) => (g.to_string(), f.to_string()),
+        None => (String::new(), p.name.clone()),
+    };
+    let mut gps = Vec::new();
+    if let Some(ods) = &p.practice {
+        gps.push(json!({"type": "Organization", "identifier": {"system": ODS_SYSTEM, "value": ods.to_string()}}));
+    }
+    if let Some(gp) = &p.named_gp {
+        gps.push(json!({"type": "Practitioner", "display": gp}));
+    }
+    let mut body = json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": p.nhs_number.to_string()}],
+        "name": [{"use": "official", "family": family, "given": [given], "text": p.name}],
+        "birthDate": p.born,
+        "generalPractitioner": gps,
+    });
+    if let Some(at) = p.died_at {
+        body["deceasedDateTime"] = json!(at.rfc3339());
+    }
+    FhirRequest {
+        method: "PUT",
+        path: format!("Patient?identifier={NHS_NUMBER_SYSTEM}|{}", p.nhs_number),
+        body,
+    }
+}
+
+/// The request for an event that is not a change to the patient (see the table above);
+/// `None` for those that are (`gp_change`, `named_gp_left`, `death`: send [`patient`]).
+pub fn request_for(
+    kind: EventKind,
+    nhs: &NhsNumber,
+    at: Timestamp,
+    second_signer: bool,
+) -> Option<FhirRequest> {
+    let encounter = |class: &str, status: &str, discharged: bool| {
+        let mut e = json!({
+            "resourceType": "Encounter",
+            "status": status,
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class},
+            "subject": subject(nhs),
+            "period": {"start": at.rfc3339()},
+        });
+        if status == "finished" {
+            e["period"]["end"] = json!(at.rfc3339());
+        }
+        if discharged {
+            e["hospitalization"] = json!({"dischargeDisposition": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "home"}]}});
+        }
+        if second_signer {
+            e["participant"] = json!([
+                {"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PPRF"}]}]},
+                {"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "SPRF"}]}]}
+            ]);
+        }
+        FhirRequest {
+            method: "POST",
+            path: "Encounter".into(),
+            body: e,
+        }
+    };
+    let composition = |status: &str, attesters: &[&str]| FhirRequest {
+        method: "POST",
+        path: "Composition".into(),
+        body: json!({
+            "resourceType": "Composition",
+            "status": status,
+            "type": {"coding": [{"system": "http://snomed.info/sct", "code": "371531000", "display": "Report of clinical encounter"}]},
+            "subject": subject(nhs),
+            "date": at.rfc3339(),
+            "title": "Outpatient clinic letter",
+            "attester": attesters.iter().map(|m| json!({"mode": m, "time": at.rfc3339()})).collect::<Vec<_>>(),
+        }),
+    };
+    Some(match kind {
+        EventKind::OutpatientAttendance => encounter("AMB", "finished", false),
+        EventKind::Admission => encounter("IMP", "in-progress", false),
+        EventKind::EmergencyAttendance => encounter("EMER", "in-progress", false),
+        EventKind::Discharge => encounter("IMP", "finished", true),
+        EventKind::EmergencyDischarge => encounter("EMER", "finished", true),
+        EventKind::LetterDrafted => composition("preliminary", &[]),
+        EventKind::LetterSigned => composition("final", &["legal"]),
+        EventKind::LetterCountersigned => composition("final", &["legal", "professional"]),
+        EventKind::GpChange | EventKind::NamedGpLeft | EventKind::Death => return None,
+    })
+}
+
+/// What a FHIR request told the simulator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// A patient created or updated.
+    Patient(PatientState),
+    /// A clinical event.
+    Event {
+        kind: EventKind,
+        nhs_number: NhsNumber,
+        at: Option<Timestamp>,
+        second_signer: bool,
+    },
+}
+
+fn nhs_of(v: &Value) -> Result<NhsNumber, String> {
+    let id = v["subject"]["identifier"]["value"]
+        .as_str()
+        .or_else(|| {
+            v["identifier"].as_array().and_then(|ids| {
+                ids.iter()
+                    .find(|i| i["system"] == NHS_NUMBER_SYSTEM)
+                    .and_then(|i| i["value"].as_str())
+            })
+        })
+        .ok_or(
+            "no NHS number: give `subject.identifier` (or `identifier`) with the NHS number system",
+        )?;
+    NhsNumber::parse(id).map_err(|e| e.to_string())
+}
+
+fn time(v: &Value) -> Option<Timestamp> {
+    v.as_str().and_then(|s| Timestamp::parse(s).ok())
+}
+
+/// Reads a resource sent to the simulator's FHIR API.
+pub fn read(resource: &Value) -> Result<Read, String> {
+    match resource["resourceType"].as_str() {
+        Some("Patient") => {
+            let gps = resource["generalPractitioner"].as_array();
+            let practice = gps
+                .into_iter()
+                .flatten()
+                .find(|g| g["identifier"]["system"] == ODS_SYSTEM)
+                .and_then(|g| g["identifier"]["value"].as_str())
+                .map(OdsCode::parse)
+                .transpose()?;
+            let named_gp = gps
+                .into_iter()
+                .flatten()
+                .find(|g| g["type"] == "Practitioner")
+                .and_then(|g| g["display"].as_str())
+                .map(str::to_string);
+            Ok(Read::Patient(PatientState {
+                nhs_number: nhs_of(resource)?,
+                name: resource["name"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                born: resource["birthDate"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                practice,
+                named_gp,
+                died_at: time(&resource["deceasedDateTime"]),
+            }))
+        }
+        Some("Encounter") => {
+            let class = resource["class"]["code"].as_str().unwrap_or_default();
+            let finished = resource["status"] == "finished";
+            let kind = match (class, finished) {
+                ("AMB", true) => EventKind::OutpatientAttendance,
+                ("IMP", false) => EventKind::Admission,
+                ("IMP", true) => EventKind::Discharge,
+                ("EMER", false) => EventKind::EmergencyAttendance,
+                ("EMER", true) => EventKind::EmergencyDischarge,
+                _ => {
+                    return Err(format!(
+                        "an Encounter of class `{class}` and status `{}` is not an event the simulator knows",
+                        resource["status"].as_str().unwrap_or("")
+                    ))
+                }
+            };
+            let second_signer = resource["participant"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["type"][0]["coding"][0]["code"] == "SPRF")
+            });
+            Ok(Read::Event {
+                kind,
+                nhs_number: nhs_of(resource)?,
+                at: time(&resource["period"]["end"]).or(time(&resource["period"]["start"])),
+                second_signer,
+            })
+        }
+        Some("Composition") => {
+            let attesters = resource["attester"].as_array().map_or(0, Vec::len);
+            let kind = match (resource["status"].as_str(), attesters) {
+                (Some("preliminary"), _) => EventKind::LetterDrafted,
+                (Some("final"), 2..) => EventKind::LetterCountersigned,
+                (Some("final"), _) => EventKind::LetterSigned,
+                (s, _) => {
+                    return Err(format!(
+                        "a Composition of status `{}` is not an event the simulator knows",
+                        s.unwrap_or("")
+                    ))
+                }
+            };
+            Ok(Read::Event {
+                kind,
+                nhs_number: nhs_of(resource)?,
+                at: time(&resource["date"]),
+                second_signer: false,
+            })
+        }
+        other => Err(format!(
+            "the simulator's FHIR API takes Patient, Encounter and Composition, not {}",
+            other.unwrap_or("a body without resourceType")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_reads_back_as_itself() {
+        let nhs = NhsNumber::parse("9990000018").unwrap();
+        let at = Timestamp::parse("2025-01-06T09:30:00Z").unwrap();
+        for kind in EventKind::ALL {
+            let Some(req) = request_for(kind, &nhs, at, false) else {
+                continue;
+            };
+            match read(&req.body).unwrap() {
+                Read::Event {
+                    kind: k,
+                    nhs_number,
+                    at: when,
+                    ..
+                } => {
+                    assert_eq!((k, nhs_number, when), (kind, nhs, Some(at)));
+                }
+                other => panic!("{kind:?} read back as {other:?}"),
+            }
+        }
+        let req = request_for(EventKind::OutpatientAttendance, &nhs, at, true).unwrap();
+        assert!(matches!(
+            read(&req.body).unwrap(),
+            Read::Event {
+                second_signer: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_patient_reads_back_with_practice_named_gp_and_death() {
+        let p = PatientState {
+            nhs_number: NhsNumber::parse("9990000018").unwrap(),
+            name: "Alice Example".into(),
+            born: "1950-01-01".into(),
+            practice: Some(OdsCode::parse("A81001").unwrap()),
+            named_gp: Some("Dr Jones".into()),
+            died_at: Some(Timestamp::parse("2025-01-07T00:00:00Z").unwrap()),
+        };
+        let req = patient(&p);
+        assert_eq!(req.method, "PUT");
+        assert_eq!(read(&req.body).unwrap(), Read::Patient(p));
+    }
+
+    #[test]
+    fn other_resources_are_refused_with_what_is_taken() {
+        let e = read(&json!({"resourceType": "Observation"})).unwrap_err();
+        assert!(e.contains("Patient, Encounter and Composition"), "{e}");
+    }
+}

@@ -101,6 +101,10 @@ pub struct RunArgs {
     /// How the simulator behaves; `lettergate sim profiles` lists them.
     #[arg(long, default_value = "baseline", value_name = "NAME")]
     pub sim_profile: String,
+    /// Run against this target (a staging EHR, see README "Testing your staging EHR") instead
+    /// of the built-in simulator; snapshots are kept per target.
+    #[arg(long, value_name = "FILE", conflicts_with = "sim_profile")]
+    pub target: Option<PathBuf>,
     /// Record the results of passing scenarios as the accepted snapshots.
     #[arg(long, conflicts_with = "check")]
     pub accept: bool,
@@ -443,14 +447,33 @@ impl Progress {
 
 fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     let sim = SimConfig::named(&args.sim_profile).map_err(Error::Usage)?;
+    let target = match &args.target {
+        Some(path) => Some(crate::target::load(path).map_err(|d| Error::Input(vec![d]))?),
+        None => None,
+    };
     let (mut scenarios, _) = load_all(&args.paths)?;
+    if target.is_some() {
+        let volume = scenarios.iter().filter(|s| s.generated).count();
+        scenarios.retain(|s| !s.generated);
+        if volume > 0 {
+            eprintln!("skipping {volume} volume (population) scenarios: a target is driven one event at a time");
+        }
+    }
+    let (system, profile) = match &target {
+        Some(t) => (
+            format!("target {}", t.name()),
+            format!("{} driver", t.driver_kind()),
+        ),
+        None => ("simulator".to_string(), args.sim_profile.clone()),
+    };
+    let snapshot_dir = target.as_ref().map_or("simulator", |t| t.name());
     if let Some((k, n)) = args.shard {
         scenarios.retain(|s| in_shard(&s.id, k, n));
     }
     let work_dir = new_run_dir(&args.common.work_dir)?;
     let mut config = RunConfig::new(
         sim,
-        SnapshotStore::new(&args.common.snapshots, "simulator"),
+        SnapshotStore::new(&args.common.snapshots, snapshot_dir),
         work_dir,
     );
     config.mode = match (args.accept, args.check) {
@@ -472,23 +495,29 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     term.header(
         &mut out,
         scenarios.len(),
-        "simulator",
-        &format!("{}{shard_note}", args.sim_profile),
+        &system,
+        &format!("{profile}{shard_note}"),
     )
     .map_err(io)?;
     let progress = Progress::new(scenarios.len());
     let mut line_err = None;
-    let outcomes = runtime()?.block_on(run_all(&scenarios, config, |o| {
+    let on_outcome = |o: &crate::run::Outcome| {
         if let Err(e) = progress.bar.suspend(|| term.line(&mut out, o)) {
             line_err.get_or_insert(e);
         }
         progress.step();
-    }));
+    };
+    let outcomes = match &target {
+        Some(t) => runtime()?.block_on(crate::target::run::run_target(
+            t, &scenarios, config, on_outcome,
+        )),
+        None => runtime()?.block_on(run_all(&scenarios, config, on_outcome)),
+    };
     progress.bar.finish_and_clear();
     if let Some(e) = line_err {
         return Err(io(e));
     }
-    let mut report = RunReport::new("simulator", &args.sim_profile, args.common.show_identifiers)
+    let mut report = RunReport::new(&system, &profile, args.common.show_identifiers)
         .build(&scenarios, &outcomes);
     if let Some((k, n)) = args.shard {
         report.shards.push(format!("{k}/{n}"));

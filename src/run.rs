@@ -215,7 +215,7 @@ pub async fn run_all(
     outcomes
 }
 
-fn errored(s: &Scenario, config: &RunConfig, error: String, elapsed_ms: u64) -> Outcome {
+pub(crate) fn errored(s: &Scenario, config: &RunConfig, error: String, elapsed_ms: u64) -> Outcome {
     Outcome {
         scenario_id: s.id.clone(),
         name: s.name.clone(),
@@ -391,7 +391,11 @@ pub fn practice_records(
 }
 
 /// Checks expectations and the snapshot; writes `.snap.new` or `.snap` as the mode says.
-fn check(s: &Scenario, config: &RunConfig, letters: &[crate::capture::CapturedLetter]) -> Outcome {
+pub(crate) fn check(
+    s: &Scenario,
+    config: &RunConfig,
+    letters: &[crate::capture::CapturedLetter],
+) -> Outcome {
     let (mut scopes, mut findings): (Vec<Scope>, Vec<Finding>) =
         expect::check_scoped(s, letters).into_iter().unzip();
     let body = snapshot::render(s, letters);

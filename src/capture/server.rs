@@ -168,6 +168,16 @@ impl CaptureServer {
         format!("http://{}", self.addr)
     }
 
+    /// How many messages it has recorded so far (canaries aside).
+    pub fn captured(&self) -> usize {
+        self.shared
+            .log
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(|l| l.letters.len()))
+            .unwrap_or(0)
+    }
+
     /// Stops the endpoint, waits for requests under way, and returns what it captured.
     pub async fn finish(mut self) -> Result<CaptureLog, CaptureError> {
         if let Some(stop) = self.stop.take() {

@@ -508,6 +508,7 @@ fn build(
         expect,
         generated: population.is_some(),
         acknowledgements: population.as_ref().is_none_or(|p| p.acknowledgements),
+        real_time: false,
         nothing_else: raw.nothing_else,
         severity: raw.severity,
         index: Default::default(),

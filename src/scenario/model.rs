@@ -113,6 +113,9 @@ pub struct Scenario {
     /// Whether the synthetic GP receiver acknowledges letters (always, but for a population
     /// that turns it off).
     pub acknowledgements: bool,
+    /// True when the timeline holds the times a target was actually driven (a target run):
+    /// snapshots then leave out how long after its event each letter came, which varies.
+    pub real_time: bool,
     /// Look-ups by patient and NHS number; built by [`Scenario::reindex`].
     pub index: ScenarioIndex,
 }

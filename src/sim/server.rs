@@ -44,12 +44,19 @@ pub fn shared(sim: Simulator) -> Shared {
 
 /// Keeps a simulator on the system clock dispatching: every `tick` it sends what is due.
 pub async fn run_clock(state: Shared, tick: Duration) {
+    let mut last_error = None;
     loop {
         tokio::time::sleep(tick).await;
         let mut s = state.lock().await;
         let now = s.sim.now();
-        if let Err(e) = s.sim.advance_to(now).await {
-            eprintln!("warning: the simulator's dispatcher failed: {e}");
+        // Say each new failure once; a MESH server that is down fails every tick.
+        match s.sim.advance_to(now).await {
+            Err(e) if last_error.as_ref() != Some(&e.to_string()) => {
+                eprintln!("warning: the simulator's dispatcher failed: {e}");
+                last_error = Some(e.to_string());
+            }
+            Err(_) => {}
+            Ok(()) => last_error = None,
         }
     }
 }

@@ -71,7 +71,7 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
                 if let Some(t) = &content.document_type {
                     field("document_type", t);
                 }
-                if let Some(k) = kind {
+                if let Some(k) = kind.filter(|_| !s.real_time) {
                     let trigger = k.trigger();
                     let anchor = patient
                         .map(|p| s.events_of(&p.key, trigger))

@@ -1,0 +1,448 @@
+//! Running scenarios against a target: drive each scenario's events through the target's
+//! driver, in real time, capture what comes out where the target file says, wait until it
+//! settles, then check it exactly as a simulator run is checked.
+//!
+//! Scenarios run one after another: a staging EHR is one shared system, and the same synthetic
+//! patients appear in several scenarios. Each scenario's timeline is driven at once, in order,
+//! and is re-based onto the times its events were actually driven, so "within 3d" means three
+//! days from when the EHR was told. A letter that has not arrived when `wait.max` runs out is
+//! missing.
+
+use super::check::{authorization, http_client};
+use super::file::{RawRequest, Template};
+use super::{secret, Target};
+use crate::capture::server::{CaptureConfig, CaptureServer, GpReceiver};
+use crate::capture::CapturedLetter;
+use crate::clock::{Clock, Span, Timestamp};
+use crate::fhir_r4::{self, FhirRequest, PatientState};
+use crate::letter::EventKind;
+use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
+use crate::mesh::CANARY_WORKFLOW;
+use crate::run::{check, errored, Outcome, RunConfig};
+use crate::scenario::{Event, Scenario};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Runs every scenario against the target, one at a time, calling `on_outcome` after each.
+pub async fn run_target(
+    t: &Target,
+    scenarios: &[Arc<Scenario>],
+    config: RunConfig,
+    mut on_outcome: impl FnMut(&Outcome),
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for s in scenarios {
+        let started = Instant::now();
+        let o = match drive_and_capture(t, s, &config).await {
+            Ok((rebased, letters)) => {
+                let mut o = check(&rebased, &config, &letters);
+                o.elapsed_ms = started.elapsed().as_millis() as u64;
+                o
+            }
+            Err(e) => errored(s, &config, e, started.elapsed().as_millis() as u64),
+        };
+        on_outcome(&o);
+        outcomes.push(o);
+    }
+    outcomes
+}
+
+/// Sends a scenario's events to a target, one request per event.
+struct Driver<'a> {
+    t: &'a Target,
+    http: reqwest::Client,
+    authorization: Option<String>,
+    scenario: &'a Scenario,
+    /// What the EHR has been told of each patient, by key.
+    patients: HashMap<String, PatientState>,
+    sent: u32,
+}
+
+impl<'a> Driver<'a> {
+    async fn new(t: &'a Target, scenario: &'a Scenario) -> Result<Driver<'a>, String> {
+        let http = http_client(None, Duration::from_secs(30))?;
+        let auth = match (&t.raw.drive.fhir, &t.raw.drive.http) {
+            (Some(f), _) => f.auth.as_ref(),
+            (_, Some(h)) => h.auth.as_ref(),
+            _ => None,
+        };
+        let authorization = authorization(&http, auth).await?;
+        if let Some(h) = &t.raw.drive.http {
+            // Every event the scenario has needs a request before anything is sent.
+            let missing: Vec<&str> = scenario
+                .timeline
+                .iter()
+                .map(|e| e.kind)
+                .filter(|k| !h.requests.keys().any(|n| n.0 == *k))
+                .map(EventKind::name)
+                .collect();
+            if let Some(first) = missing.first() {
+                return Err(format!(
+                    "the target's http driver has no request for `{first}` (add it under drive.http.requests); nothing was sent"
+                ));
+            }
+        }
+        Ok(Driver {
+            t,
+            http,
+            authorization,
+            scenario,
+            patients: HashMap::new(),
+            sent: 0,
+        })
+    }
+
+    fn base(&self) -> &str {
+        match (&self.t.raw.drive.fhir, &self.t.raw.drive.http) {
+            (Some(f), _) => &f.base_url.0,
+            (_, Some(h)) => &h.base_url.0,
+            _ => "",
+        }
+    }
+
+    fn placeholders(&self, e: &Event, at: Timestamp) -> BTreeMap<&'static str, String> {
+        let s = self.scenario;
+        let p = &s.patients[&e.patient];
+        let (given, family) = p.name.rsplit_once(' ').unwrap_or(("", p.name.as_str()));
+        let ods = |key: Option<&String>| {
+            key.and_then(|k| s.practices.get(k))
+                .map(|pr| pr.ods.to_string())
+                .unwrap_or_default()
+        };
+        let hl7 = at.rfc3339().replace(['-', ':', 'T'], "");
+        BTreeMap::from([
+            ("nhs_number", p.nhs_number.to_string()),
+            ("patient_name", p.name.clone()),
+            ("family_name", family.to_string()),
+            ("given_name", given.to_string()),
+            ("born", p.born.clone()),
+            ("practice_ods", ods(p.practice.as_ref())),
+            ("event", e.kind.name().to_string()),
+            ("at", at.rfc3339()),
+            ("at_hl7", hl7.trim_end_matches('Z').to_string()),
+            ("to_practice_ods", ods(e.to_practice.as_ref())),
+            (
+                "local_id",
+                format!("LG-{}-{}", s.id.replace('/', "-"), self.sent + 1),
+            ),
+            ("scenario", s.id.clone()),
+        ])
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        url: &str,
+        body: Option<String>,
+        headers: &[(String, String)],
+        what: &str,
+    ) -> Result<(), String> {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut req = self.http.request(m, url);
+        if let Some(a) = &self.authorization {
+            req = req.header("authorization", a);
+        }
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            format!("could not drive the target: {method} {url} ({what}) failed: {e}")
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let excerpt: String = text.chars().take(300).collect();
+            return Err(format!(
+                "could not drive the target: {method} {url} ({what}) answered {status}: {excerpt}"
+            ));
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    async fn template(&mut self, r: &RawRequest, e: &Event, at: Timestamp) -> Result<(), String> {
+        let values = self.placeholders(e, at);
+        let fill = |t: &Template| fill(&t.0, &values);
+        let url = format!("{}/{}", self.base(), fill(&r.path).trim_start_matches('/'));
+        let headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), fill(v)))
+            .collect();
+        let body = r.body.as_ref().map(fill);
+        self.send(&r.method.0.clone(), &url, body, &headers, e.kind.name())
+            .await
+    }
+
+    async fn fhir(&mut self, req: FhirRequest, what: &str) -> Result<(), String> {
+        let url = format!("{}/{}", self.base(), req.path);
+        let headers = vec![(
+            "content-type".to_string(),
+            "application/fhir+json".to_string(),
+        )];
+        self.send(req.method, &url, Some(req.body.to_string()), &headers, what)
+            .await
+    }
+
+    /// The patient as the scenario starts them.
+    fn initial(&self, key: &str) -> PatientState {
+        let s = self.scenario;
+        let p = &s.patients[key];
+        PatientState {
+            nhs_number: p.nhs_number,
+            name: p.name.clone(),
+            born: p.born.clone(),
+            practice: p
+                .practice
+                .as_ref()
+                .and_then(|k| s.practices.get(k))
+                .map(|pr| pr.ods.clone()),
+            named_gp: p.named_gp.clone(),
+            died_at: None,
+        }
+    }
+
+    /// Drives one event at `at` (now).
+    async fn event(&mut self, e: &Event, at: Timestamp) -> Result<(), String> {
+        if let Some(h) = &self.t.raw.drive.http {
+            let r = h
+                .requests
+                .iter()
+                .find(|(k, _)| k.0 == e.kind)
+                .map(|(_, r)| r.clone());
+            return match r {
+                Some(r) => self.template(&r, e, at).await,
+                None => Err(format!("no request for `{}`", e.kind.name())),
+            };
+        }
+        let Some(f) = &self.t.raw.drive.fhir else {
+            return Err("the hl7v2 driver is not available in this build".into());
+        };
+        if let Some((_, r)) = f.requests.iter().find(|(k, _)| k.0 == e.kind) {
+            let r = r.clone();
+            return self.template(&r, e, at).await;
+        }
+        // The patient first, as the EHR's registration would have them.
+        if !self.patients.contains_key(&e.patient) {
+            let p = self.initial(&e.patient);
+            self.fhir(fhir_r4::patient(&p), "register the patient")
+                .await?;
+            self.patients.insert(e.patient.clone(), p);
+        }
+        let nhs = self.scenario.patients[&e.patient].nhs_number;
+        match fhir_r4::request_for(e.kind, &nhs, at, e.second_signer) {
+            Some(req) => self.fhir(req, e.kind.name()).await,
+            None => {
+                let s = self.scenario;
+                let mut p = self.patients[&e.patient].clone();
+                match e.kind {
+                    EventKind::Death => p.died_at = Some(at),
+                    EventKind::NamedGpLeft => p.named_gp = None,
+                    _ => {
+                        p.practice = e
+                            .to_practice
+                            .as_ref()
+                            .and_then(|k| s.practices.get(k))
+                            .map(|pr| pr.ods.clone())
+                    }
+                }
+                self.fhir(fhir_r4::patient(&p), e.kind.name()).await?;
+                self.patients.insert(e.patient.clone(), p);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Fills `{{placeholder}}`s (names were checked when the file was loaded).
+pub fn fill(template: &str, values: &BTreeMap<&'static str, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        match rest[i + 2..].find("}}") {
+            Some(j) => {
+                let name = rest[i + 2..i + 2 + j].trim();
+                out.push_str(values.get(name).map_or("", String::as_str));
+                rest = &rest[i + 2 + j + 2..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The capture endpoints lettergate runs for a target (the MESH endpoint, with the HTTP
+/// catch-all on the same port).
+struct Captures {
+    mesh: Option<(CaptureServer, MeshConfig)>,
+}
+
+impl Captures {
+    /// `gp` answers for the practices with ITK3 acknowledgements, as in a simulator run:
+    /// lettergate's MESH endpoint stands in for the practices' mailboxes.
+    async fn start(
+        t: &Target,
+        dir: &std::path::Path,
+        gp: Option<GpReceiver>,
+    ) -> Result<Captures, String> {
+        let mut mesh = None;
+        if let Some(m) = &t.raw.capture.mesh_endpoint {
+            let key = secret(&m.shared_key_env, "the MESH shared key")?;
+            let mut mailboxes = BTreeMap::new();
+            for (id, env) in &m.mailboxes {
+                mailboxes.insert(id.clone(), secret(env, &format!("{id}'s password"))?);
+            }
+            let (canary_box, canary_pw) = mailboxes
+                .iter()
+                .next()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .ok_or("capture.mesh_endpoint.mailboxes is empty")?;
+            let server = CaptureServer::start(
+                CaptureConfig {
+                    listen: m.listen.0,
+                    shared_key: key.clone(),
+                    monitored: mailboxes.keys().cloned().collect(),
+                    mailboxes,
+                    dir: dir.to_path_buf(),
+                    gp,
+                },
+                Clock::System,
+            )
+            .await
+            .map_err(|e| format!("could not capture: {}", crate::run::chain(&e)))?;
+            let canary = MeshConfig {
+                base_url: server.url(),
+                mailbox: canary_box,
+                password: canary_pw,
+                shared_key: key,
+            };
+            mesh = Some((server, canary));
+        }
+        if t.raw.capture.mesh_endpoint.is_none() {
+            return Err(
+                "this build captures a target's letters on capture.mesh_endpoint only; mesh_poll, mllp, folder and http_endpoint are not available yet"
+                    .into(),
+            );
+        }
+        Ok(Captures { mesh })
+    }
+
+    fn captured(&self) -> usize {
+        self.mesh.as_ref().map_or(0, |(s, _)| s.captured())
+    }
+
+    /// Stops every capture and returns what it captured, after proving each was alive.
+    async fn finish(self, http: &reqwest::Client) -> Result<Vec<CapturedLetter>, String> {
+        let mut letters = Vec::new();
+        if let Some((server, canary)) = self.mesh {
+            let client = MeshClient::new(http.clone(), canary.clone());
+            let msg = OutboundMessage {
+                to: canary.mailbox.clone(),
+                workflow_id: CANARY_WORKFLOW.into(),
+                subject: Some("lettergate canary".into()),
+                local_id: Some("CANARY".into()),
+                file_name: None,
+                content_type: "text/plain".into(),
+                body: b"canary".to_vec(),
+            };
+            let sent = client.send(&msg).await;
+            let mut log = server
+                .finish()
+                .await
+                .map_err(|e| format!("could not capture: {}", crate::run::chain(&e)))?;
+            if !matches!(sent, Ok(SendOutcome::Accepted { .. })) || log.canaries == 0 {
+                return Err(format!(
+                    "the capture path was not proven alive: the MESH endpoint did not record its canary ({sent:?})"
+                ));
+            }
+            log.renumber();
+            letters.extend(log.letters);
+        }
+        Ok(letters)
+    }
+}
+
+async fn drive_and_capture(
+    t: &Target,
+    s: &Arc<Scenario>,
+    config: &RunConfig,
+) -> Result<(Scenario, Vec<CapturedLetter>), String> {
+    // The scenario on the times its events are driven; an event not yet driven lies in the
+    // far future, so the GP receiver never answers from an event that has not happened.
+    let mut rebased = (**s).clone();
+    rebased.start = Timestamp::now();
+    rebased.real_time = true;
+    for e in &mut rebased.timeline {
+        e.at = Timestamp(i64::MAX / 4);
+    }
+    rebased.reindex();
+    let now_known = Arc::new(RwLock::new(Arc::new(rebased.clone())));
+    let gp = {
+        let known = now_known.clone();
+        GpReceiver(Arc::new(move |mailbox: &str, nhs, at| {
+            let s = known.read().map(|s| s.clone());
+            let Ok(s) = s else { return 30002 };
+            let practice = s.practices.values().find(|p| p.mailbox == mailbox);
+            practice.map_or(30002, |p| s.gp_response(&p.key, nhs, at))
+        }))
+    };
+    let captures = Captures::start(
+        t,
+        &config.work_dir.join(&s.id),
+        s.acknowledgements.then_some(gp),
+    )
+    .await?;
+    let mut driver = Driver::new(t, s).await?;
+    for (i, e) in s.timeline.iter().enumerate() {
+        let at = Timestamp::now();
+        rebased.timeline[i].at = at;
+        rebased.reindex();
+        if let Ok(mut k) = now_known.write() {
+            *k = Arc::new(rebased.clone());
+        }
+        driver.event(e, at).await?;
+    }
+    let expected: usize = s.expect.iter().map(|x| x.count as usize).sum();
+    let w = &t.raw.wait;
+    let secs = |sp: Span| Duration::from_secs(sp.0.max(0) as u64);
+    let (max, interval, settle) = (secs(w.max.0), secs(w.poll_interval.0), secs(w.settle.0));
+    let started = Instant::now();
+    let (mut last_count, mut last_change) = (captures.captured(), Instant::now());
+    while started.elapsed() < max {
+        tokio::time::sleep(interval.min(settle).max(Duration::from_millis(100))).await;
+        let n = captures.captured();
+        if n != last_count {
+            (last_count, last_change) = (n, Instant::now());
+        }
+        if n >= expected && last_change.elapsed() >= settle {
+            break;
+        }
+    }
+    let letters = captures.finish(&driver.http).await?;
+    Ok((rebased, letters))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_placeholders_and_leaves_the_rest() {
+        let v = BTreeMap::from([("nhs_number", "9990000018".to_string())]);
+        assert_eq!(
+            fill("/p/{{nhs_number}}?x={{ nhs_number }}", &v),
+            "/p/9990000018?x=9990000018"
+        );
+        assert_eq!(fill("no {{ end", &v), "no {{ end");
+        assert_eq!(fill("{\"a\": 1}", &v), "{\"a\": 1}");
+    }
+}

@@ -40,7 +40,13 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
             Some(why) => field("status", &format!("{} refused: {why}", l.status)),
         }
         if !l.message_id.is_empty() {
-            field("message_id", &l.message_id);
+            if s.real_time {
+                // A target's ids (MESH's, or ones made from the EHR's own counters) depend on
+                // everything the system sent before; number them by order instead.
+                field("message_id", &format!("[message-id-{}]", l.seq));
+            } else {
+                field("message_id", &l.message_id);
+            }
         }
         if let Some(w) = &l.workflow_id {
             field("workflow", w);

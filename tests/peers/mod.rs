@@ -55,13 +55,24 @@ pub fn python(script: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// A free port on 127.0.0.1.
+/// A free port on 127.0.0.1, chosen at random below the kernel's ephemeral range (which
+/// starts at 32768), so that tests running at once, which each pick a port and bind it later,
+/// do not pick the same one as the kernel keeps handing out.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seed = std::process::id() as u64 * 7919
+        + SEQ.fetch_add(1, Ordering::SeqCst) * 104_729
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    for i in 0..1000u64 {
+        let port = 20_000 + ((seed + i * 7_727) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between 20000 and 32000");
 }
 
 /// A peer server process, killed when dropped.
@@ -83,7 +94,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("the peer server did not listen on 127.0.0.1:{} within {within:?}", self.port);
+        panic!(
+            "the peer server did not listen on 127.0.0.1:{} within {within:?}",
+            self.port
+        );
     }
 }
 
@@ -103,7 +117,13 @@ pub fn mesh_sandbox(store: &Path, shared_key: &str, mailboxes: &[&str]) -> Serve
     }
     let port = free_port();
     let child = Command::new(bin("uvicorn"))
-        .args(["mesh_sandbox.api:app", "--host", "127.0.0.1", "--workers", "1"])
+        .args([
+            "mesh_sandbox.api:app",
+            "--host",
+            "127.0.0.1",
+            "--workers",
+            "1",
+        ])
         .args(["--port", &port.to_string(), "--log-level", "warning"])
         .env("AUTH_MODE", "full")
         .env("STORE_MODE", "file")

@@ -1,0 +1,187 @@
+//! Targets end to end: `lettergate sim serve` stands in for a staging EHR (FHIR R4 in, MESH
+//! and HTTP out, real time), and `lettergate run --target` drives it, captures, checks and
+//! snapshots per target. Processes talk over loopback only.
+
+mod peers;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const SCENARIOS: [&str; 3] = [
+    "scenarios/outpatient/clinic_letter.yaml",
+    "scenarios/death/in_hospital.yaml",
+    "scenarios/routing/merged_practice.yaml",
+];
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lettergate")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The simulator as a staging EHR: system clock, dispatching every second, the fixture
+/// practices as its directory, sending MESH and HTTP to `capture_port`. Killed when dropped.
+fn sim_serve(profile: &str, capture_port: u16) -> peers::Server {
+    let port = peers::free_port();
+    let capture = format!("http://127.0.0.1:{capture_port}");
+    let child = Command::new(bin())
+        .args([
+            "sim",
+            "serve",
+            "--clock",
+            "system",
+            "--dispatch-interval",
+            "1s",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--sim-profile", profile])
+        .arg("--directory")
+        .arg(root().join("scenarios/fixtures/common.yaml"))
+        .args(["--mesh-url", &capture, "--print-url", &capture])
+        .args(["--docman-url", &capture])
+        .env("LETTERGATE_MESH_PASSWORD", "sender-secret")
+        .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lettergate sim serve");
+    peers::Server { child, port }.wait_listening(Duration::from_secs(20))
+}
+
+fn target_file(dir: &Path, sim_port: u16, capture_port: u16) -> PathBuf {
+    let text = format!(
+        "name: sim-fhir\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{sim_port}/fhir\ncapture:\n  mesh_endpoint:\n    listen: 127.0.0.1:{capture_port}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n      RXXHC001: LG_TEST_SENDER_PASSWORD\n      A81001HC001: LG_TEST_PRACTICE_PASSWORD\n      B82002HC001: LG_TEST_PRACTICE_PASSWORD\n      C83003HC001: LG_TEST_PRACTICE_PASSWORD\n      D84004HC001: LG_TEST_PRACTICE_PASSWORD\n      E85005HC001: LG_TEST_PRACTICE_PASSWORD\nwait: {{max: 8s, poll_interval: 1s, settle: 2s}}\n"
+    );
+    let p = dir.join("sim-fhir.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn lettergate(args: &[&str], target: &Path, dir: &Path) -> Output {
+    Command::new(bin())
+        .current_dir(root())
+        .args(args)
+        .arg("--target")
+        .arg(target)
+        .arg("--snapshots")
+        .arg(dir.join("snapshots"))
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .args(SCENARIOS)
+        .env("LG_TEST_MESH_KEY", "TestKey")
+        .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
+        .env("LG_TEST_PRACTICE_PASSWORD", "practice-secret")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run lettergate")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_target_is_driven_over_fhir_recorded_then_compared_and_a_dropped_letter_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = peers::free_port();
+    let sim = sim_serve("baseline", capture_port);
+    let target = target_file(dir.path(), sim.port, capture_port);
+
+    // Baseline on the current version: every expected letter, recorded as the target's
+    // accepted snapshots.
+    let first = lettergate(&["run", "--accept"], &target, dir.path());
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    assert!(out.contains("against target sim-fhir"), "{out}");
+    assert!(out.contains("3 scenarios: 3 passed"), "{out}");
+    for s in [
+        "outpatient/clinic_letter",
+        "death/in_hospital",
+        "routing/merged_practice",
+    ] {
+        let snap = dir.path().join(format!("snapshots/sim-fhir/{s}.snap"));
+        let body = std::fs::read_to_string(&snap).unwrap_or_else(|e| panic!("{snap:?}: {e}"));
+        // Real-time runs leave out how long after its event a letter came.
+        assert!(!body.contains("\n  sent: "), "{body}");
+    }
+
+    // The same version again: the same letters, so every snapshot matches.
+    let again = lettergate(&["run", "--check"], &target, dir.path());
+    let out = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{out}");
+    assert!(out.contains("GO"), "{out}");
+    drop(sim);
+
+    // "Upgrade": the same target now drops clinic letters without a word.
+    let sim = sim_serve("op-letters-silently-dropped", capture_port);
+    let target = target_file(dir.path(), sim.port, capture_port);
+    let upgraded = lettergate(&["run", "--check"], &target, dir.path());
+    let out = text(&upgraded);
+    assert_eq!(upgraded.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("missing letter: clinic letter for alice"),
+        "{out}"
+    );
+    assert!(out.contains("NO-GO"), "{out}");
+}
+
+#[test]
+fn targets_check_says_what_works_and_what_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = peers::free_port();
+    let sim = sim_serve("baseline", capture_port);
+    let target = target_file(dir.path(), sim.port, capture_port);
+    let check = |envs: &[(&str, &str)]| {
+        let mut c = Command::new(bin());
+        c.args(["targets", "check"]).arg(&target);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let all = [
+        ("LG_TEST_MESH_KEY", "TestKey"),
+        ("LG_TEST_SENDER_PASSWORD", "a"),
+        ("LG_TEST_PRACTICE_PASSWORD", "b"),
+    ];
+    let ok = check(&all);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("CapabilityStatement, FHIR 4.0.1"),
+        "{}",
+        text(&ok)
+    );
+
+    // A missing secret, then a driver nobody answers: exit 3, and the line says which.
+    let missing = check(&all[..2]);
+    assert_eq!(missing.status.code(), Some(3), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("LG_TEST_PRACTICE_PASSWORD"),
+        "{}",
+        text(&missing)
+    );
+    drop(sim);
+    let down = check(&all);
+    assert_eq!(down.status.code(), Some(3), "{}", text(&down));
+    assert!(text(&down).contains("FAILED drive.fhir"), "{}", text(&down));
+
+    // A target that says it is production is refused before anything is contacted.
+    let prod = std::fs::read_to_string(&target)
+        .unwrap()
+        .replace("non_production: true", "non_production: false");
+    std::fs::write(&target, prod).unwrap();
+    let refused = check(&all);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("says it is production"),
+        "{}",
+        text(&refused)
+    );
+}

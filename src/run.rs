@@ -4,7 +4,7 @@
 //!
 //! Scenarios run concurrently; outcomes come back in scenario order.
 
-use crate::capture::{CaptureConfig, CaptureServer, GpReceiver};
+use crate::capture::{CaptureConfig, CaptureServer, Endpoint, GpReceiver};
 use crate::clock::{Clock, Timestamp};
 use crate::expect::{self, Finding, Scope, Severity};
 use crate::letter::Transport;
@@ -292,7 +292,28 @@ async fn drive_and_capture(
         let practice = scenario.practices.values().find(|p| p.mailbox == mailbox);
         practice.map_or(30002, |p| scenario.gp_response(&p.key, nhs, at))
     }));
-    let capture = CaptureServer::start(
+    // Endpoint lookup finds a practice's mailbox by its ODS code, as an EHR that looks up
+    // before it sends would; a merged practice's code finds the practice it merged into, a
+    // closed one's nothing.
+    let directory = s
+        .practices
+        .values()
+        .filter(|p| p.route == Transport::Mesh)
+        .filter_map(|p| {
+            let receiver = match &p.status {
+                PracticeStatus::Active => p,
+                PracticeStatus::MergedInto(k) => s.practices.get(k)?,
+                PracticeStatus::Closed => return None,
+            };
+            Some(Endpoint {
+                ods: p.ods.to_string(),
+                mailbox_id: receiver.mailbox.clone(),
+                mailbox_name: receiver.name.clone(),
+                workflows: all_workflows(),
+            })
+        })
+        .collect();
+    let capture = CaptureServer::start_with_directory(
         CaptureConfig {
             listen: SocketAddr::new(config.listen_ip, 0),
             shared_key: DEFAULT_SHARED_KEY.to_string(),
@@ -301,6 +322,7 @@ async fn drive_and_capture(
             monitored,
             gp: s.acknowledgements.then_some(gp),
         },
+        directory,
         clock.clone(),
     )
     .await

@@ -315,11 +315,8 @@ mod tests {
     fn reads_the_content_again_from_the_body() {
         let d = doc(LetterKind::ClinicLetter);
         let mesh = serde_json::to_vec(&itk3::message_bundle(&d)).unwrap();
-        let paper = serde_json::to_vec(&itk3::paper_request(
-            &d,
-            &itk3::PaperRecipient::Patient,
-        ))
-        .unwrap();
+        let paper =
+            serde_json::to_vec(&itk3::paper_request(&d, &itk3::PaperRecipient::Patient)).unwrap();
         for (transport, body) in [(Transport::Mesh, mesh), (Transport::Http, paper)] {
             let c = letter_content(transport, &body).unwrap();
             assert!(c.document_type.unwrap().starts_with(DOC_CLINIC_LETTER.code));

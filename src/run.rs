@@ -12,6 +12,7 @@ use crate::mesh::client::{MeshConfig, SendOutcome};
 use crate::mesh::DEFAULT_SHARED_KEY;
 use crate::scenario::model::PracticeStatus;
 use crate::scenario::Scenario;
+use crate::sim::ehr::SimError;
 use crate::sim::ehr::{all_workflows, Outbound};
 use crate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
 use crate::snapshot::{self, Comparison, SnapshotMode, SnapshotStore};
@@ -339,51 +340,7 @@ async fn drive_and_capture(
     };
     let mut sim = Simulator::new(config.sim.clone(), clock, out, http.clone());
     let drive = async {
-        sim.handshake().await?;
-        for p in s.practices.values() {
-            sim.register_practice(PracticeRecord {
-                ods: p.ods.clone(),
-                name: p.name.clone(),
-                mailbox: p.mailbox.clone(),
-                workflows: all_workflows(),
-                closed: p.status == PracticeStatus::Closed,
-                merged_into: match &p.status {
-                    PracticeStatus::MergedInto(k) => s.practices.get(k).map(|m| m.ods.clone()),
-                    _ => None,
-                },
-                route: p.route,
-            });
-        }
-        for p in s.patients.values() {
-            sim.register_patient(PatientRecord {
-                nhs_number: p.nhs_number,
-                name: p.name.clone(),
-                born: p.born.clone(),
-                practice: p
-                    .practice
-                    .as_ref()
-                    .and_then(|k| s.practices.get(k))
-                    .map(|pr| pr.ods.clone()),
-                named_gp: p.named_gp.clone(),
-            });
-        }
-        for e in &s.timeline {
-            let nhs_number = s.patients[&e.patient].nhs_number;
-            let to = e
-                .to_practice
-                .as_ref()
-                .and_then(|k| s.practices.get(k))
-                .map(|p| p.ods.clone());
-            sim.apply(SimEvent {
-                at: e.at,
-                event: e.kind,
-                nhs_number,
-                to,
-                second_signer: e.second_signer,
-            })
-            .await?;
-        }
-        sim.advance_to(s.end().plus(s.observe_for)).await?;
+        drive_simulator(&mut sim, s).await?;
         sim.send_canary().await
     };
     let canary = drive
@@ -400,6 +357,57 @@ async fn drive_and_capture(
             log.canaries, log.handshakes
         )),
     }
+}
+
+/// Drives the simulator through a scenario: the handshake, the practices and patients, every
+/// event of the timeline, then the observation period. Whatever MESH `sim` sends to (lettergate's
+/// endpoint, or a real MESH a [`crate::capture::poll::MeshPoller`] reads) sees its letters.
+pub async fn drive_simulator(sim: &mut Simulator, s: &Scenario) -> Result<(), SimError> {
+    sim.handshake().await?;
+    for p in s.practices.values() {
+        sim.register_practice(PracticeRecord {
+            ods: p.ods.clone(),
+            name: p.name.clone(),
+            mailbox: p.mailbox.clone(),
+            workflows: all_workflows(),
+            closed: p.status == PracticeStatus::Closed,
+            merged_into: match &p.status {
+                PracticeStatus::MergedInto(k) => s.practices.get(k).map(|m| m.ods.clone()),
+                _ => None,
+            },
+            route: p.route,
+        });
+    }
+    for p in s.patients.values() {
+        sim.register_patient(PatientRecord {
+            nhs_number: p.nhs_number,
+            name: p.name.clone(),
+            born: p.born.clone(),
+            practice: p
+                .practice
+                .as_ref()
+                .and_then(|k| s.practices.get(k))
+                .map(|pr| pr.ods.clone()),
+            named_gp: p.named_gp.clone(),
+        });
+    }
+    for e in &s.timeline {
+        let nhs_number = s.patients[&e.patient].nhs_number;
+        let to = e
+            .to_practice
+            .as_ref()
+            .and_then(|k| s.practices.get(k))
+            .map(|p| p.ods.clone());
+        sim.apply(SimEvent {
+            at: e.at,
+            event: e.kind,
+            nhs_number,
+            to,
+            second_signer: e.second_signer,
+        })
+        .await?;
+    }
+    sim.advance_to(s.end().plus(s.observe_for)).await
 }
 
 /// Checks expectations and the snapshot; writes `.snap.new` or `.snap` as the mode says.

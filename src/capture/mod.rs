@@ -5,6 +5,7 @@
 pub mod chunks;
 pub mod inbox;
 pub mod parse;
+pub mod poll;
 pub mod server;
 pub mod store;
 

@@ -526,3 +526,47 @@ fn report_of(m: &InboxMessage, received_at: Timestamp, collected: bool) -> Polle
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(linked: &str) -> PolledReport {
+        PolledReport {
+            report_id: format!("R-{linked}"),
+            linked_message_id: Some(linked.into()),
+            workflow_id: None,
+            local_id: None,
+            received_at: Timestamp(0),
+            record: ReportRecord {
+                code: "14".into(),
+                description: "not collected".into(),
+                collected: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_report_read_before_its_letter_is_kept_and_attached_once_the_letter_is_polled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = CaptureLog::create(dir.path()).unwrap();
+        let mut poller = MeshPoller::with_http(PollConfig::default(), reqwest::Client::new());
+        poller.unmatched.push(report("M1"));
+        assert_eq!(poller.attach_reports(&mut log), 0);
+        assert_eq!(poller.unmatched_reports().len(), 1);
+        let m = InboxMessage {
+            id: "M1".into(),
+            headers: [("mex-from", "RXXHC001"), ("mex-to", "A81001HC001")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: b"{}".to_vec(),
+        };
+        log.record_message(letter_of(&m, "A81001HC001", Timestamp(0)), &[], &m.body)
+            .unwrap();
+        assert_eq!(log.letters[0].route, "RXXHC001 -> A81001HC001");
+        assert_eq!(poller.attach_reports(&mut log), 1);
+        assert!(poller.unmatched_reports().is_empty());
+        assert_eq!(log.letters[0].reports.len(), 1);
+    }
+}

@@ -694,7 +694,7 @@ async fn endpoint_lookup(
         .directory
         .iter()
         .filter(|e| e.ods.eq_ignore_ascii_case(&ods))
-        .filter(|e| e.workflows.is_empty() || e.workflows.iter().any(|w| *w == workflow))
+        .filter(|e| e.workflows.is_empty() || e.workflows.contains(&workflow))
         .map(|e| json!({"mailbox_id": e.mailbox_id, "mailbox_name": e.mailbox_name}))
         .collect();
     (StatusCode::OK, Json(json!({"results": results}))).into_response()

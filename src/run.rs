@@ -4,7 +4,7 @@
 //!
 //! Scenarios run concurrently; outcomes come back in scenario order.
 
-use crate::capture::{CaptureConfig, CaptureServer, GpReceiver};
+use crate::capture::{CaptureConfig, CaptureServer, Endpoint, GpReceiver};
 use crate::clock::{Clock, Timestamp};
 use crate::expect::{self, Finding, Scope, Severity};
 use crate::letter::Transport;
@@ -12,6 +12,7 @@ use crate::mesh::client::{MeshConfig, SendOutcome};
 use crate::mesh::DEFAULT_SHARED_KEY;
 use crate::scenario::model::PracticeStatus;
 use crate::scenario::Scenario;
+use crate::sim::ehr::SimError;
 use crate::sim::ehr::{all_workflows, Outbound};
 use crate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
 use crate::snapshot::{self, Comparison, SnapshotMode, SnapshotStore};
@@ -292,7 +293,28 @@ async fn drive_and_capture(
         let practice = scenario.practices.values().find(|p| p.mailbox == mailbox);
         practice.map_or(30002, |p| scenario.gp_response(&p.key, nhs, at))
     }));
-    let capture = CaptureServer::start(
+    // Endpoint lookup finds a practice's mailbox by its ODS code, as an EHR that looks up
+    // before it sends would; a merged practice's code finds the practice it merged into, a
+    // closed one's nothing.
+    let directory = s
+        .practices
+        .values()
+        .filter(|p| p.route == Transport::Mesh)
+        .filter_map(|p| {
+            let receiver = match &p.status {
+                PracticeStatus::Active => p,
+                PracticeStatus::MergedInto(k) => s.practices.get(k)?,
+                PracticeStatus::Closed => return None,
+            };
+            Some(Endpoint {
+                ods: p.ods.to_string(),
+                mailbox_id: receiver.mailbox.clone(),
+                mailbox_name: receiver.name.clone(),
+                workflows: all_workflows(),
+            })
+        })
+        .collect();
+    let capture = CaptureServer::start_with_directory(
         CaptureConfig {
             listen: SocketAddr::new(config.listen_ip, 0),
             shared_key: DEFAULT_SHARED_KEY.to_string(),
@@ -301,6 +323,7 @@ async fn drive_and_capture(
             monitored,
             gp: s.acknowledgements.then_some(gp),
         },
+        directory,
         clock.clone(),
     )
     .await
@@ -317,40 +340,7 @@ async fn drive_and_capture(
     };
     let mut sim = Simulator::new(config.sim.clone(), clock, out, http.clone());
     let drive = async {
-        sim.handshake().await?;
-        for p in practice_records(&s.practices) {
-            sim.register_practice(p);
-        }
-        for p in s.patients.values() {
-            sim.register_patient(PatientRecord {
-                nhs_number: p.nhs_number,
-                name: p.name.clone(),
-                born: p.born.clone(),
-                practice: p
-                    .practice
-                    .as_ref()
-                    .and_then(|k| s.practices.get(k))
-                    .map(|pr| pr.ods.clone()),
-                named_gp: p.named_gp.clone(),
-            });
-        }
-        for e in &s.timeline {
-            let nhs_number = s.patients[&e.patient].nhs_number;
-            let to = e
-                .to_practice
-                .as_ref()
-                .and_then(|k| s.practices.get(k))
-                .map(|p| p.ods.clone());
-            sim.apply(SimEvent {
-                at: e.at,
-                event: e.kind,
-                nhs_number,
-                to,
-                second_signer: e.second_signer,
-            })
-            .await?;
-        }
-        sim.advance_to(s.end().plus(s.observe_for)).await?;
+        drive_simulator(&mut sim, s).await?;
         sim.send_canary().await
     };
     let canary = drive
@@ -388,6 +378,46 @@ pub fn practice_records(
             route: p.route,
         })
         .collect()
+}
+
+/// Drives the simulator through a scenario: the handshake, the practices and patients, every
+/// event of the timeline, then the observation period. Whatever MESH `sim` sends to (lettergate's
+/// endpoint, or a real MESH a [`crate::capture::poll::MeshPoller`] reads) sees its letters.
+pub async fn drive_simulator(sim: &mut Simulator, s: &Scenario) -> Result<(), SimError> {
+    sim.handshake().await?;
+    for p in practice_records(&s.practices) {
+        sim.register_practice(p);
+    }
+    for p in s.patients.values() {
+        sim.register_patient(PatientRecord {
+            nhs_number: p.nhs_number,
+            name: p.name.clone(),
+            born: p.born.clone(),
+            practice: p
+                .practice
+                .as_ref()
+                .and_then(|k| s.practices.get(k))
+                .map(|pr| pr.ods.clone()),
+            named_gp: p.named_gp.clone(),
+        });
+    }
+    for e in &s.timeline {
+        let nhs_number = s.patients[&e.patient].nhs_number;
+        let to = e
+            .to_practice
+            .as_ref()
+            .and_then(|k| s.practices.get(k))
+            .map(|p| p.ods.clone());
+        sim.apply(SimEvent {
+            at: e.at,
+            event: e.kind,
+            nhs_number,
+            to,
+            second_signer: e.second_signer,
+        })
+        .await?;
+    }
+    sim.advance_to(s.end().plus(s.observe_for)).await
 }
 
 /// Checks expectations and the snapshot; writes `.snap.new` or `.snap` as the mode says.

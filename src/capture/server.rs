@@ -3,7 +3,10 @@
 //!
 //! It answers as MESH does (202 with a message id, 403 for bad authorisation, 417 code `12`
 //! for an unregistered recipient) and records every request it is sent, accepted or refused:
-//! nothing received is discarded. Any other path is an HTTP capture (a print service, a
+//! nothing received is discarded. It takes what real MESH clients send: chunked messages
+//! (`mex-Chunk-Range`, assembled by [`super::chunks`]), gzipped chunks, `Transfer-Encoding:
+//! chunked` bodies, header names in any case, no `mex-From` (the sender is the authenticated
+//! mailbox); and it answers endpoint lookup from the directory it is started with. Any other path is an HTTP capture (a print service, a
 //! document route) that answers 202.
 //!
 //! Behind the MESH endpoint stands a synthetic GP receiver: for a letter to a mailbox a
@@ -11,6 +14,7 @@
 //! infrastructure and a business acknowledgement in the sender's inbox; a letter to a mailbox
 //! nobody collects from gets a MESH `REPORT` (status 14) five days later.
 
+use super::chunks::{decode, parse_range, Assemblies, FirstChunk};
 use super::inbox::{About, AckRecord, Inbox, InboxItem};
 use super::parse::parse_letter;
 use super::store::{CaptureLog, CapturedLetter};
@@ -18,7 +22,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::ids::NhsNumber;
 use crate::letter::Transport;
 use crate::mesh::auth::{AuthError, Token};
-use crate::mesh::{API_ROOT, CANARY_WORKFLOW};
+use crate::mesh::API_ROOT;
 use crate::sim::itk3;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -79,6 +83,10 @@ struct Shared {
     /// The first failure to write to disk; a run with one cannot be trusted.
     write_error: Mutex<Option<String>>,
     inbox: Mutex<Inbox>,
+    /// Chunked messages under way.
+    chunks: Mutex<Assemblies>,
+    /// What endpoint lookup answers.
+    directory: Vec<Endpoint>,
 }
 
 /// A running capture endpoint. [`CaptureServer::finish`] stops it and hands back the log.
@@ -107,8 +115,29 @@ pub enum CaptureError {
     Crashed,
 }
 
+/// A mailbox as MESH endpoint lookup (`GET /endpointlookup/{ods}/{workflow}`) answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The organisation's ODS code.
+    pub ods: String,
+    pub mailbox_id: String,
+    pub mailbox_name: String,
+    /// The workflow ids the mailbox is registered for; empty for any.
+    pub workflows: Vec<String>,
+}
+
 impl CaptureServer {
+    /// Starts the endpoint with no endpoint-lookup directory (lookups find nothing).
     pub async fn start(config: CaptureConfig, clock: Clock) -> Result<CaptureServer, CaptureError> {
+        CaptureServer::start_with_directory(config, Vec::new(), clock).await
+    }
+
+    /// Starts the endpoint; endpoint lookup answers from `directory`.
+    pub async fn start_with_directory(
+        config: CaptureConfig,
+        directory: Vec<Endpoint>,
+        clock: Clock,
+    ) -> Result<CaptureServer, CaptureError> {
         let log = CaptureLog::create(&config.dir).map_err(|source| CaptureError::Store {
             dir: config.dir.clone(),
             source,
@@ -132,10 +161,20 @@ impl CaptureServer {
             http_counter: AtomicU64::new(0),
             write_error: Mutex::new(None),
             inbox: Mutex::new(Inbox::default()),
+            chunks: Mutex::new(Assemblies::default()),
+            directory,
         });
         let app = Router::new()
             .route(&format!("{API_ROOT}/{{mailbox}}"), post(handshake))
             .route(&format!("{API_ROOT}/{{mailbox}}/outbox"), post(send))
+            .route(
+                &format!("{API_ROOT}/{{mailbox}}/outbox/{{id}}/{{chunk}}"),
+                post(send_chunk),
+            )
+            .route(
+                &format!("{API_ROOT}/endpointlookup/{{ods}}/{{workflow}}"),
+                get(endpoint_lookup),
+            )
             .route(&format!("{API_ROOT}/{{mailbox}}/inbox"), get(list_inbox))
             .route(
                 &format!("{API_ROOT}/{{mailbox}}/inbox/{{id}}"),
@@ -193,6 +232,7 @@ impl CaptureServer {
         {
             return Err(CaptureError::Write(e));
         }
+        self.shared.record_incomplete();
         self.shared.make_due_reports();
         // Connection tasks may still hold the shared state for a moment after shutdown, so the
         // log is taken out of it rather than the state unwrapped.
@@ -266,12 +306,7 @@ impl Shared {
                 let log = guard
                     .as_mut()
                     .ok_or("a message arrived after the capture was closed")?;
-                if letter.workflow_id.as_deref() == Some(CANARY_WORKFLOW) && letter.accepted() {
-                    log.canaries += 1;
-                    return Ok(None);
-                }
-                log.record(letter, headers, body)
-                    .map(Some)
+                log.record_message(letter, headers, body)
                     .map_err(|e| e.to_string())
             });
         match result {
@@ -390,6 +425,113 @@ async fn handshake(
     }
 }
 
+/// The `mex-*` headers of a request, names in lower case.
+fn mex_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("mex-"))
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+/// How a MESH send request ended, before it is recorded.
+struct Answer {
+    status: u16,
+    refusal: Option<String>,
+    message_id: String,
+    response: Response,
+}
+
+impl Answer {
+    fn refused(status: StatusCode, code: &str, msg: String, description: Option<&str>) -> Answer {
+        Answer {
+            status: status.as_u16(),
+            response: mesh_error(status, code, description.unwrap_or(&msg)),
+            refusal: Some(msg),
+            message_id: String::new(),
+        }
+    }
+
+    fn accepted(message_id: String) -> Answer {
+        Answer {
+            status: 202,
+            refusal: None,
+            response: (
+                StatusCode::ACCEPTED,
+                Json(json!({"message_id": message_id})),
+            )
+                .into_response(),
+            message_id,
+        }
+    }
+}
+
+impl Shared {
+    /// Records a MESH message (a whole one, or a refused request) and, when it was accepted,
+    /// lets the synthetic GP receiver answer it.
+    #[allow(clippy::too_many_arguments)]
+    fn record_mesh(
+        &self,
+        first: &FirstChunk,
+        received_at: Timestamp,
+        status: u16,
+        refusal: Option<String>,
+        auth_valid: bool,
+        message_id: String,
+        body: &[u8],
+    ) {
+        let mailbox = &first.mailbox;
+        let to = first.to.clone();
+        let letter = CapturedLetter {
+            seq: 0,
+            transport: Transport::Mesh,
+            received_at,
+            message_id: message_id.clone(),
+            from_mailbox: Some(mailbox.clone()),
+            to_mailbox: to.clone(),
+            workflow_id: first.workflow.clone(),
+            route: format!("{mailbox} -> {}", to.clone().unwrap_or_default()),
+            status,
+            refusal,
+            auth_valid,
+            body_bytes: body.len(),
+            local_id: first.local_id.clone(),
+            body_file: PathBuf::new().into(),
+            body_offset: 0,
+            facts: parse_letter(Transport::Mesh, body),
+            acks: vec![],
+            reports: vec![],
+        };
+        let accepted = letter.accepted();
+        if let Some(seq) = self.record(letter, &first.mex_headers, body) {
+            if accepted {
+                let workflow = first.workflow.clone().unwrap_or_default();
+                let to = to.unwrap_or_default();
+                self.after_accept(seq, mailbox, &to, &workflow, &message_id);
+            }
+        }
+    }
+
+    /// Records the chunked messages whose chunks never all arrived, as refused.
+    fn record_incomplete(&self) {
+        let left = match self.chunks.lock() {
+            Ok(mut c) => c.drain_incomplete(),
+            Err(_) => return,
+        };
+        for a in left {
+            let why = format!(
+                "incomplete chunked message {}: {} of {} chunks arrived",
+                a.message_id, a.received, a.total
+            );
+            let now = self.clock.now();
+            self.record_mesh(&a.first, now, 417, Some(why), true, String::new(), &a.body);
+        }
+    }
+}
+
+/// `POST /{mailbox}/outbox`: a whole message, or the first chunk of a chunked one
+/// (`mex-Chunk-Range: 1:N`), in any header case, gzipped or not. The sender is the
+/// authenticated mailbox; a `mex-From` is not needed and not trusted.
 async fn send(
     State(s): State<Arc<Shared>>,
     Path(mailbox): Path<String>,
@@ -397,76 +539,175 @@ async fn send(
     body: Bytes,
 ) -> Response {
     let received_at = s.clock.now();
-    let to = header(&headers, "mex-to");
-    let workflow = header(&headers, "mex-workflowid");
-    let mex_headers: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(k, _)| k.as_str().starts_with("mex-"))
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let auth = s.authorise(&headers, &mailbox);
-    let refused = |status: StatusCode, code: &str, msg: String, description: Option<&str>| {
-        let response = mesh_error(status, code, description.unwrap_or(&msg));
-        (status.as_u16(), Some(msg), String::new(), response)
+    let first = FirstChunk {
+        mailbox: mailbox.clone(),
+        to: header(&headers, "mex-to"),
+        workflow: header(&headers, "mex-workflowid"),
+        local_id: header(&headers, "mex-localid"),
+        mex_headers: mex_headers(&headers),
     };
-    let (status, refusal, message_id, response) = match (&auth, &to, &workflow) {
-        (Err(e), _, _) => refused(
+    let auth = s.authorise(&headers, &mailbox);
+    let range = parse_range(header(&headers, "mex-chunk-range").as_deref());
+    let decoded = decode(header(&headers, "content-encoding").as_deref(), &body);
+    let answer = match (&auth, &first.to, &first.workflow) {
+        (Err(e), _, _) => Answer::refused(
             StatusCode::FORBIDDEN,
             "02",
             format!("refused authorisation: {e}"),
             None,
         ),
-        (Ok(()), None, _) | (Ok(()), _, None) => refused(
+        (Ok(()), None, _) | (Ok(()), _, None) => Answer::refused(
             StatusCode::BAD_REQUEST,
             "06",
             "missing mex-To or mex-WorkflowID".into(),
             None,
         ),
-        (Ok(()), Some(to), Some(_)) if !s.config.mailboxes.contains_key(to) => refused(
+        (Ok(()), Some(to), Some(_)) if !s.config.mailboxes.contains_key(to) => Answer::refused(
             StatusCode::EXPECTATION_FAILED,
             "12",
             format!("unregistered recipient mailbox `{to}` (MESH error 12)"),
             Some("Unregistered to address"),
         ),
-        (Ok(()), Some(_), Some(_)) => {
-            let id = s.message_id();
-            let response = (StatusCode::ACCEPTED, Json(json!({"message_id": id}))).into_response();
-            (202, None, id, response)
+        _ => match (&range, &decoded) {
+            (Err(why), _) => {
+                Answer::refused(StatusCode::EXPECTATION_FAILED, "06", why.clone(), None)
+            }
+            (Ok(r), _) if r.n != 1 => Answer::refused(
+                StatusCode::EXPECTATION_FAILED,
+                "06",
+                format!(
+                    "the first POST of a message must be chunk 1, not {}:{}",
+                    r.n, r.total
+                ),
+                None,
+            ),
+            (_, Err(why)) => Answer::refused(StatusCode::BAD_REQUEST, "06", why.clone(), None),
+            (Ok(_), Ok(_)) => Answer::accepted(s.message_id()),
+        },
+    };
+    match (answer.status, range, decoded) {
+        (202, Ok(r), Ok(chunk)) if r.total > 1 => {
+            // Recorded once, with the whole body, when the last chunk arrives.
+            if let Ok(mut c) = s.chunks.lock() {
+                c.start(&answer.message_id, first, r.total, chunk);
+            }
         }
+        (202, _, Ok(whole)) => s.record_mesh(
+            &first,
+            received_at,
+            202,
+            None,
+            true,
+            answer.message_id,
+            &whole,
+        ),
+        _ => s.record_mesh(
+            &first,
+            received_at,
+            answer.status,
+            answer.refusal,
+            auth.is_ok(),
+            answer.message_id,
+            &body,
+        ),
+    }
+    answer.response
+}
+
+/// `POST /{mailbox}/outbox/{message_id}/{n}`: chunk n of a chunked message. The message is
+/// recorded, whole, when its last chunk arrives; a chunk out of order, of an unknown
+/// message or from another mailbox is refused and recorded as refused.
+async fn send_chunk(
+    State(s): State<Arc<Shared>>,
+    Path((mailbox, message_id, n)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let received_at = s.clock.now();
+    let known = s
+        .chunks
+        .lock()
+        .ok()
+        .and_then(|c| c.first(&mailbox, &message_id).cloned());
+    let mut first = known.unwrap_or(FirstChunk {
+        mailbox: mailbox.clone(),
+        to: None,
+        workflow: None,
+        local_id: None,
+        mex_headers: vec![],
+    });
+    first.mex_headers = mex_headers(&headers);
+    let auth = s.authorise(&headers, &mailbox);
+    let added = match &auth {
+        Err(e) => Err((StatusCode::FORBIDDEN, format!("refused authorisation: {e}"))),
+        Ok(()) => decode(header(&headers, "content-encoding").as_deref(), &body)
+            .map_err(|why| (StatusCode::BAD_REQUEST, why))
+            .and_then(|chunk| {
+                let range = header(&headers, "mex-chunk-range");
+                let mut c = s.chunks.lock().map_err(|_| {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the chunk store is unusable".to_string(),
+                    )
+                })?;
+                c.add(&mailbox, &message_id, &n, range.as_deref(), chunk)
+                    .map_err(|why| (StatusCode::EXPECTATION_FAILED, why))
+            }),
     };
-    let letter = CapturedLetter {
-        seq: 0,
-        transport: Transport::Mesh,
-        received_at,
-        message_id,
-        from_mailbox: Some(mailbox.clone()),
-        to_mailbox: to.clone(),
-        workflow_id: workflow,
-        route: format!("{mailbox} -> {}", to.unwrap_or_default()),
-        status,
-        refusal,
-        auth_valid: auth.is_ok(),
-        body_bytes: body.len(),
-        local_id: header(&headers, "mex-localid"),
-        body_file: PathBuf::new().into(),
-        body_offset: 0,
-        facts: parse_letter(Transport::Mesh, &body),
-        acks: vec![],
-        reports: vec![],
-    };
-    let accepted = status == 202;
-    let (sender, to_box, wf, id) = (
-        mailbox.clone(),
-        letter.to_mailbox.clone().unwrap_or_default(),
-        letter.workflow_id.clone().unwrap_or_default(),
-        letter.message_id.clone(),
-    );
-    if let Some(seq) = s.record(letter, &mex_headers, &body) {
-        if accepted {
-            s.after_accept(seq, &sender, &to_box, &wf, &id);
+    match added {
+        Ok(None) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"message_id": message_id})),
+        )
+            .into_response(),
+        Ok(Some(whole)) => {
+            let id = whole.message_id.clone();
+            s.record_mesh(
+                &whole.first,
+                received_at,
+                202,
+                None,
+                true,
+                id.clone(),
+                &whole.body,
+            );
+            (StatusCode::ACCEPTED, Json(json!({"message_id": id}))).into_response()
+        }
+        Err((status, why)) => {
+            let code = if status == StatusCode::FORBIDDEN {
+                "02"
+            } else {
+                "06"
+            };
+            let response = mesh_error(status, code, &why);
+            s.record_mesh(
+                &first,
+                received_at,
+                status.as_u16(),
+                Some(why),
+                auth.is_ok(),
+                String::new(),
+                &body,
+            );
+            response
         }
     }
-    response
+}
+
+/// `GET /endpointlookup/{ods}/{workflow}` (no authorisation, as in MESH): the mailboxes
+/// registered for the organisation and workflow, in the v2 shape.
+async fn endpoint_lookup(
+    State(s): State<Arc<Shared>>,
+    Path((ods, workflow)): Path<(String, String)>,
+) -> Response {
+    let results: Vec<serde_json::Value> = s
+        .directory
+        .iter()
+        .filter(|e| e.ods.eq_ignore_ascii_case(&ods))
+        .filter(|e| e.workflows.is_empty() || e.workflows.contains(&workflow))
+        .map(|e| json!({"mailbox_id": e.mailbox_id, "mailbox_name": e.mailbox_name}))
+        .collect();
+    (StatusCode::OK, Json(json!({"results": results}))).into_response()
 }
 
 async fn list_inbox(

@@ -5,6 +5,7 @@ use super::inbox::{AckRecord, ReportRecord};
 use super::parse::LetterFacts;
 use crate::clock::Timestamp;
 use crate::letter::Transport;
+use crate::mesh::CANARY_WORKFLOW;
 use serde::{Deserialize, Serialize};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -128,6 +129,23 @@ impl CaptureLog {
         let seq = letter.seq;
         self.letters.push(letter);
         Ok(seq)
+    }
+
+    /// Records a received message as endpoint and poller both do: a canary (an accepted
+    /// message on [`CANARY_WORKFLOW`]) is only counted, as proof that the capture path is
+    /// alive; anything else is [`CaptureLog::record`]ed. Returns the letter's number, or
+    /// `None` for a canary.
+    pub fn record_message(
+        &mut self,
+        letter: CapturedLetter,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> std::io::Result<Option<u32>> {
+        if letter.workflow_id.as_deref() == Some(CANARY_WORKFLOW) && letter.accepted() {
+            self.canaries += 1;
+            return Ok(None);
+        }
+        self.record(letter, headers, body).map(Some)
     }
 
     /// Numbers the letters in the order the sender sent them: by arrival on the clock, then

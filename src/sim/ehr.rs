@@ -8,7 +8,9 @@ use super::profile::SimConfig;
 use crate::clock::{Clock, Span, Timestamp};
 use crate::ids::{NhsNumber, OdsCode};
 use crate::letter::{EventKind, LetterKind, Transport};
-use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome, TransportError};
+use crate::mesh::client::{
+    MeshClient, MeshConfig, MeshError, OutboundMessage, SendOutcome, TransportError,
+};
 use crate::mesh::CANARY_WORKFLOW;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -102,6 +104,8 @@ pub enum SimError {
     InThePast { at: Timestamp, now: Timestamp },
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
     #[error("the MESH handshake was refused with status {0}")]
     Handshake(u16),
 }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod de;
 pub mod error;
 pub mod expect;
+pub mod hl7;
 pub mod ids;
 pub mod letter;
 pub mod matrix;

@@ -161,7 +161,7 @@ impl Watcher {
             to_mailbox: None,
             workflow_id: None,
             route: format!("FOLDER {name}"),
-            status: 0,
+            status: 200,
             refusal: None,
             auth_valid: false,
             body_bytes: body.len(),

@@ -73,7 +73,7 @@ fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<()
         to_mailbox: None,
         workflow_id: None,
         route,
-        status: 0,
+        status: if refusal.is_none() { 200 } else { 400 },
         refusal: refusal.clone(),
         auth_valid: false,
         body_bytes: text.len(),

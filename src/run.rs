@@ -326,13 +326,8 @@ async fn drive_and_capture(
     let drop_dir = config.work_dir.join(&s.id).join("folder");
     let folder = match wants(Transport::Folder) {
         true => Some(
-            FolderCapture::start(
-                drop_dir.clone(),
-                FOLDER_POLL,
-                capture.sink(),
-                clock.clone(),
-            )
-            .map_err(|e| format!("could not watch the drop folder: {}", chain(&e)))?,
+            FolderCapture::start(drop_dir.clone(), FOLDER_POLL, capture.sink(), clock.clone())
+                .map_err(|e| format!("could not watch the drop folder: {}", chain(&e)))?,
         ),
         false => None,
     };

@@ -177,7 +177,10 @@ enum Delivery {
         prefix: String,
     },
     /// An MDM^T02 over MLLP; only an `AA`/`CA` ACK makes it sent.
-    Mllp { addr: SocketAddr, message: String },
+    Mllp {
+        addr: SocketAddr,
+        message: String,
+    },
     /// A file written as `<name>.tmp`, stamped with the send time, then renamed to `<name>`.
     Folder {
         dir: PathBuf,
@@ -261,7 +264,12 @@ impl Delivery {
                     message_ids: vec![],
                 })
             }
-            Delivery::Folder { dir, name, body, at } => {
+            Delivery::Folder {
+                dir,
+                name,
+                body,
+                at,
+            } => {
                 let outcome = match drop_file(&dir, &name, &body, at) {
                     Ok(()) => "sent".to_string(),
                     Err(e) => format!("not sent: could not write {name}: {e}"),

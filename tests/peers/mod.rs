@@ -83,7 +83,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("the peer server did not listen on 127.0.0.1:{} within {within:?}", self.port);
+        panic!(
+            "the peer server did not listen on 127.0.0.1:{} within {within:?}",
+            self.port
+        );
     }
 }
 
@@ -103,7 +106,13 @@ pub fn mesh_sandbox(store: &Path, shared_key: &str, mailboxes: &[&str]) -> Serve
     }
     let port = free_port();
     let child = Command::new(bin("uvicorn"))
-        .args(["mesh_sandbox.api:app", "--host", "127.0.0.1", "--workers", "1"])
+        .args([
+            "mesh_sandbox.api:app",
+            "--host",
+            "127.0.0.1",
+            "--workers",
+            "1",
+        ])
         .args(["--port", &port.to_string(), "--log-level", "warning"])
         .env("AUTH_MODE", "full")
         .env("STORE_MODE", "file")

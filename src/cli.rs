@@ -202,7 +202,7 @@ pub enum TargetsCommand {
 #[derive(Subcommand, Debug)]
 pub enum SimCommand {
     /// Serve the simulator's HTTP API (see README.md, "The simulator's HTTP API").
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// List the simulator's behaviour profiles.
     Profiles,
     /// Run the scenarios under every profile and print the detection matrix.
@@ -252,6 +252,14 @@ pub struct ServeArgs {
     /// HTTP document route (Docman-like) practices with `route: http` are reached on.
     #[arg(long, default_value = "http://127.0.0.1:8701", value_name = "URL")]
     pub docman_url: String,
+    /// MLLP receiver practices with `route: mllp` get MDM^T02 messages at; without it their
+    /// letters are not sent.
+    #[arg(long, value_name = "ADDR")]
+    pub mllp_addr: Option<SocketAddr>,
+    /// Folder practices with `route: folder` get their letters dropped in; without it their
+    /// letters are not sent.
+    #[arg(long, value_name = "DIR")]
+    pub drop_folder: Option<PathBuf>,
     /// The simulator's own MESH mailbox.
     #[arg(long, default_value = crate::run::SENDER_MAILBOX, value_name = "MAILBOX")]
     pub mailbox: String,
@@ -289,7 +297,7 @@ pub fn main_entry() -> ExitStatus {
             }
             Ok(ExitStatus::Pass)
         }
-        Command::Sim(SimCommand::Serve(args)) => serve(args),
+        Command::Sim(SimCommand::Serve(args)) => serve(*args),
         Command::Targets(TargetsCommand::Check { file }) => targets_check(&file),
         Command::Sim(SimCommand::Matrix(args)) => matrix(args),
         Command::Report(ReportCommand::Merge { files, reports }) => merge(&files, &reports),
@@ -830,6 +838,8 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
         },
         print_url: args.print_url.clone(),
         docman_url: args.docman_url.clone(),
+        mllp: args.mllp_addr,
+        folder: args.drop_folder.clone(),
     };
     runtime()?.block_on(async move {
         let http = reqwest::Client::builder()

@@ -25,7 +25,7 @@ pub enum LetterKind {
     PatientCopy,
 }
 
-/// How a letter travels. Issue-level transports beyond these come with their capture.
+/// How a letter travels; each has its capture in [`crate::capture`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
@@ -33,6 +33,10 @@ pub enum Transport {
     Mesh,
     /// A plain HTTP request, as to a hybrid-mail print service.
     Http,
+    /// HL7 v2 over MLLP: an MDM^T02 document message, answered with an ACK.
+    Mllp,
+    /// A file dropped in a watched folder: an ITK3 message bundle or an MDM^T02 message.
+    Folder,
 }
 
 impl fmt::Display for Transport {
@@ -40,6 +44,8 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Mesh => "mesh",
             Transport::Http => "http",
+            Transport::Mllp => "mllp",
+            Transport::Folder => "folder",
         })
     }
 }

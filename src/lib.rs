@@ -13,6 +13,7 @@ pub mod de;
 pub mod error;
 pub mod expect;
 pub mod fhir_r4;
+pub mod hl7;
 pub mod ids;
 pub mod letter;
 pub mod matrix;

@@ -19,14 +19,18 @@ pub enum Step {
     Uuids,
     /// ISO 8601 date-times become `[timestamp]`.
     Timestamps,
+    /// The port of an IPv4 address (`127.0.0.1:41234`, an MLLP capture's route) becomes
+    /// `[port]`: captures listen on a free port, a different one every run.
+    Ports,
 }
 
 impl Step {
-    pub const ALL: [Step; 4] = [
+    pub const ALL: [Step; 5] = [
         Step::LineEndings,
         Step::MeshMessageIds,
         Step::Uuids,
         Step::Timestamps,
+        Step::Ports,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Step {
             Step::MeshMessageIds => "mesh-message-ids",
             Step::Uuids => "uuids",
             Step::Timestamps => "timestamps",
+            Step::Ports => "ports",
         }
     }
 
@@ -49,7 +54,21 @@ impl Step {
             Regex::new(r"\b(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?")
                 .expect("valid regex")
         });
+        static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}):(\d{1,5})\b").expect("valid regex")
+        });
         match self {
+            Step::Ports => ADDRESS
+                .replace_all(text, |c: &regex::Captures| {
+                    let ip_ok = c[1].parse::<std::net::Ipv4Addr>().is_ok();
+                    let port_ok = c[2].parse::<u16>().is_ok_and(|p| p > 0);
+                    if ip_ok && port_ok {
+                        format!("{}:[port]", &c[1])
+                    } else {
+                        c[0].to_string()
+                    }
+                })
+                .into_owned(),
             Step::LineEndings => text.replace("\r\n", "\n").replace('\r', "\n"),
             Step::MeshMessageIds => numbered(&MESH_ID, text, "mesh-message-id"),
             Step::Uuids => numbered(&UUID, text, "uuid"),
@@ -115,6 +134,8 @@ mod tests {
             (Step::Timestamps, "at 2025-03-03T09:30:00Z and 2025-03-03T09:30:00.123+01:00", "at [timestamp] and [timestamp]"),
             (Step::Timestamps, "bad 2025-13-03T09:30:00Z", "bad 2025-13-03T09:30:00Z"),
             (Step::Timestamps, "a date alone 2025-03-03 stays", "a date alone 2025-03-03 stays"),
+            (Step::Ports, "route: MLLP 127.0.0.1:41234", "route: MLLP 127.0.0.1:[port]"),
+            (Step::Ports, "not 127.0.0.1:99999 nor 327.0.0.1:80", "not 127.0.0.1:99999 nor 327.0.0.1:80"),
         ];
         for (step, input, want) in table {
             assert_eq!(step.apply(input), want, "{} on {input:?}", step.name());
@@ -125,7 +146,13 @@ mod tests {
     fn steps_run_in_their_fixed_order() {
         assert_eq!(
             Step::ALL.map(Step::name),
-            ["line-endings", "mesh-message-ids", "uuids", "timestamps"]
+            [
+                "line-endings",
+                "mesh-message-ids",
+                "uuids",
+                "timestamps",
+                "ports"
+            ]
         );
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Scenarios run concurrently; outcomes come back in scenario order.
 
-use crate::capture::{CaptureConfig, CaptureServer, Endpoint, GpReceiver};
+use crate::capture::{
+    CaptureConfig, CaptureServer, Endpoint, FolderCapture, GpReceiver, MllpCapture,
+};
 use crate::clock::{Clock, Timestamp};
 use crate::expect::{self, Finding, Scope, Severity};
 use crate::letter::Transport;
@@ -23,6 +25,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How often a scenario's drop folder is polled (real time).
+const FOLDER_POLL: Duration = Duration::from_millis(50);
 
 /// The mailbox the simulated trust sends from.
 pub const SENDER_MAILBOX: &str = "RXXHC001";
@@ -328,7 +333,32 @@ async fn drive_and_capture(
     )
     .await
     .map_err(|e| format!("could not capture: {}", chain(&e)))?;
+    // MLLP and folder captures run only for scenarios with practices on those routes, and
+    // record into the server's log so one renumbering orders every letter of the run.
+    let wants = |t: Transport| s.practices.values().any(|p| p.route == t);
+    let mllp = match wants(Transport::Mllp) {
+        true => Some(
+            MllpCapture::start(
+                SocketAddr::new(config.listen_ip, 0),
+                capture.sink(),
+                clock.clone(),
+            )
+            .await
+            .map_err(|e| format!("could not capture over MLLP: {}", chain(&e)))?,
+        ),
+        false => None,
+    };
+    let drop_dir = config.work_dir.join(&s.id).join("folder");
+    let folder = match wants(Transport::Folder) {
+        true => Some(
+            FolderCapture::start(drop_dir.clone(), FOLDER_POLL, capture.sink(), clock.clone())
+                .map_err(|e| format!("could not watch the drop folder: {}", chain(&e)))?,
+        ),
+        false => None,
+    };
     let out = Outbound {
+        mllp: mllp.as_ref().map(MllpCapture::addr),
+        folder: folder.as_ref().map(|_| drop_dir.clone()),
         mesh: MeshConfig {
             base_url: capture.url(),
             mailbox: SENDER_MAILBOX.to_string(),
@@ -346,10 +376,22 @@ async fn drive_and_capture(
     let canary = drive
         .await
         .map_err(|e| format!("could not drive the simulator: {}", chain(&e)));
+    // The other captures first: the server's finish closes the log they record into.
+    if let Some(m) = mllp {
+        m.finish().await;
+    }
+    let folder_done = match folder {
+        Some(f) => f
+            .finish()
+            .await
+            .map_err(|e| format!("could not watch the drop folder: {}", chain(&e))),
+        None => Ok(()),
+    };
     let log = capture
         .finish()
         .await
         .map_err(|e| format!("could not capture: {}", chain(&e)))?;
+    folder_done?;
     match canary? {
         SendOutcome::Accepted { .. } if log.canaries > 0 && log.handshakes > 0 => Ok(log.letters),
         other => Err(format!(

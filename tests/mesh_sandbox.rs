@@ -198,6 +198,8 @@ async fn the_poller_collects_what_the_simulator_sent_to_mesh_sandbox_and_attache
             },
             print_url: print.uri(),
             docman_url: print.uri(),
+            mllp: None,
+            folder: None,
         };
         let mut sim = Simulator::new(SimConfig::baseline(), clock.clone(), out, http());
         lettergate::run::drive_simulator(&mut sim, s).await.unwrap();

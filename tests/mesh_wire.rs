@@ -28,6 +28,8 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
         },
         print_url: server.uri(),
         docman_url: server.uri(),
+        mllp: None,
+        folder: None,
     };
     let mut sim = Simulator::new(
         SimConfig::baseline(),

@@ -42,6 +42,8 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
         },
         print_url: capture.url(),
         docman_url: capture.url(),
+        mllp: None,
+        folder: None,
     };
     let sim = Simulator::new(
         SimConfig::baseline(),
@@ -182,6 +184,8 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
         },
         print_url: capture.url(),
         docman_url: capture.url(),
+        mllp: None,
+        folder: None,
     };
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let config = SimConfig::named("op-letters-silently-dropped").unwrap();

@@ -1,15 +1,22 @@
 //! Where letters are received: [`server`] runs a MESH-compatible endpoint and an HTTP capture
-//! on loopback, [`store`] writes every received message to disk, and [`parse`] reads a
-//! message's letter facts. Everything downstream sees only [`CapturedLetter`].
+//! on loopback, [`mllp`] an HL7 v2 MLLP receiver and [`folder`] a watched folder; all record
+//! into one [`sink::LogSink`] per run; [`store`] writes every received message to disk, and
+//! [`parse`] reads a message's letter facts. Everything downstream sees only [`CapturedLetter`].
 
 pub mod chunks;
+pub mod folder;
 pub mod inbox;
+pub mod mllp;
 pub mod parse;
 pub mod poll;
 pub mod server;
+pub mod sink;
 pub mod store;
 
+pub use folder::FolderCapture;
 pub use inbox::{AckRecord, ReportRecord};
+pub use mllp::MllpCapture;
 pub use parse::LetterFacts;
-pub use server::{CaptureConfig, CaptureServer, Endpoint, GpReceiver};
+pub use server::{CaptureConfig, CaptureError, CaptureServer, Endpoint, GpReceiver};
+pub use sink::LogSink;
 pub use store::{CaptureLog, CapturedLetter};

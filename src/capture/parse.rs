@@ -1,5 +1,6 @@
 //! Reads the letter inside a captured message: [`LetterFacts`] from an ITK3 message bundle
-//! (MESH) or a print request (HTTP), and the kind of letter it is.
+//! (MESH), a print request (HTTP), an MDM^T02 message (MLLP), or a dropped file holding either
+//! a bundle or an MDM message (folder), and the kind of letter it is.
 
 use crate::ids::NhsNumber;
 use crate::letter::{LetterKind, Transport, DOC_CLINIC_LETTER, DOC_DISCHARGE_SUMMARY};
@@ -57,6 +58,9 @@ pub fn recipient_label(facts: Option<&LetterFacts>) -> String {
 
 /// Reads a captured body. Errors say why it is not a letter.
 pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, String> {
+    if let Some(text) = hl7_text(transport, body)? {
+        return crate::hl7::mdm::read(&text).map(|(facts, _)| facts);
+    }
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     match envelope(transport, &v)? {
         Envelope::Message(header) => from_message(&v, header),
@@ -67,6 +71,9 @@ pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, St
 /// The content of a captured body (its document's type, title and sections), read again from
 /// the body when a snapshot needs it.
 pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent, String> {
+    if let Some(text) = hl7_text(transport, body)? {
+        return crate::hl7::mdm::read(&text).map(|(_, content)| content);
+    }
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let doc = match envelope(transport, &v)? {
         Envelope::Message(header) => message_document(&v, header)?,
@@ -91,6 +98,22 @@ pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent
             })
             .collect(),
     })
+}
+
+/// The text of an HL7 v2 body: always over MLLP, and for a dropped file when its content is
+/// an HL7 message rather than JSON. `None` for bodies to read as JSON.
+fn hl7_text(transport: Transport, body: &[u8]) -> Result<Option<String>, String> {
+    let hl7 = match transport {
+        Transport::Mllp => true,
+        Transport::Folder => crate::hl7::mdm::looks_like_hl7(body),
+        Transport::Mesh | Transport::Http => false,
+    };
+    if !hl7 {
+        return Ok(None);
+    }
+    std::str::from_utf8(body)
+        .map(|t| Some(t.to_string()))
+        .map_err(|e| format!("the HL7 message is not UTF-8: {e}"))
 }
 
 /// How a letter travels: inside an ITK3 message bundle (with its MessageHeader) or as a print
@@ -327,6 +350,53 @@ mod tests {
             assert!(c.sections.iter().all(|(_, text)| !text.contains('<')));
         }
         assert!(letter_content(Transport::Mesh, b"canary").is_err());
+    }
+
+    #[test]
+    fn an_mdm_message_over_mllp_gives_the_facts_of_the_same_letter_over_mesh() {
+        for kind in LetterKind::ALL.into_iter().filter(|k| k.goes_to_practice()) {
+            let d = doc(kind);
+            let mesh = parse_letter(
+                Transport::Mesh,
+                &serde_json::to_vec(&itk3::message_bundle(&d)).unwrap(),
+            )
+            .unwrap();
+            let mdm = crate::hl7::mdm::build(&d, Some("A81001"));
+            let mllp = parse_letter(Transport::Mllp, mdm.as_bytes()).unwrap();
+            assert_eq!(
+                (mllp.kind, mllp.nhs_number, &mllp.recipient_ods),
+                (mesh.kind, mesh.nhs_number, &mesh.recipient_ods)
+            );
+            assert_eq!(mllp.reference.as_deref(), Some("SIM-000001"));
+            let content = letter_content(Transport::Mllp, mdm.as_bytes()).unwrap();
+            let from_mesh = letter_content(
+                Transport::Mesh,
+                &serde_json::to_vec(&itk3::message_bundle(&d)).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                (content.title, content.sections),
+                (from_mesh.title, from_mesh.sections)
+            );
+        }
+    }
+
+    #[test]
+    fn a_dropped_file_is_read_by_its_content_bundle_or_mdm() {
+        let d = doc(LetterKind::DischargeSummary);
+        let bundle = serde_json::to_vec(&itk3::message_bundle(&d)).unwrap();
+        let mdm = crate::hl7::mdm::build(&d, Some("A81001"));
+        for body in [bundle, mdm.into_bytes()] {
+            let facts = parse_letter(Transport::Folder, &body).unwrap();
+            assert_eq!(facts.kind, Some(LetterKind::DischargeSummary));
+            assert_eq!(facts.recipient_ods.as_deref(), Some("A81001"));
+            assert!(letter_content(Transport::Folder, &body)
+                .unwrap()
+                .title
+                .is_some());
+        }
+        assert!(parse_letter(Transport::Folder, b"hello").is_err());
+        assert!(parse_letter(Transport::Mllp, br#"{"resourceType":"Bundle"}"#).is_err());
     }
 
     #[test]

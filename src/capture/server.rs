@@ -17,6 +17,7 @@
 use super::chunks::{decode, parse_range, Assemblies, FirstChunk};
 use super::inbox::{About, AckRecord, Inbox, InboxItem};
 use super::parse::parse_letter;
+use super::sink::LogSink;
 use super::store::{CaptureLog, CapturedLetter};
 use crate::clock::{Clock, Timestamp};
 use crate::ids::NhsNumber;
@@ -74,14 +75,12 @@ impl fmt::Debug for GpReceiver {
 struct Shared {
     config: CaptureConfig,
     clock: Clock,
-    /// Taken by [`CaptureServer::finish`]; a request after that finds `None` and is refused.
-    log: Mutex<Option<CaptureLog>>,
+    /// The log, shared with the other captures of the run; closed by [`CaptureServer::finish`].
+    sink: Arc<LogSink>,
     nonces: Mutex<HashSet<(String, String)>>,
     counter: AtomicU64,
     /// Numbers HTTP captures apart from MESH ids, so snapshots do not depend on MESH traffic.
     http_counter: AtomicU64,
-    /// The first failure to write to disk; a run with one cannot be trusted.
-    write_error: Mutex<Option<String>>,
     inbox: Mutex<Inbox>,
     /// Chunked messages under way.
     chunks: Mutex<Assemblies>,
@@ -155,11 +154,10 @@ impl CaptureServer {
         let shared = Arc::new(Shared {
             config,
             clock,
-            log: Mutex::new(Some(log)),
+            sink: Arc::new(LogSink::new(log)),
             nonces: Mutex::new(HashSet::new()),
             counter: AtomicU64::new(0),
             http_counter: AtomicU64::new(0),
-            write_error: Mutex::new(None),
             inbox: Mutex::new(Inbox::default()),
             chunks: Mutex::new(Assemblies::default()),
             directory,
@@ -209,12 +207,13 @@ impl CaptureServer {
 
     /// How many messages it has recorded so far (canaries aside).
     pub fn captured(&self) -> usize {
-        self.shared
-            .log
-            .lock()
-            .ok()
-            .and_then(|l| l.as_ref().map(|l| l.letters.len()))
-            .unwrap_or(0)
+        self.shared.sink.with_log(|l| l.letters.len()).unwrap_or(0)
+    }
+
+    /// The log this server records into, for other captures of the same run (MLLP, folder).
+    /// Finish them before [`CaptureServer::finish`], which closes it.
+    pub fn sink(&self) -> Arc<LogSink> {
+        self.shared.sink.clone()
     }
 
     /// Stops the endpoint, waits for requests under way, and returns what it captured.
@@ -223,28 +222,11 @@ impl CaptureServer {
             let _ = stop.send(());
         }
         (&mut self.task).await.map_err(|_| CaptureError::Crashed)?;
-        if let Some(e) = self
-            .shared
-            .write_error
-            .lock()
-            .map_err(|_| CaptureError::Crashed)?
-            .take()
-        {
-            return Err(CaptureError::Write(e));
-        }
         self.shared.record_incomplete();
         self.shared.make_due_reports();
         // Connection tasks may still hold the shared state for a moment after shutdown, so the
-        // log is taken out of it rather than the state unwrapped.
-        let log = self
-            .shared
-            .log
-            .lock()
-            .map_err(|_| CaptureError::Crashed)?
-            .take();
-        let mut log = log.ok_or(CaptureError::Crashed)?;
-        log.flush()
-            .map_err(|e| CaptureError::Write(e.to_string()))?;
+        // log is taken out of the sink rather than the state unwrapped.
+        let mut log = self.shared.sink.close().map_err(CaptureError::Write)?;
         log.renumber();
         Ok(log)
     }
@@ -298,39 +280,15 @@ impl Shared {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Option<u32> {
-        let result = self
-            .log
-            .lock()
-            .map_err(|e| e.to_string())
-            .and_then(|mut guard| {
-                let log = guard
-                    .as_mut()
-                    .ok_or("a message arrived after the capture was closed")?;
-                log.record_message(letter, headers, body)
-                    .map_err(|e| e.to_string())
-            });
-        match result {
-            Ok(seq) => seq,
-            Err(e) => {
-                if let Ok(mut w) = self.write_error.lock() {
-                    w.get_or_insert(e);
-                }
-                None
-            }
-        }
+        self.sink.record(letter, headers, body)
     }
 
     fn with_letter(&self, seq: u32, f: impl FnOnce(&mut CapturedLetter)) {
-        if let Some(l) = self
-            .log
-            .lock()
-            .ok()
-            .as_mut()
-            .and_then(|g| g.as_mut())
-            .and_then(|log| log.letters.get_mut(seq as usize - 1))
-        {
-            f(l);
-        }
+        self.sink.with_log(|log| {
+            if let Some(l) = log.letters.get_mut(seq as usize - 1) {
+                f(l);
+            }
+        });
     }
 
     /// The synthetic GP receiver's part after MESH accepted letter `seq` for `to`.
@@ -416,9 +374,7 @@ async fn handshake(
 ) -> Response {
     match s.authorise(&headers, &mailbox) {
         Ok(()) => {
-            if let Some(log) = s.log.lock().ok().as_mut().and_then(|g| g.as_mut()) {
-                log.handshakes += 1;
-            }
+            s.sink.with_log(|log| log.handshakes += 1);
             (StatusCode::OK, Json(json!({"mailbox_id": mailbox}))).into_response()
         }
         Err(e) => forbidden(e),

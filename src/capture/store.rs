@@ -26,7 +26,9 @@ pub struct CapturedLetter {
     pub workflow_id: Option<String>,
     /// `X26HC005 -> A81001HC001` for MESH, `POST /print/v1/letters` for HTTP.
     pub route: String,
-    /// The status the endpoint answered, and why when it refused.
+    /// The status the endpoint answered, and why when it refused. MLLP and folder captures have
+    /// no HTTP status; they record 200 for a message accepted (ACK `AA`, a file picked up) and
+    /// 400 for one refused (ACK `AE`), so reports count every transport alike.
     pub status: u16,
     pub refusal: Option<String>,
     /// True when the `NHSMESH` signature was checked and valid.

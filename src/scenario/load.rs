@@ -521,8 +521,9 @@ fn build(
 }
 
 /// An expectation that does not name its transport follows the recipient practice's route:
-/// a practice reached over an HTTP document route gets its letters over `http`, with no MESH
-/// workflow and no ITK3 acknowledgements.
+/// a practice reached over an HTTP document route gets its letters over `http`, one on HL7 v2
+/// over `mllp`, one with a watched folder over `folder`; none of these has a MESH workflow or
+/// ITK3 acknowledgements.
 fn resolve_routes(s: &mut Scenario, given: &[bool]) {
     let end = s.end();
     let routes: Vec<Option<Transport>> = s
@@ -537,8 +538,8 @@ fn resolve_routes(s: &mut Scenario, given: &[bool]) {
         })
         .collect();
     for ((x, given), route) in s.expect.iter_mut().zip(given).zip(routes) {
-        if let (false, Some(Transport::Http)) = (given, route) {
-            x.transport = Transport::Http;
+        if let (false, Some(route)) = (given, route) {
+            x.transport = route;
         }
         if x.transport != Transport::Mesh {
             x.workflow = None;

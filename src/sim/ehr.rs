@@ -15,6 +15,12 @@ use crate::mesh::CANARY_WORKFLOW;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// How long the simulator waits for an MLLP ACK before it counts the send as failed.
+const MLLP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A patient as the simulated EHR (and its PDS) holds them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,7 +50,8 @@ pub struct PracticeRecord {
     /// Merged into this practice: its letters go to that practice's mailbox.
     #[serde(default)]
     pub merged_into: Option<OdsCode>,
-    /// `mesh`, or `http` for a practice reached over an HTTP document route.
+    /// `mesh`, `http` for a practice reached over an HTTP document route, `mllp` for one that
+    /// takes HL7 v2 MDM^T02 messages, `folder` for one whose letters are dropped in a folder.
     #[serde(default = "mesh")]
     pub route: Transport,
 }
@@ -118,6 +125,10 @@ pub struct Outbound {
     pub print_url: String,
     /// Base URL of the HTTP document route (Docman-like) some practices use.
     pub docman_url: String,
+    /// The MLLP receiver practices with `route: mllp` get their letters at, as MDM^T02.
+    pub mllp: Option<SocketAddr>,
+    /// The folder practices with `route: folder` get their letters dropped in.
+    pub folder: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +179,18 @@ enum Delivery {
         url: String,
         body: serde_json::Value,
         prefix: String,
+    },
+    /// An MDM^T02 over MLLP; only an `AA`/`CA` ACK makes it sent.
+    Mllp {
+        addr: SocketAddr,
+        message: String,
+    },
+    /// A file written as `<name>.tmp`, stamped with the send time, then renamed to `<name>`.
+    Folder {
+        dir: PathBuf,
+        name: String,
+        body: Vec<u8>,
+        at: Timestamp,
     },
 }
 
@@ -232,8 +255,50 @@ impl Delivery {
                     message_ids: vec![],
                 })
             }
+            Delivery::Mllp { addr, message } => {
+                let outcome = match crate::hl7::mllp::send(addr, &message, MLLP_TIMEOUT).await {
+                    Ok(_) => "sent".to_string(),
+                    Err(crate::hl7::Hl7Error::Rejected { code, text }) => {
+                        format!("rejected ({code}): {text}")
+                    }
+                    Err(e) => format!("not sent: {}", crate::run::chain(&e)),
+                };
+                Ok(Delivered {
+                    outcome,
+                    message_ids: vec![],
+                })
+            }
+            Delivery::Folder {
+                dir,
+                name,
+                body,
+                at,
+            } => {
+                let outcome = match drop_file(&dir, &name, &body, at) {
+                    Ok(()) => "sent".to_string(),
+                    Err(e) => format!("not sent: could not write {name}: {e}"),
+                };
+                Ok(Delivered {
+                    outcome,
+                    message_ids: vec![],
+                })
+            }
         }
     }
+}
+
+/// Writes a file so a watcher never sees it half written: `<name>.tmp` first, its mtime set to
+/// the simulator's clock (the time the letter was sent, on the scenario's clock), then renamed.
+fn drop_file(dir: &Path, name: &str, body: &[u8], at: Timestamp) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(at.0.max(0) as u64);
+    f.set_modified(mtime)?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))
 }
 
 pub struct Simulator {
@@ -590,6 +655,31 @@ impl Simulator {
                     "",
                 )),
             );
+        }
+        match (route.transport, &self.out.mllp, &self.out.folder) {
+            (Transport::Mllp, Some(addr), _) => {
+                let message = crate::hl7::mdm::build(&doc, Some(route.ods.as_str()));
+                let addr = *addr;
+                return (record, Some(Delivery::Mllp { addr, message }));
+            }
+            (Transport::Folder, _, Some(dir)) => {
+                let bundle = itk3::message_bundle(&doc);
+                let delivery = Delivery::Folder {
+                    dir: dir.clone(),
+                    name: format!("{}.json", q.local_id),
+                    body: serde_json::to_vec_pretty(&bundle).unwrap_or_default(),
+                    at: self.now(),
+                };
+                return (record, Some(delivery));
+            }
+            (Transport::Mllp | Transport::Folder, _, _) => {
+                record.outcome = format!(
+                    "not sent: practice {} takes letters over {}, and no {} is configured",
+                    route.ods, route.transport, route.transport
+                );
+                return (record, None);
+            }
+            (Transport::Mesh | Transport::Http, _, _) => {}
         }
         // fault: workflow_override
         let workflow = faults

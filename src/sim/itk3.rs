@@ -116,7 +116,7 @@ fn organization(ods: &str, name: &str) -> Value {
     json!({"resourceType": "Organization", "identifier": [{"system": ODS_SYSTEM, "value": ods}], "name": name})
 }
 
-fn title(kind: LetterKind) -> &'static str {
+pub fn title(kind: LetterKind) -> &'static str {
     match kind {
         LetterKind::ClinicLetter => "Outpatient clinic letter",
         LetterKind::PatientCopy => "Your outpatient clinic letter",

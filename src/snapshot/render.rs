@@ -2,6 +2,7 @@
 //! with volatile values replaced by [`crate::normalize`] steps.
 
 use crate::capture::CapturedLetter;
+use crate::letter::Transport;
 use crate::normalize::normalize;
 use crate::scenario::Scenario;
 use std::fmt::Write;
@@ -35,9 +36,13 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
         };
         field("transport", &l.transport.to_string());
         field("route", &l.route);
-        match &l.refusal {
-            None => field("status", &format!("{} accepted", l.status)),
-            Some(why) => field("status", &format!("{} refused: {why}", l.status)),
+        // MLLP answers with an ACK code and a folder answers nothing; only HTTP has a status.
+        match (l.transport, &l.refusal) {
+            (Transport::Mllp, None) => field("status", "AA accepted"),
+            (Transport::Mllp, Some(why)) => field("status", &format!("AE refused: {why}")),
+            (Transport::Folder, _) => field("status", "picked up"),
+            (_, None) => field("status", &format!("{} accepted", l.status)),
+            (_, Some(why)) => field("status", &format!("{} refused: {why}", l.status)),
         }
         if !l.message_id.is_empty() {
             if s.real_time {

@@ -1,0 +1,250 @@
+//! [`FolderCapture`]: a watched folder, as trusts drop letters for a document system to pick
+//! up. Each new complete file is recorded once as a [`CapturedLetter`] (transport `folder`,
+//! route `FOLDER <file name>`), into a [`LogSink`] it may share with the run's other captures.
+//!
+//! Design constraints:
+//! - A file is complete when its size and modification time are the same on two polls, or when
+//!   it was renamed into place: the previous poll saw `<name>.tmp` and this one sees `<name>`.
+//!   Temporary files (`*.tmp`) and dotfiles are never recorded.
+//! - A file is recorded again only when it changes: it is known by name, size and mtime.
+//! - Arrival is the file's modification time, the filesystem's own record of when it landed.
+//!   The simulator stamps the files it drops with its virtual clock, so deadlines are checked
+//!   on the scenario's clock however late the poll comes. The capture clock is used only for a
+//!   file whose mtime cannot be read.
+//! - [`FolderCapture::finish`] polls twice more after the writer is done, so every file present
+//!   at the end is recorded.
+
+use super::parse::parse_letter;
+use super::server::CaptureError;
+use super::sink::LogSink;
+use super::store::CapturedLetter;
+use crate::clock::{Clock, Timestamp};
+use crate::letter::Transport;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::oneshot;
+
+/// A file as one poll saw it: size and modification time.
+type Seen = (u64, Option<SystemTime>);
+
+/// A running folder watcher; [`FolderCapture::finish`] stops it.
+pub struct FolderCapture {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Watcher>,
+}
+
+struct Watcher {
+    dir: PathBuf,
+    sink: Arc<LogSink>,
+    clock: Clock,
+    last: HashMap<String, Seen>,
+    temps: HashSet<String>,
+    recorded: HashSet<(String, Seen)>,
+}
+
+impl FolderCapture {
+    /// Creates `dir` if needed and polls it every `interval`.
+    pub fn start(
+        dir: PathBuf,
+        interval: Duration,
+        sink: Arc<LogSink>,
+        clock: Clock,
+    ) -> Result<FolderCapture, CaptureError> {
+        std::fs::create_dir_all(&dir).map_err(|source| CaptureError::Store {
+            dir: dir.clone(),
+            source,
+        })?;
+        let mut watcher = Watcher {
+            dir,
+            sink,
+            clock,
+            last: HashMap::new(),
+            temps: HashSet::new(),
+            recorded: HashSet::new(),
+        };
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => watcher.poll_or_fail(),
+                }
+            }
+            watcher
+        });
+        Ok(FolderCapture { stop, task })
+    }
+
+    /// Stops polling, then polls twice more so every complete file is recorded.
+    pub async fn finish(self) -> Result<(), CaptureError> {
+        let _ = self.stop.send(());
+        let mut watcher = self.task.await.map_err(|_| CaptureError::Crashed)?;
+        for _ in 0..2 {
+            watcher
+                .poll()
+                .map_err(|e| CaptureError::Write(format!("failed to read the folder: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Watcher {
+    fn poll_or_fail(&mut self) {
+        if let Err(e) = self.poll() {
+            self.sink.fail(format!(
+                "failed to read the watched folder {}: {e}",
+                self.dir.display()
+            ));
+        }
+    }
+
+    fn poll(&mut self) -> std::io::Result<()> {
+        let mut now: HashMap<String, Seen> = HashMap::new();
+        let mut temps = HashSet::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let meta = entry.metadata()?;
+            if name.starts_with('.') || !meta.is_file() {
+                continue;
+            }
+            if let Some(target) = name.strip_suffix(".tmp") {
+                temps.insert(target.to_string());
+                continue;
+            }
+            now.insert(name, (meta.len(), meta.modified().ok()));
+        }
+        let mut names: Vec<&String> = now.keys().collect();
+        names.sort();
+        for name in names {
+            let seen = now[name];
+            if self.recorded.contains(&(name.clone(), seen)) {
+                continue;
+            }
+            let stable = self.last.get(name) == Some(&seen);
+            let renamed = self.temps.contains(name) && !temps.contains(name);
+            if (stable || renamed) && self.record(name, seen)? {
+                self.recorded.insert((name.clone(), seen));
+            }
+        }
+        self.last = now;
+        self.temps = temps;
+        Ok(())
+    }
+
+    /// Records the file if it is still as seen; false when it changed under us (the next poll
+    /// looks again).
+    fn record(&self, name: &str, seen: Seen) -> std::io::Result<bool> {
+        let path = self.dir.join(name);
+        let body = std::fs::read(&path)?;
+        if body.len() as u64 != seen.0 {
+            return Ok(false);
+        }
+        let facts = parse_letter(Transport::Folder, &body);
+        let received_at = seen
+            .1
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or_else(|| self.clock.now(), |d| Timestamp(d.as_secs() as i64));
+        let stem = Path::new(name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        let letter = CapturedLetter {
+            seq: 0,
+            transport: Transport::Folder,
+            received_at,
+            message_id: name.to_string(),
+            from_mailbox: None,
+            to_mailbox: None,
+            workflow_id: None,
+            route: format!("FOLDER {name}"),
+            status: 200,
+            refusal: None,
+            auth_valid: false,
+            body_bytes: body.len(),
+            local_id: facts
+                .as_ref()
+                .ok()
+                .and_then(|f| f.reference.clone())
+                .or(stem),
+            body_file: PathBuf::new().into(),
+            body_offset: 0,
+            facts,
+            acks: vec![],
+            reports: vec![],
+        };
+        let headers = [("file-name".to_string(), name.to_string())];
+        Ok(self.sink.record(letter, &headers, &body).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::CaptureLog;
+
+    fn sink(dir: &Path) -> Arc<LogSink> {
+        Arc::new(LogSink::new(CaptureLog::create(&dir.join("log")).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn records_each_complete_file_once_and_ignores_temp_and_dot_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let drop = tmp.path().join("drop");
+        let sink = sink(tmp.path());
+        let clock = Clock::virtual_at(Timestamp(0));
+        let watch =
+            FolderCapture::start(drop.clone(), Duration::from_millis(20), sink.clone(), clock)
+                .unwrap();
+        std::fs::write(drop.join("a.hl7"), "MSH|^~\\&|x").unwrap();
+        std::fs::write(drop.join("b.json.tmp"), "half").unwrap();
+        std::fs::write(drop.join(".hidden"), "no").unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        std::fs::rename(drop.join("b.json.tmp"), drop.join("b.json")).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        watch.finish().await.unwrap();
+        let log = sink.close().unwrap();
+        let mut routes: Vec<&str> = log.letters.iter().map(|l| l.route.as_str()).collect();
+        routes.sort();
+        assert_eq!(routes, ["FOLDER a.hl7", "FOLDER b.json"]);
+        assert!(log.letters.iter().all(|l| l.transport == Transport::Folder));
+        let b = log
+            .letters
+            .iter()
+            .find(|l| l.route == "FOLDER b.json")
+            .unwrap();
+        assert_eq!(b.read_body().unwrap(), b"half");
+        assert_eq!(b.local_id.as_deref(), Some("b"));
+    }
+
+    #[tokio::test]
+    async fn a_file_still_growing_waits_and_a_changed_file_is_recorded_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let drop = tmp.path().join("drop");
+        std::fs::create_dir_all(&drop).unwrap();
+        let sink = sink(tmp.path());
+        let mut w = Watcher {
+            dir: drop.clone(),
+            sink: sink.clone(),
+            clock: Clock::virtual_at(Timestamp(0)),
+            last: HashMap::new(),
+            temps: HashSet::new(),
+            recorded: HashSet::new(),
+        };
+        std::fs::write(drop.join("x.json"), "12").unwrap();
+        w.poll().unwrap();
+        std::fs::write(drop.join("x.json"), "1234").unwrap();
+        w.poll().unwrap();
+        assert_eq!(sink.with_log(|l| l.letters.len()), Some(0), "still growing");
+        w.poll().unwrap();
+        w.poll().unwrap();
+        assert_eq!(sink.with_log(|l| l.letters.len()), Some(1), "recorded once");
+        std::fs::write(drop.join("x.json"), "123456").unwrap();
+        w.poll().unwrap();
+        w.poll().unwrap();
+        assert_eq!(sink.with_log(|l| l.letters.len()), Some(2), "a new version");
+    }
+}

@@ -1,0 +1,297 @@
+//! ADT (patient administration) messages for scenario events, HL7 v2.4: [`build`] writes the
+//! message a driver sends an EHR for a timeline event, [`read`] turns one back into an
+//! [`AdtEvent`] the simulator can apply.
+//!
+//! | scenario event | trigger | structure | PV1-2 class | also |
+//! |---|---|---|---|---|
+//! | `outpatient_attendance` | `A04` register an outpatient | `ADT_A01` | `O` | |
+//! | `emergency_attendance` | `A04` | `ADT_A01` | `E` | |
+//! | `admission` | `A01` admit | `ADT_A01` | `I` | |
+//! | `discharge` | `A03` discharge | `ADT_A03` | `I` | |
+//! | `emergency_discharge` | `A03` | `ADT_A03` | `E` | |
+//! | `death` | `A08` update | `ADT_A01` | `N` | PID-29 date/time of death, PID-30 `Y` |
+//! | `gp_change` | `A08` update | `ADT_A01` | `N` | PD1-3 the new practice |
+//! | `letter_drafted`, `letter_signed`, `letter_countersigned`, `named_gp_left` | none: document workflow inside the EHR, not patient administration | | | |
+//!
+//! Every message carries PID-3 the NHS number (`^^^NHS^NH`), PID-5 the name (family^given),
+//! PID-7 the birth date and PD1-3 the registered practice's ODS code. PD1-3 is an XON whose
+//! ID number (XON.3) is numeric in v2.4, which an ODS code is not (hl7apy refuses it under
+//! strict validation), so the code goes in XON.1. (Trust feeds vary here: unverified.)
+
+use super::message::{escape, Message};
+use super::{date, parse_ts, ts};
+use crate::clock::Timestamp;
+use crate::ids::{NhsNumber, OdsCode};
+use crate::letter::EventKind;
+use crate::sim::{PatientRecord, SimEvent};
+
+/// The trigger and PV1-2 patient class for a scenario event; `None` for events that are not
+/// patient administration.
+pub fn trigger_for(event: EventKind) -> Option<(&'static str, &'static str)> {
+    match event {
+        EventKind::OutpatientAttendance => Some(("A04", "O")),
+        EventKind::EmergencyAttendance => Some(("A04", "E")),
+        EventKind::Admission => Some(("A01", "I")),
+        EventKind::Discharge => Some(("A03", "I")),
+        EventKind::EmergencyDischarge => Some(("A03", "E")),
+        EventKind::Death | EventKind::GpChange => Some(("A08", "N")),
+        EventKind::LetterDrafted
+        | EventKind::LetterSigned
+        | EventKind::LetterCountersigned
+        | EventKind::NamedGpLeft => None,
+    }
+}
+
+/// The ADT message for `event` about `patient` at `at`, with MSH-10 `control_id`; `None` for
+/// an event with no ADT trigger. `patient.practice` is the registration the message reports:
+/// for `gp_change`, the new practice.
+///
+/// ```
+/// use lettergate::hl7::adt;
+/// use lettergate::ids::NhsNumber;
+/// use lettergate::letter::EventKind;
+/// use lettergate::sim::PatientRecord;
+/// let alice = PatientRecord {
+///     nhs_number: NhsNumber::parse("9990000018").unwrap(),
+///     name: "Alice Example".into(),
+///     born: "1950-01-01".into(),
+///     practice: None,
+///     named_gp: None,
+/// };
+/// let at = lettergate::clock::Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
+/// let msg = adt::build(EventKind::Admission, &alice, at, "ADT-1").unwrap();
+/// assert_eq!(adt::read(&msg).unwrap().event, EventKind::Admission);
+/// ```
+pub fn build(
+    event: EventKind,
+    patient: &PatientRecord,
+    at: Timestamp,
+    control_id: &str,
+) -> Option<String> {
+    let (trigger, class) = trigger_for(event)?;
+    let structure = if trigger == "A03" {
+        "ADT_A03"
+    } else {
+        "ADT_A01"
+    };
+    let when = ts(at);
+    let (given, family) = split_name(&patient.name);
+    let (died_at, died) = if event == EventKind::Death {
+        (when.as_str(), "Y")
+    } else {
+        ("", "")
+    };
+    let practice = patient.practice.as_ref().map_or("", OdsCode::as_str);
+    let segments = [
+        format!(
+            "MSH|^~\\&|LETTERGATE|DRIVER|EHR|TRUST|{when}||ADT^{trigger}^{structure}|{}|P|2.4|||AL|NE",
+            escape(control_id)
+        ),
+        format!("EVN|{trigger}|{when}"),
+        // PID-29 and PID-30 are the 29th and 30th fields.
+        format!(
+            "PID|1||{}^^^NHS^NH||{}^{}||{}{}{died_at}|{died}",
+            patient.nhs_number,
+            escape(&family),
+            escape(&given),
+            date(&patient.born),
+            "|".repeat(22),
+        ),
+        format!("PD1|||{practice}"),
+        format!("PV1|1|{class}"),
+    ];
+    Some(segments.join("\r") + "\r")
+}
+
+/// What an ADT message says happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdtEvent {
+    /// `A01`, `A03`, `A04` or `A08`.
+    pub trigger: String,
+    /// The scenario event it stands for (see the module's table).
+    pub event: EventKind,
+    pub nhs_number: NhsNumber,
+    /// PD1-3: the registered practice, when given.
+    pub practice_ods: Option<OdsCode>,
+    /// PV1-2.
+    pub class: Option<String>,
+    /// EVN-2, else MSH-7.
+    pub at: Timestamp,
+    /// PID-29 when PID-30 is `Y`.
+    pub died_at: Option<Timestamp>,
+}
+
+impl AdtEvent {
+    /// The event as the simulator takes it. An `A08` that changes the registration carries
+    /// the new practice as `to`.
+    pub fn to_sim_event(&self) -> SimEvent {
+        SimEvent {
+            at: self.died_at.unwrap_or(self.at),
+            event: self.event,
+            nhs_number: self.nhs_number,
+            to: (self.event == EventKind::GpChange)
+                .then(|| self.practice_ods.clone())
+                .flatten(),
+            second_signer: false,
+        }
+    }
+}
+
+/// Reads an ADT message built by [`build`] or by an EHR using the same fields. Errors say
+/// which field is missing or wrong.
+pub fn read(text: &str) -> Result<AdtEvent, String> {
+    let m = Message::parse(text)?;
+    if m.get("MSH", 9, 1) != Some("ADT") {
+        return Err(format!(
+            "MSH-9 is `{}`, not an ADT message",
+            m.get("MSH", 9, 1).unwrap_or("")
+        ));
+    }
+    let trigger = m
+        .get("MSH", 9, 2)
+        .or_else(|| m.get("EVN", 1, 1))
+        .ok_or("the message has no trigger event in MSH-9.2 or EVN-1")?
+        .to_string();
+    let class = m.get("PV1", 2, 1).map(str::to_string);
+    let nhs_number = nhs_number(&m)?;
+    let practice_ods = match m.text("PD1", 3, 1) {
+        Some(code) => Some(OdsCode::parse(&code).map_err(|e| format!("PD1-3: {e}"))?),
+        None => None,
+    };
+    let at_text = m
+        .get("EVN", 2, 1)
+        .or_else(|| m.get("MSH", 7, 1))
+        .ok_or("the message has no time in EVN-2 or MSH-7")?;
+    let at = parse_ts(at_text)?;
+    let died_at = match (m.get("PID", 30, 1), m.get("PID", 29, 1)) {
+        (Some("Y"), Some(t)) => Some(parse_ts(t).map_err(|e| format!("PID-29: {e}"))?),
+        (Some("Y"), None) => Some(at),
+        _ => None,
+    };
+    let emergency = class.as_deref() == Some("E");
+    let event = match trigger.as_str() {
+        "A04" if emergency => EventKind::EmergencyAttendance,
+        "A04" => EventKind::OutpatientAttendance,
+        "A01" => EventKind::Admission,
+        "A03" if emergency => EventKind::EmergencyDischarge,
+        "A03" => EventKind::Discharge,
+        "A08" if died_at.is_some() => EventKind::Death,
+        "A08" if practice_ods.is_some() => EventKind::GpChange,
+        "A08" => return Err("an A08 with neither a death (PID-30 `Y`) nor a practice (PD1-3) changes nothing lettergate tracks".into()),
+        other => return Err(format!("ADT^{other} is not one of A01, A03, A04, A08")),
+    };
+    Ok(AdtEvent {
+        trigger,
+        event,
+        nhs_number,
+        practice_ods,
+        class,
+        at,
+        died_at,
+    })
+}
+
+/// The NHS number among PID-3's repetitions (the one whose assigning authority is `NHS`).
+pub fn nhs_number(m: &Message) -> Result<NhsNumber, String> {
+    let pid = m.segment("PID").ok_or("the message has no PID segment")?;
+    let ids = pid.get(3).map(String::as_str).unwrap_or("");
+    let number = ids
+        .split('~')
+        .find(|rep| rep.split('^').nth(3) == Some("NHS"))
+        .and_then(|rep| rep.split('^').next())
+        .ok_or("PID-3 has no NHS number (an identifier with assigning authority `NHS`)")?;
+    NhsNumber::parse(number).map_err(|e| format!("PID-3: invalid NHS number: {e}"))
+}
+
+/// `Alice Example` as (`Alice`, `Example`): the last word is the family name.
+pub fn split_name(name: &str) -> (String, String) {
+    match name.trim().rsplit_once(' ') {
+        Some((given, family)) => (given.to_string(), family.to_string()),
+        None => (String::new(), name.trim().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> PatientRecord {
+        PatientRecord {
+            nhs_number: NhsNumber::parse("9990000018").unwrap(),
+            name: "Alice Example".into(),
+            born: "1950-01-01".into(),
+            practice: Some(OdsCode::parse("A81001").unwrap()),
+            named_gp: None,
+        }
+    }
+
+    fn at() -> Timestamp {
+        Timestamp::parse("2025-01-06T09:30:00Z").unwrap()
+    }
+
+    #[test]
+    fn every_administrative_event_reads_back_as_itself() {
+        for event in EventKind::ALL {
+            let Some((trigger, class)) = trigger_for(event) else {
+                assert!(build(event, &alice(), at(), "C1").is_none());
+                continue;
+            };
+            let msg = build(event, &alice(), at(), "C1").unwrap();
+            let a = read(&msg).unwrap();
+            assert_eq!(a.event, event, "{msg}");
+            assert_eq!(a.trigger, trigger);
+            assert_eq!(a.class.as_deref(), Some(class));
+            assert_eq!(a.nhs_number, alice().nhs_number);
+            assert_eq!(a.practice_ods.as_ref().map(OdsCode::as_str), Some("A81001"));
+            assert_eq!(a.at, at());
+            assert_eq!(a.died_at.is_some(), event == EventKind::Death);
+        }
+    }
+
+    #[test]
+    fn a_death_is_an_a08_with_pid_29_and_30() {
+        let msg = build(EventKind::Death, &alice(), at(), "C1").unwrap();
+        let m = Message::parse(&msg).unwrap();
+        assert_eq!(m.get("MSH", 9, 2), Some("A08"));
+        assert_eq!(m.get("PID", 29, 1), Some("20250106093000"));
+        assert_eq!(m.get("PID", 30, 1), Some("Y"));
+        assert_eq!(read(&msg).unwrap().to_sim_event().at, at());
+    }
+
+    #[test]
+    fn an_emergency_discharge_is_an_a03_of_class_e() {
+        let msg = build(EventKind::EmergencyDischarge, &alice(), at(), "C1").unwrap();
+        let m = Message::parse(&msg).unwrap();
+        assert_eq!(m.get("MSH", 9, 3), Some("ADT_A03"));
+        assert_eq!(m.get("PV1", 2, 1), Some("E"));
+    }
+
+    #[test]
+    fn a_gp_change_carries_the_new_practice_to_the_simulator() {
+        let mut moved = alice();
+        moved.practice = Some(OdsCode::parse("B82002").unwrap());
+        let e = read(&build(EventKind::GpChange, &moved, at(), "C1").unwrap())
+            .unwrap()
+            .to_sim_event();
+        assert_eq!(e.event, EventKind::GpChange);
+        assert_eq!(e.to.as_ref().map(OdsCode::as_str), Some("B82002"));
+    }
+
+    #[test]
+    fn refuses_messages_it_cannot_act_on() {
+        let a04 = build(EventKind::OutpatientAttendance, &alice(), at(), "C1").unwrap();
+        assert!(read(&a04.replace("9990000018", "9990000000"))
+            .unwrap_err()
+            .contains("NHS number"));
+        assert!(read(&a04.replace("ADT^A04", "ADT^A05"))
+            .unwrap_err()
+            .contains("A05"));
+        assert!(read(&a04.replace("ADT^A04", "ORU^R01"))
+            .unwrap_err()
+            .contains("not an ADT"));
+        let mut nobody = alice();
+        nobody.practice = None;
+        let a08 = build(EventKind::GpChange, &nobody, at(), "C1").unwrap();
+        assert!(read(&a08).is_err());
+    }
+}

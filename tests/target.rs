@@ -185,3 +185,174 @@ fn targets_check_says_what_works_and_what_does_not() {
         text(&refused)
     );
 }
+
+/// Per scenario: its verdict and the kinds of its findings, from a JSON report (a first run
+/// has no accepted snapshot; that finding is left out).
+fn verdicts(report: &Path) -> Vec<(String, String, Vec<String>)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let mut kinds: Vec<String> = s["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["kind"].as_str().unwrap().to_string())
+                .filter(|k| k != "new_snapshot")
+                .collect();
+            kinds.sort();
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["verdict"].as_str().unwrap().to_string(),
+                kinds,
+            )
+        })
+        .collect()
+}
+
+const PRACTICE_MAILBOXES: [&str; 5] = [
+    "A81001HC001",
+    "B82002HC001",
+    "C83003HC001",
+    "D84004HC001",
+    "E85005HC001",
+];
+
+/// The simulator sends to NHS Digital's mesh-sandbox, and lettergate polls the practices'
+/// mailboxes there; the verdicts equal those of the same scenarios captured on lettergate's
+/// own MESH endpoint, on baseline and with a fault.
+#[test]
+fn verdicts_through_mesh_sandbox_match_lettergates_own_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("mesh-store");
+    let mut boxes = PRACTICE_MAILBOXES.to_vec();
+    boxes.push("RXXHC001");
+    let sandbox = peers::mesh_sandbox(&store, "TestKey", &boxes);
+    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
+
+    let mailboxes = |env: &str| -> String {
+        PRACTICE_MAILBOXES
+            .iter()
+            .map(|m| format!("      - {{id: {m}, password_env: {env}}}\n"))
+            .collect()
+    };
+    for profile in ["baseline", "op-letters-silently-dropped"] {
+        // lettergate's own MESH endpoint, as in the other tests.
+        let capture_port = peers::free_port();
+        let sim = sim_serve(profile, capture_port);
+        let own = target_file(dir.path(), sim.port, capture_port);
+        let own_report = dir.path().join(format!("own-{profile}.json"));
+        let o = lettergate(
+            &[
+                "run",
+                "--check",
+                "--report-json",
+                own_report.to_str().unwrap(),
+            ],
+            &own,
+            dir.path(),
+        );
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+        drop(sim);
+
+        // mesh-sandbox in between: the simulator sends there; lettergate polls it and takes
+        // the paper and document-route letters on its HTTP endpoint.
+        let http_port = peers::free_port();
+        let sim_port = peers::free_port();
+        let http_url = format!("http://127.0.0.1:{http_port}");
+        let child = Command::new(bin())
+            .args([
+                "sim",
+                "serve",
+                "--clock",
+                "system",
+                "--dispatch-interval",
+                "1s",
+            ])
+            .args(["--listen", &format!("127.0.0.1:{sim_port}")])
+            .args(["--sim-profile", profile])
+            .arg("--directory")
+            .arg(root().join("scenarios/fixtures/common.yaml"))
+            .args(["--mesh-url", &sandbox_url, "--print-url", &http_url])
+            .args(["--docman-url", &http_url])
+            .env("LETTERGATE_MESH_PASSWORD", peers::SANDBOX_PASSWORD)
+            .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sim = peers::Server {
+            child,
+            port: sim_port,
+        }
+        .wait_listening(Duration::from_secs(20));
+        let polled = dir.path().join("sandbox.yaml");
+        std::fs::write(
+            &polled,
+            format!(
+                "name: sim-via-mesh-sandbox\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{sim_port}/fhir\ncapture:\n  mesh_poll:\n    url: {sandbox_url}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n{}    sending_mailbox: {{id: RXXHC001, password_env: LG_TEST_SANDBOX_PASSWORD}}\n  http_endpoint:\n    listen: 127.0.0.1:{http_port}\nwait: {{max: 8s, poll_interval: 1s, settle: 2s}}\n",
+                mailboxes("LG_TEST_SANDBOX_PASSWORD")
+            ),
+        )
+        .unwrap();
+        let sandbox_report = dir.path().join(format!("sandbox-{profile}.json"));
+        let p = Command::new(bin())
+            .current_dir(root())
+            .args(["run", "--check", "--target"])
+            .arg(&polled)
+            .arg("--report-json")
+            .arg(&sandbox_report)
+            .arg("--snapshots")
+            .arg(dir.path().join("snapshots"))
+            .arg("--work-dir")
+            .arg(dir.path().join("work"))
+            .args(SCENARIOS)
+            .env("LG_TEST_MESH_KEY", "TestKey")
+            .env("LG_TEST_SANDBOX_PASSWORD", peers::SANDBOX_PASSWORD)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let out = text(&p);
+        assert!(matches!(p.status.code(), Some(0 | 1)), "{out}");
+        assert!(
+            out.contains("ITK3 acknowledgements are not checked"),
+            "{out}"
+        );
+        drop(sim);
+
+        let own_v = verdicts(&own_report);
+        let sandbox_v = verdicts(&sandbox_report);
+        // Acknowledgements are checked only on lettergate's own endpoint.
+        let no_acks =
+            |v: Vec<(String, String, Vec<String>)>| -> Vec<(String, String, Vec<String>)> {
+                v.into_iter()
+                    .map(|(id, verdict, kinds)| {
+                        let kinds = kinds.into_iter().filter(|k| !k.contains("ack")).collect();
+                        (id, verdict, kinds)
+                    })
+                    .collect()
+            };
+        assert_eq!(
+            no_acks(sandbox_v.clone()),
+            no_acks(own_v.clone()),
+            "{profile}: {out}"
+        );
+        match profile {
+            "baseline" => assert!(
+                sandbox_v
+                    .iter()
+                    .all(|(_, v, k)| v == "pass" || k.is_empty()),
+                "{sandbox_v:?}"
+            ),
+            _ => assert!(
+                sandbox_v
+                    .iter()
+                    .any(|(_, _, k)| k.iter().any(|k| k == "missing_letter")),
+                "{sandbox_v:?}"
+            ),
+        }
+    }
+}

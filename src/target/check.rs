@@ -32,27 +32,24 @@ impl CheckLine {
     }
 }
 
+/// The TLS options of a target's MESH server, as the MESH client takes them.
+pub fn tls_options(tls: Option<&RawTls>) -> crate::mesh::client::TlsOptions {
+    crate::mesh::client::TlsOptions {
+        client_cert_pem: tls.map(|t| t.client_cert.clone()),
+        client_key_pem: tls.map(|t| t.client_key.clone()),
+        ca_bundle_pem: tls.and_then(|t| t.ca_cert.clone()),
+    }
+}
+
 /// An HTTP client for a target: no proxy (targets are named exactly), a timeout, and the
 /// client certificate and CA when the file gives them.
 pub fn http_client(tls: Option<&RawTls>, timeout: Duration) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder().no_proxy().timeout(timeout);
-    if let Some(t) = tls {
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| format!("could not read {}: {e}", p.display()))
-        };
-        let mut pem = read(&t.client_cert)?;
-        pem.push(b'\n');
-        pem.extend(read(&t.client_key)?);
-        let id = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| format!("the client certificate or key is not usable PEM: {e}"))?;
-        b = b.identity(id);
-        if let Some(ca) = &t.ca_cert {
-            let cert = reqwest::Certificate::from_pem(&read(ca)?)
-                .map_err(|e| format!("{} is not a PEM certificate: {e}", ca.display()))?;
-            b = b.add_root_certificate(cert);
-        }
-    }
-    b.build()
+    tls_options(tls)
+        .client_builder()
+        .map_err(|e| crate::run::chain(&e))?
+        .no_proxy()
+        .timeout(timeout)
+        .build()
         .map_err(|e| format!("could not build the HTTP client: {e}"))
 }
 

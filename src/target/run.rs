@@ -11,14 +11,16 @@
 use super::check::{authorization, http_client};
 use super::file::{RawRequest, Template};
 use super::{secret, Target};
+use crate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig};
 use crate::capture::server::{CaptureConfig, CaptureServer, GpReceiver};
 use crate::capture::CapturedLetter;
+use crate::capture::{CaptureLog, FolderCapture, LogSink, MllpCapture};
 use crate::clock::{Clock, Span, Timestamp};
 use crate::fhir_r4::{self, FhirRequest, PatientState};
 use crate::letter::EventKind;
 use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
 use crate::mesh::CANARY_WORKFLOW;
-use crate::run::{check, errored, Outcome, RunConfig};
+use crate::run::{chain, check, errored, Outcome, RunConfig};
 use crate::scenario::{Event, Scenario};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -32,6 +34,12 @@ pub async fn run_target(
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
+    if t.raw.capture.mesh_endpoint.is_none() {
+        eprintln!(
+            "note: ITK3 acknowledgements are not checked against target {}: they are seen only when lettergate runs the MESH endpoint (capture.mesh_endpoint)",
+            t.name()
+        );
+    }
     for s in scenarios {
         let started = Instant::now();
         let o = match drive_and_capture(t, s, &config).await {
@@ -280,10 +288,19 @@ pub fn fill(template: &str, values: &BTreeMap<&'static str, String>) -> String {
     out
 }
 
-/// The capture endpoints lettergate runs for a target (the MESH endpoint, with the HTTP
-/// catch-all on the same port).
+/// Where a target's letters are captured: lettergate's own endpoints (MESH with the HTTP
+/// catch-all on one port, HTTP alone, MLLP, a folder) recording into one log, and a MESH
+/// poller recording into its own; their letters are numbered together at the end.
 struct Captures {
+    /// The MESH endpoint, with the mailbox its canary goes through.
     mesh: Option<(CaptureServer, MeshConfig)>,
+    http: Option<CaptureServer>,
+    /// The log MLLP and folder captures record into when no endpoint runs.
+    sink: Option<Arc<LogSink>>,
+    mllp: Option<MllpCapture>,
+    folder: Option<FolderCapture>,
+    poll: Option<(MeshPoller, CaptureLog)>,
+    polls_ok: usize,
 }
 
 impl Captures {
@@ -294,8 +311,10 @@ impl Captures {
         dir: &std::path::Path,
         gp: Option<GpReceiver>,
     ) -> Result<Captures, String> {
+        let c = &t.raw.capture;
+        let failed = |e: &dyn std::error::Error| format!("could not capture: {}", chain(e));
         let mut mesh = None;
-        if let Some(m) = &t.raw.capture.mesh_endpoint {
+        if let Some(m) = &c.mesh_endpoint {
             let key = secret(&m.shared_key_env, "the MESH shared key")?;
             let mut mailboxes = BTreeMap::new();
             for (id, env) in &m.mailboxes {
@@ -318,7 +337,7 @@ impl Captures {
                 Clock::System,
             )
             .await
-            .map_err(|e| format!("could not capture: {}", crate::run::chain(&e)))?;
+            .map_err(|e| failed(&e))?;
             let canary = MeshConfig {
                 base_url: server.url(),
                 mailbox: canary_box,
@@ -327,22 +346,126 @@ impl Captures {
             };
             mesh = Some((server, canary));
         }
-        if t.raw.capture.mesh_endpoint.is_none() {
-            return Err(
-                "this build captures a target's letters on capture.mesh_endpoint only; mesh_poll, mllp, folder and http_endpoint are not available yet"
-                    .into(),
-            );
+        let mut http = None;
+        if let Some(h) = &c.http_endpoint {
+            // No mailboxes: MESH requests are refused, everything else is an HTTP letter.
+            let server = CaptureServer::start(
+                CaptureConfig {
+                    listen: h.listen.0,
+                    shared_key: String::new(),
+                    mailboxes: BTreeMap::new(),
+                    dir: dir.join("http"),
+                    monitored: Default::default(),
+                    gp: None,
+                },
+                Clock::System,
+            )
+            .await
+            .map_err(|e| failed(&e))?;
+            http = Some(server);
         }
-        Ok(Captures { mesh })
+        let mut sink = None;
+        let shared_sink = match (&mesh, &http) {
+            (Some((s, _)), _) => s.sink(),
+            (None, Some(s)) => s.sink(),
+            (None, None) => {
+                let log = CaptureLog::create(dir).map_err(|e| failed(&e))?;
+                let s = Arc::new(LogSink::new(log));
+                sink = Some(s.clone());
+                s
+            }
+        };
+        let mllp = match &c.mllp {
+            Some(m) => Some(
+                MllpCapture::start(m.listen.0, shared_sink.clone(), Clock::System)
+                    .await
+                    .map_err(|e| failed(&e))?,
+            ),
+            None => None,
+        };
+        let folder = match &c.folder {
+            Some(f) => Some(
+                FolderCapture::start(
+                    f.path.clone(),
+                    Duration::from_secs(f.poll_interval.0 .0.max(1) as u64),
+                    shared_sink.clone(),
+                    Clock::System,
+                )
+                .map_err(|e| failed(&e))?,
+            ),
+            None => None,
+        };
+        let poll = match &c.mesh_poll {
+            Some(p) => {
+                let creds = |m: &super::file::RawMailbox| {
+                    secret(&m.password_env, &format!("{}'s password", m.id))
+                        .map(|pw| MailboxCredentials::new(&m.id, pw))
+                };
+                let config = PollConfig {
+                    base_url: p.url.0.clone(),
+                    shared_key: secret(&p.shared_key_env, "the MESH shared key")?,
+                    recipients: p.mailboxes.iter().map(creds).collect::<Result<_, _>>()?,
+                    sender: p.sending_mailbox.as_ref().map(creds).transpose()?,
+                    tls: super::check::tls_options(p.tls.as_ref()),
+                    acknowledge: p.acknowledge,
+                    acknowledge_reports: false,
+                    workflows: None,
+                };
+                let poller = MeshPoller::new(config).map_err(|e| failed(&e))?;
+                let log = CaptureLog::create(&dir.join("mesh-poll")).map_err(|e| failed(&e))?;
+                Some((poller, log))
+            }
+            None => None,
+        };
+        Ok(Captures {
+            mesh,
+            http,
+            sink,
+            mllp,
+            folder,
+            poll,
+            polls_ok: 0,
+        })
+    }
+
+    /// Polls the MESH server, if there is one to poll. A failed poll is a harness failure:
+    /// letters lettergate cannot see are not letters that were not sent.
+    async fn poll(&mut self) -> Result<(), String> {
+        if let Some((poller, log)) = &mut self.poll {
+            poller
+                .poll_once(log, &Clock::System)
+                .await
+                .map_err(|e| format!("could not capture from MESH: {}", chain(&e)))?;
+            self.polls_ok += 1;
+        }
+        Ok(())
     }
 
     fn captured(&self) -> usize {
-        self.mesh.as_ref().map_or(0, |(s, _)| s.captured())
+        let endpoint = |s: &CaptureServer| s.captured();
+        self.mesh.as_ref().map_or(0, |(s, _)| endpoint(s))
+            + self.http.as_ref().map_or(0, endpoint)
+            + self
+                .sink
+                .as_ref()
+                .and_then(|s| s.with_log(|l| l.letters.len()))
+                .unwrap_or(0)
+            + self.poll.as_ref().map_or(0, |(_, l)| l.letters.len())
     }
 
-    /// Stops every capture and returns what it captured, after proving each was alive.
-    async fn finish(self, http: &reqwest::Client) -> Result<Vec<CapturedLetter>, String> {
-        let mut letters = Vec::new();
+    /// Stops every capture and returns what it captured, after proving each was alive: the
+    /// MESH endpoint records a canary sent through it, and the MESH server was polled
+    /// successfully after the wait.
+    async fn finish(mut self, http: &reqwest::Client) -> Result<Vec<CapturedLetter>, String> {
+        self.poll().await?;
+        let failed = |e: &dyn std::error::Error| format!("could not capture: {}", chain(e));
+        if let Some(m) = self.mllp.take() {
+            m.finish().await;
+        }
+        if let Some(f) = self.folder.take() {
+            f.finish().await.map_err(|e| failed(&e))?;
+        }
+        let mut logs = Vec::new();
         if let Some((server, canary)) = self.mesh {
             let client = MeshClient::new(http.clone(), canary.clone());
             let msg = OutboundMessage {
@@ -355,19 +478,44 @@ impl Captures {
                 body: b"canary".to_vec(),
             };
             let sent = client.send(&msg).await;
-            let mut log = server
-                .finish()
-                .await
-                .map_err(|e| format!("could not capture: {}", crate::run::chain(&e)))?;
+            let log = server.finish().await.map_err(|e| failed(&e))?;
             if !matches!(sent, Ok(SendOutcome::Accepted { .. })) || log.canaries == 0 {
                 return Err(format!(
                     "the capture path was not proven alive: the MESH endpoint did not record its canary ({sent:?})"
                 ));
             }
-            log.renumber();
-            letters.extend(log.letters);
+            logs.push(log);
         }
-        Ok(letters)
+        if let Some(server) = self.http {
+            logs.push(server.finish().await.map_err(|e| failed(&e))?);
+        }
+        if let Some(sink) = self.sink {
+            logs.push(
+                sink.close()
+                    .map_err(|e| format!("could not capture: {e}"))?,
+            );
+        }
+        if let Some((poller, mut log)) = self.poll {
+            if self.polls_ok == 0 {
+                return Err("the capture path was not proven alive: MESH was never polled".into());
+            }
+            log.flush().map_err(|e| failed(&e))?;
+            let unmatched = poller.unmatched_reports().len();
+            if unmatched > 0 {
+                eprintln!("note: {unmatched} MESH REPORT(s) in the sending mailbox refer to no letter this scenario captured");
+            }
+            logs.push(log);
+        }
+        // One numbering over every capture, in the order the letters arrived.
+        let mut all = match logs.pop() {
+            Some(l) => l,
+            None => return Ok(Vec::new()),
+        };
+        for l in logs {
+            all.letters.extend(l.letters);
+        }
+        all.renumber();
+        Ok(all.letters)
     }
 }
 
@@ -381,6 +529,15 @@ async fn drive_and_capture(
     let mut rebased = (**s).clone();
     rebased.start = Timestamp::now();
     rebased.real_time = true;
+    if t.raw.capture.mesh_endpoint.is_none() {
+        // ITK3 acknowledgements are seen only where lettergate is the MESH server; polling
+        // a real MESH it does not see the EHR collect them (see `run_target`'s note).
+        rebased.acknowledgements = false;
+        for x in &mut rebased.expect {
+            x.acknowledged = false;
+            x.business_ack = None;
+        }
+    }
     for e in &mut rebased.timeline {
         e.at = Timestamp(i64::MAX / 4);
     }
@@ -395,7 +552,7 @@ async fn drive_and_capture(
             practice.map_or(30002, |p| s.gp_response(&p.key, nhs, at))
         }))
     };
-    let captures = Captures::start(
+    let mut captures = Captures::start(
         t,
         &config.work_dir.join(&s.id),
         s.acknowledgements.then_some(gp),
@@ -419,6 +576,7 @@ async fn drive_and_capture(
     let (mut last_count, mut last_change) = (captures.captured(), Instant::now());
     while started.elapsed() < max {
         tokio::time::sleep(interval.min(settle).max(Duration::from_millis(100))).await;
+        captures.poll().await?;
         let n = captures.captured();
         if n != last_count {
             (last_count, last_change) = (n, Instant::now());

@@ -276,6 +276,9 @@ pub struct ServeArgs {
     /// How often the dispatcher sends queued letters (15m is the baseline's).
     #[arg(long, value_name = "DURATION")]
     pub dispatch_interval: Option<String>,
+    /// Also take HL7 v2 ADT over MLLP on this address (A01, A03, A04, A08; see README).
+    #[arg(long, value_name = "ADDR")]
+    pub adt_listen: Option<SocketAddr>,
     /// A fixture file whose practices make up the simulator's directory at start (otherwise
     /// register them with `POST /practices`).
     #[arg(long, value_name = "FILE")]
@@ -855,6 +858,16 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             sim.register_practice(p);
         }
         let state = crate::sim::server::shared(sim);
+        let _adt = match args.adt_listen {
+            Some(addr) => {
+                let l = crate::sim::server::adt_listener(state.clone(), addr)
+                    .await
+                    .map_err(|e| Error::Harness(format!("failed to take ADT on {addr}: {e}")))?;
+                println!("taking HL7 v2 ADT over MLLP on {}", l.local_addr());
+                Some(l)
+            }
+            None => None,
+        };
         if system_clock {
             tokio::spawn(crate::sim::server::run_clock(
                 state.clone(),

@@ -130,6 +130,21 @@ fn a_target_is_driven_over_fhir_recorded_then_compared_and_a_dropped_letter_is_c
         "{out}"
     );
     assert!(out.contains("NO-GO"), "{out}");
+    assert!(out.contains("BLOCKER"), "{out}");
+
+    // A target can lower a kind of finding for every scenario run against it.
+    let lowered =
+        std::fs::read_to_string(&target).unwrap() + "severity:\n  missing_letter: review\n";
+    std::fs::write(&target, lowered).unwrap();
+    let reviewed = lettergate(&["run", "--check"], &target, dir.path());
+    let out = text(&reviewed);
+    assert_eq!(reviewed.status.code(), Some(1), "{out}");
+    assert!(!out.contains("BLOCKER"), "{out}");
+    assert!(out.contains("REVIEW ("), "{out}");
+    assert!(
+        out.contains("missing letter: clinic letter for alice"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -355,4 +370,83 @@ fn verdicts_through_mesh_sandbox_match_lettergates_own_endpoint() {
             ),
         }
     }
+}
+
+/// The HL7 v2 driver: ADT over MLLP into the simulator's ADT listener, letters out over MESH
+/// to lettergate's endpoint; a scenario needing document workflow is refused before anything
+/// is sent.
+#[test]
+fn a_target_is_driven_over_hl7_v2_adt() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = peers::free_port();
+    let (sim_port, adt_port) = (peers::free_port(), peers::free_port());
+    let capture = format!("http://127.0.0.1:{capture_port}");
+    let child = Command::new(bin())
+        .args([
+            "sim",
+            "serve",
+            "--clock",
+            "system",
+            "--dispatch-interval",
+            "1s",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{sim_port}")])
+        .args(["--adt-listen", &format!("127.0.0.1:{adt_port}")])
+        .arg("--directory")
+        .arg(root().join("scenarios/fixtures/common.yaml"))
+        .args(["--mesh-url", &capture, "--print-url", &capture])
+        .args(["--docman-url", &capture])
+        .env("LETTERGATE_MESH_PASSWORD", "sender-secret")
+        .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sim = peers::Server {
+        child,
+        port: sim_port,
+    }
+    .wait_listening(Duration::from_secs(20));
+    // The FHIR target's capture, with the HL7 v2 driver instead.
+    let fhir = std::fs::read_to_string(target_file(dir.path(), sim_port, capture_port)).unwrap();
+    let hl7 = fhir.replace("name: sim-fhir", "name: sim-hl7").replace(
+        &format!("  fhir:\n    base_url: http://127.0.0.1:{sim_port}/fhir\n"),
+        &format!("  hl7v2:\n    address: 127.0.0.1:{adt_port}\n    sending_facility: RXX\n"),
+    );
+    assert!(hl7.contains("hl7v2:"), "{hl7}");
+    let target = dir.path().join("sim-hl7.yaml");
+    std::fs::write(&target, hl7).unwrap();
+    let run = |scenarios: &[&str]| {
+        Command::new(bin())
+            .current_dir(root())
+            .args(["run", "--accept", "--target"])
+            .arg(&target)
+            .arg("--snapshots")
+            .arg(dir.path().join("snapshots"))
+            .arg("--work-dir")
+            .arg(dir.path().join("work"))
+            .args(scenarios)
+            .env("LG_TEST_MESH_KEY", "TestKey")
+            .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
+            .env("LG_TEST_PRACTICE_PASSWORD", "practice-secret")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[
+        "scenarios/inpatient/discharge_summary.yaml",
+        "scenarios/emergency/ed_discharge.yaml",
+    ]);
+    let out = text(&ok);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(out.contains("2 scenarios: 2 passed"), "{out}");
+    assert!(out.contains("(profile hl7v2 driver)"), "{out}");
+
+    let refused = run(&["scenarios/outpatient/clinic_letter.yaml"]);
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("cannot tell the EHR `letter_drafted`"),
+        "{out}"
+    );
 }

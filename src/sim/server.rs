@@ -240,3 +240,57 @@ async fn fhir_write(
     }
     (StatusCode::OK, Json(body))
 }
+
+/// Listens for HL7 v2 ADT over MLLP (see [`crate::hl7::adt`]) and applies each message to the
+/// simulator, as a staging EHR takes its patient administration feed: a patient not yet known
+/// is registered from PID and PD1, then the event happens. The ACK is AA once applied, AE with
+/// the reason otherwise.
+pub async fn adt_listener(
+    state: Shared,
+    addr: std::net::SocketAddr,
+) -> Result<crate::hl7::mllp::Listener, crate::hl7::Hl7Error> {
+    let handler: Arc<crate::hl7::mllp::Handler> = Arc::new(move |text: &str| {
+        let event = crate::hl7::adt::read(text)?;
+        let msg = crate::hl7::message::Message::parse(text)?;
+        let family = msg.text("PID", 5, 1).unwrap_or_default();
+        let given = msg.text("PID", 5, 2).unwrap_or_default();
+        let born = msg.text("PID", 7, 1).unwrap_or_default();
+        let born = match born.len() {
+            8 => format!("{}-{}-{}", &born[..4], &born[4..6], &born[6..]),
+            _ => born,
+        };
+        let state = state.clone();
+        // The handler is synchronous; the simulator is behind an async lock.
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async move {
+                let mut s = state.lock().await;
+                if !event.nhs_number.is_synthetic() {
+                    return Err("only synthetic NHS numbers (999 range) are accepted".to_string());
+                }
+                if !s.fhir_patients.contains_key(&event.nhs_number) {
+                    let name = format!("{given} {family}").trim().to_string();
+                    let p = PatientState {
+                        nhs_number: event.nhs_number,
+                        name: name.clone(),
+                        born: born.clone(),
+                        practice: event.practice_ods.clone(),
+                        named_gp: None,
+                        died_at: None,
+                    };
+                    s.fhir_patients.insert(event.nhs_number, p);
+                    s.sim.register_patient(PatientRecord {
+                        nhs_number: event.nhs_number,
+                        name,
+                        born,
+                        practice: event.practice_ods.clone(),
+                        named_gp: None,
+                    });
+                }
+                let mut e = event.to_sim_event();
+                e.at = e.at.max(s.sim.now());
+                s.sim.apply(e).await.map_err(|e| e.to_string())
+            })
+        })
+    });
+    crate::hl7::mllp::Listener::bind(addr, handler).await
+}

@@ -76,6 +76,19 @@ impl<'a> Driver<'a> {
             _ => None,
         };
         let authorization = authorization(&http, auth).await?;
+        if t.raw.drive.hl7v2.is_some() {
+            // ADT carries patient administration only; say so before anything is sent.
+            if let Some(e) = scenario
+                .timeline
+                .iter()
+                .find(|e| crate::hl7::adt::trigger_for(e.kind).is_none())
+            {
+                return Err(format!(
+                    "the hl7v2 driver cannot tell the EHR `{}`: ADT carries patient administration (attendances, admissions, discharges, deaths, registrations), not document workflow; drive this scenario with a fhir or http target; nothing was sent",
+                    e.kind.name()
+                ));
+            }
+        }
         if let Some(h) = &t.raw.drive.http {
             // Every event the scenario has needs a request before anything is sent.
             let missing: Vec<&str> = scenario
@@ -196,6 +209,79 @@ impl<'a> Driver<'a> {
             .await
     }
 
+    /// Sends the event's ADT message over MLLP and requires an AA (or CA) acknowledgement.
+    async fn hl7(
+        &mut self,
+        h: &super::file::RawHl7Driver,
+        e: &Event,
+        at: Timestamp,
+    ) -> Result<(), String> {
+        use crate::hl7::message::escape;
+        let s = self.scenario;
+        let mut p = self
+            .patients
+            .get(&e.patient)
+            .cloned()
+            .unwrap_or_else(|| self.initial(&e.patient));
+        match e.kind {
+            EventKind::GpChange => {
+                p.practice = e
+                    .to_practice
+                    .as_ref()
+                    .and_then(|k| s.practices.get(k))
+                    .map(|pr| pr.ods.clone())
+            }
+            EventKind::Death => p.died_at = Some(at),
+            _ => {}
+        }
+        let record = crate::sim::PatientRecord {
+            nhs_number: p.nhs_number,
+            name: p.name.clone(),
+            born: p.born.clone(),
+            practice: p.practice.clone(),
+            named_gp: p.named_gp.clone(),
+        };
+        let control_id = format!("LG{}", self.sent + 1);
+        let msg = crate::hl7::adt::build(e.kind, &record, at, &control_id)
+            .ok_or_else(|| format!("no ADT message for `{}`", e.kind.name()))?;
+        // MSH-3 to MSH-6 as the target file names them.
+        let msh = format!(
+            "MSH|^~\\&|{}|{}|{}|{}|",
+            escape(&h.sending_application),
+            escape(&h.sending_facility),
+            escape(h.receiving_application.as_deref().unwrap_or("EHR")),
+            escape(h.receiving_facility.as_deref().unwrap_or("TRUST")),
+        );
+        let msg = msg.replacen("MSH|^~\\&|LETTERGATE|DRIVER|EHR|TRUST|", &msh, 1);
+        let addr = tokio::net::lookup_host(&h.address.0)
+            .await
+            .map_err(|e| {
+                format!(
+                    "could not drive the target: {} does not resolve: {e}",
+                    h.address.0
+                )
+            })?
+            .next()
+            .ok_or_else(|| {
+                format!(
+                    "could not drive the target: {} does not resolve",
+                    h.address.0
+                )
+            })?;
+        let timeout = Duration::from_secs(h.ack_timeout.0 .0.max(1) as u64);
+        crate::hl7::mllp::send(addr, &msg, timeout)
+            .await
+            .map_err(|err| {
+                format!(
+                    "could not drive the target: ADT for {} to {addr} was not accepted: {err}",
+                    e.kind.name()
+                )
+            })?;
+        self.patients.insert(e.patient.clone(), p);
+        self.sent += 1;
+        Ok(())
+    }
+
     /// The patient as the scenario starts them.
     fn initial(&self, key: &str) -> PatientState {
         let s = self.scenario;
@@ -227,8 +313,11 @@ impl<'a> Driver<'a> {
                 None => Err(format!("no request for `{}`", e.kind.name())),
             };
         }
+        if let Some(h) = self.t.raw.drive.hl7v2.clone() {
+            return self.hl7(&h, e, at).await;
+        }
         let Some(f) = &self.t.raw.drive.fhir else {
-            return Err("the hl7v2 driver is not available in this build".into());
+            return Err("the target has no driver".into());
         };
         if let Some((_, r)) = f.requests.iter().find(|(k, _)| k.0 == e.kind) {
             let r = r.clone();
@@ -529,6 +618,10 @@ async fn drive_and_capture(
     let mut rebased = (**s).clone();
     rebased.start = Timestamp::now();
     rebased.real_time = true;
+    // The target's severity overrides, under the scenario's own, which are more specific.
+    for (kind, severity) in &t.raw.severity {
+        rebased.severity.entry(*kind).or_insert(*severity);
+    }
     if t.raw.capture.mesh_endpoint.is_none() {
         // ITK3 acknowledgements are seen only where lettergate is the MESH server; polling
         // a real MESH it does not see the EHR collect them (see `run_target`'s note).

@@ -263,21 +263,23 @@ pub async fn adt_listener(
         // The handler is synchronous; the simulator is behind an async lock.
         tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(async move {
-                let mut s = state.lock().await;
+                let mut guard = state.lock().await;
+                let s = &mut *guard;
                 if !event.nhs_number.is_synthetic() {
                     return Err("only synthetic NHS numbers (999 range) are accepted".to_string());
                 }
-                if !s.fhir_patients.contains_key(&event.nhs_number) {
+                if let std::collections::hash_map::Entry::Vacant(v) =
+                    s.fhir_patients.entry(event.nhs_number)
+                {
                     let name = format!("{given} {family}").trim().to_string();
-                    let p = PatientState {
+                    v.insert(PatientState {
                         nhs_number: event.nhs_number,
                         name: name.clone(),
                         born: born.clone(),
                         practice: event.practice_ods.clone(),
                         named_gp: None,
                         died_at: None,
-                    };
-                    s.fhir_patients.insert(event.nhs_number, p);
+                    });
                     s.sim.register_patient(PatientRecord {
                         nhs_number: event.nhs_number,
                         name,

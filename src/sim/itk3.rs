@@ -112,8 +112,17 @@ pub fn document_bundle(doc: &LetterDoc) -> Value {
     })
 }
 
+/// An `Organization` by ODS code and name; an unknown (empty) code or name is left out, as FHIR
+/// allows no empty strings.
 fn organization(ods: &str, name: &str) -> Value {
-    json!({"resourceType": "Organization", "identifier": [{"system": ODS_SYSTEM, "value": ods}], "name": name})
+    let mut org = json!({"resourceType": "Organization"});
+    if !ods.is_empty() {
+        org["identifier"] = json!([{"system": ODS_SYSTEM, "value": ods}]);
+    }
+    if !name.is_empty() {
+        org["name"] = json!(name);
+    }
+    org
 }
 
 pub fn title(kind: LetterKind) -> &'static str {

@@ -1,0 +1,446 @@
+//! FHIR STU3 against an independent peer: every ITK3 bundle the simulator builds and sends
+//! validates as an STU3 `Bundle` with python `fhir.resources` (8.x, `fhir.resources.STU3`),
+//! plus the bundle rules fhir.resources does not check. A deliberately broken bundle is
+//! reported invalid by the same script, so the validation can fail.
+
+mod peers;
+
+use lettergate::clock::Timestamp;
+use lettergate::ids::NhsNumber;
+use lettergate::letter::LetterKind;
+use lettergate::run::{run_all, RunConfig, SnapshotStatus, Verdict};
+use lettergate::scenario::Scenario;
+use lettergate::sim::itk3::{self, LetterDoc, PaperRecipient};
+use lettergate::sim::SimConfig;
+use lettergate::snapshot::{SnapshotMode, SnapshotStore};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Validates every `*.json` file of the folder `argv[1]` in one process: one line per file,
+/// `OK name` or `INVALID name: error`, then exits 1 if any is invalid (2 if there are none).
+///
+/// Besides `Bundle.model_validate` (types, cardinalities, required elements, unknown
+/// elements, primitive formats), it checks what fhir.resources does not, in the outer bundle
+/// and in every bundle nested in an entry: `Bundle.type` is `message` or `document`; a
+/// message's first entry is a `MessageHeader`, a document's a `Composition`;
+/// `MessageHeader.focus` is a list; every `urn:uuid:` reference resolves to a `fullUrl` of the
+/// bundle (or of the bundle it is nested in).
+const VALIDATOR: &str = r#"
+import json, os, sys
+from pydantic import ValidationError
+from fhir.resources.STU3.bundle import Bundle
+
+def refs(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "reference" and isinstance(v, str):
+                yield v
+            elif k != "resource" or not (isinstance(v, dict) and v.get("resourceType") == "Bundle"):
+                yield from refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from refs(v)
+
+def rules(b, where, outer_urls):
+    t = b.get("type")
+    if t not in ("message", "document"):
+        return f"{where}Bundle.type={t!r}, expected 'message' or 'document'"
+    entries = b.get("entry") or []
+    types = [(e.get("resource") or {}).get("resourceType") for e in entries]
+    first = {"message": "MessageHeader", "document": "Composition"}[t]
+    if not types or types[0] != first:
+        return f"{where}Bundle.type={t} requires entry[0] to be {first}, got {types[:1]}"
+    urls = outer_urls | {e.get("fullUrl") for e in entries if e.get("fullUrl")}
+    for i, e in enumerate(entries):
+        r = e.get("resource") or {}
+        if r.get("resourceType") == "MessageHeader" and "focus" in r and not isinstance(r["focus"], list):
+            return f"{where}entry[{i}] MessageHeader.focus is not a list"
+        # A nested bundle's references are checked by the recursion below.
+        for ref in ([] if r.get("resourceType") == "Bundle" else refs(r)):
+            if ref.startswith("urn:uuid:") and ref not in urls:
+                return f"{where}entry[{i}] {r.get('resourceType')} references {ref}, not in the bundle"
+        if r.get("resourceType") == "Bundle":
+            why = rules(r, f"{where}entry[{i}] (nested Bundle): ", urls)
+            if why:
+                return why
+    return None
+
+def check(path):
+    try:
+        data = json.load(open(path, "rb"))
+    except ValueError as e:
+        return f"not JSON: {e}"
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        return "resourceType is not 'Bundle'"
+    try:
+        Bundle.model_validate(data)
+    except ValidationError as e:
+        return " | ".join(str(e).splitlines())
+    except Exception as e:  # fhir_core raises plain errors for some problems
+        return f"{type(e).__name__}: {e}"
+    return rules(data, "", set())
+
+names = sorted(n for n in os.listdir(sys.argv[1]) if n.endswith(".json"))
+bad = 0
+for n in names:
+    why = check(os.path.join(sys.argv[1], n))
+    if why:
+        bad += 1
+        print(f"INVALID {n}: {why}")
+    else:
+        print(f"OK {n}")
+sys.exit(2 if not names else (1 if bad else 0))
+"#;
+
+/// What the validator said about a folder of bundles.
+struct Report {
+    code: i32,
+    ok: BTreeSet<String>,
+    invalid: Vec<String>,
+    stdout: String,
+    stderr: String,
+}
+
+fn validate(dir: &Path) -> Report {
+    let (code, stdout, stderr) = peers::python(VALIDATOR, &[dir.to_str().unwrap()]);
+    let ok = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("OK "))
+        .map(str::to_string)
+        .collect();
+    let invalid = stdout
+        .lines()
+        .filter(|l| l.starts_with("INVALID "))
+        .map(str::to_string)
+        .collect();
+    Report {
+        code,
+        ok,
+        invalid,
+        stdout,
+        stderr,
+    }
+}
+
+/// Asserts that every one of the `written` files, and nothing else, validated.
+fn assert_all_valid(dir: &Path, written: &BTreeSet<String>) {
+    assert!(!written.is_empty(), "no bundle was written to validate");
+    let r = validate(dir);
+    assert_eq!(
+        r.code,
+        0,
+        "not every bundle is valid FHIR STU3:\n{}\n{}\nstderr:\n{}",
+        r.invalid.join("\n"),
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.invalid.is_empty(), "{}", r.stdout);
+    assert_eq!(
+        &r.ok, written,
+        "the validator must say OK for exactly the files written\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+}
+
+fn write(dir: &Path, name: &str, bundle: &[u8], written: &mut BTreeSet<String>) {
+    let name = format!("{name}.json");
+    std::fs::write(dir.join(&name), bundle).unwrap();
+    assert!(written.insert(name.clone()), "{name} written twice");
+}
+
+fn doc(kind: LetterKind) -> LetterDoc {
+    LetterDoc {
+        kind,
+        local_id: "SIM-000001".into(),
+        nhs_number: NhsNumber::parse("9990000018").unwrap(),
+        patient_name: "Alice Example".into(),
+        born: "1950-01-01".into(),
+        practice: kind
+            .goes_to_practice()
+            .then(|| ("A81001".into(), "Riverside Surgery".into())),
+        trust_ods: "RXX".into(),
+        trust_name: "Riverside Hospitals NHS Trust".into(),
+        sender_mailbox: "X26HC005".into(),
+        event_at: Timestamp(1_736_154_000),
+        written_at: Timestamp(1_736_155_000),
+        sent_at: Timestamp(1_736_155_000),
+        sections: itk3::default_sections(kind),
+    }
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap()
+}
+
+/// The ITK3 response codes the synthetic GP receiver sends: infrastructure (`20xxx`,
+/// `10004`) and business (`30xxx`) acknowledgements.
+const ACK_CODES: [u32; 10] = [
+    20013, 20007, 20008, 20009, 20002, 10004, 30001, 30002, 30003, 30004,
+];
+
+#[test]
+fn every_itk3_bundle_the_builder_makes_is_valid_fhir_stu3() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = BTreeSet::new();
+    let mut kinds = 0;
+    for kind in LetterKind::ALL {
+        let d = doc(kind);
+        if kind.goes_to_practice() {
+            // What goes over MESH (and into a watched folder) to the practice.
+            write(
+                dir.path(),
+                &format!("message-{kind}"),
+                &bytes(&itk3::message_bundle(&d)),
+                &mut written,
+            );
+            // The paper copy to the practice, when it is not sent electronically.
+            let paper = PaperRecipient::Practice {
+                ods: "A81001".into(),
+                name: "Riverside Surgery".into(),
+            };
+            let request = itk3::paper_request(&d, &paper);
+            write(
+                dir.path(),
+                &format!("paper-practice-{kind}"),
+                &bytes(&request["document"]),
+                &mut written,
+            );
+        } else {
+            // The patient's copy goes to print as a document bundle; it has no ITK3 event and
+            // never goes in a message bundle.
+            let request = itk3::paper_request(&d, &PaperRecipient::Patient);
+            write(
+                dir.path(),
+                &format!("paper-patient-{kind}"),
+                &bytes(&request["document"]),
+                &mut written,
+            );
+        }
+        kinds += 1;
+    }
+    assert_eq!(kinds, LetterKind::ALL.len());
+    // Acknowledgements of a message bundle, as the synthetic GP receiver builds them: to a
+    // practice it knows, and to one it could not read from the letter (empty ODS code).
+    // Not covered: an ack of a letter whose message id could not be read (`20009` with an
+    // empty original id), whose `MessageHeader.response.identifier` is "" and so invalid STU3.
+    let message = itk3::message_bundle(&doc(LetterKind::ClinicLetter));
+    let original = message["identifier"]["value"].as_str().unwrap().to_string();
+    for code in ACK_CODES {
+        for ods in ["A81001", ""] {
+            let ack = itk3::ack_bundle(
+                &original,
+                code,
+                ods,
+                "A81001HC001",
+                Timestamp(1_736_155_060),
+            );
+            assert_eq!(
+                itk3::read_ack(&serde_json::to_vec(&ack).unwrap()),
+                Some((original.clone(), code))
+            );
+            let who = if ods.is_empty() { "unknown" } else { ods };
+            write(
+                dir.path(),
+                &format!("ack-{code}-{who}"),
+                &bytes(&ack),
+                &mut written,
+            );
+        }
+    }
+    assert!(written.len() >= LetterKind::ALL.len() + 2 * ACK_CODES.len());
+    assert_all_valid(dir.path(), &written);
+}
+
+fn shipped() -> Vec<Arc<Scenario>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let all = load_all_scenarios(&root);
+    all.into_iter().filter(|s| !s.generated).collect()
+}
+
+fn load_all_scenarios(root: &Path) -> Vec<Arc<Scenario>> {
+    lettergate::cli::load_all(&[root.join("scenarios")])
+        .expect("shipped scenarios load")
+        .0
+}
+
+/// The bodies the simulator actually sent while the shipped hand-written scenarios ran on
+/// baseline: every ITK3 message bundle captured on MESH or in a watched folder, and the
+/// document of every print request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bundle_the_simulator_sent_in_the_shipped_scenarios_is_valid_fhir_stu3() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let scenarios = shipped();
+    assert!(!scenarios.is_empty());
+    let work = tempfile::tempdir().unwrap();
+    let mut config = RunConfig::new(
+        SimConfig::baseline(),
+        SnapshotStore::new(root.join("snapshots"), "simulator"),
+        work.path().to_path_buf(),
+    );
+    // Compare with the accepted snapshots but write nothing into the repository.
+    config.mode = SnapshotMode::Check;
+    let outcomes = run_all(&scenarios, config, |_| {}).await;
+    assert_eq!(outcomes.len(), scenarios.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = BTreeSet::new();
+    let mut mesh = 0;
+    let mut mesh_kinds = BTreeSet::new();
+    for o in &outcomes {
+        assert_eq!(
+            (o.verdict, &o.snapshot),
+            (Verdict::Pass, &SnapshotStatus::Matched),
+            "{} should pass and match its snapshot on baseline: {:?} {:?}",
+            o.scenario_id,
+            o.findings,
+            o.error
+        );
+        let index = std::fs::read_to_string(o.capture_dir.join("messages.ndjson"))
+            .unwrap_or_else(|e| panic!("{}: {e}", o.capture_dir.display()));
+        let bodies = std::fs::read(o.capture_dir.join("bodies.bin")).unwrap();
+        let tag = o.scenario_id.replace(['/', ' '], "_");
+        for line in index.lines() {
+            let m: Value = serde_json::from_str(line).unwrap();
+            let start = m["body_offset"].as_u64().unwrap() as usize;
+            let len = m["body_bytes"].as_u64().unwrap() as usize;
+            let body = &bodies[start..start + len];
+            let seq = m["seq"].as_u64().unwrap();
+            let transport = m["transport"].as_str().unwrap();
+            let name = format!("{tag}-{seq:03}-{transport}");
+            match transport {
+                "mesh" => {
+                    write(dir.path(), &name, body, &mut written);
+                    mesh += 1;
+                    if let Some(kind) = m["facts"]["Ok"]["kind"].as_str() {
+                        mesh_kinds.insert(kind.to_string());
+                    }
+                }
+                // A watched folder gets an ITK3 message bundle or an HL7 v2 MDM^T02.
+                "folder" if body.first() == Some(&b'{') => {
+                    write(dir.path(), &name, body, &mut written)
+                }
+                "http" => {
+                    let request: Value = serde_json::from_slice(body).unwrap();
+                    assert_eq!(request["document"]["resourceType"], "Bundle", "{name}");
+                    write(
+                        dir.path(),
+                        &name,
+                        &bytes(&request["document"]),
+                        &mut written,
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    // Every kind of letter to a practice went over MESH at least once.
+    let practice_kinds: BTreeSet<String> = LetterKind::ALL
+        .iter()
+        .filter(|k| k.goes_to_practice())
+        .map(|k| k.name().to_string())
+        .collect();
+    assert_eq!(
+        mesh_kinds, practice_kinds,
+        "the MESH bodies must cover every practice letter kind"
+    );
+    assert!(mesh >= practice_kinds.len(), "only {mesh} MESH bodies");
+    assert_all_valid(dir.path(), &written);
+    eprintln!(
+        "validated {} bundles sent in {} scenarios ({mesh} over MESH)",
+        written.len(),
+        outcomes.len()
+    );
+}
+
+fn header(b: &mut Value) -> &mut Value {
+    &mut b["entry"][0]["resource"]
+}
+
+/// The patient of the document nested in a message bundle.
+fn patient(b: &mut Value) -> &mut Value {
+    let entries = b["entry"][3]["resource"]["entry"].as_array_mut().unwrap();
+    let p = entries
+        .iter_mut()
+        .find(|e| e["resource"]["resourceType"] == "Patient")
+        .unwrap();
+    &mut p["resource"]
+}
+
+/// A broken bundle: its name, the change that breaks it, and a word its error must mention.
+type Breakage = (&'static str, Box<dyn Fn(&mut Value)>, &'static str);
+
+/// The negative control: the same script reports broken bundles, each one change away from a
+/// valid one, as invalid, and still says OK for the valid one beside them.
+#[test]
+fn the_validator_reports_a_broken_bundle_as_invalid() {
+    let good = itk3::message_bundle(&doc(LetterKind::DischargeSummary));
+    let broken: Vec<Breakage> = vec![
+        (
+            "no-source",
+            Box::new(|b| {
+                header(b).as_object_mut().unwrap().remove("source");
+            }),
+            "source",
+        ),
+        (
+            "birth-date",
+            Box::new(|b| patient(b)["birthDate"] = json!("15/01/1970")),
+            "birthDate",
+        ),
+        (
+            "focus-not-a-list",
+            Box::new(|b| {
+                let focus = header(b)["focus"][0].clone();
+                header(b)["focus"] = focus;
+            }),
+            "focus",
+        ),
+        (
+            "unknown-element",
+            Box::new(|b| patient(b)["nickname"] = json!("Al")),
+            "nickname",
+        ),
+        (
+            "bundle-type",
+            Box::new(|b| b["type"] = json!("letter")),
+            "Bundle.type",
+        ),
+        (
+            "header-not-first",
+            Box::new(|b| b["entry"].as_array_mut().unwrap().swap(0, 1)),
+            "entry[0]",
+        ),
+        (
+            "dangling-reference",
+            Box::new(|b| header(b)["focus"][0]["reference"] = json!("urn:uuid:nowhere")),
+            "urn:uuid:nowhere",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good.json"), bytes(&good)).unwrap();
+    for (name, change, _) in &broken {
+        let mut b = good.clone();
+        change(&mut b);
+        assert_ne!(b, good, "{name} changed nothing");
+        std::fs::write(dir.path().join(format!("{name}.json")), bytes(&b)).unwrap();
+    }
+    let r = validate(dir.path());
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.ok,
+        BTreeSet::from(["good.json".to_string()]),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.invalid.len(), broken.len(), "{}", r.stdout);
+    for (name, _, why) in &broken {
+        let line = r
+            .invalid
+            .iter()
+            .find(|l| l.starts_with(&format!("INVALID {name}.json: ")))
+            .unwrap_or_else(|| panic!("{name} not reported invalid:\n{}", r.stdout));
+        assert!(line.contains(why), "{name} should mention {why}: {line}");
+    }
+}

@@ -56,6 +56,16 @@ pub enum Command {
     /// "Testing your staging EHR").
     #[command(subcommand)]
     Targets(TargetsCommand),
+    /// Two-phase run, first half: tell a target about each scenario's events now and write a
+    /// run ledger; `collect` checks the letters later (for EHRs that send in batches).
+    #[command(
+        after_help = "Exit codes:\n  0  every scenario was driven\n  2  bad input\n  3  a scenario could not be driven (the ledger says which, and how far)"
+    )]
+    Drive(DriveArgs),
+    /// Two-phase run, second half: gather the letters a ledger's scenarios are due and check
+    /// them. Run it again and again: it adds what arrived since and gives the same verdict.
+    #[command(after_help = EXIT_CODES)]
+    Collect(CollectArgs),
     /// Benchmarks: print figures for loopback, volume, suite, validate and compare (use a
     /// release build: `cargo run --release -- bench`).
     Bench(BenchArgs),
@@ -239,6 +249,41 @@ pub struct CommonArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DriveArgs {
+    /// Scenario files or folders of them.
+    #[arg(default_value = "scenarios")]
+    pub paths: Vec<PathBuf>,
+    /// The target file; its capture must keep letters waiting (`mesh_poll` or `folder`).
+    #[arg(long, value_name = "FILE")]
+    pub target: PathBuf,
+    /// The run's folder: `ledger.json` and, once collected, the letters. Driving into an
+    /// existing ledger adds only scenarios not already in it.
+    #[arg(long, value_name = "DIR")]
+    pub ledger: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CollectArgs {
+    /// The folder `drive` wrote.
+    #[arg(long, value_name = "DIR")]
+    pub ledger: PathBuf,
+    /// Record the results of passing scenarios as the target's accepted snapshots.
+    #[arg(long, conflicts_with = "check")]
+    pub accept: bool,
+    /// Write no snapshot files at all, not even `.snap.new`.
+    #[arg(long)]
+    pub check: bool,
+    /// Folder of accepted snapshots.
+    #[arg(long, default_value = "snapshots", value_name = "DIR")]
+    pub snapshots: PathBuf,
+    /// Show NHS numbers, names and dates of birth in full (masked by default).
+    #[arg(long)]
+    pub show_identifiers: bool,
+    #[command(flatten)]
+    pub reports: ReportArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8800", value_name = "ADDR")]
@@ -302,6 +347,8 @@ pub fn main_entry() -> ExitStatus {
         }
         Command::Sim(SimCommand::Serve(args)) => serve(*args),
         Command::Targets(TargetsCommand::Check { file }) => targets_check(&file),
+        Command::Drive(args) => drive(args),
+        Command::Collect(args) => collect(args),
         Command::Sim(SimCommand::Matrix(args)) => matrix(args),
         Command::Report(ReportCommand::Merge { files, reports }) => merge(&files, &reports),
         Command::Bench(args) => bench(args),
@@ -533,16 +580,129 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     if let Some((k, n)) = args.shard {
         report.shards.push(format!("{k}/{n}"));
     }
-    term.summary(&mut out, &report, &outcomes).map_err(io)?;
-    for p in args
-        .reports
-        .files()
-        .write(&report)
-        .map_err(Error::Harness)?
-    {
+    conclude(&term, &mut out, report, &outcomes, &args.reports)
+}
+
+/// The end of a run: the summary, the report files, the exit status.
+fn conclude(
+    term: &Terminal,
+    out: &mut impl Write,
+    report: RunReport,
+    outcomes: &[crate::run::Outcome],
+    reports: &ReportArgs,
+) -> Result<ExitStatus, Error> {
+    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
+    term.summary(out, &report, outcomes).map_err(io)?;
+    for p in reports.files().write(&report).map_err(Error::Harness)? {
         writeln!(out, "report written to {}", p.display()).map_err(io)?;
     }
     Ok(decision_status(report.decision()))
+}
+
+fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
+    let target = crate::target::load(&args.target).map_err(|d| Error::Input(vec![d]))?;
+    crate::target::ledger::check_two_phase(&target).map_err(Error::Usage)?;
+    let (scenarios, _) = load_all(&args.paths)?;
+    println!(
+        "driving {} scenarios against target {} ({} driver); ledger {}",
+        scenarios.iter().filter(|s| !s.generated).count(),
+        target.name(),
+        target.driver_kind(),
+        args.ledger.display()
+    );
+    let ledger = runtime()?
+        .block_on(crate::target::ledger::drive(
+            &target,
+            &args.target,
+            &scenarios,
+            &args.ledger,
+            |l| match &l.error {
+                None => println!(
+                    "DRIVEN  {:<40} {} events; letters due by {}",
+                    l.id,
+                    l.driven_at.len(),
+                    l.due_by.map_or("-".into(), |t| t.rfc3339())
+                ),
+                Some(e) => println!(
+                    "FAILED  {:<40} after {} events: {e}",
+                    l.id,
+                    l.driven_at.len()
+                ),
+            },
+        ))
+        .map_err(Error::Harness)?;
+    let failed = ledger
+        .scenarios
+        .iter()
+        .filter(|s| s.error.is_some())
+        .count();
+    let due = ledger.scenarios.iter().filter_map(|s| s.due_by).max();
+    println!(
+        "{} scenarios in the ledger, {failed} could not be driven. Collect with `lettergate collect --ledger {}`{}",
+        ledger.scenarios.len(),
+        args.ledger.display(),
+        due.map_or(String::new(), |d| format!(" once letters are due (by {})", d.rfc3339()))
+    );
+    Ok(if failed > 0 {
+        ExitStatus::HarnessFailure
+    } else {
+        ExitStatus::Pass
+    })
+}
+
+fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
+    let ledger = crate::target::ledger::Ledger::load(&args.ledger)
+        .map_err(Error::Usage)?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no ledger in {}: run `lettergate drive --ledger {}` first",
+                args.ledger.display(),
+                args.ledger.display()
+            ))
+        })?;
+    let target = crate::target::load(&ledger.target).map_err(|d| Error::Input(vec![d]))?;
+    let paths: Vec<PathBuf> = ledger.scenarios.iter().map(|s| s.path.clone()).collect();
+    let (scenarios, _) = load_all(&paths)?;
+    let mut config = RunConfig::new(
+        SimConfig::baseline(),
+        SnapshotStore::new(&args.snapshots, target.name()),
+        args.ledger.join("captured"),
+    );
+    config.mode = match (args.accept, args.check) {
+        (true, _) => SnapshotMode::Accept,
+        (_, true) => SnapshotMode::Check,
+        _ => SnapshotMode::New,
+    };
+    let term = Terminal {
+        show_identifiers: args.show_identifiers,
+        color: Terminal::detect_color(),
+    };
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
+    let system = format!("target {}", target.name());
+    let profile = format!("{} driver, collected", target.driver_kind());
+    term.header(&mut out, ledger.scenarios.len(), &system, &profile)
+        .map_err(io)?;
+    let (outcomes, attributed) = runtime()?
+        .block_on(crate::target::ledger::collect(
+            &target,
+            &ledger,
+            &scenarios,
+            &args.ledger,
+            config,
+        ))
+        .map_err(Error::Harness)?;
+    for o in &outcomes {
+        term.line(&mut out, o).map_err(io)?;
+    }
+    writeln!(
+        out,
+        "{attributed} letters collected for the ledger's patients"
+    )
+    .map_err(io)?;
+    let report =
+        RunReport::new(&system, &profile, args.show_identifiers).build(&scenarios, &outcomes);
+    conclude(&term, &mut out, report, &outcomes, &args.reports)
 }
 
 fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {

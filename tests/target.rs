@@ -450,3 +450,125 @@ fn a_target_is_driven_over_hl7_v2_adt() {
         "{out}"
     );
 }
+
+/// Two-phase runs through mesh-sandbox: `drive` now writes the ledger (and driving again adds
+/// nothing), `collect` later gathers the letters from the mailboxes and checks them, and
+/// collecting again, in a new process, gives the same verdict from what was kept.
+#[test]
+fn drive_now_collect_later_and_collect_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut boxes = PRACTICE_MAILBOXES.to_vec();
+    boxes.push("RXXHC001");
+    let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
+    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
+    let sim_port = peers::free_port();
+    // These scenarios' letters all go over MESH, where they wait to be collected.
+    let scenarios = [
+        "scenarios/inpatient/discharge_summary.yaml",
+        "scenarios/emergency/ed_discharge.yaml",
+        "scenarios/routing/merged_practice.yaml",
+    ];
+    let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
+    let child = Command::new(bin())
+        .args([
+            "sim",
+            "serve",
+            "--clock",
+            "system",
+            "--dispatch-interval",
+            "1s",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{sim_port}")])
+        .arg("--directory")
+        .arg(root().join("scenarios/fixtures/common.yaml"))
+        .args(["--mesh-url", &sandbox_url, "--print-url", &nowhere])
+        .args(["--docman-url", &nowhere])
+        .env("LETTERGATE_MESH_PASSWORD", peers::SANDBOX_PASSWORD)
+        .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sim = peers::Server {
+        child,
+        port: sim_port,
+    }
+    .wait_listening(Duration::from_secs(20));
+    let mailboxes: String = PRACTICE_MAILBOXES
+        .iter()
+        .map(|m| format!("      - {{id: {m}, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"))
+        .collect();
+    let target = dir.path().join("batch.yaml");
+    std::fs::write(
+        &target,
+        format!("name: sim-batch\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{sim_port}/fhir\ncapture:\n  mesh_poll:\n    url: {sandbox_url}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n{mailboxes}"),
+    )
+    .unwrap();
+    let ledger = dir.path().join("ledger");
+    let lg = |args: &[&str]| {
+        Command::new(bin())
+            .current_dir(root())
+            .args(args)
+            .env("LG_TEST_MESH_KEY", "TestKey")
+            .env("LG_TEST_SANDBOX_PASSWORD", peers::SANDBOX_PASSWORD)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let (t, l) = (target.to_str().unwrap(), ledger.to_str().unwrap());
+    let mut drive_args = vec!["drive", "--target", t, "--ledger", l];
+    drive_args.extend(scenarios);
+    let driven = lg(&drive_args);
+    assert_eq!(driven.status.code(), Some(0), "{}", text(&driven));
+    let first_ledger = std::fs::read_to_string(ledger.join("ledger.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&first_ledger).unwrap();
+    assert_eq!(
+        v["scenarios"].as_array().unwrap().len(),
+        3,
+        "{first_ledger}"
+    );
+    assert!(v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["complete"] == true));
+
+    // Driving again drives nothing twice.
+    let again = lg(&drive_args);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(
+        std::fs::read_to_string(ledger.join("ledger.json")).unwrap(),
+        first_ledger
+    );
+
+    std::thread::sleep(Duration::from_secs(3));
+    let snaps = dir.path().join("snapshots");
+    let collect = |extra: &str| {
+        lg(&[
+            "collect",
+            "--ledger",
+            l,
+            extra,
+            "--snapshots",
+            snaps.to_str().unwrap(),
+        ])
+    };
+    let first = collect("--accept");
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    assert!(out.contains("3 scenarios: 3 passed"), "{out}");
+    assert!(out.contains("discharge_summary      B82002"), "{out}");
+
+    // The letters have left the mailboxes (acknowledged); the verdict comes from the store.
+    let second = collect("--check");
+    let out2 = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{out2}");
+    assert!(out2.contains("3 scenarios: 3 passed"), "{out2}");
+    let summary = |o: &str| -> Vec<String> {
+        o.lines()
+            .filter(|l| l.starts_with("PASS") || l.starts_with("FAIL"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(summary(&out), summary(&out2));
+}

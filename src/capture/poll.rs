@@ -212,6 +212,12 @@ impl MeshPoller {
     }
 
     /// A poller using the caller's HTTP client (`config.tls` is then not used).
+    /// Messages recorded by an earlier poller (a previous `collect`), by recipient mailbox and
+    /// MESH message id: they are not recorded again if still listed.
+    pub fn already_recorded(&mut self, ids: impl IntoIterator<Item = (String, String)>) {
+        self.seen.extend(ids);
+    }
+
     pub fn with_http(config: PollConfig, http: reqwest::Client) -> MeshPoller {
         let client = |m: &MailboxCredentials| {
             MeshClient::new(
@@ -395,6 +401,11 @@ impl MeshPoller {
                 })?;
             self.seen.insert(key);
             st.recorded += 1;
+            // On disk before the message leaves the mailbox: a crash loses nothing.
+            log.flush().map_err(|source| PollError::Store {
+                mailbox: mailbox.clone(),
+                source,
+            })?;
             if self.config.acknowledge {
                 self.acknowledge(client, &id).await?;
                 st.acknowledged += 1;

@@ -109,6 +109,51 @@ impl CaptureLog {
         })
     }
 
+    /// Opens a folder's log to add to it, with the letters already in it (a two-phase run's
+    /// store, which `lettergate collect` adds to each time); creates it when it is new.
+    pub fn open(dir: &Path) -> std::io::Result<CaptureLog> {
+        std::fs::create_dir_all(dir)?;
+        let body_file: Arc<Path> = dir.join("bodies.bin").into();
+        let meta_path = dir.join("messages.ndjson");
+        let mut letters = Vec::new();
+        if meta_path.exists() {
+            let text = std::fs::read_to_string(&meta_path)?;
+            for (i, line) in text.lines().enumerate() {
+                // A line cut short by a crash is the last one; what it describes is lost and
+                // will be collected again, so it is skipped.
+                let Ok(mut l) = serde_json::from_str::<CapturedLetter>(line) else {
+                    if i + 1 == text.lines().count() {
+                        break;
+                    }
+                    return Err(std::io::Error::other(format!(
+                        "{} line {} is not a captured message",
+                        meta_path.display(),
+                        i + 1
+                    )));
+                };
+                l.body_file = body_file.clone();
+                letters.push(l);
+            }
+        }
+        let append = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+        };
+        let bodies = append(&body_file)?;
+        let written = bodies.metadata()?.len();
+        Ok(CaptureLog {
+            letters,
+            canaries: 0,
+            handshakes: 0,
+            bodies: BufWriter::new(bodies),
+            meta: BufWriter::new(append(&meta_path)?),
+            written,
+            body_file,
+        })
+    }
+
     /// Appends the body and the metadata (with the headers) to disk, then keeps the metadata
     /// in the index.
     pub fn record(

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod file;
+pub mod ledger;
 pub mod run;
 
 use crate::scenario::load::{locate, yaml_diagnostic};

@@ -57,7 +57,7 @@ pub async fn run_target(
 }
 
 /// Sends a scenario's events to a target, one request per event.
-struct Driver<'a> {
+pub(crate) struct Driver<'a> {
     t: &'a Target,
     http: reqwest::Client,
     authorization: Option<String>,
@@ -68,7 +68,7 @@ struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
-    async fn new(t: &'a Target, scenario: &'a Scenario) -> Result<Driver<'a>, String> {
+    pub(crate) async fn new(t: &'a Target, scenario: &'a Scenario) -> Result<Driver<'a>, String> {
         let http = http_client(None, Duration::from_secs(30))?;
         let auth = match (&t.raw.drive.fhir, &t.raw.drive.http) {
             (Some(f), _) => f.auth.as_ref(),
@@ -301,7 +301,7 @@ impl<'a> Driver<'a> {
     }
 
     /// Drives one event at `at` (now).
-    async fn event(&mut self, e: &Event, at: Timestamp) -> Result<(), String> {
+    pub(crate) async fn event(&mut self, e: &Event, at: Timestamp) -> Result<(), String> {
         if let Some(h) = &self.t.raw.drive.http {
             let r = h
                 .requests
@@ -608,33 +608,39 @@ impl Captures {
     }
 }
 
+/// The scenario as run against `t`: its timeline on the times its events were driven
+/// (`driven`, in order; an event not yet driven lies in the far future, so nothing answers
+/// from an event that has not happened), the target's severity overrides under the
+/// scenario's own, and acknowledgements left out where lettergate cannot see them.
+pub(crate) fn rebase(t: &Target, s: &Scenario, driven: &[Timestamp]) -> Scenario {
+    let mut r = s.clone();
+    r.start = driven.first().copied().unwrap_or_else(Timestamp::now);
+    r.real_time = true;
+    for (i, e) in r.timeline.iter_mut().enumerate() {
+        e.at = driven.get(i).copied().unwrap_or(Timestamp(i64::MAX / 4));
+    }
+    for (kind, severity) in &t.raw.severity {
+        r.severity.entry(*kind).or_insert(*severity);
+    }
+    if t.raw.capture.mesh_endpoint.is_none() {
+        // ITK3 acknowledgements are seen only where lettergate is the MESH server; polling
+        // a real MESH it does not see the EHR collect them (see `run_target`'s note).
+        r.acknowledgements = false;
+        for x in &mut r.expect {
+            x.acknowledged = false;
+            x.business_ack = None;
+        }
+    }
+    r.reindex();
+    r
+}
+
 async fn drive_and_capture(
     t: &Target,
     s: &Arc<Scenario>,
     config: &RunConfig,
 ) -> Result<(Scenario, Vec<CapturedLetter>), String> {
-    // The scenario on the times its events are driven; an event not yet driven lies in the
-    // far future, so the GP receiver never answers from an event that has not happened.
-    let mut rebased = (**s).clone();
-    rebased.start = Timestamp::now();
-    rebased.real_time = true;
-    // The target's severity overrides, under the scenario's own, which are more specific.
-    for (kind, severity) in &t.raw.severity {
-        rebased.severity.entry(*kind).or_insert(*severity);
-    }
-    if t.raw.capture.mesh_endpoint.is_none() {
-        // ITK3 acknowledgements are seen only where lettergate is the MESH server; polling
-        // a real MESH it does not see the EHR collect them (see `run_target`'s note).
-        rebased.acknowledgements = false;
-        for x in &mut rebased.expect {
-            x.acknowledged = false;
-            x.business_ack = None;
-        }
-    }
-    for e in &mut rebased.timeline {
-        e.at = Timestamp(i64::MAX / 4);
-    }
-    rebased.reindex();
+    let mut rebased = rebase(t, s, &[]);
     let now_known = Arc::new(RwLock::new(Arc::new(rebased.clone())));
     let gp = {
         let known = now_known.clone();
@@ -652,10 +658,11 @@ async fn drive_and_capture(
     )
     .await?;
     let mut driver = Driver::new(t, s).await?;
-    for (i, e) in s.timeline.iter().enumerate() {
+    let mut driven = Vec::new();
+    for e in &s.timeline {
         let at = Timestamp::now();
-        rebased.timeline[i].at = at;
-        rebased.reindex();
+        driven.push(at);
+        rebased = rebase(t, s, &driven);
         if let Ok(mut k) = now_known.write() {
             *k = Arc::new(rebased.clone());
         }

@@ -435,11 +435,7 @@ pub async fn drive_simulator(sim: &mut Simulator, s: &Scenario) -> Result<(), Si
             nhs_number: p.nhs_number,
             name: p.name.clone(),
             born: p.born.clone(),
-            practice: p
-                .practice
-                .as_ref()
-                .and_then(|k| s.practices.get(k))
-                .map(|pr| pr.ods.clone()),
+            practice: s.registered_ods(p),
             named_gp: p.named_gp.clone(),
         });
     }

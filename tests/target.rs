@@ -25,30 +25,49 @@ fn root() -> PathBuf {
 /// The simulator as a staging EHR: system clock, dispatching every second, the fixture
 /// practices as its directory, sending MESH and HTTP to `capture_port`. Killed when dropped.
 fn sim_serve(profile: &str, capture_port: u16) -> peers::Server {
-    let port = peers::free_port();
     let capture = format!("http://127.0.0.1:{capture_port}");
-    let child = Command::new(bin())
-        .args([
-            "sim",
-            "serve",
-            "--clock",
-            "system",
-            "--dispatch-interval",
-            "1s",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--sim-profile", profile])
-        .arg("--directory")
-        .arg(root().join("scenarios/fixtures/common.yaml"))
-        .args(["--mesh-url", &capture, "--print-url", &capture])
-        .args(["--docman-url", &capture])
-        .env("LETTERGATE_MESH_PASSWORD", "sender-secret")
-        .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lettergate sim serve");
-    peers::Server { child, port }.wait_listening(Duration::from_secs(20))
+    SimServe {
+        profile,
+        mesh_url: &capture,
+        http_url: &capture,
+        password: "sender-secret",
+        extra: &[],
+    }
+    .start()
+}
+
+/// `lettergate sim serve` as a staging EHR, sending MESH to `mesh_url` and HTTP letters to
+/// `http_url`, with `extra` arguments. Killed when dropped.
+struct SimServe<'a> {
+    profile: &'a str,
+    mesh_url: &'a str,
+    http_url: &'a str,
+    /// Its MESH mailbox's password.
+    password: &'a str,
+    extra: &'a [&'a str],
+}
+
+impl SimServe<'_> {
+    fn start(&self) -> peers::Server {
+        let port = peers::free_port();
+        let child = Command::new(bin())
+            .args(["sim", "serve", "--clock", "system"])
+            .args(["--dispatch-interval", "1s"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--sim-profile", self.profile])
+            .arg("--directory")
+            .arg(root().join("scenarios/fixtures/common.yaml"))
+            .args(["--mesh-url", self.mesh_url, "--print-url", self.http_url])
+            .args(["--docman-url", self.http_url])
+            .args(self.extra)
+            .env("LETTERGATE_MESH_PASSWORD", self.password)
+            .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lettergate sim serve");
+        peers::Server { child, port }.wait_listening(Duration::from_secs(20))
+    }
 }
 
 fn target_file(dir: &Path, sim_port: u16, capture_port: u16) -> PathBuf {
@@ -276,34 +295,16 @@ fn verdicts_through_mesh_sandbox_match_lettergates_own_endpoint() {
         // mesh-sandbox in between: the simulator sends there; lettergate polls it and takes
         // the paper and document-route letters on its HTTP endpoint.
         let http_port = peers::free_port();
-        let sim_port = peers::free_port();
         let http_url = format!("http://127.0.0.1:{http_port}");
-        let child = Command::new(bin())
-            .args([
-                "sim",
-                "serve",
-                "--clock",
-                "system",
-                "--dispatch-interval",
-                "1s",
-            ])
-            .args(["--listen", &format!("127.0.0.1:{sim_port}")])
-            .args(["--sim-profile", profile])
-            .arg("--directory")
-            .arg(root().join("scenarios/fixtures/common.yaml"))
-            .args(["--mesh-url", &sandbox_url, "--print-url", &http_url])
-            .args(["--docman-url", &http_url])
-            .env("LETTERGATE_MESH_PASSWORD", peers::SANDBOX_PASSWORD)
-            .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sim = peers::Server {
-            child,
-            port: sim_port,
+        let sim = SimServe {
+            profile,
+            mesh_url: &sandbox_url,
+            http_url: &http_url,
+            password: peers::SANDBOX_PASSWORD,
+            extra: &[],
         }
-        .wait_listening(Duration::from_secs(20));
+        .start();
+        let sim_port = sim.port;
         let polled = dir.path().join("sandbox.yaml");
         std::fs::write(
             &polled,
@@ -379,34 +380,18 @@ fn verdicts_through_mesh_sandbox_match_lettergates_own_endpoint() {
 fn a_target_is_driven_over_hl7_v2_adt() {
     let dir = tempfile::tempdir().unwrap();
     let capture_port = peers::free_port();
-    let (sim_port, adt_port) = (peers::free_port(), peers::free_port());
+    let adt_port = peers::free_port();
     let capture = format!("http://127.0.0.1:{capture_port}");
-    let child = Command::new(bin())
-        .args([
-            "sim",
-            "serve",
-            "--clock",
-            "system",
-            "--dispatch-interval",
-            "1s",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{sim_port}")])
-        .args(["--adt-listen", &format!("127.0.0.1:{adt_port}")])
-        .arg("--directory")
-        .arg(root().join("scenarios/fixtures/common.yaml"))
-        .args(["--mesh-url", &capture, "--print-url", &capture])
-        .args(["--docman-url", &capture])
-        .env("LETTERGATE_MESH_PASSWORD", "sender-secret")
-        .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _sim = peers::Server {
-        child,
-        port: sim_port,
+    let adt = format!("127.0.0.1:{adt_port}");
+    let sim = SimServe {
+        profile: "baseline",
+        mesh_url: &capture,
+        http_url: &capture,
+        password: "sender-secret",
+        extra: &["--adt-listen", &adt],
     }
-    .wait_listening(Duration::from_secs(20));
+    .start();
+    let sim_port = sim.port;
     // The FHIR target's capture, with the HL7 v2 driver instead.
     let fhir = std::fs::read_to_string(target_file(dir.path(), sim_port, capture_port)).unwrap();
     let hl7 = fhir.replace("name: sim-fhir", "name: sim-hl7").replace(
@@ -461,7 +446,6 @@ fn drive_now_collect_later_and_collect_again() {
     boxes.push("RXXHC001");
     let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
     let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
-    let sim_port = peers::free_port();
     // These scenarios' letters all go over MESH, where they wait to be collected.
     let scenarios = [
         "scenarios/inpatient/discharge_summary.yaml",
@@ -469,31 +453,15 @@ fn drive_now_collect_later_and_collect_again() {
         "scenarios/routing/merged_practice.yaml",
     ];
     let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
-    let child = Command::new(bin())
-        .args([
-            "sim",
-            "serve",
-            "--clock",
-            "system",
-            "--dispatch-interval",
-            "1s",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{sim_port}")])
-        .arg("--directory")
-        .arg(root().join("scenarios/fixtures/common.yaml"))
-        .args(["--mesh-url", &sandbox_url, "--print-url", &nowhere])
-        .args(["--docman-url", &nowhere])
-        .env("LETTERGATE_MESH_PASSWORD", peers::SANDBOX_PASSWORD)
-        .env("LETTERGATE_MESH_SHARED_KEY", "TestKey")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _sim = peers::Server {
-        child,
-        port: sim_port,
+    let sim = SimServe {
+        profile: "baseline",
+        mesh_url: &sandbox_url,
+        http_url: &nowhere,
+        password: peers::SANDBOX_PASSWORD,
+        extra: &[],
     }
-    .wait_listening(Duration::from_secs(20));
+    .start();
+    let sim_port = sim.port;
     let mailboxes: String = PRACTICE_MAILBOXES
         .iter()
         .map(|m| format!("      - {{id: {m}, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"))

@@ -146,6 +146,22 @@ pub struct OutboundMessage {
     pub body: Vec<u8>,
 }
 
+impl OutboundMessage {
+    /// A liveness message to `to` on [`crate::mesh::CANARY_WORKFLOW`]: a capture that records
+    /// it proves the path letters take was alive, even when no letter was due.
+    pub fn canary(to: &str) -> OutboundMessage {
+        OutboundMessage {
+            to: to.to_string(),
+            workflow_id: crate::mesh::CANARY_WORKFLOW.into(),
+            subject: Some("lettergate canary".into()),
+            local_id: Some("CANARY".into()),
+            file_name: None,
+            content_type: "text/plain".into(),
+            body: b"canary".to_vec(),
+        }
+    }
+}
+
 /// What the server answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendOutcome {

@@ -211,6 +211,15 @@ impl Scenario {
             .map(|e| e.at)
     }
 
+    /// The ODS code of the practice `p` is registered with at the start; `None` for no
+    /// registered GP.
+    pub fn registered_ods(&self, p: &Patient) -> Option<OdsCode> {
+        p.practice
+            .as_ref()
+            .and_then(|k| self.practices.get(k))
+            .map(|pr| pr.ods.clone())
+    }
+
     /// The ITK3 business response the practice `practice` gives for a letter about the patient
     /// with `nhs` arriving at `at`: 30001 known here, 30002 not known here, 30003 no longer
     /// registered here, 30004 known here and recently deceased.

@@ -11,7 +11,6 @@ use crate::letter::{EventKind, LetterKind, Transport};
 use crate::mesh::client::{
     MeshClient, MeshConfig, MeshError, OutboundMessage, SendOutcome, TransportError,
 };
-use crate::mesh::CANARY_WORKFLOW;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -776,15 +775,7 @@ impl Simulator {
     /// Sends a liveness message to its own mailbox over the same MESH route as letters,
     /// so a run can prove its capture path was alive even when no letter was due.
     pub async fn send_canary(&self) -> Result<SendOutcome, SimError> {
-        let msg = OutboundMessage {
-            to: self.mesh.config().mailbox.clone(),
-            workflow_id: CANARY_WORKFLOW.into(),
-            subject: Some("lettergate canary".into()),
-            local_id: Some("CANARY".into()),
-            file_name: None,
-            content_type: "text/plain".into(),
-            body: b"canary".to_vec(),
-        };
+        let msg = OutboundMessage::canary(&self.mesh.config().mailbox);
         Ok(self.mesh.send(&msg).await?)
     }
 }

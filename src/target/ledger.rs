@@ -9,9 +9,9 @@
 //! it is acknowledged, and collecting again checks everything collected so far: the same
 //! verdict.
 
-use super::run::{rebase, Driver};
+use super::run::{poll_config, rebase, Driver};
 use super::Target;
-use crate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig};
+use crate::capture::poll::MeshPoller;
 use crate::capture::{CaptureLog, CapturedLetter, FolderCapture, LogSink};
 use crate::clock::{Clock, Timestamp};
 use crate::run::{chain, check, errored, Outcome, RunConfig};
@@ -206,21 +206,7 @@ pub async fn collect(
     let mut log = CaptureLog::open(&store_dir).map_err(|e| failed(&e))?;
     let c = &t.raw.capture;
     if let Some(p) = &c.mesh_poll {
-        let creds = |m: &super::file::RawMailbox| {
-            super::secret(&m.password_env, &format!("{}'s password", m.id))
-                .map(|pw| MailboxCredentials::new(&m.id, pw))
-        };
-        let config = PollConfig {
-            base_url: p.url.0.clone(),
-            shared_key: super::secret(&p.shared_key_env, "the MESH shared key")?,
-            recipients: p.mailboxes.iter().map(creds).collect::<Result<_, _>>()?,
-            sender: p.sending_mailbox.as_ref().map(creds).transpose()?,
-            tls: super::check::tls_options(p.tls.as_ref()),
-            acknowledge: p.acknowledge,
-            acknowledge_reports: false,
-            workflows: None,
-        };
-        let mut poller = MeshPoller::new(config).map_err(|e| failed(&e))?;
+        let mut poller = MeshPoller::new(poll_config(p)?).map_err(|e| failed(&e))?;
         poller.already_recorded(
             log.letters
                 .iter()

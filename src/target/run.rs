@@ -19,7 +19,6 @@ use crate::clock::{Clock, Span, Timestamp};
 use crate::fhir_r4::{self, FhirRequest, PatientState};
 use crate::letter::EventKind;
 use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
-use crate::mesh::CANARY_WORKFLOW;
 use crate::run::{chain, check, errored, Outcome, RunConfig};
 use crate::scenario::{Event, Scenario};
 use std::collections::{BTreeMap, HashMap};
@@ -284,17 +283,12 @@ impl<'a> Driver<'a> {
 
     /// The patient as the scenario starts them.
     fn initial(&self, key: &str) -> PatientState {
-        let s = self.scenario;
-        let p = &s.patients[key];
+        let p = &self.scenario.patients[key];
         PatientState {
             nhs_number: p.nhs_number,
             name: p.name.clone(),
             born: p.born.clone(),
-            practice: p
-                .practice
-                .as_ref()
-                .and_then(|k| s.practices.get(k))
-                .map(|pr| pr.ods.clone()),
+            practice: self.scenario.registered_ods(p),
             named_gp: p.named_gp.clone(),
             died_at: None,
         }
@@ -353,6 +347,24 @@ impl<'a> Driver<'a> {
             }
         }
     }
+}
+
+/// How the MESH poller signs in, from a target's `capture.mesh_poll`, with the secrets read.
+pub(crate) fn poll_config(p: &super::file::RawMeshPoll) -> Result<PollConfig, String> {
+    let creds = |m: &super::file::RawMailbox| {
+        secret(&m.password_env, &format!("{}'s password", m.id))
+            .map(|pw| MailboxCredentials::new(&m.id, pw))
+    };
+    Ok(PollConfig {
+        base_url: p.url.0.clone(),
+        shared_key: secret(&p.shared_key_env, "the MESH shared key")?,
+        recipients: p.mailboxes.iter().map(creds).collect::<Result<_, _>>()?,
+        sender: p.sending_mailbox.as_ref().map(creds).transpose()?,
+        tls: super::check::tls_options(p.tls.as_ref()),
+        acknowledge: p.acknowledge,
+        acknowledge_reports: false,
+        workflows: None,
+    })
 }
 
 /// Fills `{{placeholder}}`s (names were checked when the file was loaded).
@@ -486,21 +498,7 @@ impl Captures {
         };
         let poll = match &c.mesh_poll {
             Some(p) => {
-                let creds = |m: &super::file::RawMailbox| {
-                    secret(&m.password_env, &format!("{}'s password", m.id))
-                        .map(|pw| MailboxCredentials::new(&m.id, pw))
-                };
-                let config = PollConfig {
-                    base_url: p.url.0.clone(),
-                    shared_key: secret(&p.shared_key_env, "the MESH shared key")?,
-                    recipients: p.mailboxes.iter().map(creds).collect::<Result<_, _>>()?,
-                    sender: p.sending_mailbox.as_ref().map(creds).transpose()?,
-                    tls: super::check::tls_options(p.tls.as_ref()),
-                    acknowledge: p.acknowledge,
-                    acknowledge_reports: false,
-                    workflows: None,
-                };
-                let poller = MeshPoller::new(config).map_err(|e| failed(&e))?;
+                let poller = MeshPoller::new(poll_config(p)?).map_err(|e| failed(&e))?;
                 let log = CaptureLog::create(&dir.join("mesh-poll")).map_err(|e| failed(&e))?;
                 Some((poller, log))
             }
@@ -557,15 +555,7 @@ impl Captures {
         let mut logs = Vec::new();
         if let Some((server, canary)) = self.mesh {
             let client = MeshClient::new(http.clone(), canary.clone());
-            let msg = OutboundMessage {
-                to: canary.mailbox.clone(),
-                workflow_id: CANARY_WORKFLOW.into(),
-                subject: Some("lettergate canary".into()),
-                local_id: Some("CANARY".into()),
-                file_name: None,
-                content_type: "text/plain".into(),
-                body: b"canary".to_vec(),
-            };
+            let msg = OutboundMessage::canary(&canary.mailbox);
             let sent = client.send(&msg).await;
             let log = server.finish().await.map_err(|e| failed(&e))?;
             if !matches!(sent, Ok(SendOutcome::Accepted { .. })) || log.canaries == 0 {

@@ -540,3 +540,78 @@ fn drive_now_collect_later_and_collect_again() {
     };
     assert_eq!(summary(&out), summary(&out2));
 }
+
+/// The HTTP driver: one request template per event, here the simulator's own event API, with
+/// placeholders filled from the scenario. The staging EHR already knows its synthetic patient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_is_driven_with_http_request_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = peers::free_port();
+    let sim = sim_serve("baseline", capture_port);
+    let registered = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/patients", sim.port))
+        .json(
+            &serde_json::json!({"nhs_number": "9990000026", "name": "Bob Example",
+            "born": "1942-06-15", "practice": "B82002"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status().as_u16(), 201);
+    let fhir = std::fs::read_to_string(target_file(dir.path(), sim.port, capture_port)).unwrap();
+    let template = |event: &str| {
+        format!(
+            "      {event}:\n        path: /events\n        headers: {{content-type: application/json}}\n        body: '{{\"at\": \"{{{{at}}}}\", \"event\": \"{{{{event}}}}\", \"nhs_number\": \"{{{{nhs_number}}}}\"}}'\n"
+        )
+    };
+    let http = fhir.replace("name: sim-fhir", "name: sim-http").replace(
+        &format!(
+            "  fhir:\n    base_url: http://127.0.0.1:{}/fhir\n",
+            sim.port
+        ),
+        &format!(
+            "  http:\n    base_url: http://127.0.0.1:{}\n    requests:\n{}{}",
+            sim.port,
+            template("admission"),
+            template("discharge")
+        ),
+    );
+    assert!(http.contains("  http:"), "{http}");
+    let target = dir.path().join("sim-http.yaml");
+    std::fs::write(&target, http).unwrap();
+    let run = |scenario: &str| {
+        Command::new(bin())
+            .current_dir(root())
+            .args(["run", "--check", "--target"])
+            .arg(&target)
+            .arg("--snapshots")
+            .arg(dir.path().join("snapshots"))
+            .arg("--work-dir")
+            .arg(dir.path().join("work"))
+            .arg(scenario)
+            .env("LG_TEST_MESH_KEY", "TestKey")
+            .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
+            .env("LG_TEST_PRACTICE_PASSWORD", "practice-secret")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let ok = tokio::task::block_in_place(|| run("scenarios/inpatient/discharge_summary.yaml"));
+    let out = text(&ok);
+    // No accepted snapshot for this target: a review, but every letter arrived.
+    assert!(
+        out.contains("discharge_summary      B82002                1        1"),
+        "{out}"
+    );
+    assert!(!out.contains("missing letter"), "{out}");
+    assert!(out.contains("(profile http driver)"), "{out}");
+
+    // A scenario with an event the file has no request for is refused before anything is sent.
+    let refused = tokio::task::block_in_place(|| run("scenarios/emergency/ed_discharge.yaml"));
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("no request for `emergency_attendance`"),
+        "{out}"
+    );
+}

@@ -408,7 +408,8 @@ pub struct RawTls {
     pub ca_cert: Option<PathBuf>,
 }
 
-/// How a captured letter is matched to a scenario's patient.
+/// How a captured letter is matched to a scenario's patient. Only `nhs_number` is supported
+/// so far; the others are refused when the file is loaded rather than ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum MatchBy {

@@ -114,6 +114,16 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
             )),
         ));
     }
+    if raw.match_by != file::MatchBy::NhsNumber {
+        return Err(at(
+            "match:",
+            Diagnostic::new(
+                path,
+                "only `match: nhs_number` is supported so far: letters are matched to scenarios by the NHS number they carry",
+            )
+            .with_help(Some("remove `match:` (nhs_number is the default)".into())),
+        ));
+    }
     if let Some(p) = &c.mesh_poll {
         if p.mailboxes.is_empty() {
             return Err(at(
@@ -216,6 +226,14 @@ mod tests {
         let e = load_text(&t).unwrap_err();
         assert!(e.to_string().contains("{{nhs_number}}"), "{e}");
         assert_eq!(e.line, 8);
+    }
+
+    #[test]
+    fn matching_other_than_by_nhs_number_is_refused_not_ignored() {
+        let e = load_text(&format!("{GOOD}match: local_id\n")).unwrap_err();
+        assert!(e.message.contains("only `match: nhs_number`"), "{e}");
+        assert_eq!(e.line, 14);
+        assert!(load_text(&format!("{GOOD}match: nhs_number\n")).is_ok());
     }
 
     #[test]

@@ -325,9 +325,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub adt_listen: Option<SocketAddr>,
     /// A fixture file whose practices make up the simulator's directory at start (otherwise
-    /// register them with `POST /practices`).
+    /// register them with `POST /practices`); give it more than once for several files.
     #[arg(long, value_name = "FILE")]
-    pub directory: Option<PathBuf>,
+    pub directory: Vec<PathBuf>,
 }
 
 /// Parses the process arguments and runs the command.
@@ -980,12 +980,14 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
         config.dispatch_interval = crate::clock::Span::parse(d).map_err(Error::Usage)?;
     }
     let start = crate::clock::Timestamp::parse(&args.start).map_err(Error::Usage)?;
-    let directory = match &args.directory {
-        Some(path) => Loader::new()
+    let mut directory = std::collections::BTreeMap::new();
+    let mut loader = Loader::new();
+    for path in &args.directory {
+        let practices = loader
             .fixture_practices(path)
-            .map_err(|d| Error::Input(vec![d]))?,
-        None => Default::default(),
-    };
+            .map_err(|d| Error::Input(vec![d]))?;
+        directory.extend(practices);
+    }
     let system_clock = args.clock == "system";
     let env =
         |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());

@@ -615,3 +615,77 @@ async fn a_target_is_driven_with_http_request_templates() {
         "{out}"
     );
 }
+
+/// A target whose practices are reached over HL7 v2 MLLP and a drop folder: lettergate's MLLP
+/// listener and folder watcher capture them, next to the MESH endpoint's HTTP catch-all for
+/// the patient's copy.
+#[test]
+fn a_target_is_captured_over_mllp_and_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(scenarios.join("fixtures")).unwrap();
+    std::fs::create_dir_all(scenarios.join("local")).unwrap();
+    let fixture = scenarios.join("fixtures/local.yaml");
+    std::fs::write(
+        &fixture,
+        "practices:\n  willowbank: {ods: G87007, name: Willow Bank Surgery, route: mllp}\n  ashgrove: {ods: H88008, name: Ashgrove Medical Practice, route: folder}\npatients:\n  lena: {nhs_number: \"9990000123\", name: Lena Example, born: 1972-10-10, practice: willowbank}\n  omar: {nhs_number: \"9990000131\", name: Omar Example, born: 1958-03-21, practice: ashgrove}\n",
+    )
+    .unwrap();
+    let scenario = scenarios.join("local/routes.yaml");
+    std::fs::write(
+        &scenario,
+        "name: Letters over MLLP and a folder\ninclude: [../fixtures/local.yaml]\ntimeline:\n  - at: 2025-06-02T09:00:00Z\n    event: outpatient_attendance\n    patient: lena\n  - after: 1h\n    event: admission\n    patient: omar\n  - after: 1d\n    event: letter_signed\n    patient: lena\n  - after: 1d\n    event: discharge\n    patient: omar\nexpect:\n  - letter: clinic_letter\n    patient: lena\n  - letter: patient_copy\n    patient: lena\n  - letter: discharge_summary\n    patient: omar\n",
+    )
+    .unwrap();
+    let (capture_port, mllp_port) = (peers::free_port(), peers::free_port());
+    let drop = dir.path().join("drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    let capture = format!("http://127.0.0.1:{capture_port}");
+    let mllp = format!("127.0.0.1:{mllp_port}");
+    let sim = SimServe {
+        profile: "baseline",
+        mesh_url: &capture,
+        http_url: &capture,
+        password: "sender-secret",
+        extra: &[
+            "--directory",
+            fixture.to_str().unwrap(),
+            "--mllp-addr",
+            &mllp,
+            "--drop-folder",
+            drop.to_str().unwrap(),
+        ],
+    }
+    .start();
+    let target = dir.path().join("local.yaml");
+    std::fs::write(
+        &target,
+        format!(
+            "name: sim-local-routes\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{}/fhir\ncapture:\n  mesh_endpoint:\n    listen: 127.0.0.1:{capture_port}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n      RXXHC001: LG_TEST_SENDER_PASSWORD\n  mllp:\n    listen: {mllp}\n  folder:\n    path: {}\n    poll_interval: 1s\nwait: {{max: 8s, poll_interval: 1s, settle: 2s}}\n",
+            sim.port,
+            drop.display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["run", "--accept", "--target"])
+        .arg(&target)
+        .arg(&scenario)
+        .env("LG_TEST_MESH_KEY", "TestKey")
+        .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("1 scenario: 1 passed"), "{out}");
+    let snap = std::fs::read_to_string(
+        dir.path()
+            .join("snapshots/sim-local-routes/local/routes.snap"),
+    )
+    .unwrap();
+    assert!(snap.contains("transport: mllp"), "{snap}");
+    assert!(snap.contains("transport: folder"), "{snap}");
+    assert!(snap.contains("transport: http"), "{snap}");
+}

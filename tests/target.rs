@@ -689,3 +689,76 @@ fn a_target_is_captured_over_mllp_and_a_folder() {
     assert!(snap.contains("transport: folder"), "{snap}");
     assert!(snap.contains("transport: http"), "{snap}");
 }
+
+/// A REPORT that NHS Digital's mesh-sandbox makes (injected through its admin API) about a
+/// letter the EHR sent is read from the sending mailbox, attached to that letter and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_report_from_mesh_sandbox_is_reported() {
+    use lettergate::mesh::client::{MeshClient, MeshConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut boxes = PRACTICE_MAILBOXES.to_vec();
+    boxes.push("RXXHC001");
+    let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
+    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
+    let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
+    let sim = SimServe {
+        profile: "baseline",
+        mesh_url: &sandbox_url,
+        http_url: &nowhere,
+        password: peers::SANDBOX_PASSWORD,
+        extra: &[],
+    }
+    .start();
+    let target = dir.path().join("batch.yaml");
+    std::fs::write(
+        &target,
+        format!("name: sim-batch\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{}/fhir\ncapture:\n  mesh_poll:\n    url: {sandbox_url}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n      - {{id: B82002HC001, password_env: LG_TEST_SANDBOX_PASSWORD}}\n    sending_mailbox: {{id: RXXHC001, password_env: LG_TEST_SANDBOX_PASSWORD}}\n", sim.port),
+    )
+    .unwrap();
+    let ledger = dir.path().join("ledger");
+    let lg = |args: &[&str]| {
+        let mut c = Command::new(bin());
+        c.current_dir(root())
+            .args(args)
+            .env("LG_TEST_MESH_KEY", "TestKey")
+            .env("LG_TEST_SANDBOX_PASSWORD", peers::SANDBOX_PASSWORD)
+            .env("NO_COLOR", "1");
+        tokio::task::block_in_place(|| c.output().unwrap())
+    };
+    let (t, l) = (target.to_str().unwrap(), ledger.to_str().unwrap());
+    let scenario = "scenarios/inpatient/discharge_summary.yaml";
+    let driven = lg(&["drive", "--target", t, "--ledger", l, scenario]);
+    assert_eq!(driven.status.code(), Some(0), "{}", text(&driven));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The EHR stops before the report comes, so it does not collect the report itself.
+    drop(sim);
+
+    // The discharge summary waits in the practice's mailbox: the sandbox reports on it.
+    let practice = MeshClient::new(
+        reqwest::Client::new(),
+        MeshConfig {
+            base_url: sandbox_url.clone(),
+            mailbox: "B82002HC001".into(),
+            password: peers::SANDBOX_PASSWORD.into(),
+            shared_key: "TestKey".into(),
+        },
+    );
+    let ids = practice.list_inbox().await.unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let injected = reqwest::Client::new()
+        .post(format!("{sandbox_url}/messageexchange/admin/report"))
+        .json(&serde_json::json!({
+            "mailbox_id": "RXXHC001", "code": "14", "description": "not collected",
+            "workflow_id": "TOC_FHIR_IP_DISCH", "linked_message_id": ids[0],
+            "status": "undeliverable"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(injected.status().is_success(), "{injected:?}");
+
+    let collected = lg(&["collect", "--ledger", l, "--check"]);
+    let out = text(&collected);
+    assert_eq!(collected.status.code(), Some(1), "{out}");
+    assert!(out.contains("MESH report received"), "{out}");
+    assert!(out.contains("status 14"), "{out}");
+}

@@ -299,6 +299,38 @@ pub async fn run(t: &Target) -> Vec<CheckLine> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn oauth2_client_credentials_come_from_the_environment_and_give_a_bearer_token() {
+        use wiremock::matchers::{body_string_contains, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .and(body_string_contains("grant_type=client_credentials"))
+            .and(body_string_contains("client_id=lg-test-client"))
+            .and(body_string_contains("client_secret=s%20cret%26"))
+            .and(body_string_contains("scope=events"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"access_token": "tok-123", "token_type": "bearer"}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let yaml = format!(
+            "oauth2: {{token_url: {}/oauth/token, client_id_env: LG_UNIT_OAUTH_ID, client_secret_env: LG_UNIT_OAUTH_SECRET, scope: events}}",
+            server.uri()
+        );
+        let auth: RawAuth = yaml_serde::from_str(&yaml).unwrap();
+        let http = http_client(None, Duration::from_secs(5)).unwrap();
+        // A variable not set is said by name, and nothing is asked of the token endpoint.
+        let missing = authorization(&http, Some(&auth)).await.unwrap_err();
+        assert!(missing.contains("LG_UNIT_OAUTH_ID"), "{missing}");
+        std::env::set_var("LG_UNIT_OAUTH_ID", "lg-test-client");
+        std::env::set_var("LG_UNIT_OAUTH_SECRET", "s cret&");
+        let got = authorization(&http, Some(&auth)).await.unwrap();
+        assert_eq!(got.as_deref(), Some("Bearer tok-123"));
+    }
+
     #[test]
     fn form_values_are_percent_encoded() {
         assert_eq!(urlencode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");

@@ -73,15 +73,9 @@ pub async fn authorization(
         if let Some(s) = &o.scope {
             form.push(("scope", s.clone()));
         }
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", urlencode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
         let resp = http
             .post(&o.token_url.0)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
+            .form(&form)
             .send()
             .await
             .map_err(|e| {
@@ -100,18 +94,6 @@ pub async fn authorization(
         };
     }
     Ok(None)
-}
-
-/// Form encoding of one value (RFC 3986 unreserved characters kept).
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn can_listen(addr: SocketAddr) -> Result<String, String> {
@@ -308,7 +290,7 @@ mod tests {
             .and(path("/oauth/token"))
             .and(body_string_contains("grant_type=client_credentials"))
             .and(body_string_contains("client_id=lg-test-client"))
-            .and(body_string_contains("client_secret=s%20cret%26"))
+            .and(body_string_contains("client_secret=s+cret%26"))
             .and(body_string_contains("scope=events"))
             .respond_with(ResponseTemplate::new(200).set_body_json(
                 serde_json::json!({"access_token": "tok-123", "token_type": "bearer"}),
@@ -329,11 +311,5 @@ mod tests {
         std::env::set_var("LG_UNIT_OAUTH_SECRET", "s cret&");
         let got = authorization(&http, Some(&auth)).await.unwrap();
         assert_eq!(got.as_deref(), Some("Bearer tok-123"));
-    }
-
-    #[test]
-    fn form_values_are_percent_encoded() {
-        assert_eq!(urlencode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-        assert_eq!(urlencode("Az09-._~"), "Az09-._~");
     }
 }

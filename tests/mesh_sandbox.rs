@@ -116,10 +116,11 @@ async fn a_refused_listing_is_an_error_not_an_empty_inbox() {
             ..wrong.config().clone()
         },
     );
-    assert!(matches!(
-        wrong.list_inbox().await,
-        Err(MeshError::Refused { status: 403, .. })
-    ));
+    let listed = wrong.list_inbox().await;
+    assert!(
+        matches!(listed, Err(MeshError::Refused { status: 403, .. })),
+        "{listed:?}"
+    );
 }
 
 /// Loads scenarios from the project's `scenarios/` folder.

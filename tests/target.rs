@@ -762,3 +762,74 @@ async fn a_mesh_report_from_mesh_sandbox_is_reported() {
     assert!(out.contains("MESH report received"), "{out}");
     assert!(out.contains("status 14"), "{out}");
 }
+
+/// MESH over mutual TLS: mesh-sandbox behind uvicorn asking for a client certificate signed by
+/// the test CA. `targets check` signs in with the target's certificate; a certificate from
+/// another CA, or none, is refused.
+#[test]
+fn mesh_over_mutual_tls_signs_in_only_with_the_right_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    peers::test_pki(&pki);
+    let p = |name: &str| pki.join(name).to_str().unwrap().to_string();
+    let sandbox = peers::mesh_sandbox_with(
+        &dir.path().join("mesh-store"),
+        "TestKey",
+        &["A81001HC001"],
+        &[
+            "--ssl-certfile",
+            &p("server.pem"),
+            "--ssl-keyfile",
+            &p("server.key"),
+            "--ssl-ca-certs",
+            &p("ca.pem"),
+            "--ssl-cert-reqs",
+            "2",
+        ],
+    );
+    let check = |tls: &str| {
+        let target = dir.path().join("tls.yaml");
+        std::fs::write(
+            &target,
+            format!(
+                "name: tls\nnon_production: true\ndrive:\n  hl7v2: {{address: 127.0.0.1:{}}}\ncapture:\n  mesh_poll:\n    url: https://127.0.0.1:{}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n      - {{id: A81001HC001, password_env: LG_TEST_SANDBOX_PASSWORD}}\n{tls}",
+                sandbox.port, sandbox.port
+            ),
+        )
+        .unwrap();
+        let o = Command::new(bin())
+            .args(["targets", "check"])
+            .arg(&target)
+            .env("LG_TEST_MESH_KEY", "TestKey")
+            .env("LG_TEST_SANDBOX_PASSWORD", peers::SANDBOX_PASSWORD)
+            .output()
+            .unwrap();
+        let line = text(&o)
+            .lines()
+            .find(|l| l.contains("capture.mesh_poll A81001HC001"))
+            .unwrap_or_default()
+            .to_string();
+        (o.status.code(), line)
+    };
+    let tls = |cert: &str| {
+        format!(
+            "    tls: {{client_cert: {}, client_key: {}, ca_cert: {}}}\n",
+            p(&format!("{cert}.pem")),
+            p(&format!("{cert}.key")),
+            p("ca.pem")
+        )
+    };
+    // The driver is the sandbox's own port, so it connects: everything hangs on MESH.
+    let (code, line) = check(&tls("client"));
+    assert_eq!(code, Some(0), "{line}");
+    assert!(line.trim_start().starts_with("ok"), "{line}");
+    for (what, section) in [
+        ("a stranger's certificate", tls("stranger")),
+        ("no TLS settings", String::new()),
+    ] {
+        let (code, line) = check(&section);
+        assert_eq!(code, Some(3), "{what}: {line}");
+        assert!(line.contains("FAILED"), "{what}: {line}");
+    }
+}

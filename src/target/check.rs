@@ -172,7 +172,10 @@ async fn mesh_signin(
     match client.handshake().await {
         Ok(s) if (200..300).contains(&s) => Ok(format!("signed in to {mailbox} at {url}")),
         Ok(s) => Err(format!("{url} refused {mailbox}'s sign-in with status {s}")),
-        Err(e) => Err(format!("could not reach {url} for {mailbox}: {e}")),
+        Err(e) => Err(format!(
+            "could not reach {url} for {mailbox}: {}",
+            crate::run::chain(&e)
+        )),
     }
 }
 

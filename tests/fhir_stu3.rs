@@ -223,8 +223,8 @@ fn every_itk3_bundle_the_builder_makes_is_valid_fhir_stu3() {
     assert_eq!(kinds, LetterKind::ALL.len());
     // Acknowledgements of a message bundle, as the synthetic GP receiver builds them: to a
     // practice it knows, and to one it could not read from the letter (empty ODS code).
-    // Not covered: an ack of a letter whose message id could not be read (`20009` with an
-    // empty original id), whose `MessageHeader.response.identifier` is "" and so invalid STU3.
+    // An ack of a letter whose bundle id could not be read (`20009`) names the MESH message
+    // instead (capture/server.rs), so every ack carries a non-empty original id, as here.
     let message = itk3::message_bundle(&doc(LetterKind::ClinicLetter));
     let original = message["identifier"]["value"].as_str().unwrap().to_string();
     for code in ACK_CODES {

@@ -312,8 +312,11 @@ impl Shared {
             codes.push((gp.0)(to, nhs, now));
         }
         let ods = facts.and_then(|f| f.recipient_ods).unwrap_or_default();
+        // An unreadable letter has no bundle id to refer to: its 20009 names the MESH message
+        // (an empty `response.identifier` is not valid FHIR).
+        let about = original.as_deref().unwrap_or(message_id);
         for (index, code) in codes.into_iter().enumerate() {
-            let body = itk3::ack_bundle(original.as_deref().unwrap_or(""), code, &ods, to, now);
+            let body = itk3::ack_bundle(about, code, &ods, to, now);
             let item = InboxItem {
                 id: self.message_id(),
                 headers: vec![

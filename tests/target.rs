@@ -80,6 +80,12 @@ fn target_file(dir: &Path, sim_port: u16, capture_port: u16) -> PathBuf {
 }
 
 fn lettergate(args: &[&str], target: &Path, dir: &Path) -> Output {
+    lettergate_on(args, target, dir, &SCENARIOS)
+}
+
+/// `lettergate ARGS --target TARGET SCENARIOS`, with snapshots and work under `dir` and the
+/// secrets of [`target_file`] in the environment.
+fn lettergate_on(args: &[&str], target: &Path, dir: &Path, scenarios: &[&str]) -> Output {
     Command::new(bin())
         .current_dir(root())
         .args(args)
@@ -89,7 +95,7 @@ fn lettergate(args: &[&str], target: &Path, dir: &Path) -> Output {
         .arg(dir.join("snapshots"))
         .arg("--work-dir")
         .arg(dir.join("work"))
-        .args(SCENARIOS)
+        .args(scenarios)
         .env("LG_TEST_MESH_KEY", "TestKey")
         .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
         .env("LG_TEST_PRACTICE_PASSWORD", "practice-secret")
@@ -401,23 +407,8 @@ fn a_target_is_driven_over_hl7_v2_adt() {
     assert!(hl7.contains("hl7v2:"), "{hl7}");
     let target = dir.path().join("sim-hl7.yaml");
     std::fs::write(&target, hl7).unwrap();
-    let run = |scenarios: &[&str]| {
-        Command::new(bin())
-            .current_dir(root())
-            .args(["run", "--accept", "--target"])
-            .arg(&target)
-            .arg("--snapshots")
-            .arg(dir.path().join("snapshots"))
-            .arg("--work-dir")
-            .arg(dir.path().join("work"))
-            .args(scenarios)
-            .env("LG_TEST_MESH_KEY", "TestKey")
-            .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
-            .env("LG_TEST_PRACTICE_PASSWORD", "practice-secret")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let run =
+        |scenarios: &[&str]| lettergate_on(&["run", "--accept"], &target, dir.path(), scenarios);
     let ok = run(&[
         "scenarios/inpatient/discharge_summary.yaml",
         "scenarios/emergency/ed_discharge.yaml",
@@ -579,23 +570,7 @@ async fn a_target_is_driven_with_http_request_templates() {
     assert!(http.contains("  http:"), "{http}");
     let target = dir.path().join("sim-http.yaml");
     std::fs::write(&target, http).unwrap();
-    let run = |scenario: &str| {
-        Command::new(bin())
-            .current_dir(root())
-            .args(["run", "--check", "--target"])
-            .arg(&target)
-            .arg("--snapshots")
-            .arg(dir.path().join("snapshots"))
-            .arg("--work-dir")
-            .arg(dir.path().join("work"))
-            .arg(scenario)
-            .env("LG_TEST_MESH_KEY", "TestKey")
-            .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
-            .env("LG_TEST_PRACTICE_PASSWORD", "practice-secret")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let run = |scenario: &str| lettergate_on(&["run", "--check"], &target, dir.path(), &[scenario]);
     let ok = tokio::task::block_in_place(|| run("scenarios/inpatient/discharge_summary.yaml"));
     let out = text(&ok);
     // No accepted snapshot for this target: a review, but every letter arrived.

@@ -9,8 +9,12 @@ use lettergate::sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-#[tokio::test]
-async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
+/// A capture endpoint on loopback (mailboxes RXXHC001 and A81001HC001, the latter collected;
+/// `gp` acknowledges) and a simulator sending to it on a virtual clock from 2025-01-06 09:00.
+async fn capture_and_simulator(
+    config: SimConfig,
+    gp: Option<lettergate::capture::GpReceiver>,
+) -> (tempfile::TempDir, CaptureServer, Simulator) {
     let dir = tempfile::tempdir().unwrap();
     let start = Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
     let clock = Clock::virtual_at(start);
@@ -25,9 +29,7 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
             mailboxes,
             dir: dir.path().into(),
             monitored: ["A81001HC001".to_string()].into(),
-            gp: Some(lettergate::capture::GpReceiver(std::sync::Arc::new(
-                |_, _, _| 30001,
-            ))),
+            gp,
         },
         clock.clone(),
     )
@@ -45,12 +47,20 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
         mllp: None,
         folder: None,
     };
-    let sim = Simulator::new(
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let sim = Simulator::new(config, clock, out, http);
+    (dir, capture, sim)
+}
+
+#[tokio::test]
+async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
+    let (_dir, capture, sim) = capture_and_simulator(
         SimConfig::baseline(),
-        clock,
-        out,
-        reqwest::Client::builder().no_proxy().build().unwrap(),
-    );
+        Some(lettergate::capture::GpReceiver(std::sync::Arc::new(
+            |_, _, _| 30001,
+        ))),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server =
@@ -155,41 +165,12 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
 /// Issue 3, profile 1 (Royal Free): the EHR's own record says "sent" while nothing left it.
 #[tokio::test]
 async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave() {
-    let dir = tempfile::tempdir().unwrap();
-    let start = Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
-    let clock = Clock::virtual_at(start);
-    let mailboxes = BTreeMap::from([
-        ("RXXHC001".to_string(), "pw".to_string()),
-        ("A81001HC001".to_string(), "x".to_string()),
-    ]);
-    let capture = CaptureServer::start(
-        CaptureConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            shared_key: "TestKey".into(),
-            mailboxes,
-            dir: dir.path().into(),
-            monitored: ["A81001HC001".to_string()].into(),
-            gp: None,
-        },
-        clock.clone(),
+    let (_dir, capture, mut sim) = capture_and_simulator(
+        SimConfig::named("op-letters-silently-dropped").unwrap(),
+        None,
     )
-    .await
-    .unwrap();
-    let out = Outbound {
-        mesh: MeshConfig {
-            base_url: capture.url(),
-            mailbox: "RXXHC001".into(),
-            password: "pw".into(),
-            shared_key: "TestKey".into(),
-        },
-        print_url: capture.url(),
-        docman_url: capture.url(),
-        mllp: None,
-        folder: None,
-    };
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let config = SimConfig::named("op-letters-silently-dropped").unwrap();
-    let mut sim = Simulator::new(config, clock, out, http);
+    .await;
+    let start = sim.now();
     sim.register_practice(lettergate::sim::PracticeRecord {
         ods: lettergate::ids::OdsCode::parse("A81001").unwrap(),
         name: "Riverside".into(),

@@ -152,30 +152,18 @@ impl Watcher {
         let stem = Path::new(name)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned());
-        let letter = CapturedLetter {
-            seq: 0,
-            transport: Transport::Folder,
-            received_at,
-            message_id: name.to_string(),
-            from_mailbox: None,
-            to_mailbox: None,
-            workflow_id: None,
-            route: format!("FOLDER {name}"),
+        let mut letter = CapturedLetter {
             status: 200,
-            refusal: None,
-            auth_valid: false,
-            body_bytes: body.len(),
-            local_id: facts
-                .as_ref()
-                .ok()
-                .and_then(|f| f.reference.clone())
-                .or(stem),
-            body_file: PathBuf::new().into(),
-            body_offset: 0,
-            facts,
-            acks: vec![],
-            reports: vec![],
+            ..CapturedLetter::received(
+                Transport::Folder,
+                received_at,
+                format!("FOLDER {name}"),
+                name.to_string(),
+                body.len(),
+                facts,
+            )
         };
+        letter.local_id = letter.local_id.or(stem);
         let headers = [("file-name".to_string(), name.to_string())];
         Ok(self.sink.record(letter, &headers, &body).is_some())
     }

@@ -15,7 +15,6 @@ use crate::hl7::message::Message;
 use crate::hl7::mllp::{Handler, Listener};
 use crate::letter::Transport;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 /// A running MLLP capture; [`MllpCapture::finish`] stops it.
@@ -65,24 +64,16 @@ fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<()
     let field = |f: usize| parsed.as_ref().and_then(|m| m.text("MSH", f, 1));
     let refusal = facts.as_ref().err().cloned();
     let letter = CapturedLetter {
-        seq: 0,
-        transport: Transport::Mllp,
-        received_at: clock.now(),
-        message_id: field(10).unwrap_or_default(),
-        from_mailbox: None,
-        to_mailbox: None,
-        workflow_id: None,
-        route,
         status: if refusal.is_none() { 200 } else { 400 },
         refusal: refusal.clone(),
-        auth_valid: false,
-        body_bytes: text.len(),
-        local_id: facts.as_ref().ok().and_then(|f| f.reference.clone()),
-        body_file: PathBuf::new().into(),
-        body_offset: 0,
-        facts,
-        acks: vec![],
-        reports: vec![],
+        ..CapturedLetter::received(
+            Transport::Mllp,
+            clock.now(),
+            route,
+            field(10).unwrap_or_default(),
+            text.len(),
+            facts,
+        )
     };
     let headers: Vec<(String, String)> = [("msh-3", 3), ("msh-4", 4), ("msh-5", 5), ("msh-6", 6)]
         .into_iter()

@@ -51,7 +51,6 @@ use crate::mesh::client::{
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A mailbox and its password.
@@ -500,26 +499,22 @@ fn mesh_error(client: &MeshClient, action: &'static str, source: MeshError) -> P
 fn letter_of(m: &InboxMessage, polled: &str, received_at: Timestamp) -> CapturedLetter {
     let from = m.header("mex-From").map(str::to_string);
     let to = m.header("mex-To").unwrap_or(polled).to_string();
+    let route = format!("{} -> {to}", from.clone().unwrap_or_default());
     CapturedLetter {
-        seq: 0,
-        transport: Transport::Mesh,
-        received_at,
-        message_id: m.id.clone(),
-        route: format!("{} -> {to}", from.clone().unwrap_or_default()),
         from_mailbox: from,
         to_mailbox: Some(to),
         workflow_id: m.header("mex-WorkflowID").map(str::to_string),
-        status: 202,
-        refusal: None,
         // MESH checked the sender's token; lettergate checked its own to download.
         auth_valid: true,
-        body_bytes: m.body.len(),
         local_id: m.header("mex-LocalID").map(str::to_string),
-        body_file: PathBuf::new().into(),
-        body_offset: 0,
-        facts: parse_letter(Transport::Mesh, &m.body),
-        acks: vec![],
-        reports: vec![],
+        ..CapturedLetter::received(
+            Transport::Mesh,
+            received_at,
+            route,
+            m.id.clone(),
+            m.body.len(),
+            parse_letter(Transport::Mesh, &m.body),
+        )
     }
 }
 

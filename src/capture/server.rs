@@ -442,24 +442,21 @@ impl Shared {
         let mailbox = &first.mailbox;
         let to = first.to.clone();
         let letter = CapturedLetter {
-            seq: 0,
-            transport: Transport::Mesh,
-            received_at,
-            message_id: message_id.clone(),
             from_mailbox: Some(mailbox.clone()),
             to_mailbox: to.clone(),
             workflow_id: first.workflow.clone(),
-            route: format!("{mailbox} -> {}", to.clone().unwrap_or_default()),
             status,
             refusal,
             auth_valid,
-            body_bytes: body.len(),
             local_id: first.local_id.clone(),
-            body_file: PathBuf::new().into(),
-            body_offset: 0,
-            facts: parse_letter(Transport::Mesh, body),
-            acks: vec![],
-            reports: vec![],
+            ..CapturedLetter::received(
+                Transport::Mesh,
+                received_at,
+                format!("{mailbox} -> {}", to.clone().unwrap_or_default()),
+                message_id.clone(),
+                body.len(),
+                parse_letter(Transport::Mesh, body),
+            )
         };
         let accepted = letter.accepted();
         if let Some(seq) = self.record(letter, &first.mex_headers, body) {
@@ -770,26 +767,14 @@ async fn http_capture(
             s.http_counter.fetch_add(1, Ordering::SeqCst) + 1
         ),
     };
-    let letter = CapturedLetter {
-        seq: 0,
-        transport: Transport::Http,
+    let letter = CapturedLetter::received(
+        Transport::Http,
         received_at,
-        message_id: id.clone(),
-        from_mailbox: None,
-        to_mailbox: None,
-        workflow_id: None,
-        route: format!("{method} {}", uri.path()),
-        status: 202,
-        refusal: None,
-        auth_valid: false,
-        body_bytes: body.len(),
-        local_id: facts.as_ref().ok().and_then(|f| f.reference.clone()),
-        body_file: PathBuf::new().into(),
-        body_offset: 0,
+        format!("{method} {}", uri.path()),
+        id.clone(),
+        body.len(),
         facts,
-        acks: vec![],
-        reports: vec![],
-    };
+    );
     let content_type: Vec<(String, String)> = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())

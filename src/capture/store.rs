@@ -38,7 +38,7 @@ pub struct CapturedLetter {
     #[serde(default)]
     pub local_id: Option<String>,
     /// The file holding the body (`bodies.bin` of the scenario's capture folder) and where in
-    /// it the body starts; [`CaptureLog::read_body`] reads it back.
+    /// it the body starts; [`CapturedLetter::read_body`] reads it back.
     /// One shared path for all the letters of a scenario.
     pub body_file: Arc<Path>,
     #[serde(default)]
@@ -54,6 +54,39 @@ pub struct CapturedLetter {
 }
 
 impl CapturedLetter {
+    /// A message just received and accepted (status 202), before the log numbers it and
+    /// places its body: the sender's own id is the letter's `reference` when it has one. Each
+    /// capture sets what it knows besides (mailboxes, workflow, its own status or refusal).
+    pub fn received(
+        transport: Transport,
+        received_at: Timestamp,
+        route: String,
+        message_id: String,
+        body_bytes: usize,
+        facts: Result<LetterFacts, String>,
+    ) -> CapturedLetter {
+        CapturedLetter {
+            seq: 0,
+            transport,
+            received_at,
+            message_id,
+            from_mailbox: None,
+            to_mailbox: None,
+            workflow_id: None,
+            route,
+            status: 202,
+            refusal: None,
+            auth_valid: false,
+            body_bytes,
+            local_id: facts.as_ref().ok().and_then(|f| f.reference.clone()),
+            body_file: Path::new("").into(),
+            body_offset: 0,
+            facts,
+            acks: vec![],
+            reports: vec![],
+        }
+    }
+
     pub fn accepted(&self) -> bool {
         self.refusal.is_none()
     }

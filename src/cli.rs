@@ -32,7 +32,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run scenarios against the built-in EHR simulator and check every letter it sends.
+    /// Run scenarios against the built-in EHR simulator (or a staging EHR, `--target`) and
+    /// check every letter it sends.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// Check scenario and fixture files without running them.

@@ -61,6 +61,7 @@ fn letter_body() -> Vec<u8> {
     let doc = itk3::LetterDoc {
         kind: crate::letter::LetterKind::ClinicLetter,
         local_id: "SIM-000001".into(),
+        visit_id: None,
         nhs_number: crate::ids::NhsNumber::parse("9990000018").unwrap_or_else(|_| unreachable!()),
         patient_name: "Generated Patient 000001".into(),
         born: "1950-01-01".into(),

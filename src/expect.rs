@@ -58,6 +58,7 @@ impl Severity {
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     MissingLetter,
+    UnmatchedLetter,
     WrongRecipient,
     LetterToDeceased,
     ReportReceived,
@@ -115,6 +116,16 @@ pub enum Finding {
     },
     UnexpectedLetter {
         seq: u32,
+        kind: Option<LetterKind>,
+        patient: Option<PatientLabel>,
+        route: String,
+        why: String,
+    },
+    /// A letter of a target run that the target's `match:` could not tie to this scenario:
+    /// it carries no local id of the run (`seq` is its number here), or it belongs to a
+    /// scenario checked before it arrived (`seq` is `None`: it is not among this one's).
+    UnmatchedLetter {
+        seq: Option<u32>,
         kind: Option<LetterKind>,
         patient: Option<PatientLabel>,
         route: String,
@@ -232,6 +243,7 @@ impl Finding {
         match self {
             Finding::MissingLetter { .. } => K::MissingLetter,
             Finding::UnexpectedLetter { .. } => K::UnexpectedLetter,
+            Finding::UnmatchedLetter { .. } => K::UnmatchedLetter,
             Finding::WrongRecipient { .. } => K::WrongRecipient,
             Finding::WrongWorkflow { .. } => K::WrongWorkflow,
             Finding::WrongEventCode { .. } => K::WrongEventCode,
@@ -261,6 +273,12 @@ impl Finding {
             ),
             Finding::UnexpectedLetter { seq, kind, patient, route, why } => format!(
                 "unexpected letter #{seq}: {} for {} via {route}: {why}",
+                kind.map_or("unrecognised letter".into(), |k| k.words()),
+                patient.as_ref().map_or("unknown patient".into(), p)
+            ),
+            Finding::UnmatchedLetter { seq, kind, patient, route, why } => format!(
+                "unmatched letter{}: {} for {} via {route}: {why}",
+                seq.map_or(String::new(), |n| format!(" #{n}")),
                 kind.map_or("unrecognised letter".into(), |k| k.words()),
                 patient.as_ref().map_or("unknown patient".into(), p)
             ),
@@ -347,6 +365,24 @@ fn label(s: &Scenario, nhs: Option<NhsNumber>) -> Option<PatientLabel> {
             .map_or_else(|| "unknown patient".into(), |p| p.key.clone()),
         nhs_number: Some(n),
     })
+}
+
+/// The finding for a letter a target's `match:` could not tie to `s` (see
+/// [`Finding::UnmatchedLetter`]).
+pub fn unmatched_letter(
+    s: &Scenario,
+    l: &CapturedLetter,
+    seq: Option<u32>,
+    why: String,
+) -> Finding {
+    let facts = l.facts.as_ref().ok();
+    Finding::UnmatchedLetter {
+        seq,
+        kind: facts.and_then(|f| f.kind),
+        patient: label(s, facts.and_then(|f| f.nhs_number)),
+        route: l.route.clone(),
+        why,
+    }
 }
 
 /// Checks every expectation of `s` against `letters`, and that nothing else was sent.
@@ -703,6 +739,7 @@ expect:
                 digest: String::new(),
                 message_id: Some(format!("bundle-{seq}")),
                 reference: None,
+                visit_id: None,
             }),
             acks: vec![
                 crate::capture::AckRecord {

@@ -16,13 +16,19 @@
 //! | `letter_countersigned` | `POST Composition`: status `final`, a `legal` and a `professional` attester |
 //!
 //! Every resource's subject is the patient by NHS number (a logical reference), and every
-//! resource carries its clinical time. A target file can replace any row with its own request.
+//! resource carries its clinical time. Encounters and Compositions carry lettergate's local id
+//! for the event as an `identifier` of system [`LOCAL_ID_SYSTEM`]: an EHR that keeps it (as the
+//! encounter's identifier, a visit number) lets `match: local_id` tie each letter to the event
+//! it reports. A target file can replace any row with its own request.
 
 use crate::clock::Timestamp;
 use crate::ids::{NhsNumber, OdsCode};
 use crate::letter::EventKind;
 use crate::sim::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 use serde_json::{json, Value};
+
+/// The identifier system of the local ids lettergate gives the events it drives.
+pub const LOCAL_ID_SYSTEM: &str = "urn:lettergate:local-id";
 
 /// What the mapping needs to know about the patient.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,14 +83,17 @@ pub fn patient(p: &PatientState) -> FhirRequest {
     }
 }
 
-/// The request for an event that is not a change to the patient (see the table above);
-/// `None` for those that are (`gp_change`, `named_gp_left`, `death`: send [`patient`]).
+/// The request for an event that is not a change to the patient (see the table above), with
+/// the event's local id; `None` for those that are (`gp_change`, `named_gp_left`, `death`:
+/// send [`patient`]).
 pub fn request_for(
     kind: EventKind,
     nhs: &NhsNumber,
     at: Timestamp,
     second_signer: bool,
+    local_id: Option<&str>,
 ) -> Option<FhirRequest> {
+    let identifier = local_id.map(|id| json!({"system": LOCAL_ID_SYSTEM, "value": id}));
     let encounter = |class: &str, status: &str, discharged: bool| {
         let mut e = json!({
             "resourceType": "Encounter",
@@ -95,6 +104,9 @@ pub fn request_for(
         });
         if status == "finished" {
             e["period"]["end"] = json!(at.rfc3339());
+        }
+        if let Some(id) = &identifier {
+            e["identifier"] = json!([id]);
         }
         if discharged {
             e["hospitalization"] = json!({"dischargeDisposition": {"coding": [{
@@ -112,10 +124,8 @@ pub fn request_for(
             body: e,
         }
     };
-    let composition = |status: &str, attesters: &[&str]| FhirRequest {
-        method: "POST",
-        path: "Composition".into(),
-        body: json!({
+    let composition = |status: &str, attesters: &[&str]| {
+        let mut c = json!({
             "resourceType": "Composition",
             "status": status,
             "type": {"coding": [{"system": "http://snomed.info/sct", "code": "371531000", "display": "Report of clinical encounter"}]},
@@ -123,7 +133,16 @@ pub fn request_for(
             "date": at.rfc3339(),
             "title": "Outpatient clinic letter",
             "attester": attesters.iter().map(|m| json!({"mode": m, "time": at.rfc3339()})).collect::<Vec<_>>(),
-        }),
+        });
+        // R4's Composition has one identifier, not a list.
+        if let Some(id) = &identifier {
+            c["identifier"] = id.clone();
+        }
+        FhirRequest {
+            method: "POST",
+            path: "Composition".into(),
+            body: c,
+        }
     };
     Some(match kind {
         EventKind::OutpatientAttendance => encounter("AMB", "finished", false),
@@ -149,7 +168,19 @@ pub enum Read {
         nhs_number: NhsNumber,
         at: Option<Timestamp>,
         second_signer: bool,
+        /// The resource's identifier: the sender's id for the event, which the EHR keeps as
+        /// the encounter's (a visit number) and its letters then carry.
+        local_id: Option<String>,
     },
+}
+
+/// The first identifier's value: Encounter's `identifier` is a list, Composition's one.
+fn event_identifier(v: &Value) -> Option<String> {
+    let id = match &v["identifier"] {
+        Value::Array(ids) => ids.first()?,
+        other => other,
+    };
+    id["value"].as_str().map(str::to_string)
 }
 
 fn nhs_of(v: &Value) -> Result<NhsNumber, String> {
@@ -230,6 +261,7 @@ pub fn read(resource: &Value) -> Result<Read, String> {
                 nhs_number: nhs_of(resource)?,
                 at: time(&resource["period"]["end"]).or(time(&resource["period"]["start"])),
                 second_signer,
+                local_id: event_identifier(resource),
             })
         }
         Some("Composition") => {
@@ -250,6 +282,7 @@ pub fn read(resource: &Value) -> Result<Read, String> {
                 nhs_number: nhs_of(resource)?,
                 at: time(&resource["date"]),
                 second_signer: false,
+                local_id: event_identifier(resource),
             })
         }
         other => Err(format!(
@@ -268,7 +301,7 @@ mod tests {
         let nhs = NhsNumber::parse("9990000018").unwrap();
         let at = Timestamp::parse("2025-01-06T09:30:00Z").unwrap();
         for kind in EventKind::ALL {
-            let Some(req) = request_for(kind, &nhs, at, false) else {
+            let Some(req) = request_for(kind, &nhs, at, false, Some("LG-ABCDEFGH-1")) else {
                 continue;
             };
             match read(&req.body).unwrap() {
@@ -276,18 +309,21 @@ mod tests {
                     kind: k,
                     nhs_number,
                     at: when,
+                    local_id,
                     ..
                 } => {
                     assert_eq!((k, nhs_number, when), (kind, nhs, Some(at)));
+                    assert_eq!(local_id.as_deref(), Some("LG-ABCDEFGH-1"), "{kind:?}");
                 }
                 other => panic!("{kind:?} read back as {other:?}"),
             }
         }
-        let req = request_for(EventKind::OutpatientAttendance, &nhs, at, true).unwrap();
+        let req = request_for(EventKind::OutpatientAttendance, &nhs, at, true, None).unwrap();
         assert!(matches!(
             read(&req.body).unwrap(),
             Read::Event {
                 second_signer: true,
+                local_id: None,
                 ..
             }
         ));

@@ -46,7 +46,7 @@ pub fn code(f: &Finding) -> char {
         | Finding::NegativeAck { .. }
         | Finding::WrongBusinessAck { .. }
         | Finding::AckNotCollected { .. } => 'A',
-        Finding::UnexpectedLetter { .. } => 'U',
+        Finding::UnexpectedLetter { .. } | Finding::UnmatchedLetter { .. } => 'U',
         Finding::Refused { .. } => 'F',
         Finding::Unreadable { .. } => '?',
         Finding::ContentChanged { .. } => 'C',

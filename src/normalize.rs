@@ -22,15 +22,19 @@ pub enum Step {
     /// The port of an IPv4 address (`127.0.0.1:41234`, an MLLP capture's route) becomes
     /// `[port]`: captures listen on a free port, a different one every run.
     Ports,
+    /// The local ids lettergate gives the events it drives (`LG-7K2M9QXA-3`), which an EHR
+    /// echoes into its letters, become `[local-id-N]`: each target run makes new ones.
+    LocalIds,
 }
 
 impl Step {
-    pub const ALL: [Step; 5] = [
+    pub const ALL: [Step; 6] = [
         Step::LineEndings,
         Step::MeshMessageIds,
         Step::Uuids,
         Step::Timestamps,
         Step::Ports,
+        Step::LocalIds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +44,7 @@ impl Step {
             Step::Uuids => "uuids",
             Step::Timestamps => "timestamps",
             Step::Ports => "ports",
+            Step::LocalIds => "local-ids",
         }
     }
 
@@ -57,7 +62,12 @@ impl Step {
         static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
             Regex::new(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}):(\d{1,5})\b").expect("valid regex")
         });
+        static LOCAL_ID: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\bLG-[0-9A-Z]{8}-[0-9]{1,6}\b").expect("valid regex"));
         match self {
+            // Simulator runs carry none: skip the scan on their hot path.
+            Step::LocalIds if !text.contains("LG-") => text.to_string(),
+            Step::LocalIds => numbered(&LOCAL_ID, text, "local-id"),
             Step::Ports => ADDRESS
                 .replace_all(text, |c: &regex::Captures| {
                     let ip_ok = c[1].parse::<std::net::Ipv4Addr>().is_ok();
@@ -136,6 +146,8 @@ mod tests {
             (Step::Timestamps, "a date alone 2025-03-03 stays", "a date alone 2025-03-03 stays"),
             (Step::Ports, "route: MLLP 127.0.0.1:41234", "route: MLLP 127.0.0.1:[port]"),
             (Step::Ports, "not 127.0.0.1:99999 nor 327.0.0.1:80", "not 127.0.0.1:99999 nor 327.0.0.1:80"),
+            (Step::LocalIds, "PV1|1|O|||||||||||||||LG-7K2M9QXA-3^^^RXX LG-ABCDEFGH-12 LG-7K2M9QXA-3", "PV1|1|O|||||||||||||||[local-id-1]^^^RXX [local-id-2] [local-id-1]"),
+            (Step::LocalIds, "not LG-7k2m9qxa-3 nor LG-7K2M9QX-3 nor SIM-000001", "not LG-7k2m9qxa-3 nor LG-7K2M9QX-3 nor SIM-000001"),
         ];
         for (step, input, want) in table {
             assert_eq!(step.apply(input), want, "{} on {input:?}", step.name());
@@ -151,7 +163,8 @@ mod tests {
                 "mesh-message-ids",
                 "uuids",
                 "timestamps",
-                "ports"
+                "ports",
+                "local-ids"
             ]
         );
     }

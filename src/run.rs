@@ -452,6 +452,7 @@ pub async fn drive_simulator(sim: &mut Simulator, s: &Scenario) -> Result<(), Si
             nhs_number,
             to,
             second_signer: e.second_signer,
+            local_id: None,
         })
         .await?;
     }
@@ -464,8 +465,21 @@ pub(crate) fn check(
     config: &RunConfig,
     letters: &[crate::capture::CapturedLetter],
 ) -> Outcome {
+    check_with(s, config, letters, Vec::new())
+}
+
+/// As [`check`], with findings about the scenario made before it (a target run's letters
+/// that could not be matched to it), which also keep it from becoming a baseline.
+pub(crate) fn check_with(
+    s: &Scenario,
+    config: &RunConfig,
+    letters: &[crate::capture::CapturedLetter],
+    before: Vec<Finding>,
+) -> Outcome {
     let (mut scopes, mut findings): (Vec<Scope>, Vec<Finding>) =
         expect::check_scoped(s, letters).into_iter().unzip();
+    scopes.extend(before.iter().map(|_| Scope::Scenario));
+    findings.extend(before);
     let body = snapshot::render(s, letters);
     let store = &config.store;
     let mut pending = None;

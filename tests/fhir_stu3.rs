@@ -154,6 +154,7 @@ fn doc(kind: LetterKind) -> LetterDoc {
     LetterDoc {
         kind,
         local_id: "SIM-000001".into(),
+        visit_id: None,
         nhs_number: NhsNumber::parse("9990000018").unwrap(),
         patient_name: "Alice Example".into(),
         born: "1950-01-01".into(),
@@ -192,6 +193,18 @@ fn every_itk3_bundle_the_builder_makes_is_valid_fhir_stu3() {
             write(
                 dir.path(),
                 &format!("message-{kind}"),
+                &bytes(&itk3::message_bundle(&d)),
+                &mut written,
+            );
+        }
+        // As a target run makes them: the EHR was told the visit's id, which the
+        // Encounter carries as its identifier. The paper copies carry it too.
+        let mut d = d;
+        d.visit_id = Some("LG-7K2M9QXA-1".into());
+        if kind.goes_to_practice() {
+            write(
+                dir.path(),
+                &format!("message-{kind}-visit"),
                 &bytes(&itk3::message_bundle(&d)),
                 &mut written,
             );

@@ -29,6 +29,7 @@ fn doc(kind: LetterKind) -> LetterDoc {
     LetterDoc {
         kind,
         local_id: format!("SIM-{:06}", kind as u32 + 1),
+        visit_id: None,
         nhs_number: NhsNumber::parse("9990000018").unwrap(),
         patient_name: "Alice Example".into(),
         born: "1950-01-01".into(),
@@ -88,6 +89,7 @@ async fn python_mllp_send_delivers_mdm_messages_that_are_recorded_intact_and_ack
         },
         Timestamp::parse("2025-01-06T09:00:00Z").unwrap(),
         "ADT-1",
+        None,
     )
     .unwrap();
     let mut sent = Vec::new();
@@ -179,6 +181,12 @@ fn hl7apy_strictly_validates_every_mdm_and_adt_message_lettergate_builds() {
         let path = tmp.path().join(format!("mdm_{kind}.hl7"));
         std::fs::write(&path, built(kind)).unwrap();
         files.push((path, "MDM_T02"));
+        // As the simulator sends it when it was given the visit's number (PV1-19).
+        let mut visited = doc(kind);
+        visited.visit_id = Some("LG-7K2M9QXA-1".into());
+        let path = tmp.path().join(format!("mdm_{kind}_visit.hl7"));
+        std::fs::write(&path, mdm::build(&visited, Some("A81001"))).unwrap();
+        files.push((path, "MDM_T02"));
     }
     let patient = PatientRecord {
         nhs_number: NhsNumber::parse("9990000018").unwrap(),
@@ -194,6 +202,8 @@ fn hl7apy_strictly_validates_every_mdm_and_adt_message_lettergate_builds() {
             &patient,
             Timestamp::parse("2025-01-06T09:00:00Z").unwrap(),
             "ADT-1",
+            // The local id a target run sends as the visit number (PV1-19).
+            Some("LG-7K2M9QXA-1"),
         ) else {
             continue;
         };

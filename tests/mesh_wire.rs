@@ -72,6 +72,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
             nhs_number: nhs,
             to: None,
             second_signer: false,
+            local_id: None,
         })
         .await
         .unwrap();

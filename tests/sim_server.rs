@@ -199,6 +199,7 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
             nhs_number: nhs,
             to: None,
             second_signer: false,
+            local_id: None,
         })
         .await
         .unwrap();

@@ -808,3 +808,227 @@ fn mesh_over_mutual_tls_signs_in_only_with_the_right_client_certificate() {
         assert!(line.contains("FAILED"), "{what}: {line}");
     }
 }
+
+/// `match: local_id` through the FHIR driver: every event goes with a local id of its own
+/// (an Encounter's or Composition's identifier), the simulator keeps it as the visit's and
+/// its letters carry it (the ITK3 Encounter's identifier), and lettergate ties each letter to
+/// the scenario that drove it. Two scenarios about alice, one after the other.
+#[test]
+fn letters_are_matched_to_their_scenarios_by_local_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = peers::free_port();
+    let sim = sim_serve("baseline", capture_port);
+    let target = target_file(dir.path(), sim.port, capture_port);
+    let by_id = std::fs::read_to_string(&target).unwrap() + "match: local_id\n";
+    std::fs::write(&target, by_id).unwrap();
+    let scenarios = [
+        "scenarios/outpatient/clinic_letter.yaml",
+        "scenarios/emergency/several_attendances.yaml",
+    ];
+    let report = dir.path().join("report.json");
+    let o = lettergate_on(
+        &["run", "--accept", "--report-json", report.to_str().unwrap()],
+        &target,
+        dir.path(),
+        &scenarios,
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("2 scenarios: 2 passed"), "{out}");
+    assert!(!out.contains("unmatched letter"), "{out}");
+    // The snapshot holds no run's own local ids, so the next run can match it.
+    let snap = std::fs::read_to_string(
+        dir.path()
+            .join("snapshots/sim-fhir/outpatient/clinic_letter.snap"),
+    )
+    .unwrap();
+    assert!(!snap.contains("LG-"), "{snap}");
+    let again = lettergate_on(&["run", "--check"], &target, dir.path(), &scenarios);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+}
+
+/// The HTTP driver's `{{local_id}}`: an EHR that is not given the local id (or drops it)
+/// sends letters lettergate cannot match by it, and says so; given it, every letter matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_without_the_local_id_is_an_unmatched_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = peers::free_port();
+    let sim = sim_serve("baseline", capture_port);
+    let registered = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/patients", sim.port))
+        .json(
+            &serde_json::json!({"nhs_number": "9990000026", "name": "Bob Example",
+            "born": "1942-06-15", "practice": "B82002"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status().as_u16(), 201);
+    let fhir = std::fs::read_to_string(target_file(dir.path(), sim.port, capture_port)).unwrap();
+    let write_target = |extra_field: &str| {
+        let template = |event: &str| {
+            format!(
+                "      {event}:\n        path: /events\n        headers: {{content-type: application/json}}\n        body: '{{\"at\": \"{{{{at}}}}\", \"event\": \"{{{{event}}}}\", \"nhs_number\": \"{{{{nhs_number}}}}\"{extra_field}}}'\n"
+            )
+        };
+        let http = fhir.replace("name: sim-fhir", "name: sim-http").replace(
+            &format!(
+                "  fhir:\n    base_url: http://127.0.0.1:{}/fhir\n",
+                sim.port
+            ),
+            &format!(
+                "  http:\n    base_url: http://127.0.0.1:{}\n    requests:\n{}{}",
+                sim.port,
+                template("admission"),
+                template("discharge")
+            ),
+        ) + "match: local_id\n";
+        let target = dir.path().join("sim-http.yaml");
+        std::fs::write(&target, http).unwrap();
+        target
+    };
+    let run = |target: &Path| {
+        lettergate_on(
+            &["run", "--accept"],
+            target,
+            dir.path(),
+            &["scenarios/inpatient/discharge_summary.yaml"],
+        )
+    };
+    let without = write_target("");
+    let o = tokio::task::block_in_place(|| run(&without));
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("unmatched letter #1: discharge summary for bob"),
+        "{out}"
+    );
+    assert!(
+        out.contains("is a local id lettergate drove in this run"),
+        "{out}"
+    );
+    // Counted all the same: the letter is there, only not matched by its local id.
+    assert!(!out.contains("missing letter"), "{out}");
+    assert!(
+        !dir.path()
+            .join("snapshots/sim-http/inpatient/discharge_summary.snap")
+            .exists(),
+        "a scenario with findings must not become the baseline"
+    );
+
+    let with = write_target(", \"local_id\": \"{{local_id}}\"");
+    let o = tokio::task::block_in_place(|| run(&with));
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(!out.contains("unmatched letter"), "{out}");
+}
+
+/// Two-phase through mesh-sandbox with a patient in two scenarios: bob attends the emergency
+/// department in one and is discharged from a ward in the next (scenarios run in the order
+/// of their ids), and every letter is collected after both were driven. By NHS number both
+/// of bob's letters go to the scenario driven last (the other then still waits for bob's
+/// letter, due tomorrow); by local id, or by the field that holds it, each goes to the
+/// scenario that drove it.
+#[test]
+fn collect_matches_a_shared_patients_letters_by_local_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut boxes = PRACTICE_MAILBOXES.to_vec();
+    boxes.push("RXXHC001");
+    let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
+    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
+    let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
+    let sim = SimServe {
+        profile: "baseline",
+        mesh_url: &sandbox_url,
+        http_url: &nowhere,
+        password: peers::SANDBOX_PASSWORD,
+        extra: &[],
+    }
+    .start();
+    let mailboxes: String = PRACTICE_MAILBOXES
+        .iter()
+        .map(|m| format!("      - {{id: {m}, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"))
+        .collect();
+    let target = dir.path().join("batch.yaml");
+    let target_text = |matching: &str| {
+        format!("name: sim-batch\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{}/fhir\ncapture:\n  mesh_poll:\n    url: {sandbox_url}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n{mailboxes}{matching}", sim.port)
+    };
+    std::fs::write(&target, target_text("")).unwrap();
+    let ledger = dir.path().join("ledger");
+    let lg = |args: &[&str]| {
+        Command::new(bin())
+            .current_dir(root())
+            .args(args)
+            .env("LG_TEST_MESH_KEY", "TestKey")
+            .env("LG_TEST_SANDBOX_PASSWORD", peers::SANDBOX_PASSWORD)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let (t, l) = (target.to_str().unwrap(), ledger.to_str().unwrap());
+    let driven = lg(&[
+        "drive",
+        "--target",
+        t,
+        "--ledger",
+        l,
+        "scenarios/inpatient/discharge_summary.yaml",
+        "scenarios/emergency/several_attendances.yaml",
+    ]);
+    assert_eq!(driven.status.code(), Some(0), "{}", text(&driven));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ledger.join("ledger.json")).unwrap())
+            .unwrap();
+    for s in v["scenarios"].as_array().unwrap() {
+        assert_eq!(
+            s["local_ids"].as_array().unwrap().len(),
+            s["driven_at"].as_array().unwrap().len(),
+            "{s}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let snaps = dir.path().join("snapshots");
+    let collect = |mode: &str| {
+        lg(&[
+            "collect",
+            "--ledger",
+            l,
+            mode,
+            "--snapshots",
+            snaps.to_str().unwrap(),
+        ])
+    };
+
+    let by_nhs = collect("--accept");
+    let out = text(&by_nhs);
+    assert_eq!(by_nhs.status.code(), Some(3), "{out}");
+    assert!(
+        out.lines().any(
+            |l| l.contains("inpatient/discharge_summary: unexpected letter #")
+                && l.contains("emergency discharge for bob")
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("not all letters have arrived, and they are not due until"),
+        "{out}"
+    );
+
+    std::fs::write(&target, target_text("match: local_id\n")).unwrap();
+    let by_id = collect("--accept");
+    let out = text(&by_id);
+    assert_eq!(by_id.status.code(), Some(0), "{out}");
+    assert!(out.contains("2 scenarios: 2 passed"), "{out}");
+    assert!(!out.contains("unmatched letter"), "{out}");
+
+    // The field that holds the local id; compared with the baseline just accepted.
+    std::fs::write(
+        &target,
+        target_text("match: {field: Encounter.identifier.value}\n"),
+    )
+    .unwrap();
+    let by_field = collect("--check");
+    let out = text(&by_field);
+    assert_eq!(by_field.status.code(), Some(0), "{out}");
+    assert!(out.contains("2 scenarios: 2 passed"), "{out}");
+}

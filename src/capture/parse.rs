@@ -31,6 +31,10 @@ pub struct LetterFacts {
     /// A print or document request's `reference`: the sender's own id for the letter.
     #[serde(default)]
     pub reference: Option<String>,
+    /// The visit the letter reports on: the document's Encounter identifier, or PV1-19 of an
+    /// HL7 message. Where the EHR keeps the local id lettergate drove the event with.
+    #[serde(default)]
+    pub visit_id: Option<String>,
 }
 
 /// What a letter says, as snapshots show it.
@@ -228,6 +232,7 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
         digest: digest[..16].to_string(),
         message_id: None,
         reference: None,
+        visit_id: encounter.and_then(|e| e["identifier"][0]["value"].as_str().map(str::to_string)),
     })
 }
 
@@ -275,6 +280,7 @@ mod tests {
         LetterDoc {
             kind,
             local_id: "SIM-000001".into(),
+            visit_id: None,
             nhs_number: NhsNumber::parse("9990000018").unwrap(),
             patient_name: "Alice Example".into(),
             born: "1950-01-01".into(),

@@ -42,9 +42,10 @@ pub fn trigger_for(event: EventKind) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// The ADT message for `event` about `patient` at `at`, with MSH-10 `control_id`; `None` for
-/// an event with no ADT trigger. `patient.practice` is the registration the message reports:
-/// for `gp_change`, the new practice.
+/// The ADT message for `event` about `patient` at `at`, with MSH-10 `control_id` and PV1-19
+/// `visit` (the visit number; lettergate's local id for the event); `None` for an event with
+/// no ADT trigger. `patient.practice` is the registration the message reports: for
+/// `gp_change`, the new practice.
 ///
 /// ```
 /// use lettergate::hl7::adt;
@@ -59,14 +60,17 @@ pub fn trigger_for(event: EventKind) -> Option<(&'static str, &'static str)> {
 ///     named_gp: None,
 /// };
 /// let at = lettergate::clock::Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
-/// let msg = adt::build(EventKind::Admission, &alice, at, "ADT-1").unwrap();
-/// assert_eq!(adt::read(&msg).unwrap().event, EventKind::Admission);
+/// let msg = adt::build(EventKind::Admission, &alice, at, "ADT-1", Some("LG-ABCDEFGH-1")).unwrap();
+/// let read = adt::read(&msg).unwrap();
+/// assert_eq!(read.event, EventKind::Admission);
+/// assert_eq!(read.visit_id.as_deref(), Some("LG-ABCDEFGH-1"));
 /// ```
 pub fn build(
     event: EventKind,
     patient: &PatientRecord,
     at: Timestamp,
     control_id: &str,
+    visit: Option<&str>,
 ) -> Option<String> {
     let (trigger, class) = trigger_for(event)?;
     let structure = if trigger == "A03" {
@@ -98,7 +102,7 @@ pub fn build(
             "|".repeat(22),
         ),
         format!("PD1|||{practice}"),
-        format!("PV1|1|{class}"),
+        super::mdm::pv1(class, visit),
     ];
     Some(segments.join("\r") + "\r")
 }
@@ -119,6 +123,8 @@ pub struct AdtEvent {
     pub at: Timestamp,
     /// PID-29 when PID-30 is `Y`.
     pub died_at: Option<Timestamp>,
+    /// PV1-19, the visit number.
+    pub visit_id: Option<String>,
 }
 
 impl AdtEvent {
@@ -133,6 +139,7 @@ impl AdtEvent {
                 .then(|| self.practice_ods.clone())
                 .flatten(),
             second_signer: false,
+            local_id: self.visit_id.clone(),
         }
     }
 }
@@ -188,6 +195,7 @@ pub fn read(text: &str) -> Result<AdtEvent, String> {
         class,
         at,
         died_at,
+        visit_id: m.text("PV1", 19, 1),
     })
 }
 
@@ -233,10 +241,10 @@ mod tests {
     fn every_administrative_event_reads_back_as_itself() {
         for event in EventKind::ALL {
             let Some((trigger, class)) = trigger_for(event) else {
-                assert!(build(event, &alice(), at(), "C1").is_none());
+                assert!(build(event, &alice(), at(), "C1", None).is_none());
                 continue;
             };
-            let msg = build(event, &alice(), at(), "C1").unwrap();
+            let msg = build(event, &alice(), at(), "C1", None).unwrap();
             let a = read(&msg).unwrap();
             assert_eq!(a.event, event, "{msg}");
             assert_eq!(a.trigger, trigger);
@@ -250,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_death_is_an_a08_with_pid_29_and_30() {
-        let msg = build(EventKind::Death, &alice(), at(), "C1").unwrap();
+        let msg = build(EventKind::Death, &alice(), at(), "C1", None).unwrap();
         let m = Message::parse(&msg).unwrap();
         assert_eq!(m.get("MSH", 9, 2), Some("A08"));
         assert_eq!(m.get("PID", 29, 1), Some("20250106093000"));
@@ -260,7 +268,7 @@ mod tests {
 
     #[test]
     fn an_emergency_discharge_is_an_a03_of_class_e() {
-        let msg = build(EventKind::EmergencyDischarge, &alice(), at(), "C1").unwrap();
+        let msg = build(EventKind::EmergencyDischarge, &alice(), at(), "C1", None).unwrap();
         let m = Message::parse(&msg).unwrap();
         assert_eq!(m.get("MSH", 9, 3), Some("ADT_A03"));
         assert_eq!(m.get("PV1", 2, 1), Some("E"));
@@ -270,7 +278,7 @@ mod tests {
     fn a_gp_change_carries_the_new_practice_to_the_simulator() {
         let mut moved = alice();
         moved.practice = Some(OdsCode::parse("B82002").unwrap());
-        let e = read(&build(EventKind::GpChange, &moved, at(), "C1").unwrap())
+        let e = read(&build(EventKind::GpChange, &moved, at(), "C1", None).unwrap())
             .unwrap()
             .to_sim_event();
         assert_eq!(e.event, EventKind::GpChange);
@@ -279,7 +287,7 @@ mod tests {
 
     #[test]
     fn refuses_messages_it_cannot_act_on() {
-        let a04 = build(EventKind::OutpatientAttendance, &alice(), at(), "C1").unwrap();
+        let a04 = build(EventKind::OutpatientAttendance, &alice(), at(), "C1", None).unwrap();
         assert!(read(&a04.replace("9990000018", "9990000000"))
             .unwrap_err()
             .contains("NHS number"));
@@ -291,7 +299,7 @@ mod tests {
             .contains("not an ADT"));
         let mut nobody = alice();
         nobody.practice = None;
-        let a08 = build(EventKind::GpChange, &nobody, at(), "C1").unwrap();
+        let a08 = build(EventKind::GpChange, &nobody, at(), "C1", None).unwrap();
         assert!(read(&a08).is_err());
     }
 }

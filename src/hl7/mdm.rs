@@ -83,7 +83,7 @@ pub fn build(doc: &LetterDoc, recipient_ods: Option<&str>) -> String {
             escape(&given),
             date(&doc.born)
         ),
-        format!("PV1|1|{}", class(doc.kind)),
+        pv1(class(doc.kind), doc.visit_id.as_deref()),
         format!(
             "TXA|1|{code}|TX|{}|^CONSULTANT^ADA^^^DR|{}||||||{id}^{trust}|||||AU||AV",
             ts(doc.event_at),
@@ -147,6 +147,7 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), String> {
         digest: digest[..16].to_string(),
         message_id: m.text("MSH", 10, 1),
         reference: Some(document_id),
+        visit_id: m.text("PV1", 19, 1),
     };
     let mut content = LetterContent {
         document_type: Some(match kind {
@@ -175,6 +176,14 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), String> {
     Ok((facts, content))
 }
 
+/// PV1 with PV1-2 the patient class and, when there is one, PV1-19 the visit number.
+pub(crate) fn pv1(class: &str, visit: Option<&str>) -> String {
+    match visit {
+        Some(v) => format!("PV1|1|{class}{}{}", "|".repeat(17), escape(v)),
+        None => format!("PV1|1|{class}"),
+    }
+}
+
 fn segments_after_envelope(text: &str) -> Vec<String> {
     text.split(['\r', '\n'])
         .map(str::trim_end)
@@ -201,6 +210,7 @@ mod tests {
         LetterDoc {
             kind,
             local_id: "SIM-000001".into(),
+            visit_id: None,
             nhs_number: NhsNumber::parse("9990000018").unwrap(),
             patient_name: "Alice Example".into(),
             born: "1950-01-01".into(),

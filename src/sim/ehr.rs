@@ -82,6 +82,10 @@ pub struct SimEvent {
     /// For `outpatient_attendance`: the letter needs a second signer.
     #[serde(default)]
     pub second_signer: bool,
+    /// The sender's id for the event (a FHIR Encounter's identifier, HL7 PV1-19 visit
+    /// number). The EHR keeps it as the visit's, and the letters about the visit carry it.
+    #[serde(default)]
+    pub local_id: Option<String>,
 }
 
 /// What the EHR believes happened to a letter.
@@ -136,11 +140,14 @@ struct Attendance {
     second_signer: bool,
     /// The registration the EHR held when the patient attended.
     practice_then: Option<OdsCode>,
+    visit_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
 struct Queued {
     local_id: String,
+    /// The visit the letter reports on, as the sender of the events named it.
+    visit_id: Option<String>,
     kind: LetterKind,
     nhs_number: NhsNumber,
     event_at: Timestamp,
@@ -154,6 +161,17 @@ struct Chart {
     awaiting_second_signer: VecDeque<Attendance>,
     deceased: bool,
     named_gp_left: bool,
+    /// The id of the patient's latest admission or attendance, for letters about events
+    /// that come without one (a death told as an update of the patient).
+    visit_id: Option<String>,
+}
+
+/// What a letter reports on: when the clinical event was, the registration the EHR held then,
+/// and the visit's id.
+struct Reported {
+    event_at: Timestamp,
+    practice_then: Option<OdsCode>,
+    visit_id: Option<String>,
 }
 
 /// The practice letters for a patient go to, after following merges.
@@ -386,13 +404,23 @@ impl Simulator {
         };
         let practice_now = patient.practice.clone();
         let chart = self.charts.entry(e.nhs_number).or_default();
+        if matches!(
+            e.event,
+            EventKind::OutpatientAttendance | EventKind::Admission | EventKind::EmergencyAttendance
+        ) && e.local_id.is_some()
+        {
+            chart.visit_id = e.local_id.clone();
+        }
+        // The event's own id, else the visit it belongs to.
+        let visit_id = e.local_id.clone().or_else(|| chart.visit_id.clone());
         // The attendance a clinic letter reports on, or the event itself for the others.
-        let (reported_at, practice_then) = match e.event {
+        let (reported_at, practice_then, visit_id) = match e.event {
             EventKind::OutpatientAttendance => {
                 chart.unsigned.push_back(Attendance {
                     at: e.at,
                     second_signer: e.second_signer,
                     practice_then: practice_now,
+                    visit_id,
                 });
                 return Ok(());
             }
@@ -401,18 +429,18 @@ impl Simulator {
                     chart.awaiting_second_signer.push_back(a);
                     return Ok(());
                 }
-                Some(a) => (a.at, a.practice_then),
+                Some(a) => (a.at, a.practice_then, a.visit_id.or(visit_id)),
                 None => return Ok(()),
             },
             // fault: countersign_lost
             EventKind::LetterCountersigned if self.config.faults.countersign_lost => return Ok(()),
             EventKind::LetterCountersigned => match chart.awaiting_second_signer.pop_front() {
-                Some(a) => (a.at, a.practice_then),
+                Some(a) => (a.at, a.practice_then, a.visit_id.or(visit_id)),
                 None => return Ok(()),
             },
             EventKind::Death => {
                 chart.deceased = true;
-                (e.at, practice_now)
+                (e.at, practice_now, visit_id)
             }
             EventKind::GpChange => {
                 patient.practice = e.to.clone();
@@ -422,7 +450,7 @@ impl Simulator {
                 chart.named_gp_left = true;
                 return Ok(());
             }
-            EventKind::Discharge | EventKind::EmergencyDischarge => (e.at, practice_now),
+            EventKind::Discharge | EventKind::EmergencyDischarge => (e.at, practice_now, visit_id),
             EventKind::LetterDrafted | EventKind::Admission | EventKind::EmergencyAttendance => {
                 return Ok(())
             }
@@ -434,7 +462,12 @@ impl Simulator {
         };
         let kinds: Vec<LetterKind> = self.config.letters_for(rule_event).collect();
         for kind in kinds {
-            self.queue_letter(kind, e.nhs_number, reported_at, e.at, practice_then.clone());
+            let reported = Reported {
+                event_at: reported_at,
+                practice_then: practice_then.clone(),
+                visit_id: visit_id.clone(),
+            };
+            self.queue_letter(kind, e.nhs_number, e.at, reported);
         }
         Ok(())
     }
@@ -443,9 +476,8 @@ impl Simulator {
         &mut self,
         kind: LetterKind,
         nhs_number: NhsNumber,
-        event_at: Timestamp,
         final_at: Timestamp,
-        practice_then: Option<OdsCode>,
+        reported: Reported,
     ) {
         let faults = &self.config.faults;
         // fault: delay
@@ -463,11 +495,12 @@ impl Simulator {
         self.next_id += 1;
         self.queue.push_back(Queued {
             local_id,
+            visit_id: reported.visit_id,
             kind,
             nhs_number,
-            event_at,
+            event_at: reported.event_at,
             ready_at,
-            practice_then,
+            practice_then: reported.practice_then,
         });
     }
 
@@ -568,6 +601,7 @@ impl Simulator {
         let mut doc = LetterDoc {
             kind: q.kind,
             local_id: q.local_id.clone(),
+            visit_id: q.visit_id.clone(),
             nhs_number: q.nhs_number,
             patient_name: patient.name.clone(),
             born: patient.born.clone(),

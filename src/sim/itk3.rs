@@ -19,6 +19,9 @@ pub const SNOMED: &str = "http://snomed.info/sct";
 pub struct LetterDoc {
     pub kind: LetterKind,
     pub local_id: String,
+    /// The visit the letter reports on, as the EHR was told it (lettergate's local id for the
+    /// event): the Encounter's identifier, PV1-19 in HL7. `None` when the EHR was given none.
+    pub visit_id: Option<String>,
     pub nhs_number: NhsNumber,
     pub patient_name: String,
     pub born: String,
@@ -60,6 +63,9 @@ pub fn document_bundle(doc: &LetterDoc) -> Value {
         "subject": {"reference": pat},
         "period": {"start": doc.event_at.rfc3339()},
     });
+    if let Some(id) = &doc.visit_id {
+        encounter["identifier"] = json!([{"system": crate::fhir_r4::LOCAL_ID_SYSTEM, "value": id}]);
+    }
     if doc.kind == LetterKind::DeathNotification {
         encounter["hospitalization"] = json!({"dischargeDisposition": {"coding": [{
             "system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-DischargeMethod-1",

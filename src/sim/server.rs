@@ -182,12 +182,14 @@ async fn fhir_write(
             nhs_number,
             at,
             second_signer,
+            local_id,
         } => vec![SimEvent {
             at: when(at),
             event: kind,
             nhs_number,
             to: None,
             second_signer,
+            local_id,
         }],
         Read::Patient(p) => {
             if !p.nhs_number.is_synthetic() {
@@ -217,6 +219,7 @@ async fn fhir_write(
                         nhs_number: p.nhs_number,
                         to,
                         second_signer: false,
+                        local_id: None,
                     };
                     if b.practice != p.practice {
                         ev.push(event(EventKind::GpChange, p.practice.clone()));

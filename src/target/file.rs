@@ -408,19 +408,218 @@ pub struct RawTls {
     pub ca_cert: Option<PathBuf>,
 }
 
-/// How a captured letter is matched to a scenario's patient. Only `nhs_number` is supported
-/// so far; the others are refused when the file is loaded rather than ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// How a captured letter is matched to the scenario it belongs to (see
+/// [`super::matching`]): `match: nhs_number` (the default), `match: local_id`, or
+/// `match: {field: PATH}` / `match: {field: [PATH, ...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum MatchBy {
-    /// The NHS number in the letter (the default).
+    /// The NHS number in the letter.
     #[default]
     NhsNumber,
-    /// The sender's own id for the letter (`mex-LocalID`, TXA-12, a print request's reference).
+    /// The local id lettergate drove the event with, which the EHR carries into the letter
+    /// (the document's Encounter identifier, HL7 PV1-19, `mex-LocalID`, a print request's
+    /// `reference`, a dropped file's name).
     LocalId,
-    /// A field of the letter, as a JSON pointer (`/entry/0/resource/id`) or an HL7 field
-    /// (`PID-3.1`).
-    Field(String),
+    /// The value at one of these places in the letter: a local id or an NHS number.
+    Field(Vec<FieldPath>),
+}
+
+impl MatchBy {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MatchBy::NhsNumber => "nhs_number",
+            MatchBy::LocalId => "local_id",
+            MatchBy::Field(_) => "field",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MatchBy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MatchBy;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`nhs_number`, `local_id` or `{field: PATH}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<MatchBy, E> {
+                match s {
+                    "nhs_number" => Ok(MatchBy::NhsNumber),
+                    "local_id" => Ok(MatchBy::LocalId),
+                    "field" => Err(E::custom(
+                        "`match: field` needs the path: write `match: {field: PATH}`, e.g. `match: {field: Encounter.identifier.value}`",
+                    )),
+                    other => {
+                        let names = ["nhs_number", "local_id", "field"];
+                        Err(E::custom(match crate::scenario::diagnostic::closest(other, names) {
+                            Some(best) => format!("unknown way to match letters `{other}`; did you mean `{best}`?"),
+                            None => format!("unknown way to match letters `{other}`; known ways: nhs_number, local_id, {{field: PATH}}"),
+                        }))
+                    }
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MatchBy, A::Error> {
+                let key: String = map.next_key()?.ok_or_else(|| {
+                    serde::de::Error::custom("`match:` is empty: write `match: {field: PATH}`")
+                })?;
+                if key != "field" {
+                    return Err(serde::de::Error::custom(format!(
+                        "unknown key `{key}` under `match:`; did you mean `field`?"
+                    )));
+                }
+                let paths: FieldPaths = map.next_value()?;
+                if map.next_key::<String>()?.is_some() {
+                    return Err(serde::de::Error::custom(
+                        "`match:` takes one key, `field:` (give several paths as a list)",
+                    ));
+                }
+                Ok(MatchBy::Field(paths.0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One path, or a list of them.
+struct FieldPaths(Vec<FieldPath>);
+
+impl<'de> Deserialize<'de> for FieldPaths {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FieldPaths;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field path or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<FieldPaths, E> {
+                FieldPath::parse(s)
+                    .map(|p| FieldPaths(vec![p]))
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<FieldPaths, A::Error> {
+                let mut paths = Vec::new();
+                while let Some(p) = seq.next_element::<FieldPath>()? {
+                    paths.push(p);
+                }
+                if paths.is_empty() {
+                    return Err(serde::de::Error::custom("the list of field paths is empty"));
+                }
+                Ok(FieldPaths(paths))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A place in a letter that holds what matches it to its scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldPath {
+    /// A JSON pointer (RFC 6901) into a JSON body: `/entry/0/resource/identifier/0/value`.
+    Json(String),
+    /// An HL7 v2 field of the first such segment, first repetition: `PV1-19`, `PID-3.1`,
+    /// `OBX-5.1.2` (segment, field, component, subcomponent).
+    Hl7 {
+        segment: String,
+        field: usize,
+        component: usize,
+        subcomponent: usize,
+    },
+    /// A FHIR element path, in every resource of that type anywhere in a JSON body (nested
+    /// bundles too), lists flattened: `Encounter.identifier.value`.
+    Fhir {
+        resource: String,
+        elements: Vec<String>,
+    },
+}
+
+impl FieldPath {
+    pub fn parse(s: &str) -> Result<FieldPath, String> {
+        static HL7: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(
+                r"^([A-Z][A-Z0-9]{2})-([0-9]{1,3})(?:\.([0-9]{1,2}))?(?:\.([0-9]{1,2}))?$",
+            )
+            .expect("valid regex")
+        });
+        static FHIR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"^[A-Z][A-Za-z]+(\.[a-z][A-Za-z0-9]*)+$").expect("valid regex")
+        });
+        if let Some(rest) = s.strip_prefix('/') {
+            let bad_escape = rest
+                .split('~')
+                .skip(1)
+                .any(|part| !part.starts_with(['0', '1']));
+            return match bad_escape {
+                true => Err(format!(
+                    "`{s}` is not a JSON pointer: `~` must be followed by 0 (for `~`) or 1 (for `/`)"
+                )),
+                false => Ok(FieldPath::Json(s.to_string())),
+            };
+        }
+        if let Some(c) = HL7.captures(s) {
+            let n = |i: usize| c.get(i).map_or(Ok(1), |m| m.as_str().parse::<usize>());
+            let (field, component, subcomponent) = match (n(2), n(3), n(4)) {
+                (Ok(f), Ok(c), Ok(sc)) if f > 0 && c > 0 && sc > 0 => (f, c, sc),
+                _ => {
+                    return Err(format!(
+                        "`{s}`: HL7 fields and components are numbered from 1"
+                    ))
+                }
+            };
+            return Ok(FieldPath::Hl7 {
+                segment: c[1].to_string(),
+                field,
+                component,
+                subcomponent,
+            });
+        }
+        if FHIR.is_match(s) {
+            let mut parts = s.split('.').map(str::to_string);
+            let resource = parts.next().unwrap_or_default();
+            return Ok(FieldPath::Fhir {
+                resource,
+                elements: parts.collect(),
+            });
+        }
+        Err(format!(
+            "`{s}` is not a field path; write a JSON pointer (`/entry/0/resource/id`), an HL7 field (`PV1-19`, `PID-3.1`) or a FHIR element path (`Encounter.identifier.value`)"
+        ))
+    }
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            FieldPath::Json(p) => f.write_str(p),
+            FieldPath::Hl7 {
+                segment,
+                field,
+                component,
+                subcomponent,
+            } => {
+                write!(f, "{segment}-{field}")?;
+                match (component, subcomponent) {
+                    (1, 1) => Ok(()),
+                    (c, 1) => write!(f, ".{c}"),
+                    (c, sc) => write!(f, ".{c}.{sc}"),
+                }
+            }
+            FieldPath::Fhir { resource, elements } => {
+                write!(f, "{resource}.{}", elements.join("."))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a field path", FieldPath::parse)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,12 +9,15 @@
 //! it is acknowledged, and collecting again checks everything collected so far: the same
 //! verdict.
 
-use super::run::{poll_config, rebase, Driver};
+use super::matching::{attribute, Driven};
+use super::run::{poll_config, rebase, Driver, Ran};
 use super::Target;
 use crate::capture::poll::MeshPoller;
 use crate::capture::{CaptureLog, CapturedLetter, FolderCapture, LogSink};
 use crate::clock::{Clock, Timestamp};
-use crate::run::{chain, check, errored, Outcome, RunConfig};
+use crate::expect::unmatched_letter;
+use crate::ids::NhsNumber;
+use crate::run::{chain, check_with, errored, Outcome, RunConfig};
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,6 +48,10 @@ pub struct LedgerScenario {
     pub error: Option<String>,
     /// The patients its events are about, by key and NHS number.
     pub patients: BTreeMap<String, String>,
+    /// The local id each event of its timeline is driven with (see
+    /// [`super::matching`]); written before the first event is sent.
+    #[serde(default)]
+    pub local_ids: Vec<String>,
     /// Every expected letter is due by then.
     pub due_by: Option<Timestamp>,
 }
@@ -158,12 +165,13 @@ pub async fn drive(
                 .map(|e| &s.patients[&e.patient])
                 .map(|p| (p.key.clone(), p.nhs_number.to_string()))
                 .collect(),
+            local_ids: super::matching::local_ids(s.timeline.len()),
             due_by: None,
         });
         ledger.save(dir)?;
         let i = ledger.scenarios.len() - 1;
-        let mut driver = Driver::new(t, s).await;
-        for e in &s.timeline {
+        let mut driver = Driver::new(t, s, ledger.scenarios[i].local_ids.clone()).await;
+        for e in 0..s.timeline.len() {
             let at = Timestamp::now();
             let result = match &mut driver {
                 Ok(d) => d.event(e, at).await,
@@ -237,36 +245,42 @@ pub async fn collect(
     log.letters = dedupe(std::mem::take(&mut log.letters));
     log.renumber();
     let collected = log.letters.len();
-    // Each letter goes to the scenario whose patient it names and whose events came last
-    // before it arrived (the same synthetic patients appear in several scenarios).
-    let mut by_scenario: BTreeMap<String, Vec<CapturedLetter>> = BTreeMap::new();
-    let mut unattributed = 0;
+    // Each letter goes to the scenario the target's `match:` finds for it (by NHS number: the
+    // one about its patient whose events came last before it arrived).
+    let ran: Vec<Ran> = ledger
+        .scenarios
+        .iter()
+        .map(|s| Ran {
+            id: s.id.clone(),
+            local_ids: s.local_ids.clone(),
+            patients: s
+                .patients
+                .values()
+                .filter_map(|n| NhsNumber::parse(n).ok())
+                .collect(),
+            driven_at: s.driven_at.clone(),
+        })
+        .collect();
+    let driven: Vec<Driven> = ran.iter().map(Ran::driven).collect();
+    let mut by_scenario: BTreeMap<String, Vec<(CapturedLetter, Option<String>)>> = BTreeMap::new();
+    let mut unattributed = Vec::new();
     for l in std::mem::take(&mut log.letters) {
-        let nhs = l
-            .facts
-            .as_ref()
-            .ok()
-            .and_then(|f| f.nhs_number)
-            .map(|n| n.to_string());
-        let owner = ledger
-            .scenarios
-            .iter()
-            .filter(|s| {
-                nhs.as_ref()
-                    .is_some_and(|n| s.patients.values().any(|p| p == n))
-            })
-            .filter_map(|s| {
-                let last = s
-                    .driven_at
-                    .iter()
-                    .filter(|at| **at <= l.received_at)
-                    .max()?;
-                Some((*last, s.id.clone()))
-            })
-            .max();
-        match owner {
-            Some((_, id)) => by_scenario.entry(id).or_default().push(l),
-            None => unattributed += 1,
+        let m = attribute(&t.raw.match_by, &l, &driven);
+        match m.owner {
+            Some(i) => by_scenario
+                .entry(ledger.scenarios[i].id.clone())
+                .or_default()
+                .push((l, m.unmatched)),
+            None => unattributed.push(l),
+        }
+    }
+    if !unattributed.is_empty() {
+        eprintln!(
+            "note: {} collected letter(s) belong to no scenario of the ledger (not about its patients, or unreadable):",
+            unattributed.len()
+        );
+        for l in &unattributed {
+            eprintln!("  message {} via {}", l.message_id, l.route);
         }
     }
     let now = Timestamp::now();
@@ -294,11 +308,31 @@ pub async fn collect(
             continue;
         }
         let rebased = rebase(t, s, &ls.driven_at);
-        let mut mine = by_scenario.remove(&ls.id).unwrap_or_default();
+        let (mut mine, why): (Vec<CapturedLetter>, Vec<Option<String>>) = by_scenario
+            .remove(&ls.id)
+            .unwrap_or_default()
+            .into_iter()
+            .unzip();
         for (i, l) in mine.iter_mut().enumerate() {
             l.seq = i as u32 + 1;
         }
-        let o = check(&rebased, &config, &mine);
+        let unmatched = mine
+            .iter()
+            .zip(why)
+            .filter_map(|(l, why)| {
+                Some(unmatched_letter(
+                    &rebased,
+                    l,
+                    Some(l.seq),
+                    format!(
+                        "match: {} could not tie it to a scenario: {}; it is counted by its NHS number",
+                        t.raw.match_by.name(),
+                        why?
+                    ),
+                ))
+            })
+            .collect();
+        let o = check_with(&rebased, &config, &mine, unmatched);
         let missing = o
             .findings
             .iter()
@@ -316,7 +350,7 @@ pub async fn collect(
             _ => outcomes.push(o),
         }
     }
-    Ok((outcomes, collected - unattributed))
+    Ok((outcomes, collected - unattributed.len()))
 }
 
 /// Drops a message recorded twice by collects that found it still waiting (same transport and

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod file;
 pub mod ledger;
+pub mod matching;
 pub mod run;
 
 use crate::scenario::load::{locate, yaml_diagnostic};
@@ -112,16 +113,6 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
                 "give at least one of `mesh_endpoint:`, `http_endpoint:`, `mllp:`, `folder:` or `mesh_poll:`"
                     .into(),
             )),
-        ));
-    }
-    if raw.match_by != file::MatchBy::NhsNumber {
-        return Err(at(
-            "match:",
-            Diagnostic::new(
-                path,
-                "only `match: nhs_number` is supported so far: letters are matched to scenarios by the NHS number they carry",
-            )
-            .with_help(Some("remove `match:` (nhs_number is the default)".into())),
         ));
     }
     if let Some(p) = &c.mesh_poll {
@@ -229,11 +220,68 @@ mod tests {
     }
 
     #[test]
-    fn matching_other_than_by_nhs_number_is_refused_not_ignored() {
-        let e = load_text(&format!("{GOOD}match: local_id\n")).unwrap_err();
-        assert!(e.message.contains("only `match: nhs_number`"), "{e}");
-        assert_eq!(e.line, 14);
-        assert!(load_text(&format!("{GOOD}match: nhs_number\n")).is_ok());
+    fn reads_every_way_of_matching_and_points_at_a_bad_one() {
+        use file::{FieldPath, MatchBy};
+        let by = |m: &str| load_text(&format!("{GOOD}match: {m}\n")).map(|t| t.raw.match_by);
+        assert_eq!(by("nhs_number").unwrap(), MatchBy::NhsNumber);
+        assert_eq!(by("local_id").unwrap(), MatchBy::LocalId);
+        assert_eq!(
+            load_text(GOOD).unwrap().raw.match_by,
+            MatchBy::NhsNumber,
+            "the default"
+        );
+        let MatchBy::Field(paths) =
+            by("{field: [/entry/0/resource/id, PV1-19, PID-3.1, Encounter.identifier.value]}")
+                .unwrap()
+        else {
+            panic!("not a field match");
+        };
+        assert_eq!(
+            paths,
+            vec![
+                FieldPath::Json("/entry/0/resource/id".into()),
+                FieldPath::Hl7 {
+                    segment: "PV1".into(),
+                    field: 19,
+                    component: 1,
+                    subcomponent: 1
+                },
+                FieldPath::Hl7 {
+                    segment: "PID".into(),
+                    field: 3,
+                    component: 1,
+                    subcomponent: 1
+                },
+                FieldPath::Fhir {
+                    resource: "Encounter".into(),
+                    elements: vec!["identifier".into(), "value".into()]
+                },
+            ]
+        );
+        let names: Vec<String> = paths.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            // PID-3.1 is PID-3's first component, as PID-3 is.
+            [
+                "/entry/0/resource/id",
+                "PV1-19",
+                "PID-3",
+                "Encounter.identifier.value"
+            ]
+        );
+        assert!(matches!(by("{field: OBX-5}").unwrap(), MatchBy::Field(p) if p.len() == 1));
+
+        let e = by("local_ids").unwrap_err();
+        assert_eq!((e.line, e.column), (14, 8), "{e}");
+        assert!(e.to_string().contains("did you mean `local_id`?"), "{e}");
+        let e = by("{field: patient.nhs}").unwrap_err();
+        assert_eq!(e.line, 14, "{e}");
+        assert!(e.message.contains("is not a field path"), "{e}");
+        let e = by("{field: PID-0}").unwrap_err();
+        assert!(e.message.contains("numbered from 1"), "{e}");
+        let e = by("{feild: PV1-19}").unwrap_err();
+        assert!(e.to_string().contains("did you mean `field`?"), "{e}");
+        assert!(by("field").unwrap_err().message.contains("needs the path"));
     }
 
     #[test]

@@ -10,16 +10,19 @@
 
 use super::check::{authorization, http_client};
 use super::file::{RawRequest, Template};
+use super::matching::{attribute, Driven};
 use super::{secret, Target};
 use crate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig};
 use crate::capture::server::{CaptureConfig, CaptureServer, GpReceiver};
 use crate::capture::CapturedLetter;
 use crate::capture::{CaptureLog, FolderCapture, LogSink, MllpCapture};
 use crate::clock::{Clock, Span, Timestamp};
+use crate::expect::{unmatched_letter, Finding};
 use crate::fhir_r4::{self, FhirRequest, PatientState};
+use crate::ids::NhsNumber;
 use crate::letter::EventKind;
 use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
-use crate::run::{chain, check, errored, Outcome, RunConfig};
+use crate::run::{chain, check_with, errored, Outcome, RunConfig};
 use crate::scenario::{Event, Scenario};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -39,11 +42,22 @@ pub async fn run_target(
             t.name()
         );
     }
+    // Every scenario run so far, so a letter that comes late is known for whose it is.
+    let mut history: Vec<Ran> = Vec::new();
     for s in scenarios {
         let started = Instant::now();
-        let o = match drive_and_capture(t, s, &config).await {
-            Ok((rebased, letters)) => {
-                let mut o = check(&rebased, &config, &letters);
+        let local_ids = super::matching::local_ids(s.timeline.len());
+        let result = drive_and_capture(t, s, &config, local_ids.clone()).await;
+        history.push(Ran {
+            id: s.id.clone(),
+            local_ids,
+            patients: event_patients(s),
+            driven_at: result.as_ref().map_or(vec![], |r| r.1.clone()),
+        });
+        let o = match result {
+            Ok((rebased, _, letters)) => {
+                let (mine, before) = sort_out(t, &rebased, letters, &history);
+                let mut o = check_with(&rebased, &config, &mine, before);
                 o.elapsed_ms = started.elapsed().as_millis() as u64;
                 o
             }
@@ -55,6 +69,88 @@ pub async fn run_target(
     outcomes
 }
 
+/// A scenario run against the target: what its letters are recognised by.
+pub(crate) struct Ran {
+    pub id: String,
+    pub local_ids: Vec<String>,
+    pub patients: Vec<NhsNumber>,
+    pub driven_at: Vec<Timestamp>,
+}
+
+impl Ran {
+    pub fn driven(&self) -> Driven<'_> {
+        Driven {
+            id: &self.id,
+            local_ids: &self.local_ids,
+            patients: self.patients.clone(),
+            driven_at: &self.driven_at,
+        }
+    }
+}
+
+/// The patients a scenario's events are about (its fixtures bring many more).
+pub(crate) fn event_patients(s: &Scenario) -> Vec<NhsNumber> {
+    let mut p: Vec<NhsNumber> = s
+        .timeline
+        .iter()
+        .map(|e| s.patients[&e.patient].nhs_number)
+        .collect();
+    p.sort_unstable();
+    p.dedup();
+    p
+}
+
+/// Sorts what was captured while the last scenario of `history` ran (`s`, re-based) into its
+/// own letters, numbered again from 1, and findings: a letter of a scenario checked before it
+/// came is not counted here but said, and one the target's `match:` could not match is
+/// counted here (by its NHS number or its time) and said.
+fn sort_out(
+    t: &Target,
+    s: &Scenario,
+    letters: Vec<CapturedLetter>,
+    history: &[Ran],
+) -> (Vec<CapturedLetter>, Vec<Finding>) {
+    let driven: Vec<Driven> = history.iter().map(Ran::driven).collect();
+    let current = driven.len().saturating_sub(1);
+    let (mut mine, mut findings, mut unmatched) = (Vec::new(), Vec::new(), Vec::new());
+    for l in letters {
+        let m = attribute(&t.raw.match_by, &l, &driven);
+        match m.owner {
+            Some(i) if i != current => findings.push(unmatched_letter(
+                s,
+                &l,
+                None,
+                format!(
+                    "it belongs to scenario {}, which was checked before it arrived; it is not counted here",
+                    history[i].id
+                ),
+            )),
+            _ => {
+                if let Some(why) = m.unmatched {
+                    unmatched.push((mine.len(), why));
+                }
+                mine.push(l);
+            }
+        }
+    }
+    for (i, l) in mine.iter_mut().enumerate() {
+        l.seq = i as u32 + 1;
+    }
+    for (i, why) in unmatched {
+        let l = &mine[i];
+        findings.push(unmatched_letter(
+            s,
+            l,
+            Some(l.seq),
+            format!(
+                "match: {} could not tie it to a scenario: {why}; it is counted by the time it came",
+                t.raw.match_by.name()
+            ),
+        ));
+    }
+    (mine, findings)
+}
+
 /// Sends a scenario's events to a target, one request per event.
 pub(crate) struct Driver<'a> {
     t: &'a Target,
@@ -63,11 +159,18 @@ pub(crate) struct Driver<'a> {
     scenario: &'a Scenario,
     /// What the EHR has been told of each patient, by key.
     patients: HashMap<String, PatientState>,
+    /// The local id of each event of the timeline (see [`super::matching`]).
+    local_ids: Vec<String>,
     sent: u32,
 }
 
 impl<'a> Driver<'a> {
-    pub(crate) async fn new(t: &'a Target, scenario: &'a Scenario) -> Result<Driver<'a>, String> {
+    /// A driver for `scenario`'s events, each sent with its local id from `local_ids`.
+    pub(crate) async fn new(
+        t: &'a Target,
+        scenario: &'a Scenario,
+        local_ids: Vec<String>,
+    ) -> Result<Driver<'a>, String> {
         let http = http_client(None, Duration::from_secs(30))?;
         let auth = match (&t.raw.drive.fhir, &t.raw.drive.http) {
             (Some(f), _) => f.auth.as_ref(),
@@ -109,6 +212,7 @@ impl<'a> Driver<'a> {
             authorization,
             scenario,
             patients: HashMap::new(),
+            local_ids,
             sent: 0,
         })
     }
@@ -121,8 +225,9 @@ impl<'a> Driver<'a> {
         }
     }
 
-    fn placeholders(&self, e: &Event, at: Timestamp) -> BTreeMap<&'static str, String> {
+    fn placeholders(&self, i: usize, at: Timestamp) -> BTreeMap<&'static str, String> {
         let s = self.scenario;
+        let e = &s.timeline[i];
         let p = &s.patients[&e.patient];
         let (given, family) = p.name.rsplit_once(' ').unwrap_or(("", p.name.as_str()));
         let ods = |key: Option<&String>| {
@@ -142,10 +247,7 @@ impl<'a> Driver<'a> {
             ("at", at.rfc3339()),
             ("at_hl7", hl7.trim_end_matches('Z').to_string()),
             ("to_practice_ods", ods(e.to_practice.as_ref())),
-            (
-                "local_id",
-                format!("LG-{}-{}", s.id.replace('/', "-"), self.sent + 1),
-            ),
+            ("local_id", self.local_ids[i].clone()),
             ("scenario", s.id.clone()),
         ])
     }
@@ -184,8 +286,9 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    async fn template(&mut self, r: &RawRequest, e: &Event, at: Timestamp) -> Result<(), String> {
-        let values = self.placeholders(e, at);
+    async fn template(&mut self, r: &RawRequest, i: usize, at: Timestamp) -> Result<(), String> {
+        let values = self.placeholders(i, at);
+        let e = &self.scenario.timeline[i];
         let fill = |t: &Template| fill(&t.0, &values);
         let url = format!("{}/{}", self.base(), fill(&r.path).trim_start_matches('/'));
         let headers: Vec<(String, String)> = r
@@ -212,11 +315,12 @@ impl<'a> Driver<'a> {
     async fn hl7(
         &mut self,
         h: &super::file::RawHl7Driver,
-        e: &Event,
+        i: usize,
         at: Timestamp,
     ) -> Result<(), String> {
         use crate::hl7::message::escape;
         let s = self.scenario;
+        let e = &s.timeline[i];
         let mut p = self
             .patients
             .get(&e.patient)
@@ -241,8 +345,9 @@ impl<'a> Driver<'a> {
             named_gp: p.named_gp.clone(),
         };
         let control_id = format!("LG{}", self.sent + 1);
-        let msg = crate::hl7::adt::build(e.kind, &record, at, &control_id)
-            .ok_or_else(|| format!("no ADT message for `{}`", e.kind.name()))?;
+        let msg =
+            crate::hl7::adt::build(e.kind, &record, at, &control_id, Some(&self.local_ids[i]))
+                .ok_or_else(|| format!("no ADT message for `{}`", e.kind.name()))?;
         // MSH-3 to MSH-6 as the target file names them.
         let msh = format!(
             "MSH|^~\\&|{}|{}|{}|{}|",
@@ -294,8 +399,9 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Drives one event at `at` (now).
-    pub(crate) async fn event(&mut self, e: &Event, at: Timestamp) -> Result<(), String> {
+    /// Drives event `i` of the timeline at `at` (now).
+    pub(crate) async fn event(&mut self, i: usize, at: Timestamp) -> Result<(), String> {
+        let e: &Event = &self.scenario.timeline[i];
         if let Some(h) = &self.t.raw.drive.http {
             let r = h
                 .requests
@@ -303,19 +409,19 @@ impl<'a> Driver<'a> {
                 .find(|(k, _)| k.0 == e.kind)
                 .map(|(_, r)| r.clone());
             return match r {
-                Some(r) => self.template(&r, e, at).await,
+                Some(r) => self.template(&r, i, at).await,
                 None => Err(format!("no request for `{}`", e.kind.name())),
             };
         }
         if let Some(h) = self.t.raw.drive.hl7v2.clone() {
-            return self.hl7(&h, e, at).await;
+            return self.hl7(&h, i, at).await;
         }
         let Some(f) = &self.t.raw.drive.fhir else {
             return Err("the target has no driver".into());
         };
         if let Some((_, r)) = f.requests.iter().find(|(k, _)| k.0 == e.kind) {
             let r = r.clone();
-            return self.template(&r, e, at).await;
+            return self.template(&r, i, at).await;
         }
         // The patient first, as the EHR's registration would have them.
         if !self.patients.contains_key(&e.patient) {
@@ -325,7 +431,8 @@ impl<'a> Driver<'a> {
             self.patients.insert(e.patient.clone(), p);
         }
         let nhs = self.scenario.patients[&e.patient].nhs_number;
-        match fhir_r4::request_for(e.kind, &nhs, at, e.second_signer) {
+        let local_id = self.local_ids[i].clone();
+        match fhir_r4::request_for(e.kind, &nhs, at, e.second_signer, Some(&local_id)) {
             Some(req) => self.fhir(req, e.kind.name()).await,
             None => {
                 let s = self.scenario;
@@ -625,11 +732,14 @@ pub(crate) fn rebase(t: &Target, s: &Scenario, driven: &[Timestamp]) -> Scenario
     r
 }
 
+/// Drives `s` with `local_ids` and captures its letters: the scenario re-based onto the times
+/// its events were driven, those times, and the letters.
 async fn drive_and_capture(
     t: &Target,
     s: &Arc<Scenario>,
     config: &RunConfig,
-) -> Result<(Scenario, Vec<CapturedLetter>), String> {
+    local_ids: Vec<String>,
+) -> Result<(Scenario, Vec<Timestamp>, Vec<CapturedLetter>), String> {
     let mut rebased = rebase(t, s, &[]);
     let now_known = Arc::new(RwLock::new(Arc::new(rebased.clone())));
     let gp = {
@@ -647,16 +757,16 @@ async fn drive_and_capture(
         s.acknowledgements.then_some(gp),
     )
     .await?;
-    let mut driver = Driver::new(t, s).await?;
+    let mut driver = Driver::new(t, s, local_ids).await?;
     let mut driven = Vec::new();
-    for e in &s.timeline {
+    for i in 0..s.timeline.len() {
         let at = Timestamp::now();
         driven.push(at);
         rebased = rebase(t, s, &driven);
         if let Ok(mut k) = now_known.write() {
             *k = Arc::new(rebased.clone());
         }
-        driver.event(e, at).await?;
+        driver.event(i, at).await?;
     }
     let expected: usize = s.expect.iter().map(|x| x.count as usize).sum();
     let w = &t.raw.wait;
@@ -676,12 +786,86 @@ async fn drive_and_capture(
         }
     }
     let letters = captures.finish(&driver.http).await?;
-    Ok((rebased, letters))
+    Ok((rebased, driven, letters))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::letter::Transport;
+    use crate::target::matching::tests::{letter, mesh};
+
+    /// What came while the second of two scenarios about alice ran: its own letter, a late
+    /// one of the first (said, not counted), and one with no local id (counted, and said).
+    #[test]
+    fn a_late_letter_of_an_earlier_scenario_is_said_and_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.yaml");
+        std::fs::write(&file, "name: t\nnon_production: true\ndrive:\n  fhir: {base_url: http://127.0.0.1:1/fhir}\ncapture:\n  http_endpoint: {listen: 127.0.0.1:0}\nmatch: local_id\n").unwrap();
+        let t = crate::target::load(&file).unwrap();
+        let scenarios = crate::cli::load_all(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/outpatient/clinic_letter.yaml"
+        ))])
+        .unwrap()
+        .0;
+        let s = &scenarios[0];
+        let ran = |id: &str, at: i64| Ran {
+            id: id.into(),
+            local_ids: crate::target::matching::local_ids(3),
+            patients: event_patients(s),
+            driven_at: vec![Timestamp(at)],
+        };
+        let history = [ran("first", 100), ran("second", 200)];
+        let letters = vec![
+            letter(
+                dir.path(),
+                Transport::Mesh,
+                &mesh(Some(&history[1].local_ids[0])),
+                Timestamp(210),
+            ),
+            letter(
+                dir.path(),
+                Transport::Mesh,
+                &mesh(Some(&history[0].local_ids[2])),
+                Timestamp(220),
+            ),
+            letter(dir.path(), Transport::Mesh, &mesh(None), Timestamp(230)),
+        ];
+        let (mine, said) = sort_out(&t, s, letters, &history);
+        assert_eq!(mine.len(), 2);
+        assert_eq!(mine.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
+        let said: Vec<String> = said.iter().map(|f| f.describe(false)).collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].starts_with("unmatched letter: clinic letter for alice")
+                && said[0]
+                    .contains("belongs to scenario first, which was checked before it arrived"),
+            "{said:?}"
+        );
+        assert!(
+            said[1].starts_with("unmatched letter #2: clinic letter for alice")
+                && said[1].contains("match: local_id could not tie it"),
+            "{said:?}"
+        );
+
+        // By NHS number the same letters all belong to the scenario running: nothing said.
+        let by_nhs = Target {
+            raw: crate::target::file::RawTarget {
+                match_by: crate::target::file::MatchBy::NhsNumber,
+                ..t.raw.clone()
+            },
+            ..t.clone()
+        };
+        let letters = vec![letter(
+            dir.path(),
+            Transport::Mesh,
+            &mesh(Some(&history[0].local_ids[2])),
+            Timestamp(220),
+        )];
+        let (mine, said) = sort_out(&by_nhs, s, letters, &history);
+        assert_eq!((mine.len(), said.len()), (1, 0));
+    }
 
     #[test]
     fn fills_placeholders_and_leaves_the_rest() {

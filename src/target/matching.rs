@@ -1,0 +1,409 @@
+//! Which scenario a letter captured from a target belongs to, by what the target file's
+//! `match:` says ([`MatchBy`]).
+//!
+//! A staging EHR is one shared system, and the same synthetic patients appear in several
+//! scenarios; an EHR that sends in batches sends one scenario's letters while, or long after,
+//! the next is driven. So every event lettergate drives gets a **local id** of its own
+//! ([`local_ids`]: `LG-7K2M9QXA-3`, new for every scenario run), sent with the event (a FHIR
+//! Encounter's or Composition's identifier, HL7 PV1-19, the `{{local_id}}` of a request
+//! template). An EHR that keeps it as the visit's identifier carries it into the letters about
+//! the visit, and lettergate matches each letter to the scenario that drove it:
+//!
+//! | `match:` | what of the letter is looked at | belongs to |
+//! |---|---|---|
+//! | `nhs_number` (default) | its NHS number | the latest scenario about that patient driven before the letter arrived |
+//! | `local_id` | `mex-LocalID`, a print request's `reference`, a dropped file's name, the document's Encounter identifier, PV1-19 | the scenario that drove that local id |
+//! | `{field: PATH}` | the values at PATH | a local id: its scenario; else an NHS number, as `nhs_number` does |
+//!
+//! A letter the chosen way cannot match is [`Matched::unmatched`], with why: it is then
+//! placed by its NHS number, so it is still checked (a letter to a deceased patient is never
+//! lost), and its scenario has an "unmatched letter" finding. By NHS number it is placed as
+//! before, with no finding: the scenario's checks judge it.
+
+use super::file::{FieldPath, MatchBy};
+use crate::capture::CapturedLetter;
+use crate::clock::Timestamp;
+use crate::ids::NhsNumber;
+use crate::letter::Transport;
+use serde_json::Value;
+
+/// `n` local ids for the events of one scenario run: `LG-<8 random characters>-<1..n>`. Short
+/// (HL7 v2.4 keeps an ID of a CX to 15 characters), upper case, and new for every run, so a
+/// letter of an earlier run never matches this one.
+pub fn local_ids(n: usize) -> Vec<String> {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let token: String = uuid::Uuid::new_v4().as_bytes()[..8]
+        .iter()
+        .map(|b| ALPHABET[usize::from(b % 32)] as char)
+        .collect();
+    (1..=n).map(|i| format!("LG-{token}-{i}")).collect()
+}
+
+/// What a scenario was driven with, so its letters can be recognised.
+#[derive(Clone, Debug)]
+pub struct Driven<'a> {
+    pub id: &'a str,
+    /// The local id of each event driven.
+    pub local_ids: &'a [String],
+    /// The patients its events are about.
+    pub patients: Vec<NhsNumber>,
+    /// When each event was driven.
+    pub driven_at: &'a [Timestamp],
+}
+
+/// Where a letter belongs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matched {
+    /// The index of its scenario among those given; `None` when nothing places it.
+    pub owner: Option<usize>,
+    /// Why the target's way of matching did not match it (never for `nhs_number`).
+    pub unmatched: Option<String>,
+}
+
+/// The scenario among `driven` that `letter` belongs to.
+pub fn attribute(by: &MatchBy, letter: &CapturedLetter, driven: &[Driven]) -> Matched {
+    let facts = letter.facts.as_ref().ok();
+    let nhs = facts.and_then(|f| f.nhs_number);
+    let by_patient = |n: NhsNumber| by_patient(n, letter.received_at, driven);
+    let unmatched = |why: String| Matched {
+        owner: nhs.and_then(by_patient),
+        unmatched: Some(why),
+    };
+    match by {
+        MatchBy::NhsNumber => Matched {
+            owner: nhs.and_then(by_patient),
+            unmatched: None,
+        },
+        MatchBy::LocalId => {
+            let ids: Vec<&str> = [
+                letter.local_id.as_deref(),
+                facts.and_then(|f| f.visit_id.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            match ids.iter().find_map(|id| by_local_id(id, driven)) {
+                Some(i) => Matched {
+                    owner: Some(i),
+                    unmatched: None,
+                },
+                None if ids.is_empty() => unmatched(
+                    "it carries no local id (lettergate looked at mex-LocalID, a print request's reference, the file name, the document's Encounter identifier and PV1-19)".into(),
+                ),
+                None => unmatched(format!(
+                    "none of its ids ({}) is a local id lettergate drove in this run",
+                    ids.join(", ")
+                )),
+            }
+        }
+        MatchBy::Field(paths) => {
+            let body = match letter.read_body() {
+                Ok(b) => b,
+                Err(e) => return unmatched(format!("its body could not be read back: {e}")),
+            };
+            let values: Vec<String> = paths
+                .iter()
+                .flat_map(|p| values_at(p, letter.transport, &body))
+                .collect();
+            let owner = values.iter().find_map(|v| {
+                by_local_id(v, driven).or_else(|| {
+                    let digits: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+                    NhsNumber::parse(&digits).ok().and_then(by_patient)
+                })
+            });
+            let list = paths
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            match owner {
+                Some(i) => Matched {
+                    owner: Some(i),
+                    unmatched: None,
+                },
+                None if values.is_empty() => unmatched(format!("it has no value at {list}")),
+                // The values may be patient identifiers: they are not repeated here.
+                None => unmatched(format!(
+                    "its value at {list} is neither a local id lettergate drove in this run nor the NHS number of a patient its scenarios are about"
+                )),
+            }
+        }
+    }
+}
+
+fn by_local_id(id: &str, driven: &[Driven]) -> Option<usize> {
+    driven
+        .iter()
+        .position(|d| d.local_ids.iter().any(|l| l == id))
+}
+
+/// The scenario about patient `nhs` whose events came last before `at`.
+fn by_patient(nhs: NhsNumber, at: Timestamp, driven: &[Driven]) -> Option<usize> {
+    driven
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.patients.contains(&nhs))
+        .filter_map(|(i, d)| {
+            let last = d.driven_at.iter().filter(|t| **t <= at).max()?;
+            Some((*last, i))
+        })
+        .max()
+        .map(|(_, i)| i)
+}
+
+/// The values at `path` in a letter's body: none when the body is not of the path's kind.
+pub fn values_at(path: &FieldPath, transport: Transport, body: &[u8]) -> Vec<String> {
+    match path {
+        FieldPath::Hl7 {
+            segment,
+            field,
+            component,
+            subcomponent,
+        } => {
+            let hl7 = transport == Transport::Mllp || crate::hl7::mdm::looks_like_hl7(body);
+            let text = std::str::from_utf8(body).ok().filter(|_| hl7);
+            let Some(m) = text.and_then(|t| crate::hl7::message::Message::parse(t).ok()) else {
+                return vec![];
+            };
+            m.get(segment, *field, *component)
+                .and_then(|c| c.split('&').nth(subcomponent - 1))
+                .filter(|v| !v.is_empty())
+                .map(|v| vec![crate::hl7::message::unescape(v)])
+                .unwrap_or_default()
+        }
+        FieldPath::Json(pointer) => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.pointer(pointer).and_then(scalar))
+            .into_iter()
+            .collect(),
+        FieldPath::Fhir { resource, elements } => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return vec![];
+            };
+            let mut out = Vec::new();
+            resources_of(&v, resource, &mut |r| follow(r, elements, &mut out));
+            out
+        }
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Calls `f` with every object whose `resourceType` is `t`, anywhere in `v`.
+fn resources_of<'a>(v: &'a Value, t: &str, f: &mut impl FnMut(&'a Value)) {
+    match v {
+        Value::Object(m) => {
+            if m.get("resourceType").and_then(Value::as_str) == Some(t) {
+                f(v);
+            }
+            for child in m.values() {
+                resources_of(child, t, f);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| resources_of(c, t, f)),
+        _ => {}
+    }
+}
+
+/// The scalars at `elements` below `v`, lists flattened at every step.
+fn follow(v: &Value, elements: &[String], out: &mut Vec<String>) {
+    match (v, elements.split_first()) {
+        (Value::Array(a), _) => a.iter().for_each(|c| follow(c, elements, out)),
+        (_, None) => out.extend(scalar(v)),
+        (Value::Object(m), Some((first, rest))) => {
+            if let Some(child) = m.get(first) {
+                follow(child, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::capture::parse::parse_letter;
+    use crate::letter::LetterKind;
+    use crate::sim::itk3::{self, LetterDoc};
+
+    pub(crate) fn doc(visit: Option<&str>) -> LetterDoc {
+        LetterDoc {
+            kind: LetterKind::ClinicLetter,
+            local_id: "SIM-000001".into(),
+            visit_id: visit.map(str::to_string),
+            nhs_number: NhsNumber::parse("9990000018").unwrap(),
+            patient_name: "Alice Example".into(),
+            born: "1950-01-01".into(),
+            practice: Some(("A81001".into(), "Riverside Surgery".into())),
+            trust_ods: "RXX".into(),
+            trust_name: "Trust".into(),
+            sender_mailbox: "RXXHC001".into(),
+            event_at: Timestamp(1_736_154_000),
+            written_at: Timestamp(1_736_155_000),
+            sent_at: Timestamp(1_736_155_000),
+            sections: itk3::default_sections(LetterKind::ClinicLetter),
+        }
+    }
+
+    /// A letter as a capture records it, its body in `dir`.
+    pub(crate) fn letter(
+        dir: &std::path::Path,
+        transport: Transport,
+        body: &[u8],
+        at: Timestamp,
+    ) -> CapturedLetter {
+        // A log of its own: a new log in the same folder would start its files again.
+        let dir = dir.join(uuid::Uuid::new_v4().to_string());
+        let mut log = crate::capture::CaptureLog::create(&dir).unwrap();
+        let l = CapturedLetter {
+            // As the MESH endpoint records the sender's `mex-LocalID`.
+            local_id: Some("SIM-000001".into()),
+            ..CapturedLetter::received(
+                transport,
+                at,
+                "RXXHC001 -> A81001HC001".into(),
+                "M1".into(),
+                body.len(),
+                parse_letter(transport, body),
+            )
+        };
+        log.record_message(l, &[], body).unwrap();
+        log.flush().unwrap();
+        log.letters.pop().unwrap()
+    }
+
+    pub(crate) fn mesh(visit: Option<&str>) -> Vec<u8> {
+        serde_json::to_vec(&itk3::message_bundle(&doc(visit))).unwrap()
+    }
+
+    #[test]
+    fn local_ids_are_short_distinct_and_new_each_run() {
+        let a = local_ids(3);
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|id| id.len() <= 15), "{a:?}");
+        assert!(a[0].ends_with("-1") && a[2].ends_with("-3"), "{a:?}");
+        assert_eq!(
+            crate::normalize::Step::LocalIds.apply(&a[1]),
+            "[local-id-1]"
+        );
+        assert_ne!(local_ids(1)[0], local_ids(1)[0]);
+    }
+
+    /// Two scenarios about alice: by NHS number a letter goes to the one driven last before it
+    /// came; by local id, to the one whose event it carries, whenever it came.
+    #[test]
+    fn a_letter_goes_to_the_scenario_whose_local_id_it_carries() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = NhsNumber::parse("9990000018").unwrap();
+        let (first_ids, second_ids) = (local_ids(3), local_ids(1));
+        let (t1, t2) = ([Timestamp(100)], [Timestamp(200)]);
+        let driven = [
+            Driven {
+                id: "outpatient/clinic_letter",
+                local_ids: &first_ids,
+                patients: vec![alice],
+                driven_at: &t1,
+            },
+            Driven {
+                id: "routing/mllp_and_folder_practices",
+                local_ids: &second_ids,
+                patients: vec![alice],
+                driven_at: &t2,
+            },
+        ];
+        // The first scenario's letter, sent after the second was driven.
+        let late = letter(
+            dir.path(),
+            Transport::Mesh,
+            &mesh(Some(&first_ids[0])),
+            Timestamp(300),
+        );
+        assert_eq!(
+            attribute(&MatchBy::NhsNumber, &late, &driven),
+            Matched {
+                owner: Some(1),
+                unmatched: None
+            }
+        );
+        assert_eq!(
+            attribute(&MatchBy::LocalId, &late, &driven),
+            Matched {
+                owner: Some(0),
+                unmatched: None
+            }
+        );
+        let encounter = FieldPath::parse("Encounter.identifier.value").unwrap();
+        assert_eq!(
+            attribute(&MatchBy::Field(vec![encounter.clone()]), &late, &driven).owner,
+            Some(0)
+        );
+
+        // No local id: placed by its NHS number, and said so.
+        let bare = letter(dir.path(), Transport::Mesh, &mesh(None), Timestamp(300));
+        let m = attribute(&MatchBy::LocalId, &bare, &driven);
+        assert_eq!(m.owner, Some(1));
+        assert!(
+            m.unmatched.as_deref().unwrap().contains("SIM-000001"),
+            "{m:?}"
+        );
+        let m = attribute(&MatchBy::Field(vec![encounter]), &bare, &driven);
+        assert!(
+            m.unmatched.as_deref().unwrap().contains("no value at"),
+            "{m:?}"
+        );
+        // A field that holds the NHS number places it by patient.
+        let nhs_path = FieldPath::parse("Patient.identifier.value").unwrap();
+        assert_eq!(
+            attribute(&MatchBy::Field(vec![nhs_path]), &bare, &driven),
+            Matched {
+                owner: Some(1),
+                unmatched: None
+            }
+        );
+        // Before either scenario was driven, and about nobody of theirs: nowhere.
+        let early = letter(dir.path(), Transport::Mesh, &mesh(None), Timestamp(50));
+        assert_eq!(attribute(&MatchBy::NhsNumber, &early, &driven).owner, None);
+    }
+
+    #[test]
+    fn values_are_read_at_json_pointers_hl7_fields_and_fhir_paths() {
+        let body = mesh(Some("LG-ABCDEFGH-2"));
+        let at = |p: &str, t, b: &[u8]| values_at(&FieldPath::parse(p).unwrap(), t, b);
+        assert_eq!(
+            at("Encounter.identifier.value", Transport::Mesh, &body),
+            ["LG-ABCDEFGH-2"]
+        );
+        assert_eq!(
+            at("Patient.identifier.value", Transport::Mesh, &body),
+            ["9990000018"]
+        );
+        assert_eq!(at("/resourceType", Transport::Mesh, &body), ["Bundle"]);
+        assert!(at("/no/such", Transport::Mesh, &body).is_empty());
+        assert!(at("PV1-19", Transport::Mesh, &body).is_empty());
+
+        let mdm = crate::hl7::mdm::build(&doc(Some("LG-ABCDEFGH-2")), Some("A81001"));
+        assert_eq!(
+            at("PV1-19", Transport::Mllp, mdm.as_bytes()),
+            ["LG-ABCDEFGH-2"]
+        );
+        assert_eq!(
+            at("PID-3.1", Transport::Folder, mdm.as_bytes()),
+            ["9990000018"]
+        );
+        assert_eq!(at("PID-3.4", Transport::Mllp, mdm.as_bytes()), ["NHS"]);
+        assert!(at("PID-3.1.2", Transport::Mllp, mdm.as_bytes()).is_empty());
+        assert!(at("/entry", Transport::Mllp, mdm.as_bytes()).is_empty());
+        assert!(at(
+            "Encounter.identifier.value",
+            Transport::Mllp,
+            mdm.as_bytes()
+        )
+        .is_empty());
+    }
+}

@@ -418,6 +418,23 @@ fn a_target_is_driven_over_hl7_v2_adt() {
     assert!(out.contains("2 scenarios: 2 passed"), "{out}");
     assert!(out.contains("(profile hl7v2 driver)"), "{out}");
 
+    // The local id goes as the visit number (PV1-19); the simulator's letters carry it, so the
+    // same letters match by it, and the snapshots just accepted.
+    let by_id = std::fs::read_to_string(&target).unwrap() + "match: local_id\n";
+    std::fs::write(&target, by_id).unwrap();
+    let matched = lettergate_on(
+        &["run", "--check"],
+        &target,
+        dir.path(),
+        &[
+            "scenarios/inpatient/discharge_summary.yaml",
+            "scenarios/emergency/ed_discharge.yaml",
+        ],
+    );
+    let out = text(&matched);
+    assert_eq!(matched.status.code(), Some(0), "{out}");
+    assert!(!out.contains("unmatched letter"), "{out}");
+
     let refused = run(&["scenarios/outpatient/clinic_letter.yaml"]);
     let out = text(&refused);
     assert_eq!(refused.status.code(), Some(3), "{out}");

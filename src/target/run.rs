@@ -143,7 +143,7 @@ fn sort_out(
             l,
             Some(l.seq),
             format!(
-                "match: {} could not tie it to a scenario: {why}; it is counted by the time it came",
+                "match: {} could not tie it to a scenario: {why}; it is counted with the scenario running when it came",
                 t.raw.match_by.name()
             ),
         ));

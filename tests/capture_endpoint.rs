@@ -157,3 +157,27 @@ async fn any_other_path_is_an_http_capture() {
     assert_eq!(log.letters[0].transport, Transport::Http);
     assert_eq!(log.letters[0].route, "POST /docman/v1/documents");
 }
+
+/// The HTTP capture's canary (a request on the canary workflow) is counted, not recorded;
+/// any other request on the same path is a letter, however unreadable.
+#[tokio::test]
+async fn the_http_canary_is_counted_and_nothing_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("{}/lettergate/canary", s.url());
+    let canary = http
+        .post(&url)
+        .header("mex-WorkflowID", CANARY_WORKFLOW)
+        .body("canary")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(canary.status().as_u16(), 202);
+    let other = http.post(&url).body("canary").send().await.unwrap();
+    assert_eq!(other.status().as_u16(), 202);
+    let log = s.finish().await.unwrap();
+    assert_eq!(log.canaries, 1);
+    assert_eq!(log.letters.len(), 1);
+    assert_eq!(log.letters[0].transport, Transport::Http);
+}

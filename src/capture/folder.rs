@@ -26,6 +26,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
+/// Files whose names start with this are lettergate's own canaries ([`drop_canary`]): counted
+/// as proof the watcher is alive, never recorded as letters.
+pub const CANARY_PREFIX: &str = "lettergate-canary-";
+
+/// Drops a canary file in `dir` (written as `.tmp`, then renamed, as a letter would be), for
+/// the watcher to count; returns its path, for the caller to remove once counted.
+pub fn drop_canary(dir: &Path) -> std::io::Result<PathBuf> {
+    let name = format!("{CANARY_PREFIX}{}.txt", uuid::Uuid::new_v4());
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, b"canary")?;
+    let path = dir.join(name);
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
 /// A file as one poll saw it: size and modification time.
 type Seen = (u64, Option<SystemTime>);
 
@@ -164,6 +179,12 @@ impl Watcher {
             )
         };
         letter.local_id = letter.local_id.or(stem);
+        if name.starts_with(CANARY_PREFIX) {
+            letter.workflow_id = Some(crate::mesh::CANARY_WORKFLOW.into());
+            // Counted, not recorded: `record` gives `None` for it, which is not a failure.
+            self.sink.record(letter, &[], &body);
+            return Ok(true);
+        }
         let headers = [("file-name".to_string(), name.to_string())];
         Ok(self.sink.record(letter, &headers, &body).is_some())
     }
@@ -206,6 +227,29 @@ mod tests {
             .unwrap();
         assert_eq!(b.read_body().unwrap(), b"half");
         assert_eq!(b.local_id.as_deref(), Some("b"));
+    }
+
+    #[tokio::test]
+    async fn a_canary_file_is_counted_not_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let drop = tmp.path().join("drop");
+        let sink = sink(tmp.path());
+        let watch = FolderCapture::start(
+            drop.clone(),
+            Duration::from_millis(20),
+            sink.clone(),
+            Clock::virtual_at(Timestamp(0)),
+        )
+        .unwrap();
+        let canary = drop_canary(&drop).unwrap();
+        assert!(canary
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(CANARY_PREFIX));
+        watch.finish().await.unwrap();
+        let log = sink.close().unwrap();
+        assert_eq!((log.canaries, log.letters.len()), (1, 0));
     }
 
     #[tokio::test]

@@ -57,10 +57,37 @@ impl MllpCapture {
     }
 }
 
+/// The message lettergate sends its own MLLP capture to prove it alive: MSH-9 `ZLG^Z01`, a
+/// Z message no EHR sends. The capture counts it as a canary and answers `AA`.
+pub fn canary_message() -> String {
+    "MSH|^~\\&|LETTERGATE|CANARY|LETTERGATE|CANARY|||ZLG^Z01^ZLG_Z01|CANARY|P|2.4\r".into()
+}
+
+fn is_canary(m: &Message) -> bool {
+    m.get("MSH", 3, 1) == Some("LETTERGATE") && m.get("MSH", 9, 1) == Some("ZLG")
+}
+
 /// Records one message; `Err` (answered `AE`) when it is not a letter or could not be stored.
 fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<(), String> {
-    let facts = parse_letter(Transport::Mllp, text.as_bytes());
     let parsed = Message::parse(text).ok();
+    if parsed.as_ref().is_some_and(is_canary) {
+        let canary = CapturedLetter {
+            workflow_id: Some(crate::mesh::CANARY_WORKFLOW.into()),
+            status: 200,
+            ..CapturedLetter::received(
+                Transport::Mllp,
+                clock.now(),
+                route,
+                "CANARY".into(),
+                text.len(),
+                Err("a canary".into()),
+            )
+        };
+        // Counted, not recorded: `record` gives `None` for it.
+        sink.record(canary, &[], text.as_bytes());
+        return Ok(());
+    }
+    let facts = parse_letter(Transport::Mllp, text.as_bytes());
     let field = |f: usize| parsed.as_ref().and_then(|m| m.text("MSH", f, 1));
     let refusal = facts.as_ref().err().cloned();
     let letter = CapturedLetter {
@@ -85,5 +112,37 @@ fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<()
     match refusal {
         None => Ok(()),
         Some(why) => Err(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::CaptureLog;
+    use crate::clock::Timestamp;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_canary_is_acked_and_counted_not_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sink = Arc::new(LogSink::new(CaptureLog::create(tmp.path()).unwrap()));
+        let clock = Clock::virtual_at(Timestamp(0));
+        let capture = MllpCapture::start("127.0.0.1:0".parse().unwrap(), sink.clone(), clock)
+            .await
+            .unwrap();
+        let ack = crate::hl7::mllp::send(capture.addr(), &canary_message(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(ack.contains("MSA|AA|CANARY"), "{ack}");
+        // Anything else that is not a letter is still refused and recorded.
+        let other = "MSH|^~\\&|EHR|RXX|GP|A81001|||ZLG^Z01^ZLG_Z01|X1|P|2.4\r";
+        assert!(
+            crate::hl7::mllp::send(capture.addr(), other, Duration::from_secs(5))
+                .await
+                .is_err()
+        );
+        capture.finish().await;
+        let log = sink.close().unwrap();
+        assert_eq!((log.canaries, log.letters.len()), (1, 1));
     }
 }

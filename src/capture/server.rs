@@ -767,7 +767,7 @@ async fn http_capture(
             s.http_counter.fetch_add(1, Ordering::SeqCst) + 1
         ),
     };
-    let letter = CapturedLetter::received(
+    let mut letter = CapturedLetter::received(
         Transport::Http,
         received_at,
         format!("{method} {}", uri.path()),
@@ -775,6 +775,10 @@ async fn http_capture(
         body.len(),
         facts,
     );
+    // lettergate's own canary, proving the HTTP capture alive: counted, not recorded.
+    if header(&headers, "mex-workflowid").as_deref() == Some(crate::mesh::CANARY_WORKFLOW) {
+        letter.workflow_id = Some(crate::mesh::CANARY_WORKFLOW.into());
+    }
     let content_type: Vec<(String, String)> = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())

@@ -505,8 +505,11 @@ struct Captures {
     http: Option<CaptureServer>,
     /// The log MLLP and folder captures record into when no endpoint runs.
     sink: Option<Arc<LogSink>>,
+    /// The log MLLP and folder captures record into: an endpoint's, or `sink`.
+    shared: Arc<LogSink>,
     mllp: Option<MllpCapture>,
-    folder: Option<FolderCapture>,
+    /// The folder watcher, and the folder it watches.
+    folder: Option<(FolderCapture, std::path::PathBuf)>,
     poll: Option<(MeshPoller, CaptureLog)>,
     polls_ok: usize,
 }
@@ -592,7 +595,7 @@ impl Captures {
             None => None,
         };
         let folder = match &c.folder {
-            Some(f) => Some(
+            Some(f) => Some((
                 FolderCapture::start(
                     f.path.clone(),
                     Duration::from_secs(f.poll_interval.0 .0.max(1) as u64),
@@ -600,7 +603,8 @@ impl Captures {
                     Clock::System,
                 )
                 .map_err(|e| failed(&e))?,
-            ),
+                f.path.clone(),
+            )),
             None => None,
         };
         let poll = match &c.mesh_poll {
@@ -615,6 +619,7 @@ impl Captures {
             mesh,
             http,
             sink,
+            shared: shared_sink,
             mllp,
             folder,
             poll,
@@ -647,33 +652,78 @@ impl Captures {
             + self.poll.as_ref().map_or(0, |(_, l)| l.letters.len())
     }
 
-    /// Stops every capture and returns what it captured, after proving each was alive: the
-    /// MESH endpoint records a canary sent through it, and the MESH server was polled
-    /// successfully after the wait.
+    /// Stops every capture and returns what it captured, after proving each was alive: every
+    /// capture lettergate runs (MESH endpoint, HTTP endpoint, MLLP listener, folder watcher)
+    /// counts a canary sent through it, and the MESH server was polled successfully after the
+    /// wait. Without that, "nothing captured" could be a dead capture.
     async fn finish(mut self, http: &reqwest::Client) -> Result<Vec<CapturedLetter>, String> {
         self.poll().await?;
         let failed = |e: &dyn std::error::Error| format!("could not capture: {}", chain(e));
+        let dead = |what: &str, why: String| {
+            format!(
+                "the capture path was not proven alive: {what} did not count its canary ({why})"
+            )
+        };
+        let shared = self.shared.clone();
+        let canaries = |sink: &LogSink| sink.with_log(|l| l.canaries).unwrap_or(0);
         if let Some(m) = self.mllp.take() {
+            let before = canaries(&shared);
+            let sent = crate::hl7::mllp::send(
+                m.addr(),
+                &crate::capture::mllp::canary_message(),
+                Duration::from_secs(10),
+            )
+            .await;
             m.finish().await;
+            if canaries(&shared) <= before {
+                return Err(dead("the MLLP listener", format!("{sent:?}")));
+            }
         }
-        if let Some(f) = self.folder.take() {
+        if let Some((f, dir)) = self.folder.take() {
+            let before = canaries(&shared);
+            let dropped = crate::capture::folder::drop_canary(&dir);
             f.finish().await.map_err(|e| failed(&e))?;
+            if let Ok(p) = &dropped {
+                let _ = std::fs::remove_file(p);
+            }
+            if canaries(&shared) <= before {
+                return Err(dead(
+                    &format!("the watched folder {}", dir.display()),
+                    match dropped {
+                        Ok(p) => format!("{} was dropped", p.display()),
+                        Err(e) => format!("it could not be written: {e}"),
+                    },
+                ));
+            }
         }
         let mut logs = Vec::new();
         if let Some((server, canary)) = self.mesh {
+            let before = canaries(&server.sink());
             let client = MeshClient::new(http.clone(), canary.clone());
             let msg = OutboundMessage::canary(&canary.mailbox);
             let sent = client.send(&msg).await;
+            let counted = canaries(&server.sink()) > before;
             let log = server.finish().await.map_err(|e| failed(&e))?;
-            if !matches!(sent, Ok(SendOutcome::Accepted { .. })) || log.canaries == 0 {
-                return Err(format!(
-                    "the capture path was not proven alive: the MESH endpoint did not record its canary ({sent:?})"
-                ));
+            if !matches!(sent, Ok(SendOutcome::Accepted { .. })) || !counted {
+                return Err(dead("the MESH endpoint", format!("{sent:?}")));
             }
             logs.push(log);
         }
         if let Some(server) = self.http {
-            logs.push(server.finish().await.map_err(|e| failed(&e))?);
+            let before = canaries(&server.sink());
+            let sent = http
+                .post(format!("{}/lettergate/canary", server.url()))
+                .header("mex-WorkflowID", crate::mesh::CANARY_WORKFLOW)
+                .body("canary")
+                .send()
+                .await
+                .map(|r| r.status());
+            let counted = canaries(&server.sink()) > before;
+            let log = server.finish().await.map_err(|e| failed(&e))?;
+            if !counted {
+                return Err(dead("the HTTP endpoint", format!("{sent:?}")));
+            }
+            logs.push(log);
         }
         if let Some(sink) = self.sink {
             logs.push(

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the interop peers the tests run against (components nobody on this project wrote):
-# NHS Digital's mesh-sandbox and mesh-client, python hl7 (mllp_send), hl7apy and fhir.resources,
-# pinned, into a virtual environment (by default .venv-interop at the repository root, where the
-# tests look for it; LETTERGATE_PEERS overrides). CI runs it from scripts/install-test-deps.sh.
+# NHS Digital's mesh-sandbox and mesh-client, python hl7 (mllp_send), hl7apy and fhir.resources
+# (with lxml, for its FHIR XML), pinned, into a virtual environment (by default .venv-interop at
+# the repository root, where the tests look for it; LETTERGATE_PEERS overrides). CI runs it
+# from scripts/install-test-deps.sh.
 #   usage: scripts/install-interop-peers.sh [VENV_DIR]   env: PYTHON=python3.11 (needs 3.11-3.13)
 # Idempotent: if VENV_DIR/.interop-stamp matches the pins below and the imports work, exits in well under 1 s.
 set -euo pipefail
@@ -16,7 +17,8 @@ REQS='mesh-sandbox==1.0.137
 mesh-client==5.0.2
 hl7==0.4.5
 hl7apy==1.3.5
-fhir.resources==8.3.0'
+fhir.resources==8.3.0
+lxml==6.1.3'
 
 # Full transitive lock, verified together on Python 3.11.7 (used as pip constraints).
 LOCK='annotated-doc==0.0.7
@@ -35,6 +37,7 @@ h11==0.16.0
 hl7==0.4.5
 hl7apy==1.3.5
 idna==3.20
+lxml==6.1.3
 MarkupSafe==3.0.4
 mesh-client==5.0.2
 mesh-sandbox==1.0.137
@@ -55,7 +58,7 @@ Werkzeug==3.1.9'
 
 STAMP_VALUE="$(printf '%s\n--\n%s\n' "$REQS" "$LOCK" | sha256sum | cut -d' ' -f1)"
 STAMP="$VENV/.interop-stamp"
-CHECK='import mesh_sandbox.api, mesh_client, hl7, hl7.client, hl7apy, fhir.resources.STU3.bundle'
+CHECK='import mesh_sandbox.api, mesh_client, hl7, hl7.client, hl7apy, fhir.resources.STU3.bundle, lxml'
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_VALUE" && -x "$VENV/bin/python" ]] \
    && "$VENV/bin/python" -W ignore -c "import mesh_client, hl7, hl7apy" >/dev/null 2>&1; then
@@ -80,4 +83,4 @@ printf '%s\n' "$LOCK" > "$TMP/constraints.txt"
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$TMP/requirements.txt" -c "$TMP/constraints.txt"
 "$VENV/bin/python" -W ignore -c "$CHECK"
 printf '%s\n' "$STAMP_VALUE" > "$STAMP"
-echo "interop peers installed in $VENV: $("$VENV/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(mesh-sandbox|mesh-client|hl7|hl7apy|fhir\.resources)==' | tr '\n' ' ')"
+echo "interop peers installed in $VENV: $("$VENV/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(mesh-sandbox|mesh-client|hl7|hl7apy|fhir\.resources|lxml)==' | tr '\n' ' ')"

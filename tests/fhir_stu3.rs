@@ -457,3 +457,84 @@ fn the_validator_reports_a_broken_bundle_as_invalid() {
         assert!(line.contains(why), "{name} should mention {why}: {line}");
     }
 }
+
+/// Writes every `*.json` bundle of the folder `argv[1]` as FHIR XML beside it (`*.xml`), with
+/// fhir.resources' own XML serialiser (lxml): XML that lettergate did not write.
+const TO_XML: &str = r#"
+import os, sys
+from fhir.resources.STU3.bundle import Bundle
+d = sys.argv[1]
+for n in sorted(os.listdir(d)):
+    if n.endswith(".json"):
+        b = Bundle.model_validate_json(open(os.path.join(d, n), "rb").read())
+        x = b.model_dump_xml(pretty_print=True)
+        open(os.path.join(d, n[:-5] + ".xml"), "wb").write(x if isinstance(x, bytes) else x.encode())
+        print("XML", n[:-5] + ".xml")
+"#;
+
+/// FHIR XML: every ITK3 message bundle the simulator builds (with and without the visit's
+/// local id), written as STU3 XML by fhir.resources, reads as the same letter as its JSON
+/// (kind, patient, recipient, ids, the visit, title and sections), over MESH, HTTP and a
+/// folder.
+#[test]
+fn itk3_bundles_written_as_fhir_xml_by_fhir_resources_read_as_the_same_letters() {
+    use lettergate::capture::parse::{letter_content, parse_letter};
+    use lettergate::letter::Transport;
+    let dir = tempfile::tempdir().unwrap();
+    let mut json = Vec::new();
+    for kind in LetterKind::ALL.into_iter().filter(|k| k.goes_to_practice()) {
+        for visit in [None, Some("LG-7K2M9QXA-2")] {
+            let mut d = doc(kind);
+            d.visit_id = visit.map(str::to_string);
+            let name = format!("{kind}-{}", visit.map_or("no-visit", |_| "visit"));
+            let body = bytes(&itk3::message_bundle(&d));
+            std::fs::write(dir.path().join(format!("{name}.json")), &body).unwrap();
+            json.push((name, body));
+        }
+    }
+    let (code, stdout, stderr) = peers::python(TO_XML, &[dir.path().to_str().unwrap()]);
+    assert_eq!(
+        code, 0,
+        "fhir.resources could not write XML:\n{stdout}\n{stderr}"
+    );
+    for (name, body) in &json {
+        let xml = std::fs::read(dir.path().join(format!("{name}.xml")))
+            .unwrap_or_else(|e| panic!("{name}.xml: {e}\n{stdout}\n{stderr}"));
+        assert!(xml.starts_with(b"<?xml"), "{name}");
+        let from_json = parse_letter(Transport::Mesh, body).unwrap();
+        for transport in [Transport::Mesh, Transport::Http, Transport::Folder] {
+            let from_xml = parse_letter(transport, &xml)
+                .unwrap_or_else(|e| panic!("{name} over {transport}: {e}"));
+            assert_eq!(
+                (
+                    &from_xml.kind,
+                    &from_xml.itk3_event,
+                    &from_xml.nhs_number,
+                    &from_xml.recipient_ods,
+                    &from_xml.document_id,
+                    &from_xml.message_id,
+                    &from_xml.visit_id,
+                ),
+                (
+                    &from_json.kind,
+                    &from_json.itk3_event,
+                    &from_json.nhs_number,
+                    &from_json.recipient_ods,
+                    &from_json.document_id,
+                    &from_json.message_id,
+                    &from_json.visit_id,
+                ),
+                "{name} over {transport}"
+            );
+            assert_eq!(
+                letter_content(transport, &xml).unwrap(),
+                letter_content(Transport::Mesh, body).unwrap(),
+                "{name} over {transport}"
+            );
+        }
+        assert!(from_json.kind.is_some() && from_json.nhs_number.is_some());
+    }
+    // XML that is not a letter is said to be so, not read as one.
+    let cut = std::fs::read(dir.path().join(format!("{}.xml", json[0].0))).unwrap();
+    assert!(parse_letter(Transport::Mesh, &cut[..cut.len() / 2]).is_err());
+}

@@ -1049,3 +1049,162 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
     assert_eq!(by_field.status.code(), Some(0), "{out}");
     assert!(out.contains("2 scenarios: 2 passed"), "{out}");
 }
+
+/// Every driver with every capture, end to end on loopback: one scenario discharges four
+/// patients whose practices take letters over MESH, an HTTP document route, MLLP and a
+/// folder; it is driven over FHIR R4, HL7 v2 ADT and HTTP templates, with the simulator's
+/// MESH going to lettergate's own endpoint and then to mesh-sandbox (polled). Every letter is
+/// matched to the scenario by the local id its event was driven with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_driver_is_captured_on_every_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_dir = dir.path().join("project");
+    std::fs::create_dir_all(root_dir.join("scenarios/fixtures")).unwrap();
+    std::fs::create_dir_all(root_dir.join("scenarios/pairs")).unwrap();
+    let fixture = root_dir.join("scenarios/fixtures/routes.yaml");
+    std::fs::write(
+        &fixture,
+        "practices:\n  riverside: {ods: A81001, name: Riverside Surgery, mailbox: A81001HC001}\n  fernbank: {ods: F86006, name: Fernbank Surgery, route: http}\n  willowbank: {ods: G87007, name: Willow Bank Surgery, route: mllp}\n  ashgrove: {ods: H88008, name: Ashgrove Medical Practice, route: folder}\npatients:\n  alice: {nhs_number: \"9990000018\", name: Alice Example, born: 1950-01-01, practice: riverside}\n  gina: {nhs_number: \"9990000077\", name: Gina Example, born: 1961-04-12, practice: fernbank}\n  lena: {nhs_number: \"9990000123\", name: Lena Example, born: 1972-10-10, practice: willowbank}\n  omar: {nhs_number: \"9990000131\", name: Omar Example, born: 1958-03-21, practice: ashgrove}\n",
+    )
+    .unwrap();
+    let patients = ["alice", "gina", "lena", "omar"];
+    let mut scenario = String::from(
+        "name: A discharge summary on every transport\ninclude: [../fixtures/routes.yaml]\ntimeline:\n",
+    );
+    for (i, p) in patients.iter().enumerate() {
+        let when = if i == 0 {
+            "at: 2025-06-02T09:00:00Z".to_string()
+        } else {
+            "after: 1m".to_string()
+        };
+        scenario += &format!("  - {when}\n    event: admission\n    patient: {p}\n");
+    }
+    for p in patients {
+        scenario += &format!("  - after: 1h\n    event: discharge\n    patient: {p}\n");
+    }
+    scenario += "expect:\n";
+    for p in patients {
+        // Each follows its practice's route: mesh, http, mllp, folder.
+        scenario += &format!("  - letter: discharge_summary\n    patient: {p}\n");
+    }
+    let scenario_path = root_dir.join("scenarios/pairs/every_transport.yaml");
+    std::fs::write(&scenario_path, scenario).unwrap();
+
+    let boxes = ["A81001HC001", "RXXHC001"];
+    let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
+    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
+    let client = reqwest::Client::new();
+    for mesh in ["endpoint", "poll"] {
+        let (mesh_port, http_port, mllp_port, adt_port) = (
+            peers::free_port(),
+            peers::free_port(),
+            peers::free_port(),
+            peers::free_port(),
+        );
+        let drop_dir = dir.path().join(format!("drop-{mesh}"));
+        std::fs::create_dir_all(&drop_dir).unwrap();
+        let (mesh_url, password) = match mesh {
+            "endpoint" => (format!("http://127.0.0.1:{mesh_port}"), "sender-secret"),
+            _ => (sandbox_url.clone(), peers::SANDBOX_PASSWORD),
+        };
+        let http_url = format!("http://127.0.0.1:{http_port}");
+        let (mllp, adt) = (
+            format!("127.0.0.1:{mllp_port}"),
+            format!("127.0.0.1:{adt_port}"),
+        );
+        let sim = SimServe {
+            profile: "baseline",
+            mesh_url: &mesh_url,
+            http_url: &http_url,
+            password,
+            extra: &[
+                "--directory",
+                fixture.to_str().unwrap(),
+                "--mllp-addr",
+                &mllp,
+                "--drop-folder",
+                drop_dir.to_str().unwrap(),
+                "--adt-listen",
+                &adt,
+            ],
+        }
+        .start();
+        // The HTTP driver's test API takes events about patients the EHR already knows.
+        for (nhs, name, born, ods) in [
+            ("9990000018", "Alice Example", "1950-01-01", "A81001"),
+            ("9990000077", "Gina Example", "1961-04-12", "F86006"),
+            ("9990000123", "Lena Example", "1972-10-10", "G87007"),
+            ("9990000131", "Omar Example", "1958-03-21", "H88008"),
+        ] {
+            let r = client
+                .post(format!("http://127.0.0.1:{}/patients", sim.port))
+                .json(&serde_json::json!({"nhs_number": nhs, "name": name, "born": born, "practice": ods}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201);
+        }
+        let mesh_capture = match mesh {
+            "endpoint" => format!("  mesh_endpoint:\n    listen: 127.0.0.1:{mesh_port}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes: {{RXXHC001: LG_TEST_SENDER_PASSWORD, A81001HC001: LG_TEST_SENDER_PASSWORD}}\n"),
+            _ => format!("  mesh_poll:\n    url: {sandbox_url}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n      - {{id: A81001HC001, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"),
+        };
+        let template = |event: &str| {
+            format!("      {event}: {{path: /events, headers: {{content-type: application/json}}, body: '{{\"at\": \"{{{{at}}}}\", \"event\": \"{{{{event}}}}\", \"nhs_number\": \"{{{{nhs_number}}}}\", \"local_id\": \"{{{{local_id}}}}\"}}'}}\n")
+        };
+        let drivers = [
+            (
+                "fhir",
+                format!("  fhir: {{base_url: http://127.0.0.1:{}/fhir}}\n", sim.port),
+            ),
+            ("hl7v2", format!("  hl7v2: {{address: '{adt}'}}\n")),
+            (
+                "http",
+                format!(
+                    "  http:\n    base_url: http://127.0.0.1:{}\n    requests:\n{}{}",
+                    sim.port,
+                    template("admission"),
+                    template("discharge")
+                ),
+            ),
+        ];
+        for (driver, drive) in drivers {
+            let name = format!("pair-{driver}-{mesh}");
+            let target = dir.path().join(format!("{name}.yaml"));
+            std::fs::write(
+                &target,
+                format!(
+                    "name: {name}\nnon_production: true\ndrive:\n{drive}capture:\n{mesh_capture}  http_endpoint: {{listen: '127.0.0.1:{http_port}'}}\n  mllp: {{listen: '{mllp}'}}\n  folder: {{path: '{}', poll_interval: 1s}}\nmatch: local_id\nwait: {{max: 10s, poll_interval: 1s, settle: 2s}}\n",
+                    drop_dir.display()
+                ),
+            )
+            .unwrap();
+            let o = tokio::task::block_in_place(|| {
+                Command::new(bin())
+                    .current_dir(&root_dir)
+                    .args(["run", "--accept", "--target"])
+                    .arg(&target)
+                    .arg(&scenario_path)
+                    .env("LG_TEST_MESH_KEY", "TestKey")
+                    .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
+                    .env("LG_TEST_SANDBOX_PASSWORD", peers::SANDBOX_PASSWORD)
+                    .env("NO_COLOR", "1")
+                    .output()
+                    .unwrap()
+            });
+            let out = text(&o);
+            assert_eq!(o.status.code(), Some(0), "{driver} driver, MESH {mesh}:\n{out}");
+            assert!(out.contains("1 scenario: 1 passed"), "{out}");
+            let snap = std::fs::read_to_string(
+                root_dir.join(format!("snapshots/{name}/pairs/every_transport.snap")),
+            )
+            .unwrap();
+            for transport in ["mesh", "http", "mllp", "folder"] {
+                assert!(
+                    snap.contains(&format!("transport: {transport}\n")),
+                    "{driver} driver, MESH {mesh}: no letter over {transport}:\n{snap}"
+                );
+            }
+        }
+        drop(sim);
+    }
+}

@@ -4,6 +4,7 @@
 //! [`parse`] reads a message's letter facts. Everything downstream sees only [`CapturedLetter`].
 
 pub mod chunks;
+pub mod fhir_xml;
 pub mod folder;
 pub mod inbox;
 pub mod mllp;

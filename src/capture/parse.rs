@@ -1,7 +1,9 @@
 //! Reads the letter inside a captured message: [`LetterFacts`] from an ITK3 message bundle
 //! (MESH), a print request (HTTP), an MDM^T02 message (MLLP), or a dropped file holding either
-//! a bundle or an MDM message (folder), and the kind of letter it is.
+//! a bundle or an MDM message (folder), and the kind of letter it is. FHIR comes as JSON or as
+//! XML ([`super::fhir_xml`]), on any transport.
 
+use super::fhir_xml::{many, one};
 use crate::ids::NhsNumber;
 use crate::letter::{LetterKind, Transport, DOC_CLINIC_LETTER, DOC_DISCHARGE_SUMMARY};
 use crate::normalize::normalize;
@@ -65,7 +67,7 @@ pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, St
     if let Some(text) = hl7_text(transport, body)? {
         return crate::hl7::mdm::read(&text).map(|(facts, _)| facts);
     }
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let v = json_or_xml(body)?;
     match envelope(transport, &v)? {
         Envelope::Message(header) => from_message(&v, header),
         Envelope::PrintRequest => from_print_request(&v),
@@ -78,22 +80,19 @@ pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent
     if let Some(text) = hl7_text(transport, body)? {
         return crate::hl7::mdm::read(&text).map(|(_, content)| content);
     }
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let v = json_or_xml(body)?;
     let doc = match envelope(transport, &v)? {
         Envelope::Message(header) => message_document(&v, header)?,
         Envelope::PrintRequest => &v["document"],
     };
     let comp = composition(doc)?;
-    let coding = &comp["type"]["coding"][0];
+    let coding = type_coding(comp);
     Ok(LetterContent {
         document_type: coding["code"]
             .as_str()
             .map(|c| format!("{c} {}", coding["display"].as_str().unwrap_or(""))),
         title: comp["title"].as_str().map(str::to_string),
-        sections: comp["section"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        sections: many(&comp["section"])
             .map(|s| {
                 (
                     s["title"].as_str().unwrap_or("").to_string(),
@@ -120,6 +119,26 @@ fn hl7_text(transport: Transport, body: &[u8]) -> Result<Option<String>, String>
         .map_err(|e| format!("the HL7 message is not UTF-8: {e}"))
 }
 
+/// A body as FHIR's JSON shape: JSON as it is, FHIR XML read into that shape. A PDF is named
+/// as one, since it holds nothing lettergate can read.
+pub fn json_or_xml(body: &[u8]) -> Result<Value, String> {
+    if body.starts_with(b"%PDF-") {
+        return Err("the body is a PDF document: lettergate keeps it, but cannot read whom it is for or what letter it is; send ITK3 FHIR (JSON or XML), a print request or an HL7 MDM^T02 message".into());
+    }
+    if super::fhir_xml::looks_like_xml(body) {
+        let text =
+            std::str::from_utf8(body).map_err(|e| format!("the XML body is not UTF-8: {e}"))?;
+        return super::fhir_xml::to_json(text)
+            .map_err(|e| format!("the body is XML but cannot be read as FHIR: {e}"));
+    }
+    serde_json::from_slice(body).map_err(|e| format!("body is neither JSON nor XML: {e}"))
+}
+
+/// `Composition.type.coding[0]`.
+fn type_coding(comp: &Value) -> &Value {
+    one(&one(&comp["type"])["coding"])
+}
+
 /// How a letter travels: inside an ITK3 message bundle (with its MessageHeader) or as a print
 /// or document request.
 enum Envelope<'a> {
@@ -142,11 +161,8 @@ fn envelope(transport: Transport, v: &Value) -> Result<Envelope<'_>, String> {
 
 /// The document a message's header focuses on.
 fn message_document<'a>(v: &'a Value, header: &'a Value) -> Result<&'a Value, String> {
-    let focus = header["focus"]
-        .as_array()
-        .and_then(|f| f.first())
-        .unwrap_or(&header["focus"]);
-    by_ref(v, focus).ok_or_else(|| "the MessageHeader's focus does not point at a document".into())
+    by_ref(v, one(&header["focus"]))
+        .ok_or_else(|| "the MessageHeader's focus does not point at a document".into())
 }
 
 fn composition(doc: &Value) -> Result<&Value, String> {
@@ -157,11 +173,7 @@ fn composition(doc: &Value) -> Result<&Value, String> {
 }
 
 fn resources(bundle: &Value) -> impl Iterator<Item = (&str, &Value)> {
-    bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| (e["fullUrl"].as_str().unwrap_or_default(), &e["resource"]))
+    many(&bundle["entry"]).map(|e| (e["fullUrl"].as_str().unwrap_or_default(), &e["resource"]))
 }
 
 fn by_type<'a>(bundle: &'a Value, t: &str) -> Option<&'a Value> {
@@ -176,9 +188,7 @@ fn by_ref<'a>(bundle: &'a Value, reference: &Value) -> Option<&'a Value> {
 }
 
 fn identifier(resource: &Value, system: &str) -> Option<String> {
-    resource["identifier"]
-        .as_array()?
-        .iter()
+    many(&resource["identifier"])
         .find(|i| i["system"] == system)
         .and_then(|i| i["value"].as_str())
         .map(str::to_string)
@@ -189,7 +199,7 @@ fn from_message(v: &Value, header: &Value) -> Result<LetterFacts, String> {
     let mut facts = from_document(message_document(v, header)?, false)?;
     facts.itk3_event = header["event"]["code"].as_str().map(str::to_string);
     facts.recipient_ods = receiver.and_then(|r| identifier(r, ODS_SYSTEM));
-    facts.message_id = v["identifier"]["value"].as_str().map(str::to_string);
+    facts.message_id = one(&v["identifier"])["value"].as_str().map(str::to_string);
     Ok(facts)
 }
 
@@ -207,14 +217,12 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
     let comp = composition(doc)?;
     let patient = by_type(doc, "Patient");
     let encounter = by_type(doc, "Encounter");
-    let code = comp["type"]["coding"][0]["code"]
-        .as_str()
-        .unwrap_or_default();
+    let code = type_coding(comp)["code"].as_str().unwrap_or_default();
     let class = encounter
         .and_then(|e| e["class"]["code"].as_str())
         .unwrap_or_default();
     let died = encounter
-        .map(|e| e["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "4")
+        .map(|e| one(&e["hospitalization"]["dischargeDisposition"]["coding"])["code"] == "4")
         .unwrap_or(false);
     let kind = classify(code, class, died, to_patient);
     // serde_json's map is ordered by key, so this rendering is canonical.
@@ -228,11 +236,14 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
             .and_then(|n| NhsNumber::parse(&n).ok()),
         recipient_ods: None,
         to_patient,
-        document_id: comp["identifier"]["value"].as_str().map(str::to_string),
+        document_id: one(&comp["identifier"])["value"]
+            .as_str()
+            .map(str::to_string),
         digest: digest[..16].to_string(),
         message_id: None,
         reference: None,
-        visit_id: encounter.and_then(|e| e["identifier"][0]["value"].as_str().map(str::to_string)),
+        visit_id: encounter
+            .and_then(|e| one(&e["identifier"])["value"].as_str().map(str::to_string)),
     })
 }
 
@@ -403,6 +414,14 @@ mod tests {
         }
         assert!(parse_letter(Transport::Folder, b"hello").is_err());
         assert!(parse_letter(Transport::Mllp, br#"{"resourceType":"Bundle"}"#).is_err());
+    }
+
+    #[test]
+    fn a_pdf_is_kept_but_said_to_be_unreadable() {
+        let e = parse_letter(Transport::Http, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj").unwrap_err();
+        assert!(e.contains("a PDF document"), "{e}");
+        let e = parse_letter(Transport::Http, b"<html><body>hello</body></html>").unwrap_err();
+        assert!(e.contains("XML but cannot be read as FHIR"), "{e}");
     }
 
     #[test]

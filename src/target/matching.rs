@@ -21,6 +21,7 @@
 //! before, with no finding: the scenario's checks judge it.
 
 use super::file::{FieldPath, MatchBy};
+use crate::capture::parse::json_or_xml;
 use crate::capture::CapturedLetter;
 use crate::clock::Timestamp;
 use crate::ids::NhsNumber;
@@ -171,13 +172,14 @@ pub fn values_at(path: &FieldPath, transport: Transport, body: &[u8]) -> Vec<Str
                 .map(|v| vec![crate::hl7::message::unescape(v)])
                 .unwrap_or_default()
         }
-        FieldPath::Json(pointer) => serde_json::from_slice::<Value>(body)
+        // FHIR XML is read into the shape of its JSON (see `capture::fhir_xml`).
+        FieldPath::Json(pointer) => json_or_xml(body)
             .ok()
             .and_then(|v| v.pointer(pointer).and_then(scalar))
             .into_iter()
             .collect(),
         FieldPath::Fhir { resource, elements } => {
-            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            let Ok(v) = json_or_xml(body) else {
                 return vec![];
             };
             let mut out = Vec::new();

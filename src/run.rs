@@ -384,6 +384,7 @@ async fn drive_and_capture(
         Some(f) => f
             .finish()
             .await
+            .map(|_| ())
             .map_err(|e| format!("could not watch the drop folder: {}", chain(&e))),
         None => Ok(()),
     };

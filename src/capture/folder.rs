@@ -12,7 +12,9 @@
 //!   on the scenario's clock however late the poll comes. The capture clock is used only for a
 //!   file whose mtime cannot be read.
 //! - [`FolderCapture::finish`] polls twice more after the writer is done, so every file present
-//!   at the end is recorded.
+//!   at the end is recorded, and hands back every file it knows of ([`KnownFiles`]), so the
+//!   next watcher of the same folder (the next scenario of a target run) does not take them
+//!   for new letters. [`KnownFiles::in_folder`] lists what is there before a run starts.
 
 use super::parse::parse_letter;
 use super::server::CaptureError;
@@ -44,6 +46,48 @@ pub fn drop_canary(dir: &Path) -> std::io::Result<PathBuf> {
 /// A file as one poll saw it: size and modification time.
 type Seen = (u64, Option<SystemTime>);
 
+/// Files already dealt with, by name, size and modification time: a watcher given them records
+/// them only if they change.
+#[derive(Clone, Debug, Default)]
+pub struct KnownFiles(HashSet<(String, Seen)>);
+
+impl KnownFiles {
+    /// The files in `dir` now (none if it does not exist yet).
+    pub fn in_folder(dir: &Path) -> std::io::Result<KnownFiles> {
+        let mut known = HashSet::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KnownFiles(known)),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                known.insert((name, (meta.len(), meta.modified().ok())));
+            }
+        }
+        Ok(KnownFiles(known))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The files' names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.0.iter().map(|(name, _)| name.clone()).collect();
+        n.sort();
+        n.dedup();
+        n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A running folder watcher; [`FolderCapture::finish`] stops it.
 pub struct FolderCapture {
     stop: oneshot::Sender<()>,
@@ -67,6 +111,17 @@ impl FolderCapture {
         sink: Arc<LogSink>,
         clock: Clock,
     ) -> Result<FolderCapture, CaptureError> {
+        FolderCapture::start_knowing(dir, interval, sink, clock, KnownFiles::default())
+    }
+
+    /// As [`FolderCapture::start`], leaving out the `known` files while they stay as they are.
+    pub fn start_knowing(
+        dir: PathBuf,
+        interval: Duration,
+        sink: Arc<LogSink>,
+        clock: Clock,
+        known: KnownFiles,
+    ) -> Result<FolderCapture, CaptureError> {
         std::fs::create_dir_all(&dir).map_err(|source| CaptureError::Store {
             dir: dir.clone(),
             source,
@@ -77,7 +132,7 @@ impl FolderCapture {
             clock,
             last: HashMap::new(),
             temps: HashSet::new(),
-            recorded: HashSet::new(),
+            recorded: known.0,
         };
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -94,8 +149,9 @@ impl FolderCapture {
         Ok(FolderCapture { stop, task })
     }
 
-    /// Stops polling, then polls twice more so every complete file is recorded.
-    pub async fn finish(self) -> Result<(), CaptureError> {
+    /// Stops polling, then polls twice more so every complete file is recorded; returns every
+    /// file it knows of: those it was given and those it recorded.
+    pub async fn finish(self) -> Result<KnownFiles, CaptureError> {
         let _ = self.stop.send(());
         let mut watcher = self.task.await.map_err(|_| CaptureError::Crashed)?;
         for _ in 0..2 {
@@ -103,7 +159,7 @@ impl FolderCapture {
                 .poll()
                 .map_err(|e| CaptureError::Write(format!("failed to read the folder: {e}")))?;
         }
-        Ok(())
+        Ok(KnownFiles(watcher.recorded))
     }
 }
 
@@ -227,6 +283,50 @@ mod tests {
             .unwrap();
         assert_eq!(b.read_body().unwrap(), b"half");
         assert_eq!(b.local_id.as_deref(), Some("b"));
+    }
+
+    /// A second watcher of the same folder (the next scenario of a target run) records only
+    /// what is new since the first, and files there before the run are left out.
+    #[tokio::test]
+    async fn known_files_are_not_recorded_again_unless_they_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let drop = tmp.path().join("drop");
+        std::fs::create_dir_all(&drop).unwrap();
+        std::fs::write(drop.join("before.json"), "old").unwrap();
+        let before = KnownFiles::in_folder(&drop).unwrap();
+        assert_eq!(before.len(), 1);
+        assert!(KnownFiles::in_folder(&tmp.path().join("none"))
+            .unwrap()
+            .is_empty());
+        let watch = |known: KnownFiles, log: &str| {
+            let sink = Arc::new(LogSink::new(
+                CaptureLog::create(&tmp.path().join(log)).unwrap(),
+            ));
+            let w = FolderCapture::start_knowing(
+                drop.clone(),
+                Duration::from_millis(20),
+                sink.clone(),
+                Clock::virtual_at(Timestamp(0)),
+                known,
+            )
+            .unwrap();
+            (w, sink)
+        };
+        let (first, sink) = watch(before, "one");
+        std::fs::write(drop.join("a.json"), "first scenario's").unwrap();
+        let known = first.finish().await.unwrap();
+        let log = sink.close().unwrap();
+        let names: Vec<&str> = log.letters.iter().map(|l| l.route.as_str()).collect();
+        assert_eq!(names, ["FOLDER a.json"]);
+
+        let (second, sink) = watch(known, "two");
+        std::fs::write(drop.join("b.json"), "second scenario's").unwrap();
+        std::fs::write(drop.join("before.json"), "old, changed").unwrap();
+        second.finish().await.unwrap();
+        let log = sink.close().unwrap();
+        let mut names: Vec<&str> = log.letters.iter().map(|l| l.route.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["FOLDER b.json", "FOLDER before.json"]);
     }
 
     #[tokio::test]

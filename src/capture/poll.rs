@@ -241,6 +241,34 @@ impl MeshPoller {
         }
     }
 
+    /// Lists every mailbox and leaves what is waiting there now out of every later poll (not
+    /// downloaded, recorded or acknowledged): messages that were there before a target run
+    /// began are not its letters. Returns them, by mailbox and message id.
+    pub async fn skip_waiting(&mut self) -> Result<Vec<(String, String)>, PollError> {
+        let mut skipped = Vec::new();
+        let clients: Vec<MeshClient> = self
+            .recipients
+            .iter()
+            .chain(self.sender.as_ref())
+            .cloned()
+            .collect();
+        for client in &clients {
+            self.handshake(client).await?;
+            let ids = client
+                .list_inbox()
+                .await
+                .map_err(|e| mesh_error(client, "list", e))?;
+            let mailbox = client.config().mailbox.clone();
+            for id in ids {
+                let key = (mailbox.clone(), id);
+                if self.seen.insert(key.clone()) {
+                    skipped.push(key);
+                }
+            }
+        }
+        Ok(skipped)
+    }
+
     /// Reports read from the sending mailbox that no captured letter matches (yet).
     pub fn unmatched_reports(&self) -> &[PolledReport] {
         &self.unmatched

@@ -34,6 +34,47 @@ pub struct Ledger {
     pub target: PathBuf,
     pub target_name: String,
     pub scenarios: Vec<LedgerScenario>,
+    /// What was already waiting when the ledger was made, before anything was driven: not
+    /// this run's, and left out of every collect.
+    #[serde(default)]
+    pub waiting_before: WaitingBefore,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WaitingBefore {
+    /// MESH messages, by recipient (or sending) mailbox and message id.
+    pub mesh: Vec<(String, String)>,
+    /// Files of the watched folder, by name.
+    pub files: Vec<String>,
+}
+
+impl WaitingBefore {
+    /// Lists the target's MESH mailboxes and folder (nothing is downloaded or moved).
+    async fn now(t: &Target) -> Result<WaitingBefore, String> {
+        let c = &t.raw.capture;
+        let mut w = WaitingBefore::default();
+        if let Some(p) = &c.mesh_poll {
+            let mut poller = MeshPoller::new(poll_config(p)?)
+                .map_err(|e| format!("could not list MESH: {}", chain(&e)))?;
+            w.mesh = poller
+                .skip_waiting()
+                .await
+                .map_err(|e| format!("could not list MESH: {}", chain(&e)))?;
+        }
+        if let Some(f) = &c.folder {
+            w.files = crate::capture::folder::KnownFiles::in_folder(&f.path)
+                .map_err(|e| format!("could not read the folder {}: {e}", f.path.display()))?
+                .names();
+        }
+        if !w.mesh.is_empty() || !w.files.is_empty() {
+            eprintln!(
+                "note: {} MESH message(s) and {} file(s) were waiting before anything was driven; they are left where they are, and out of every collect of this ledger",
+                w.mesh.len(),
+                w.files.len()
+            );
+        }
+        Ok(w)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,6 +186,7 @@ pub async fn drive(
             target: target_path.to_path_buf(),
             target_name: t.name().to_string(),
             scenarios: Vec::new(),
+            waiting_before: WaitingBefore::now(t).await?,
         },
     };
     for s in scenarios.iter().filter(|s| !s.generated) {
@@ -218,7 +260,8 @@ pub async fn collect(
         poller.already_recorded(
             log.letters
                 .iter()
-                .filter_map(|l| Some((l.to_mailbox.clone()?, l.message_id.clone()))),
+                .filter_map(|l| Some((l.to_mailbox.clone()?, l.message_id.clone())))
+                .chain(ledger.waiting_before.mesh.iter().cloned()),
         );
         poller
             .poll_once(&mut log, &Clock::System)
@@ -243,6 +286,11 @@ pub async fn collect(
             .map_err(|e| format!("could not collect: {e}"))?;
     }
     log.letters = dedupe(std::mem::take(&mut log.letters));
+    // Files that were in the folder before anything was driven are not this run's.
+    log.letters.retain(|l| {
+        !(l.transport == crate::letter::Transport::Folder
+            && ledger.waiting_before.files.contains(&l.message_id))
+    });
     log.renumber();
     let collected = log.letters.len();
     // Each letter goes to the scenario the target's `match:` finds for it (by NHS number: the

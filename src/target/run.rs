@@ -12,6 +12,7 @@ use super::check::{authorization, http_client};
 use super::file::{RawRequest, Template};
 use super::matching::{attribute, Driven};
 use super::{secret, Target};
+use crate::capture::folder::KnownFiles;
 use crate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig};
 use crate::capture::server::{CaptureConfig, CaptureServer, GpReceiver};
 use crate::capture::CapturedLetter;
@@ -42,12 +43,23 @@ pub async fn run_target(
             t.name()
         );
     }
+    let mut run = match RunState::before_run(t).await {
+        Ok(r) => r,
+        Err(e) => {
+            for s in scenarios {
+                let o = errored(s, &config, e.clone(), 0);
+                on_outcome(&o);
+                outcomes.push(o);
+            }
+            return outcomes;
+        }
+    };
     // Every scenario run so far, so a letter that comes late is known for whose it is.
     let mut history: Vec<Ran> = Vec::new();
     for s in scenarios {
         let started = Instant::now();
         let local_ids = super::matching::local_ids(s.timeline.len());
-        let result = drive_and_capture(t, s, &config, local_ids.clone()).await;
+        let result = drive_and_capture(t, s, &config, local_ids.clone(), &mut run).await;
         history.push(Ran {
             id: s.id.clone(),
             local_ids,
@@ -510,8 +522,55 @@ struct Captures {
     mllp: Option<MllpCapture>,
     /// The folder watcher, and the folder it watches.
     folder: Option<(FolderCapture, std::path::PathBuf)>,
-    poll: Option<(MeshPoller, CaptureLog)>,
+    /// The log the run's MESH poller records into for this scenario.
+    poll: Option<CaptureLog>,
     polls_ok: usize,
+}
+
+/// What a target run keeps from one scenario to the next: its MESH poller, with every message
+/// it has dealt with, and the files its watched folder holds. So a letter captured for one
+/// scenario, or one already waiting before the run began, is never taken for another's.
+pub(crate) struct RunState {
+    poller: Option<MeshPoller>,
+    files: KnownFiles,
+}
+
+impl RunState {
+    /// Notes what is waiting in the MESH mailboxes and the folder before anything is driven,
+    /// and leaves it out of the run (where it is: nothing is acknowledged or removed).
+    async fn before_run(t: &Target) -> Result<RunState, String> {
+        let c = &t.raw.capture;
+        let mut poller = None;
+        if let Some(p) = &c.mesh_poll {
+            let mut pl = MeshPoller::new(poll_config(p)?)
+                .map_err(|e| format!("could not capture from MESH: {}", chain(&e)))?;
+            let waiting = pl
+                .skip_waiting()
+                .await
+                .map_err(|e| format!("could not capture from MESH: {}", chain(&e)))?
+                .len();
+            if waiting > 0 {
+                eprintln!("note: {waiting} message(s) were waiting in the MESH mailboxes before the run began; they are left where they are, and out of the run");
+            }
+            poller = Some(pl);
+        }
+        let files = match &c.folder {
+            Some(f) => {
+                let known = KnownFiles::in_folder(&f.path)
+                    .map_err(|e| format!("could not read the folder {}: {e}", f.path.display()))?;
+                if !known.is_empty() {
+                    eprintln!(
+                        "note: {} file(s) were in the folder {} before the run began; they are left out of the run",
+                        known.len(),
+                        f.path.display()
+                    );
+                }
+                known
+            }
+            None => KnownFiles::default(),
+        };
+        Ok(RunState { poller, files })
+    }
 }
 
 impl Captures {
@@ -521,6 +580,7 @@ impl Captures {
         t: &Target,
         dir: &std::path::Path,
         gp: Option<GpReceiver>,
+        run: &RunState,
     ) -> Result<Captures, String> {
         let c = &t.raw.capture;
         let failed = |e: &dyn std::error::Error| format!("could not capture: {}", chain(e));
@@ -596,23 +656,20 @@ impl Captures {
         };
         let folder = match &c.folder {
             Some(f) => Some((
-                FolderCapture::start(
+                FolderCapture::start_knowing(
                     f.path.clone(),
                     Duration::from_secs(f.poll_interval.0 .0.max(1) as u64),
                     shared_sink.clone(),
                     Clock::System,
+                    run.files.clone(),
                 )
                 .map_err(|e| failed(&e))?,
                 f.path.clone(),
             )),
             None => None,
         };
-        let poll = match &c.mesh_poll {
-            Some(p) => {
-                let poller = MeshPoller::new(poll_config(p)?).map_err(|e| failed(&e))?;
-                let log = CaptureLog::create(&dir.join("mesh-poll")).map_err(|e| failed(&e))?;
-                Some((poller, log))
-            }
+        let poll = match &run.poller {
+            Some(_) => Some(CaptureLog::create(&dir.join("mesh-poll")).map_err(|e| failed(&e))?),
             None => None,
         };
         Ok(Captures {
@@ -629,8 +686,8 @@ impl Captures {
 
     /// Polls the MESH server, if there is one to poll. A failed poll is a harness failure:
     /// letters lettergate cannot see are not letters that were not sent.
-    async fn poll(&mut self) -> Result<(), String> {
-        if let Some((poller, log)) = &mut self.poll {
+    async fn poll(&mut self, run: &mut RunState) -> Result<(), String> {
+        if let (Some(poller), Some(log)) = (&mut run.poller, &mut self.poll) {
             poller
                 .poll_once(log, &Clock::System)
                 .await
@@ -649,15 +706,19 @@ impl Captures {
                 .as_ref()
                 .and_then(|s| s.with_log(|l| l.letters.len()))
                 .unwrap_or(0)
-            + self.poll.as_ref().map_or(0, |(_, l)| l.letters.len())
+            + self.poll.as_ref().map_or(0, |l| l.letters.len())
     }
 
     /// Stops every capture and returns what it captured, after proving each was alive: every
     /// capture lettergate runs (MESH endpoint, HTTP endpoint, MLLP listener, folder watcher)
     /// counts a canary sent through it, and the MESH server was polled successfully after the
     /// wait. Without that, "nothing captured" could be a dead capture.
-    async fn finish(mut self, http: &reqwest::Client) -> Result<Vec<CapturedLetter>, String> {
-        self.poll().await?;
+    async fn finish(
+        mut self,
+        http: &reqwest::Client,
+        run: &mut RunState,
+    ) -> Result<Vec<CapturedLetter>, String> {
+        self.poll(run).await?;
         let failed = |e: &dyn std::error::Error| format!("could not capture: {}", chain(e));
         let dead = |what: &str, why: String| {
             format!(
@@ -682,7 +743,7 @@ impl Captures {
         if let Some((f, dir)) = self.folder.take() {
             let before = canaries(&shared);
             let dropped = crate::capture::folder::drop_canary(&dir);
-            f.finish().await.map_err(|e| failed(&e))?;
+            run.files = f.finish().await.map_err(|e| failed(&e))?;
             if let Ok(p) = &dropped {
                 let _ = std::fs::remove_file(p);
             }
@@ -731,7 +792,7 @@ impl Captures {
                     .map_err(|e| format!("could not capture: {e}"))?,
             );
         }
-        if let Some((poller, mut log)) = self.poll {
+        if let (Some(poller), Some(mut log)) = (&run.poller, self.poll) {
             if self.polls_ok == 0 {
                 return Err("the capture path was not proven alive: MESH was never polled".into());
             }
@@ -789,6 +850,7 @@ async fn drive_and_capture(
     s: &Arc<Scenario>,
     config: &RunConfig,
     local_ids: Vec<String>,
+    run: &mut RunState,
 ) -> Result<(Scenario, Vec<Timestamp>, Vec<CapturedLetter>), String> {
     let mut rebased = rebase(t, s, &[]);
     let now_known = Arc::new(RwLock::new(Arc::new(rebased.clone())));
@@ -805,6 +867,7 @@ async fn drive_and_capture(
         t,
         &config.work_dir.join(&s.id),
         s.acknowledgements.then_some(gp),
+        run,
     )
     .await?;
     let mut driver = Driver::new(t, s, local_ids).await?;
@@ -826,7 +889,7 @@ async fn drive_and_capture(
     let (mut last_count, mut last_change) = (captures.captured(), Instant::now());
     while started.elapsed() < max {
         tokio::time::sleep(interval.min(settle).max(Duration::from_millis(100))).await;
-        captures.poll().await?;
+        captures.poll(run).await?;
         let n = captures.captured();
         if n != last_count {
             (last_count, last_change) = (n, Instant::now());
@@ -835,7 +898,7 @@ async fn drive_and_capture(
             break;
         }
     }
-    let letters = captures.finish(&driver.http).await?;
+    let letters = captures.finish(&driver.http, run).await?;
     Ok((rebased, driven, letters))
 }
 

@@ -10,7 +10,7 @@
 //! verdict.
 
 use super::matching::{attribute, Driven};
-use super::run::{poll_config, rebase, Driver, Ran};
+use super::run::{poll_config, rebase, Driver};
 use super::Target;
 use crate::capture::poll::MeshPoller;
 use crate::capture::{CaptureLog, CapturedLetter, FolderCapture, LogSink};
@@ -295,10 +295,10 @@ pub async fn collect(
     let collected = log.letters.len();
     // Each letter goes to the scenario the target's `match:` finds for it (by NHS number: the
     // one about its patient whose events came last before it arrived).
-    let ran: Vec<Ran> = ledger
+    let driven: Vec<Driven> = ledger
         .scenarios
         .iter()
-        .map(|s| Ran {
+        .map(|s| Driven {
             id: s.id.clone(),
             local_ids: s.local_ids.clone(),
             patients: s
@@ -309,7 +309,6 @@ pub async fn collect(
             driven_at: s.driven_at.clone(),
         })
         .collect();
-    let driven: Vec<Driven> = ran.iter().map(Ran::driven).collect();
     let mut by_scenario: BTreeMap<String, Vec<(CapturedLetter, Option<String>)>> = BTreeMap::new();
     let mut unattributed = Vec::new();
     for l in std::mem::take(&mut log.letters) {

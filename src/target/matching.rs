@@ -40,16 +40,16 @@ pub fn local_ids(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("LG-{token}-{i}")).collect()
 }
 
-/// What a scenario was driven with, so its letters can be recognised.
+/// A scenario driven against the target, with what its letters can be recognised by.
 #[derive(Clone, Debug)]
-pub struct Driven<'a> {
-    pub id: &'a str,
-    /// The local id of each event driven.
-    pub local_ids: &'a [String],
+pub struct Driven {
+    pub id: String,
+    /// The local id of each event (given to the driver before the first is sent).
+    pub local_ids: Vec<String>,
     /// The patients its events are about.
     pub patients: Vec<NhsNumber>,
     /// When each event was driven.
-    pub driven_at: &'a [Timestamp],
+    pub driven_at: Vec<Timestamp>,
 }
 
 /// Where a letter belongs.
@@ -307,16 +307,16 @@ pub(crate) mod tests {
         let (t1, t2) = ([Timestamp(100)], [Timestamp(200)]);
         let driven = [
             Driven {
-                id: "outpatient/clinic_letter",
-                local_ids: &first_ids,
+                id: "outpatient/clinic_letter".into(),
+                local_ids: first_ids.clone(),
                 patients: vec![alice],
-                driven_at: &t1,
+                driven_at: t1.to_vec(),
             },
             Driven {
-                id: "routing/mllp_and_folder_practices",
-                local_ids: &second_ids,
+                id: "routing/mllp_and_folder_practices".into(),
+                local_ids: second_ids,
                 patients: vec![alice],
-                driven_at: &t2,
+                driven_at: t2.to_vec(),
             },
         ];
         // The first scenario's letter, sent after the second was driven.

@@ -55,12 +55,12 @@ pub async fn run_target(
         }
     };
     // Every scenario run so far, so a letter that comes late is known for whose it is.
-    let mut history: Vec<Ran> = Vec::new();
+    let mut history: Vec<Driven> = Vec::new();
     for s in scenarios {
         let started = Instant::now();
         let local_ids = super::matching::local_ids(s.timeline.len());
         let result = drive_and_capture(t, s, &config, local_ids.clone(), &mut run).await;
-        history.push(Ran {
+        history.push(Driven {
             id: s.id.clone(),
             local_ids,
             patients: event_patients(s),
@@ -79,25 +79,6 @@ pub async fn run_target(
         outcomes.push(o);
     }
     outcomes
-}
-
-/// A scenario run against the target: what its letters are recognised by.
-pub(crate) struct Ran {
-    pub id: String,
-    pub local_ids: Vec<String>,
-    pub patients: Vec<NhsNumber>,
-    pub driven_at: Vec<Timestamp>,
-}
-
-impl Ran {
-    pub fn driven(&self) -> Driven<'_> {
-        Driven {
-            id: &self.id,
-            local_ids: &self.local_ids,
-            patients: self.patients.clone(),
-            driven_at: &self.driven_at,
-        }
-    }
 }
 
 /// The patients a scenario's events are about (its fixtures bring many more).
@@ -120,13 +101,12 @@ fn sort_out(
     t: &Target,
     s: &Scenario,
     letters: Vec<CapturedLetter>,
-    history: &[Ran],
+    history: &[Driven],
 ) -> (Vec<CapturedLetter>, Vec<Finding>) {
-    let driven: Vec<Driven> = history.iter().map(Ran::driven).collect();
-    let current = driven.len().saturating_sub(1);
+    let current = history.len().saturating_sub(1);
     let (mut mine, mut findings, mut unmatched) = (Vec::new(), Vec::new(), Vec::new());
     for l in letters {
-        let m = attribute(&t.raw.match_by, &l, &driven);
+        let m = attribute(&t.raw.match_by, &l, history);
         match m.owner {
             Some(i) if i != current => findings.push(unmatched_letter(
                 s,
@@ -923,7 +903,7 @@ mod tests {
         .unwrap()
         .0;
         let s = &scenarios[0];
-        let ran = |id: &str, at: i64| Ran {
+        let ran = |id: &str, at: i64| Driven {
             id: id.into(),
             local_ids: crate::target::matching::local_ids(3),
             patients: event_patients(s),

@@ -112,6 +112,55 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Registers synthetic patients (NHS number, name, born, practice) with the simulator's own API,
+/// as a staging EHR already knows them: the HTTP driver's events name them by NHS number only.
+async fn register(sim_port: u16, patients: &[(&str, &str, &str, &str)]) {
+    let client = reqwest::Client::new();
+    for (nhs, name, born, ods) in patients {
+        let r = client
+            .post(format!("http://127.0.0.1:{sim_port}/patients"))
+            .json(&serde_json::json!({"nhs_number": nhs, "name": name, "born": born, "practice": ods}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+}
+
+const BOB: (&str, &str, &str, &str) = ("9990000026", "Bob Example", "1942-06-15", "B82002");
+
+/// The HTTP driver's request for `event`: the simulator's event API with the event's time, kind
+/// and patient, and `extra` JSON members.
+fn event_template(event: &str, extra: &str) -> String {
+    format!(
+        "      {event}:\n        path: /events\n        headers: {{content-type: application/json}}\n        body: '{{\"at\": \"{{{{at}}}}\", \"event\": \"{{{{event}}}}\", \"nhs_number\": \"{{{{nhs_number}}}}\"{extra}}}'\n"
+    )
+}
+
+/// [`target_file`] driven by HTTP templates for admissions and discharges instead of FHIR,
+/// named `sim-http`, with `more` appended.
+fn http_target_file(
+    dir: &Path,
+    sim_port: u16,
+    capture_port: u16,
+    extra: &str,
+    more: &str,
+) -> PathBuf {
+    let fhir = std::fs::read_to_string(target_file(dir, sim_port, capture_port)).unwrap();
+    let http = fhir.replace("name: sim-fhir", "name: sim-http").replace(
+        &format!("  fhir:\n    base_url: http://127.0.0.1:{sim_port}/fhir\n"),
+        &format!(
+            "  http:\n    base_url: http://127.0.0.1:{sim_port}\n    requests:\n{}{}",
+            event_template("admission", extra),
+            event_template("discharge", extra)
+        ),
+    ) + more;
+    assert!(http.contains("  http:"), "{http}");
+    let target = dir.join("sim-http.yaml");
+    std::fs::write(&target, http).unwrap();
+    target
+}
+
 #[test]
 fn a_target_is_driven_over_fhir_recorded_then_compared_and_a_dropped_letter_is_caught() {
     let dir = tempfile::tempdir().unwrap();
@@ -556,37 +605,8 @@ async fn a_target_is_driven_with_http_request_templates() {
     let dir = tempfile::tempdir().unwrap();
     let capture_port = peers::free_port();
     let sim = sim_serve("baseline", capture_port);
-    let registered = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/patients", sim.port))
-        .json(
-            &serde_json::json!({"nhs_number": "9990000026", "name": "Bob Example",
-            "born": "1942-06-15", "practice": "B82002"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status().as_u16(), 201);
-    let fhir = std::fs::read_to_string(target_file(dir.path(), sim.port, capture_port)).unwrap();
-    let template = |event: &str| {
-        format!(
-            "      {event}:\n        path: /events\n        headers: {{content-type: application/json}}\n        body: '{{\"at\": \"{{{{at}}}}\", \"event\": \"{{{{event}}}}\", \"nhs_number\": \"{{{{nhs_number}}}}\"}}'\n"
-        )
-    };
-    let http = fhir.replace("name: sim-fhir", "name: sim-http").replace(
-        &format!(
-            "  fhir:\n    base_url: http://127.0.0.1:{}/fhir\n",
-            sim.port
-        ),
-        &format!(
-            "  http:\n    base_url: http://127.0.0.1:{}\n    requests:\n{}{}",
-            sim.port,
-            template("admission"),
-            template("discharge")
-        ),
-    );
-    assert!(http.contains("  http:"), "{http}");
-    let target = dir.path().join("sim-http.yaml");
-    std::fs::write(&target, http).unwrap();
+    register(sim.port, &[BOB]).await;
+    let target = http_target_file(dir.path(), sim.port, capture_port, "", "");
     let run = |scenario: &str| lettergate_on(&["run", "--check"], &target, dir.path(), &[scenario]);
     let ok = tokio::task::block_in_place(|| run("scenarios/inpatient/discharge_summary.yaml"));
     let out = text(&ok);
@@ -871,38 +891,15 @@ async fn a_letter_without_the_local_id_is_an_unmatched_letter() {
     let dir = tempfile::tempdir().unwrap();
     let capture_port = peers::free_port();
     let sim = sim_serve("baseline", capture_port);
-    let registered = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/patients", sim.port))
-        .json(
-            &serde_json::json!({"nhs_number": "9990000026", "name": "Bob Example",
-            "born": "1942-06-15", "practice": "B82002"}),
+    register(sim.port, &[BOB]).await;
+    let write_target = |extra: &str| {
+        http_target_file(
+            dir.path(),
+            sim.port,
+            capture_port,
+            extra,
+            "match: local_id\n",
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status().as_u16(), 201);
-    let fhir = std::fs::read_to_string(target_file(dir.path(), sim.port, capture_port)).unwrap();
-    let write_target = |extra_field: &str| {
-        let template = |event: &str| {
-            format!(
-                "      {event}:\n        path: /events\n        headers: {{content-type: application/json}}\n        body: '{{\"at\": \"{{{{at}}}}\", \"event\": \"{{{{event}}}}\", \"nhs_number\": \"{{{{nhs_number}}}}\"{extra_field}}}'\n"
-            )
-        };
-        let http = fhir.replace("name: sim-fhir", "name: sim-http").replace(
-            &format!(
-                "  fhir:\n    base_url: http://127.0.0.1:{}/fhir\n",
-                sim.port
-            ),
-            &format!(
-                "  http:\n    base_url: http://127.0.0.1:{}\n    requests:\n{}{}",
-                sim.port,
-                template("admission"),
-                template("discharge")
-            ),
-        ) + "match: local_id\n";
-        let target = dir.path().join("sim-http.yaml");
-        std::fs::write(&target, http).unwrap();
-        target
     };
     let run = |target: &Path| {
         lettergate_on(
@@ -1144,7 +1141,6 @@ async fn every_driver_is_captured_on_every_transport() {
     let boxes = ["A81001HC001", "RXXHC001"];
     let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
     let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
-    let client = reqwest::Client::new();
     for mesh in ["endpoint", "poll"] {
         let (mesh_port, http_port, mllp_port, adt_port) = (
             peers::free_port(),
@@ -1180,28 +1176,21 @@ async fn every_driver_is_captured_on_every_transport() {
             ],
         }
         .start();
-        // The HTTP driver's test API takes events about patients the EHR already knows.
-        for (nhs, name, born, ods) in [
-            ("9990000018", "Alice Example", "1950-01-01", "A81001"),
-            ("9990000077", "Gina Example", "1961-04-12", "F86006"),
-            ("9990000123", "Lena Example", "1972-10-10", "G87007"),
-            ("9990000131", "Omar Example", "1958-03-21", "H88008"),
-        ] {
-            let r = client
-                .post(format!("http://127.0.0.1:{}/patients", sim.port))
-                .json(&serde_json::json!({"nhs_number": nhs, "name": name, "born": born, "practice": ods}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 201);
-        }
+        register(
+            sim.port,
+            &[
+                ("9990000018", "Alice Example", "1950-01-01", "A81001"),
+                ("9990000077", "Gina Example", "1961-04-12", "F86006"),
+                ("9990000123", "Lena Example", "1972-10-10", "G87007"),
+                ("9990000131", "Omar Example", "1958-03-21", "H88008"),
+            ],
+        )
+        .await;
         let mesh_capture = match mesh {
             "endpoint" => format!("  mesh_endpoint:\n    listen: 127.0.0.1:{mesh_port}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes: {{RXXHC001: LG_TEST_SENDER_PASSWORD, A81001HC001: LG_TEST_SENDER_PASSWORD}}\n"),
             _ => format!("  mesh_poll:\n    url: {sandbox_url}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n      - {{id: A81001HC001, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"),
         };
-        let template = |event: &str| {
-            format!("      {event}: {{path: /events, headers: {{content-type: application/json}}, body: '{{\"at\": \"{{{{at}}}}\", \"event\": \"{{{{event}}}}\", \"nhs_number\": \"{{{{nhs_number}}}}\", \"local_id\": \"{{{{local_id}}}}\"}}'}}\n")
-        };
+        let local_id = ", \"local_id\": \"{{local_id}}\"";
         let drivers = [
             (
                 "fhir",
@@ -1213,8 +1202,8 @@ async fn every_driver_is_captured_on_every_transport() {
                 format!(
                     "  http:\n    base_url: http://127.0.0.1:{}\n    requests:\n{}{}",
                     sim.port,
-                    template("admission"),
-                    template("discharge")
+                    event_template("admission", local_id),
+                    event_template("discharge", local_id)
                 ),
             ),
         ];

@@ -201,7 +201,7 @@ pub fn looks_like_hl7(body: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::Timestamp;
     use crate::ids::NhsNumber;

@@ -234,22 +234,11 @@ pub(crate) mod tests {
     use crate::letter::LetterKind;
     use crate::sim::itk3::{self, LetterDoc};
 
+    /// alice's clinic letter to A81001, with the visit's id when given.
     pub(crate) fn doc(visit: Option<&str>) -> LetterDoc {
         LetterDoc {
-            kind: LetterKind::ClinicLetter,
-            local_id: "SIM-000001".into(),
             visit_id: visit.map(str::to_string),
-            nhs_number: NhsNumber::parse("9990000018").unwrap(),
-            patient_name: "Alice Example".into(),
-            born: "1950-01-01".into(),
-            practice: Some(("A81001".into(), "Riverside Surgery".into())),
-            trust_ods: "RXX".into(),
-            trust_name: "Trust".into(),
-            sender_mailbox: "RXXHC001".into(),
-            event_at: Timestamp(1_736_154_000),
-            written_at: Timestamp(1_736_155_000),
-            sent_at: Timestamp(1_736_155_000),
-            sections: itk3::default_sections(LetterKind::ClinicLetter),
+            ..crate::hl7::mdm::tests::doc(LetterKind::ClinicLetter)
         }
     }
 

@@ -493,44 +493,60 @@ fn a_target_is_driven_over_hl7_v2_adt() {
     );
 }
 
-/// Two-phase runs through mesh-sandbox: `drive` now writes the ledger (and driving again adds
-/// nothing), `collect` later gathers the letters from the mailboxes and checks them, and
-/// collecting again, in a new process, gives the same verdict from what was kept.
-#[test]
-fn drive_now_collect_later_and_collect_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut boxes = PRACTICE_MAILBOXES.to_vec();
-    boxes.push("RXXHC001");
-    let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
-    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
-    // These scenarios' letters all go over MESH, where they wait to be collected.
-    let scenarios = [
-        "scenarios/inpatient/discharge_summary.yaml",
-        "scenarios/emergency/ed_discharge.yaml",
-        "scenarios/routing/merged_practice.yaml",
-    ];
-    let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
-    let sim = SimServe {
-        profile: "baseline",
-        mesh_url: &sandbox_url,
-        http_url: &nowhere,
-        password: peers::SANDBOX_PASSWORD,
-        extra: &[],
+/// A two-phase setup: mesh-sandbox with the practices' and the trust's mailboxes, `sim serve`
+/// sending MESH there (its HTTP letters nowhere), and the target `sim-batch`, which drives it
+/// over FHIR and polls the practices' mailboxes, with a ledger folder.
+struct Batch {
+    dir: tempfile::TempDir,
+    sandbox_url: String,
+    sim: peers::Server,
+    _sandbox: peers::Server,
+    target: PathBuf,
+    ledger: PathBuf,
+}
+
+impl Batch {
+    fn start() -> Batch {
+        let dir = tempfile::tempdir().unwrap();
+        let mut boxes = PRACTICE_MAILBOXES.to_vec();
+        boxes.push("RXXHC001");
+        let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
+        let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
+        let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
+        let sim = SimServe {
+            profile: "baseline",
+            mesh_url: &sandbox_url,
+            http_url: &nowhere,
+            password: peers::SANDBOX_PASSWORD,
+            extra: &[],
+        }
+        .start();
+        let b = Batch {
+            target: dir.path().join("batch.yaml"),
+            ledger: dir.path().join("ledger"),
+            dir,
+            sandbox_url,
+            sim,
+            _sandbox: sandbox,
+        };
+        b.write_target("");
+        b
     }
-    .start();
-    let sim_port = sim.port;
-    let mailboxes: String = PRACTICE_MAILBOXES
-        .iter()
-        .map(|m| format!("      - {{id: {m}, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"))
-        .collect();
-    let target = dir.path().join("batch.yaml");
-    std::fs::write(
-        &target,
-        format!("name: sim-batch\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{sim_port}/fhir\ncapture:\n  mesh_poll:\n    url: {sandbox_url}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n{mailboxes}"),
-    )
-    .unwrap();
-    let ledger = dir.path().join("ledger");
-    let lg = |args: &[&str]| {
+
+    /// Writes the target file, with `more` (a `match:`) at its end.
+    fn write_target(&self, more: &str) {
+        let mailboxes: String = PRACTICE_MAILBOXES
+            .iter()
+            .map(|m| format!("      - {{id: {m}, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"))
+            .collect();
+        std::fs::write(
+            &self.target,
+            format!("name: sim-batch\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{}/fhir\ncapture:\n  mesh_poll:\n    url: {}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n{mailboxes}{more}", self.sim.port, self.sandbox_url),
+        )
+        .unwrap();
+    }
+
+    fn lg(&self, args: &[&str]) -> Output {
         Command::new(bin())
             .current_dir(root())
             .args(args)
@@ -539,13 +555,53 @@ fn drive_now_collect_later_and_collect_again() {
             .env("NO_COLOR", "1")
             .output()
             .unwrap()
-    };
-    let (t, l) = (target.to_str().unwrap(), ledger.to_str().unwrap());
-    let mut drive_args = vec!["drive", "--target", t, "--ledger", l];
-    drive_args.extend(scenarios);
-    let driven = lg(&drive_args);
+    }
+
+    fn drive(&self, scenarios: &[&str]) -> Output {
+        let mut args = vec![
+            "drive",
+            "--target",
+            self.target.to_str().unwrap(),
+            "--ledger",
+            self.ledger.to_str().unwrap(),
+        ];
+        args.extend(scenarios);
+        self.lg(&args)
+    }
+
+    /// `collect` with `mode` (`--accept`, `--check`), snapshots in the setup's folder.
+    fn collect(&self, mode: &str) -> Output {
+        let snaps = self.dir.path().join("snapshots");
+        self.lg(&[
+            "collect",
+            "--ledger",
+            self.ledger.to_str().unwrap(),
+            mode,
+            "--snapshots",
+            snaps.to_str().unwrap(),
+        ])
+    }
+
+    fn ledger_json(&self) -> String {
+        std::fs::read_to_string(self.ledger.join("ledger.json")).unwrap()
+    }
+}
+
+/// Two-phase runs through mesh-sandbox: `drive` now writes the ledger (and driving again adds
+/// nothing), `collect` later gathers the letters from the mailboxes and checks them, and
+/// collecting again, in a new process, gives the same verdict from what was kept.
+#[test]
+fn drive_now_collect_later_and_collect_again() {
+    let b = Batch::start();
+    // These scenarios' letters all go over MESH, where they wait to be collected.
+    let scenarios = [
+        "scenarios/inpatient/discharge_summary.yaml",
+        "scenarios/emergency/ed_discharge.yaml",
+        "scenarios/routing/merged_practice.yaml",
+    ];
+    let driven = b.drive(&scenarios);
     assert_eq!(driven.status.code(), Some(0), "{}", text(&driven));
-    let first_ledger = std::fs::read_to_string(ledger.join("ledger.json")).unwrap();
+    let first_ledger = b.ledger_json();
     let v: serde_json::Value = serde_json::from_str(&first_ledger).unwrap();
     assert_eq!(
         v["scenarios"].as_array().unwrap().len(),
@@ -559,33 +615,19 @@ fn drive_now_collect_later_and_collect_again() {
         .all(|s| s["complete"] == true));
 
     // Driving again drives nothing twice.
-    let again = lg(&drive_args);
+    let again = b.drive(&scenarios);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    assert_eq!(
-        std::fs::read_to_string(ledger.join("ledger.json")).unwrap(),
-        first_ledger
-    );
+    assert_eq!(b.ledger_json(), first_ledger);
 
     std::thread::sleep(Duration::from_secs(3));
-    let snaps = dir.path().join("snapshots");
-    let collect = |extra: &str| {
-        lg(&[
-            "collect",
-            "--ledger",
-            l,
-            extra,
-            "--snapshots",
-            snaps.to_str().unwrap(),
-        ])
-    };
-    let first = collect("--accept");
+    let first = b.collect("--accept");
     let out = text(&first);
     assert_eq!(first.status.code(), Some(0), "{out}");
     assert!(out.contains("3 scenarios: 3 passed"), "{out}");
     assert!(out.contains("discharge_summary      B82002"), "{out}");
 
     // The letters have left the mailboxes (acknowledged); the verdict comes from the store.
-    let second = collect("--check");
+    let second = b.collect("--check");
     let out2 = text(&second);
     assert_eq!(second.status.code(), Some(0), "{out2}");
     assert!(out2.contains("3 scenarios: 3 passed"), "{out2}");
@@ -945,41 +987,7 @@ async fn a_letter_without_the_local_id_is_an_unmatched_letter() {
 /// scenario that drove it.
 #[test]
 fn collect_matches_a_shared_patients_letters_by_local_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut boxes = PRACTICE_MAILBOXES.to_vec();
-    boxes.push("RXXHC001");
-    let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
-    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
-    let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
-    let sim = SimServe {
-        profile: "baseline",
-        mesh_url: &sandbox_url,
-        http_url: &nowhere,
-        password: peers::SANDBOX_PASSWORD,
-        extra: &[],
-    }
-    .start();
-    let mailboxes: String = PRACTICE_MAILBOXES
-        .iter()
-        .map(|m| format!("      - {{id: {m}, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"))
-        .collect();
-    let target = dir.path().join("batch.yaml");
-    let target_text = |matching: &str| {
-        format!("name: sim-batch\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{}/fhir\ncapture:\n  mesh_poll:\n    url: {sandbox_url}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n{mailboxes}{matching}", sim.port)
-    };
-    std::fs::write(&target, target_text("")).unwrap();
-    let ledger = dir.path().join("ledger");
-    let lg = |args: &[&str]| {
-        Command::new(bin())
-            .current_dir(root())
-            .args(args)
-            .env("LG_TEST_MESH_KEY", "TestKey")
-            .env("LG_TEST_SANDBOX_PASSWORD", peers::SANDBOX_PASSWORD)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
-    let (t, l) = (target.to_str().unwrap(), ledger.to_str().unwrap());
+    let b = Batch::start();
     // A discharge summary for bob from an earlier run, still waiting in his practice's
     // mailbox: not this run's, whichever way letters are matched.
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -1005,7 +1013,7 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
         let sender = MeshClient::new(
             reqwest::Client::new(),
             MeshConfig {
-                base_url: sandbox_url.clone(),
+                base_url: b.sandbox_url.clone(),
                 mailbox: "RXXHC001".into(),
                 password: peers::SANDBOX_PASSWORD.into(),
                 shared_key: "TestKey".into(),
@@ -1025,12 +1033,7 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
             .unwrap();
         assert!(matches!(sent, SendOutcome::Accepted { .. }), "{sent:?}");
     });
-    let driven = lg(&[
-        "drive",
-        "--target",
-        t,
-        "--ledger",
-        l,
+    let driven = b.drive(&[
         "scenarios/inpatient/discharge_summary.yaml",
         "scenarios/emergency/several_attendances.yaml",
     ]);
@@ -1041,9 +1044,7 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
         "{}",
         text(&driven)
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ledger.join("ledger.json")).unwrap())
-            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&b.ledger_json()).unwrap();
     for s in v["scenarios"].as_array().unwrap() {
         assert_eq!(
             s["local_ids"].as_array().unwrap().len(),
@@ -1052,19 +1053,8 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
         );
     }
     std::thread::sleep(Duration::from_secs(3));
-    let snaps = dir.path().join("snapshots");
-    let collect = |mode: &str| {
-        lg(&[
-            "collect",
-            "--ledger",
-            l,
-            mode,
-            "--snapshots",
-            snaps.to_str().unwrap(),
-        ])
-    };
 
-    let by_nhs = collect("--accept");
+    let by_nhs = b.collect("--accept");
     let out = text(&by_nhs);
     assert_eq!(by_nhs.status.code(), Some(3), "{out}");
     assert!(
@@ -1079,20 +1069,16 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
         "{out}"
     );
 
-    std::fs::write(&target, target_text("match: local_id\n")).unwrap();
-    let by_id = collect("--accept");
+    b.write_target("match: local_id\n");
+    let by_id = b.collect("--accept");
     let out = text(&by_id);
     assert_eq!(by_id.status.code(), Some(0), "{out}");
     assert!(out.contains("2 scenarios: 2 passed"), "{out}");
     assert!(!out.contains("unmatched letter"), "{out}");
 
     // The field that holds the local id; compared with the baseline just accepted.
-    std::fs::write(
-        &target,
-        target_text("match: {field: Encounter.identifier.value}\n"),
-    )
-    .unwrap();
-    let by_field = collect("--check");
+    b.write_target("match: {field: Encounter.identifier.value}\n");
+    let by_field = b.collect("--check");
     let out = text(&by_field);
     assert_eq!(by_field.status.code(), Some(0), "{out}");
     assert!(out.contains("2 scenarios: 2 passed"), "{out}");

@@ -493,6 +493,25 @@ fn a_target_is_driven_over_hl7_v2_adt() {
     );
 }
 
+/// mesh-sandbox (its store in `dir`) with the practices' and the trust's mailboxes, and
+/// `sim serve` sending MESH there, its HTTP letters nowhere: the sandbox, its URL, the simulator.
+fn sandbox_and_sim(dir: &Path) -> (peers::Server, String, peers::Server) {
+    let mut boxes = PRACTICE_MAILBOXES.to_vec();
+    boxes.push("RXXHC001");
+    let sandbox = peers::mesh_sandbox(&dir.join("mesh-store"), "TestKey", &boxes);
+    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
+    let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
+    let sim = SimServe {
+        profile: "baseline",
+        mesh_url: &sandbox_url,
+        http_url: &nowhere,
+        password: peers::SANDBOX_PASSWORD,
+        extra: &[],
+    }
+    .start();
+    (sandbox, sandbox_url, sim)
+}
+
 /// A two-phase setup: mesh-sandbox with the practices' and the trust's mailboxes, `sim serve`
 /// sending MESH there (its HTTP letters nowhere), and the target `sim-batch`, which drives it
 /// over FHIR and polls the practices' mailboxes, with a ledger folder.
@@ -508,19 +527,7 @@ struct Batch {
 impl Batch {
     fn start() -> Batch {
         let dir = tempfile::tempdir().unwrap();
-        let mut boxes = PRACTICE_MAILBOXES.to_vec();
-        boxes.push("RXXHC001");
-        let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
-        let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
-        let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
-        let sim = SimServe {
-            profile: "baseline",
-            mesh_url: &sandbox_url,
-            http_url: &nowhere,
-            password: peers::SANDBOX_PASSWORD,
-            extra: &[],
-        }
-        .start();
+        let (sandbox, sandbox_url, sim) = sandbox_and_sim(dir.path());
         let b = Batch {
             target: dir.path().join("batch.yaml"),
             ledger: dir.path().join("ledger"),
@@ -750,19 +757,7 @@ fn a_target_is_captured_over_mllp_and_a_folder() {
 async fn a_mesh_report_from_mesh_sandbox_is_reported() {
     use lettergate::mesh::client::{MeshClient, MeshConfig};
     let dir = tempfile::tempdir().unwrap();
-    let mut boxes = PRACTICE_MAILBOXES.to_vec();
-    boxes.push("RXXHC001");
-    let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
-    let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
-    let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
-    let sim = SimServe {
-        profile: "baseline",
-        mesh_url: &sandbox_url,
-        http_url: &nowhere,
-        password: peers::SANDBOX_PASSWORD,
-        extra: &[],
-    }
-    .start();
+    let (_sandbox, sandbox_url, sim) = sandbox_and_sim(dir.path());
     let target = dir.path().join("batch.yaml");
     std::fs::write(
         &target,

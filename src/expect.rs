@@ -263,8 +263,17 @@ impl Finding {
         }
     }
 
-    /// One line a change board can read. `identifiers` shows NHS numbers in full.
+    /// One line a change board can read. `identifiers` shows NHS numbers in full; without it,
+    /// what may be one in the free text (a route's file name, a reason) is masked too.
     pub fn describe(&self, identifiers: bool) -> String {
+        let text = self.describe_unmasked(identifiers);
+        match identifiers {
+            true => text,
+            false => crate::ids::mask_in_text(&text),
+        }
+    }
+
+    fn describe_unmasked(&self, identifiers: bool) -> String {
         let p = |l: &PatientLabel| l.show(identifiers);
         match self {
             Finding::MissingLetter { kind, patient, to, expected, found } => format!(
@@ -852,6 +861,20 @@ expect:
                 "unexpected letter #2: clinic letter for alice (NHS *******018) via RXXHC001 -> A81001HC001: no expectation of the scenario asks for it",
             ]
         );
+    }
+
+    #[test]
+    fn what_may_be_an_nhs_number_in_free_text_is_masked_unless_shown() {
+        let f = Finding::Unreadable {
+            seq: 1,
+            route: "FOLDER 9990000018_discharge.pdf".into(),
+            reason: "the body is a PDF document".into(),
+        };
+        assert_eq!(
+            f.describe(false),
+            "unreadable letter: message #1 via FOLDER *******018_discharge.pdf: the body is a PDF document"
+        );
+        assert!(f.describe(true).contains("FOLDER 9990000018_discharge.pdf"));
     }
 
     #[test]

@@ -163,6 +163,39 @@ impl<'de> Deserialize<'de> for OdsCode {
     }
 }
 
+/// Free text as reports and logs show it: every run of exactly ten digits, which may be an NHS
+/// number (in a file name, an id, a reason a system gave), masked as [`NhsNumber::masked`]
+/// does. Longer runs (MESH message ids, timestamps) are left as they are.
+///
+/// ```
+/// use lettergate::ids::mask_in_text;
+/// assert_eq!(mask_in_text("FOLDER 9990000018_letter.json"), "FOLDER *******018_letter.json");
+/// assert_eq!(mask_in_text("20250303093000123456_ABC123"), "20250303093000123456_ABC123");
+/// ```
+pub fn mask_in_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() == 10 {
+            out.push_str("*******");
+            out.push_str(&run[7..]);
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

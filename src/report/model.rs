@@ -295,7 +295,18 @@ impl ScenarioReport {
             expectations,
             patients,
             timeline,
-            captured: o.captured.clone(),
+            // A route may name a file after the patient.
+            captured: o
+                .captured
+                .iter()
+                .map(|l| match identifiers {
+                    true => l.clone(),
+                    false => crate::run::LetterLine {
+                        route: crate::ids::mask_in_text(&l.route),
+                        ..l.clone()
+                    },
+                })
+                .collect(),
             baseline: o.baseline.clone(),
         }
     }

@@ -19,7 +19,7 @@ pub fn venv() -> PathBuf {
         panic!(
             "the interop peers are not installed in {}: run `bash scripts/install-interop-peers.sh` \
              (or set LETTERGATE_PEERS to a virtual environment that has mesh-sandbox, mesh-client, \
-             hl7, hl7apy and fhir.resources)",
+             hl7, hl7apy, fhir.resources and lxml)",
             venv.display()
         );
     }

@@ -495,7 +495,7 @@ fn itk3_bundles_written_as_fhir_xml_by_fhir_resources_read_as_the_same_letters()
     let (code, stdout, stderr) = peers::python(TO_XML, &[dir.path().to_str().unwrap()]);
     assert_eq!(
         code, 0,
-        "fhir.resources could not write XML:\n{stdout}\n{stderr}"
+        "fhir.resources could not write XML (it needs lxml: run `bash scripts/install-interop-peers.sh`):\n{stdout}\n{stderr}"
     );
     for (name, body) in &json {
         let xml = std::fs::read(dir.path().join(format!("{name}.xml")))

@@ -327,7 +327,9 @@ pub async fn collect(
             unattributed.len()
         );
         for l in &unattributed {
-            eprintln!("  message {} via {}", l.message_id, l.route);
+            // A file's name may be the patient's NHS number.
+            let line = format!("  message {} via {}", l.message_id, l.route);
+            eprintln!("{}", crate::ids::mask_in_text(&line));
         }
     }
     let now = Timestamp::now();

@@ -168,6 +168,7 @@ struct Chart {
 
 /// What a letter reports on: when the clinical event was, the registration the EHR held then,
 /// and the visit's id.
+#[derive(Clone)]
 struct Reported {
     event_at: Timestamp,
     practice_then: Option<OdsCode>,
@@ -414,7 +415,7 @@ impl Simulator {
         // The event's own id, else the visit it belongs to.
         let visit_id = e.local_id.clone().or_else(|| chart.visit_id.clone());
         // The attendance a clinic letter reports on, or the event itself for the others.
-        let (reported_at, practice_then, visit_id) = match e.event {
+        let (event_at, practice_then, visit_id) = match e.event {
             EventKind::OutpatientAttendance => {
                 chart.unsigned.push_back(Attendance {
                     at: e.at,
@@ -461,13 +462,13 @@ impl Simulator {
             other => other,
         };
         let kinds: Vec<LetterKind> = self.config.letters_for(rule_event).collect();
+        let reported = Reported {
+            event_at,
+            practice_then,
+            visit_id,
+        };
         for kind in kinds {
-            let reported = Reported {
-                event_at: reported_at,
-                practice_then: practice_then.clone(),
-                visit_id: visit_id.clone(),
-            };
-            self.queue_letter(kind, e.nhs_number, e.at, reported);
+            self.queue_letter(kind, e.nhs_number, e.at, reported.clone());
         }
         Ok(())
     }

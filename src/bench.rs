@@ -57,22 +57,23 @@ fn line(name: &str, letters: u64, wall: f64, ratio: Option<f64>, extra: &str) ->
 
 /// A letter-sized body: an ITK3 bundle as the simulator sends it.
 fn letter_body() -> Vec<u8> {
-    use crate::sim::itk3;
+    use crate::protocol::itk3;
     let doc = itk3::LetterDoc {
-        kind: crate::letter::LetterKind::ClinicLetter,
+        kind: crate::protocol::letter::LetterKind::ClinicLetter,
         local_id: "SIM-000001".into(),
         visit_id: None,
-        nhs_number: crate::ids::NhsNumber::parse("9990000018").unwrap_or_else(|_| unreachable!()),
+        nhs_number: crate::protocol::ids::NhsNumber::parse("9990000018")
+            .unwrap_or_else(|_| unreachable!()),
         patient_name: "Generated Patient 000001".into(),
         born: "1950-01-01".into(),
         practice: Some(("A81001".into(), "Riverside Surgery".into())),
         trust_ods: "RXX".into(),
         trust_name: "Lettergate Simulated NHS Trust".into(),
         sender_mailbox: "RXXHC001".into(),
-        event_at: crate::clock::Timestamp(1_736_154_000),
-        written_at: crate::clock::Timestamp(1_736_154_000),
-        sent_at: crate::clock::Timestamp(1_736_154_000),
-        sections: itk3::default_sections(crate::letter::LetterKind::ClinicLetter),
+        event_at: crate::protocol::clock::Timestamp(1_736_154_000),
+        written_at: crate::protocol::clock::Timestamp(1_736_154_000),
+        sent_at: crate::protocol::clock::Timestamp(1_736_154_000),
+        sections: itk3::default_sections(crate::protocol::letter::LetterKind::ClinicLetter),
     };
     serde_json::to_vec(&itk3::message_bundle(&doc)).unwrap_or_default()
 }
@@ -177,7 +178,7 @@ pub async fn volume(letters: u64, loopback_rate: Option<f64>) -> Result<String, 
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = volume_scenario(dir.path(), letters)?;
     let started = Instant::now();
-    let (scenarios, _) = crate::cli::load_all(&[path]).map_err(|e| e.to_string())?;
+    let (scenarios, _) = crate::scenario::load_all(&[path]).map_err(|e| e.to_string())?;
     let outcomes = run_dir(
         &scenarios,
         &dir.path().join("work"),
@@ -216,7 +217,7 @@ fn suite_dir(dir: &Path, n: usize) -> Result<Vec<PathBuf>, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src = root.join("scenarios");
     let (shipped, _) =
-        crate::cli::load_all(std::slice::from_ref(&src)).map_err(|e| e.to_string())?;
+        crate::scenario::load_all(std::slice::from_ref(&src)).map_err(|e| e.to_string())?;
     let shipped: Vec<_> = shipped.into_iter().filter(|s| !s.generated).collect();
     let fixtures = dir.join("scenarios").join("fixtures");
     std::fs::create_dir_all(&fixtures).map_err(|e| e.to_string())?;
@@ -255,7 +256,7 @@ pub async fn suite(n: usize) -> Result<String, String> {
     suite_dir(dir.path(), n)?;
     let started = Instant::now();
     let (scenarios, _) =
-        crate::cli::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
+        crate::scenario::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
     let outcomes = run_dir(
         &scenarios,
         &dir.path().join("work"),
@@ -287,7 +288,7 @@ pub fn validate(n: usize) -> Result<String, String> {
     suite_dir(dir.path(), n)?;
     let started = Instant::now();
     let (scenarios, _) =
-        crate::cli::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
+        crate::scenario::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
     let wall = started.elapsed().as_secs_f64();
     Ok(line(
         "validate",

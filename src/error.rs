@@ -1,7 +1,8 @@
 //! The top-level error and exit codes: [`ExitStatus`]. Problems of the system under test are
 //! findings and map to 1; the harness's own failures keep apart all the way to 2 and 3.
 
-use crate::scenario::Diagnostic;
+use crate::scenario::suite::plural;
+use crate::scenario::{Diagnostic, LoadError};
 
 /// Process exit codes, as documented in `--help` and the README.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,11 +28,12 @@ pub enum Error {
     Harness(String),
 }
 
-fn plural(n: usize) -> String {
-    if n == 1 {
-        "1 error".into()
-    } else {
-        format!("{n} errors")
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Error {
+        match e {
+            LoadError::Input(d) => Error::Input(d),
+            other => Error::Usage(other.to_string()),
+        }
     }
 }
 

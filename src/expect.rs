@@ -2,9 +2,9 @@
 //! captured into [`Finding`]s. A failure of the system under test is a finding, never an `Err`.
 
 use crate::capture::CapturedLetter;
-use crate::clock::{Span, Timestamp};
-use crate::ids::NhsNumber;
-use crate::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::clock::{Span, Timestamp};
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use crate::scenario::{Expectation, Recipient, Scenario};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -26,70 +26,7 @@ impl PatientLabel {
     }
 }
 
-/// How much a finding matters to a change board. Ordered worst first.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// A patient's GP does not get, or wrongly gets, a letter: missing, misrouted, to a
-    /// deceased patient, reported by MESH.
-    Blocker,
-    /// The letter arrives, but not as it must: late, duplicated, on the wrong workflow.
-    Major,
-    /// Something changed that a person must look at: the content or a new snapshot.
-    Review,
-}
-
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Blocker => "blocker",
-            Severity::Major => "major",
-            Severity::Review => "review",
-        }
-    }
-}
-
-/// The kinds of finding, by the names scenarios use to change their severity.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    MissingLetter,
-    UnmatchedLetter,
-    WrongRecipient,
-    LetterToDeceased,
-    ReportReceived,
-    Late,
-    Duplicate,
-    WrongWorkflow,
-    WrongEventCode,
-    WrongTransport,
-    UnexpectedLetter,
-    Refused,
-    Unreadable,
-    MissingAck,
-    NegativeAck,
-    WrongBusinessAck,
-    AckNotCollected,
-    ContentChanged,
-    NewSnapshot,
-}
-
-impl FindingKind {
-    pub fn default_severity(self) -> Severity {
-        use FindingKind as K;
-        match self {
-            K::MissingLetter | K::WrongRecipient | K::LetterToDeceased | K::ReportReceived => {
-                Severity::Blocker
-            }
-            K::ContentChanged | K::NewSnapshot => Severity::Review,
-            _ => Severity::Major,
-        }
-    }
-}
+pub use crate::scenario::severity::{FindingKind, Severity};
 
 /// Which check a finding belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -269,7 +206,7 @@ impl Finding {
         let text = self.describe_unmasked(identifiers);
         match identifiers {
             true => text,
-            false => crate::ids::mask_in_text(&text),
+            false => crate::protocol::ids::mask_in_text(&text),
         }
     }
 
@@ -342,14 +279,14 @@ impl Finding {
                 "negative acknowledgement: {} #{seq} for {} was answered {code} ({})",
                 kind.words(),
                 p(patient),
-                crate::sim::itk3::response_display(*code)
+                crate::protocol::itk3::response_display(*code)
             ),
             Finding::WrongBusinessAck { seq, kind, patient, expected, got } => format!(
                 "wrong business acknowledgement: {} #{seq} for {} was answered {got} ({}); expected {expected} ({})",
                 kind.words(),
                 p(patient),
-                crate::sim::itk3::response_display(*got),
-                crate::sim::itk3::response_display(*expected)
+                crate::protocol::itk3::response_display(*got),
+                crate::protocol::itk3::response_display(*expected)
             ),
             Finding::AckNotCollected { seq, kind, patient, code } => format!(
                 "acknowledgement not collected: the sender never took the {code} acknowledgement of {} #{seq} for {} from its inbox",

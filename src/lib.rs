@@ -7,21 +7,13 @@
 
 pub mod bench;
 pub mod capture;
-pub mod cli;
-pub mod clock;
-pub mod de;
 pub mod error;
 pub mod expect;
-pub mod fhir_r4;
-pub mod hl7;
-pub mod ids;
-pub mod letter;
 pub mod matrix;
-pub mod mesh;
-pub mod normalize;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod snapshot;
-pub mod target;
+pub mod targets;

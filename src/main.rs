@@ -4,7 +4,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod cli;
+
 fn main() {
-    let status = lettergate::cli::main_entry();
+    let status = cli::main_entry();
     std::process::exit(status as i32);
 }

@@ -7,11 +7,12 @@
 use crate::capture::{
     CaptureConfig, CaptureServer, Endpoint, FolderCapture, GpReceiver, MllpCapture,
 };
-use crate::clock::{Clock, Timestamp};
 use crate::expect::{self, Finding, Scope, Severity};
-use crate::letter::Transport;
-use crate::mesh::client::{MeshConfig, SendOutcome};
-use crate::mesh::DEFAULT_SHARED_KEY;
+use crate::protocol::chain;
+use crate::protocol::clock::{Clock, Timestamp};
+use crate::protocol::letter::Transport;
+use crate::protocol::mesh::client::{MeshConfig, SendOutcome};
+use crate::protocol::mesh::DEFAULT_SHARED_KEY;
 use crate::scenario::model::PracticeStatus;
 use crate::scenario::Scenario;
 use crate::sim::ehr::SimError;
@@ -128,7 +129,7 @@ pub struct LetterLine {
 impl LetterLine {
     fn of(s: &Scenario, l: &crate::capture::CapturedLetter) -> LetterLine {
         let facts = l.facts.as_ref().ok();
-        let recipient = crate::capture::parse::recipient_label(facts);
+        let recipient = crate::protocol::read::recipient_label(facts);
         LetterLine {
             seq: l.seq,
             kind: facts
@@ -239,18 +240,6 @@ pub(crate) fn errored(s: &Scenario, config: &RunConfig, error: String, elapsed_m
         capture_dir: config.work_dir.join(&s.id),
         elapsed_ms,
     }
-}
-
-/// Formats an error with its chain of causes: "a: b: c".
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Runs one scenario against the built-in simulator.
@@ -554,7 +543,7 @@ pub(crate) fn check_with(
         name: s.name.clone(),
         path: s.path.clone(),
         verdict,
-        severities: findings.iter().map(|f| s.severity_of(f)).collect(),
+        severities: findings.iter().map(|f| s.severity_of(f.kind())).collect(),
         findings,
         scopes,
         captured: letters.iter().map(|l| LetterLine::of(s, l)).collect(),

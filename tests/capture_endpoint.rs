@@ -1,11 +1,11 @@
 //! lettergate's own MESH endpoint answers as MESH does and records everything it is sent.
 
 use lettergate::capture::{CaptureConfig, CaptureServer};
-use lettergate::clock::{Clock, Timestamp};
-use lettergate::letter::Transport;
-use lettergate::mesh::auth;
-use lettergate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
-use lettergate::mesh::CANARY_WORKFLOW;
+use lettergate::protocol::clock::{Clock, Timestamp};
+use lettergate::protocol::letter::Transport;
+use lettergate::protocol::mesh::auth;
+use lettergate::protocol::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
+use lettergate::protocol::mesh::CANARY_WORKFLOW;
 use std::collections::BTreeMap;
 
 async fn server(dir: &std::path::Path) -> CaptureServer {

@@ -2,10 +2,10 @@
 //! that expect that kind fail with "missing letter", and the same scenarios pass with the rule
 //! in place.
 
-use lettergate::cli::load_all;
 use lettergate::expect::Finding;
-use lettergate::letter::LetterKind;
+use lettergate::protocol::letter::LetterKind;
 use lettergate::run::{run_all, Outcome, RunConfig, Verdict};
+use lettergate::scenario::load_all;
 use lettergate::scenario::Scenario;
 use lettergate::sim::SimConfig;
 use lettergate::snapshot::{SnapshotMode, SnapshotStore};
@@ -165,8 +165,8 @@ macro_rules! caught {
     };
 }
 
-use lettergate::clock::Span;
-use lettergate::letter::Transport;
+use lettergate::protocol::clock::Span;
+use lettergate::protocol::letter::Transport;
 
 caught!(
     op_letters_silently_dropped_is_a_missing_clinic_letter,

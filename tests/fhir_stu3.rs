@@ -5,12 +5,12 @@
 
 mod peers;
 
-use lettergate::clock::Timestamp;
-use lettergate::ids::NhsNumber;
-use lettergate::letter::LetterKind;
+use lettergate::protocol::clock::Timestamp;
+use lettergate::protocol::ids::NhsNumber;
+use lettergate::protocol::itk3::{self, LetterDoc, PaperRecipient};
+use lettergate::protocol::letter::LetterKind;
 use lettergate::run::{run_all, RunConfig, SnapshotStatus, Verdict};
 use lettergate::scenario::Scenario;
-use lettergate::sim::itk3::{self, LetterDoc, PaperRecipient};
 use lettergate::sim::SimConfig;
 use lettergate::snapshot::{SnapshotMode, SnapshotStore};
 use serde_json::{json, Value};
@@ -273,7 +273,7 @@ fn shipped() -> Vec<Arc<Scenario>> {
 }
 
 fn load_all_scenarios(root: &Path) -> Vec<Arc<Scenario>> {
-    lettergate::cli::load_all(&[root.join("scenarios")])
+    lettergate::scenario::load_all(&[root.join("scenarios")])
         .expect("shipped scenarios load")
         .0
 }
@@ -478,8 +478,8 @@ for n in sorted(os.listdir(d)):
 /// folder.
 #[test]
 fn itk3_bundles_written_as_fhir_xml_by_fhir_resources_read_as_the_same_letters() {
-    use lettergate::capture::parse::{letter_content, parse_letter};
-    use lettergate::letter::Transport;
+    use lettergate::protocol::letter::Transport;
+    use lettergate::protocol::read::{letter_content, parse_letter};
     let dir = tempfile::tempdir().unwrap();
     let mut json = Vec::new();
     for kind in LetterKind::ALL.into_iter().filter(|k| k.goes_to_practice()) {

@@ -5,13 +5,13 @@
 mod peers;
 
 use lettergate::capture::{CaptureLog, LogSink, MllpCapture};
-use lettergate::clock::{Clock, Timestamp};
 use lettergate::expect::Finding;
-use lettergate::hl7::{adt, mdm};
-use lettergate::ids::{NhsNumber, OdsCode};
-use lettergate::letter::{EventKind, LetterKind, Transport};
+use lettergate::protocol::clock::{Clock, Timestamp};
+use lettergate::protocol::hl7::{adt, mdm};
+use lettergate::protocol::ids::{NhsNumber, OdsCode};
+use lettergate::protocol::itk3::{self, LetterDoc};
+use lettergate::protocol::letter::{EventKind, LetterKind, Transport};
 use lettergate::run::{run_all, RunConfig, Verdict};
-use lettergate::sim::itk3::{self, LetterDoc};
 use lettergate::sim::{PatientRecord, SimConfig};
 use lettergate::snapshot::{SnapshotMode, SnapshotStore};
 use std::path::{Path, PathBuf};
@@ -139,7 +139,7 @@ async fn python_mllp_send_delivers_mdm_messages_that_are_recorded_intact_and_ack
     assert_eq!(hand.nhs_number, NhsNumber::parse("9990000026").ok());
     assert_eq!(hand.recipient_ods.as_deref(), Some("B82002"));
     assert_eq!(hand.document_id.as_deref(), Some("DOC0001"));
-    let content = lettergate::capture::parse::letter_content(
+    let content = lettergate::protocol::read::letter_content(
         Transport::Mllp,
         &log.letters[1].read_body().unwrap(),
     )
@@ -237,10 +237,11 @@ fn hl7apy_strictly_validates_every_mdm_and_adt_message_lettergate_builds() {
 
 async fn run_scenario(sim: SimConfig) -> lettergate::run::Outcome {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let all =
-        lettergate::cli::load_all(&[root.join("scenarios/routing/mllp_and_folder_practices.yaml")])
-            .expect("the scenario loads")
-            .0;
+    let all = lettergate::scenario::load_all(&[
+        root.join("scenarios/routing/mllp_and_folder_practices.yaml")
+    ])
+    .expect("the scenario loads")
+    .0;
     let work = tempfile::tempdir().unwrap();
     let mut config = RunConfig::new(
         sim,

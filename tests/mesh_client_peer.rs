@@ -7,9 +7,9 @@
 mod peers;
 
 use lettergate::capture::{CaptureConfig, CaptureLog, CaptureServer, Endpoint};
-use lettergate::clock::{Clock, Timestamp};
-use lettergate::mesh::auth;
-use lettergate::mesh::client::{
+use lettergate::protocol::clock::{Clock, Timestamp};
+use lettergate::protocol::mesh::auth;
+use lettergate::protocol::mesh::client::{
     gzip, MeshClient, MeshConfig, OutboundMessage, SendOutcome, TransferOptions,
 };
 use serde_json::Value;

@@ -7,8 +7,8 @@ mod peers;
 
 use lettergate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig, PollError};
 use lettergate::capture::CaptureLog;
-use lettergate::clock::Clock;
-use lettergate::mesh::client::{
+use lettergate::protocol::clock::Clock;
+use lettergate::protocol::mesh::client::{
     MeshClient, MeshConfig, MeshError, OutboundMessage, SendOutcome, TransferOptions,
 };
 use lettergate::sim::ehr::Outbound;
@@ -127,7 +127,7 @@ async fn a_refused_listing_is_an_error_not_an_empty_inbox() {
 fn scenarios(names: &[&str]) -> Vec<std::sync::Arc<lettergate::scenario::Scenario>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let paths: Vec<PathBuf> = names.iter().map(|n| root.join(n)).collect();
-    let (loaded, _) = lettergate::cli::load_all(&paths).unwrap();
+    let (loaded, _) = lettergate::scenario::load_all(&paths).unwrap();
     assert_eq!(loaded.len(), names.len());
     loaded
 }
@@ -273,7 +273,10 @@ async fn the_poller_collects_what_the_simulator_sent_to_mesh_sandbox_and_attache
 }
 
 /// The mailbox the scenario's practices route a patient's letters to (no merges here).
-fn log_ods(s: &lettergate::scenario::Scenario, nhs: lettergate::ids::NhsNumber) -> String {
+fn log_ods(
+    s: &lettergate::scenario::Scenario,
+    nhs: lettergate::protocol::ids::NhsNumber,
+) -> String {
     let patient = s.patients.values().find(|p| p.nhs_number == nhs).unwrap();
     let practice = patient.practice.as_ref().unwrap();
     s.practices[practice].mailbox.clone()

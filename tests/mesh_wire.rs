@@ -2,11 +2,11 @@
 //! rather than lettergate's own endpoint: every MESH request carries a valid `NHSMESH`
 //! signature and an ITK3 bundle whose workflow id and event code match its letter kind.
 
-use lettergate::clock::{Clock, Timestamp};
-use lettergate::ids::{NhsNumber, OdsCode};
-use lettergate::letter::{EventKind, LetterKind};
-use lettergate::mesh::auth::{signature, Token};
-use lettergate::mesh::client::MeshConfig;
+use lettergate::protocol::clock::{Clock, Timestamp};
+use lettergate::protocol::ids::{NhsNumber, OdsCode};
+use lettergate::protocol::letter::{EventKind, LetterKind};
+use lettergate::protocol::mesh::auth::{signature, Token};
+use lettergate::protocol::mesh::client::MeshConfig;
 use lettergate::sim::ehr::{all_workflows, Outbound};
 use lettergate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
 use serde_json::{json, Value};
@@ -45,7 +45,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
         workflows: all_workflows(),
         closed: false,
         merged_into: None,
-        route: lettergate::letter::Transport::Mesh,
+        route: lettergate::protocol::letter::Transport::Mesh,
     });
     let nhs = NhsNumber::parse("9990000018").unwrap();
     sim.register_patient(PatientRecord {
@@ -67,7 +67,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
     ];
     for (h, event) in events {
         sim.apply(SimEvent {
-            at: start.plus(lettergate::clock::Span::hours(h)),
+            at: start.plus(lettergate::protocol::clock::Span::hours(h)),
             event,
             nhs_number: nhs,
             to: None,
@@ -77,7 +77,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
         .await
         .unwrap();
     }
-    sim.advance_to(start.plus(lettergate::clock::Span::days(2)))
+    sim.advance_to(start.plus(lettergate::protocol::clock::Span::days(2)))
         .await
         .unwrap();
     sim

@@ -1,10 +1,10 @@
 //! Every report format rendered from one passing and one failing run, kept as snapshots; the
 //! HTML report loaded in real headless Chromium.
 
-use lettergate::cli::load_all;
 use lettergate::report::model::Decision;
 use lettergate::report::{html, junit, markdown, RunReport, Terminal};
 use lettergate::run::{run_all, RunConfig};
+use lettergate::scenario::load_all;
 use lettergate::scenario::Scenario;
 use lettergate::sim::SimConfig;
 use lettergate::snapshot::{SnapshotMode, SnapshotStore};

@@ -1,9 +1,9 @@
 //! `lettergate sim serve`'s HTTP API drives the simulator with the same events a scenario uses.
 
 use lettergate::capture::{CaptureConfig, CaptureServer};
-use lettergate::clock::{Clock, Timestamp};
-use lettergate::letter::LetterKind;
-use lettergate::mesh::client::MeshConfig;
+use lettergate::protocol::clock::{Clock, Timestamp};
+use lettergate::protocol::letter::LetterKind;
+use lettergate::protocol::mesh::client::MeshConfig;
 use lettergate::sim::ehr::Outbound;
 use lettergate::sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
@@ -172,27 +172,30 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
     .await;
     let start = sim.now();
     sim.register_practice(lettergate::sim::PracticeRecord {
-        ods: lettergate::ids::OdsCode::parse("A81001").unwrap(),
+        ods: lettergate::protocol::ids::OdsCode::parse("A81001").unwrap(),
         name: "Riverside".into(),
         mailbox: "A81001HC001".into(),
         workflows: lettergate::sim::ehr::all_workflows(),
         closed: false,
         merged_into: None,
-        route: lettergate::letter::Transport::Mesh,
+        route: lettergate::protocol::letter::Transport::Mesh,
     });
-    let nhs = lettergate::ids::NhsNumber::parse("9990000018").unwrap();
+    let nhs = lettergate::protocol::ids::NhsNumber::parse("9990000018").unwrap();
     sim.register_patient(lettergate::sim::PatientRecord {
         nhs_number: nhs,
         name: "Alice".into(),
         born: "1950-01-01".into(),
-        practice: Some(lettergate::ids::OdsCode::parse("A81001").unwrap()),
+        practice: Some(lettergate::protocol::ids::OdsCode::parse("A81001").unwrap()),
         named_gp: None,
     });
     for (h, event) in [
-        (1, lettergate::letter::EventKind::OutpatientAttendance),
-        (30, lettergate::letter::EventKind::LetterSigned),
+        (
+            1,
+            lettergate::protocol::letter::EventKind::OutpatientAttendance,
+        ),
+        (30, lettergate::protocol::letter::EventKind::LetterSigned),
     ] {
-        let at = start.plus(lettergate::clock::Span::hours(h));
+        let at = start.plus(lettergate::protocol::clock::Span::hours(h));
         sim.apply(lettergate::sim::SimEvent {
             at,
             event,
@@ -204,7 +207,7 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
         .await
         .unwrap();
     }
-    sim.advance_to(start.plus(lettergate::clock::Span::days(3)))
+    sim.advance_to(start.plus(lettergate::protocol::clock::Span::days(3)))
         .await
         .unwrap();
     let clinic: Vec<_> = sim

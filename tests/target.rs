@@ -755,7 +755,7 @@ fn a_target_is_captured_over_mllp_and_a_folder() {
 /// letter the EHR sent is read from the sending mailbox, attached to that letter and reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mesh_report_from_mesh_sandbox_is_reported() {
-    use lettergate::mesh::client::{MeshClient, MeshConfig};
+    use lettergate::protocol::mesh::client::{MeshClient, MeshConfig};
     let dir = tempfile::tempdir().unwrap();
     let (_sandbox, sandbox_url, sim) = sandbox_and_sim(dir.path());
     let target = dir.path().join("batch.yaml");
@@ -986,23 +986,25 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
     // A discharge summary for bob from an earlier run, still waiting in his practice's
     // mailbox: not this run's, whichever way letters are matched.
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use lettergate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
-        let doc = lettergate::sim::itk3::LetterDoc {
-            kind: lettergate::letter::LetterKind::DischargeSummary,
+        use lettergate::protocol::mesh::client::{
+            MeshClient, MeshConfig, OutboundMessage, SendOutcome,
+        };
+        let doc = lettergate::protocol::itk3::LetterDoc {
+            kind: lettergate::protocol::letter::LetterKind::DischargeSummary,
             local_id: "EARLIER-1".into(),
             visit_id: Some("LG-EARL1ER0-2".into()),
-            nhs_number: lettergate::ids::NhsNumber::parse("9990000026").unwrap(),
+            nhs_number: lettergate::protocol::ids::NhsNumber::parse("9990000026").unwrap(),
             patient_name: "Bob Example".into(),
             born: "1942-06-15".into(),
             practice: Some(("B82002".into(), "Hillside Medical Centre".into())),
             trust_ods: "RXX".into(),
             trust_name: "Trust".into(),
             sender_mailbox: "RXXHC001".into(),
-            event_at: lettergate::clock::Timestamp(1_736_154_000),
-            written_at: lettergate::clock::Timestamp(1_736_155_000),
-            sent_at: lettergate::clock::Timestamp(1_736_155_000),
-            sections: lettergate::sim::itk3::default_sections(
-                lettergate::letter::LetterKind::DischargeSummary,
+            event_at: lettergate::protocol::clock::Timestamp(1_736_154_000),
+            written_at: lettergate::protocol::clock::Timestamp(1_736_155_000),
+            sent_at: lettergate::protocol::clock::Timestamp(1_736_155_000),
+            sections: lettergate::protocol::itk3::default_sections(
+                lettergate::protocol::letter::LetterKind::DischargeSummary,
             ),
         };
         let sender = MeshClient::new(
@@ -1022,7 +1024,8 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
                 local_id: Some("EARLIER-1".into()),
                 file_name: None,
                 content_type: "application/fhir+json".into(),
-                body: serde_json::to_vec(&lettergate::sim::itk3::message_bundle(&doc)).unwrap(),
+                body: serde_json::to_vec(&lettergate::protocol::itk3::message_bundle(&doc))
+                    .unwrap(),
             })
             .await
             .unwrap();

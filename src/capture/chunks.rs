@@ -7,7 +7,7 @@
 //! recorded once, when the last chunk arrives. A message whose chunks never all arrive is
 //! handed back by [`Assemblies::drain_incomplete`] so that it too is recorded, as refused.
 
-use crate::mesh::client::gunzip;
+use crate::protocol::mesh::client::gunzip;
 use std::collections::HashMap;
 
 /// `mex-Chunk-Range: n:N`.
@@ -154,7 +154,7 @@ impl Assemblies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::client::gzip;
+    use crate::protocol::mesh::client::gzip;
 
     fn first() -> FirstChunk {
         FirstChunk {

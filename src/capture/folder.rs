@@ -16,12 +16,12 @@
 //!   next watcher of the same folder (the next scenario of a target run) does not take them
 //!   for new letters. [`KnownFiles::in_folder`] lists what is there before a run starts.
 
-use super::parse::parse_letter;
 use super::server::CaptureError;
 use super::sink::LogSink;
 use super::store::CapturedLetter;
-use crate::clock::{Clock, Timestamp};
-use crate::letter::Transport;
+use crate::protocol::clock::{Clock, Timestamp};
+use crate::protocol::letter::Transport;
+use crate::protocol::read::parse_letter;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -236,7 +236,7 @@ impl Watcher {
         };
         letter.local_id = letter.local_id.or(stem);
         if name.starts_with(CANARY_PREFIX) {
-            letter.workflow_id = Some(crate::mesh::CANARY_WORKFLOW.into());
+            letter.workflow_id = Some(crate::protocol::mesh::CANARY_WORKFLOW.into());
             // Counted, not recorded: `record` gives `None` for it, which is not a failure.
             self.sink.record(letter, &[], &body);
             return Ok(true);

@@ -6,7 +6,7 @@
 //! time after it accepted it. Reports are made lazily, when the clock is read at a list of the
 //! inbox or when the capture finishes, so virtual days cost nothing.
 
-use crate::clock::{Span, Timestamp};
+use crate::protocol::clock::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 

@@ -6,14 +6,14 @@
 //! with the reason for anything else. A refused message is still recorded, with the reason,
 //! because nothing received is discarded.
 
-use super::parse::parse_letter;
 use super::server::CaptureError;
 use super::sink::LogSink;
 use super::store::CapturedLetter;
-use crate::clock::Clock;
-use crate::hl7::message::Message;
-use crate::hl7::mllp::{Handler, Listener};
-use crate::letter::Transport;
+use crate::protocol::clock::Clock;
+use crate::protocol::hl7::message::Message;
+use crate::protocol::hl7::mllp::{Handler, Listener};
+use crate::protocol::letter::Transport;
+use crate::protocol::read::parse_letter;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -40,7 +40,9 @@ impl MllpCapture {
         let listener = Listener::bind_with_clock(listen, handler, move || ack_clock.now())
             .await
             .map_err(|e| match e {
-                crate::hl7::Hl7Error::Bind { addr, source } => CaptureError::Bind { addr, source },
+                crate::protocol::hl7::Hl7Error::Bind { addr, source } => {
+                    CaptureError::Bind { addr, source }
+                }
                 other => CaptureError::Write(other.to_string()),
             })?;
         let _ = route.set(format!("MLLP {}", listener.local_addr()));
@@ -72,7 +74,7 @@ fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<()
     let parsed = Message::parse(text).ok();
     if parsed.as_ref().is_some_and(is_canary) {
         let canary = CapturedLetter {
-            workflow_id: Some(crate::mesh::CANARY_WORKFLOW.into()),
+            workflow_id: Some(crate::protocol::mesh::CANARY_WORKFLOW.into()),
             status: 200,
             ..CapturedLetter::received(
                 Transport::Mllp,
@@ -119,7 +121,7 @@ fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<()
 mod tests {
     use super::*;
     use crate::capture::CaptureLog;
-    use crate::clock::Timestamp;
+    use crate::protocol::clock::Timestamp;
     use std::time::Duration;
 
     #[tokio::test]
@@ -130,14 +132,18 @@ mod tests {
         let capture = MllpCapture::start("127.0.0.1:0".parse().unwrap(), sink.clone(), clock)
             .await
             .unwrap();
-        let ack = crate::hl7::mllp::send(capture.addr(), &canary_message(), Duration::from_secs(5))
-            .await
-            .unwrap();
+        let ack = crate::protocol::hl7::mllp::send(
+            capture.addr(),
+            &canary_message(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         assert!(ack.contains("MSA|AA|CANARY"), "{ack}");
         // Anything else that is not a letter is still refused and recorded.
         let other = "MSH|^~\\&|EHR|RXX|GP|A81001|||ZLG^Z01^ZLG_Z01|X1|P|2.4\r";
         assert!(
-            crate::hl7::mllp::send(capture.addr(), other, Duration::from_secs(5))
+            crate::protocol::hl7::mllp::send(capture.addr(), other, Duration::from_secs(5))
                 .await
                 .is_err()
         );

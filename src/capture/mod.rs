@@ -4,20 +4,18 @@
 //! [`parse`] reads a message's letter facts. Everything downstream sees only [`CapturedLetter`].
 
 pub mod chunks;
-pub mod fhir_xml;
 pub mod folder;
 pub mod inbox;
 pub mod mllp;
-pub mod parse;
 pub mod poll;
 pub mod server;
 pub mod sink;
 pub mod store;
 
+pub use crate::protocol::read::LetterFacts;
 pub use folder::FolderCapture;
 pub use inbox::{AckRecord, ReportRecord};
 pub use mllp::MllpCapture;
-pub use parse::LetterFacts;
 pub use server::{CaptureConfig, CaptureError, CaptureServer, Endpoint, GpReceiver};
 pub use sink::LogSink;
 pub use store::{CaptureLog, CapturedLetter};

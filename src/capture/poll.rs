@@ -32,7 +32,7 @@
 //!     ..PollConfig::default()
 //! };
 //! let mut poller = MeshPoller::new(config)?;
-//! let clock = lettergate::clock::Clock::System;
+//! let clock = lettergate::protocol::clock::Clock::System;
 //! let deadline = Instant::now() + Duration::from_secs(600);
 //! let stats = poller
 //!     .poll_until(log, &clock, deadline, Duration::from_secs(5), Duration::from_secs(30))
@@ -42,13 +42,13 @@
 //! ```
 
 use super::inbox::ReportRecord;
-use super::parse::parse_letter;
 use super::store::{CaptureLog, CapturedLetter};
-use crate::clock::{Clock, Timestamp};
-use crate::letter::Transport;
-use crate::mesh::client::{
+use crate::protocol::clock::{Clock, Timestamp};
+use crate::protocol::letter::Transport;
+use crate::protocol::mesh::client::{
     InboxMessage, MeshClient, MeshConfig, MeshError, TlsError, TlsOptions, TransferOptions,
 };
+use crate::protocol::read::parse_letter;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};

@@ -16,15 +16,15 @@
 
 use super::chunks::{decode, parse_range, Assemblies, FirstChunk};
 use super::inbox::{About, AckRecord, Inbox, InboxItem};
-use super::parse::parse_letter;
 use super::sink::LogSink;
 use super::store::{CaptureLog, CapturedLetter};
-use crate::clock::{Clock, Timestamp};
-use crate::ids::NhsNumber;
-use crate::letter::Transport;
-use crate::mesh::auth::{AuthError, Token};
-use crate::mesh::API_ROOT;
-use crate::sim::itk3;
+use crate::protocol::clock::{Clock, Timestamp};
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::itk3;
+use crate::protocol::letter::Transport;
+use crate::protocol::mesh::auth::{AuthError, Token};
+use crate::protocol::mesh::API_ROOT;
+use crate::protocol::read::parse_letter;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -241,7 +241,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 impl Shared {
     fn message_id(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        let stamp = crate::clock::compact_utc_now();
+        let stamp = crate::protocol::clock::compact_utc_now();
         format!("{stamp}_{:06X}", n & 0xFF_FFFF)
     }
 
@@ -776,8 +776,9 @@ async fn http_capture(
         facts,
     );
     // lettergate's own canary, proving the HTTP capture alive: counted, not recorded.
-    if header(&headers, "mex-workflowid").as_deref() == Some(crate::mesh::CANARY_WORKFLOW) {
-        letter.workflow_id = Some(crate::mesh::CANARY_WORKFLOW.into());
+    if header(&headers, "mex-workflowid").as_deref() == Some(crate::protocol::mesh::CANARY_WORKFLOW)
+    {
+        letter.workflow_id = Some(crate::protocol::mesh::CANARY_WORKFLOW.into());
     }
     let content_type: Vec<(String, String)> = headers
         .get("content-type")

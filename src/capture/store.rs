@@ -2,10 +2,10 @@
 //! store that keeps every body out of memory so large runs stay bounded.
 
 use super::inbox::{AckRecord, ReportRecord};
-use super::parse::LetterFacts;
-use crate::clock::Timestamp;
-use crate::letter::Transport;
-use crate::mesh::CANARY_WORKFLOW;
+use crate::protocol::clock::Timestamp;
+use crate::protocol::letter::Transport;
+use crate::protocol::mesh::CANARY_WORKFLOW;
+use crate::protocol::read::LetterFacts;
 use serde::{Deserialize, Serialize};
 use std::io::{BufWriter, Write};
 use std::path::Path;

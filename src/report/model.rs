@@ -7,9 +7,9 @@
 //! last three digits, names their initials, dates of birth nothing. Renderers never see more
 //! than the report holds.
 
-use crate::clock::{Span, Timestamp};
 use crate::expect::{Finding, FindingKind, Scope, Severity};
-use crate::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::clock::{Span, Timestamp};
+use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use crate::run::{LetterLine, Outcome, Verdict};
 use crate::scenario::{Recipient, Scenario};
 use serde::{Deserialize, Serialize};
@@ -179,7 +179,7 @@ pub fn mask_diff(diff: &str) -> String {
         .map(|line| match line.find("nhs_number: ") {
             Some(i) if line[..i].trim_start_matches(['+', '-', ' ']).is_empty() => {
                 let value = &line[i + "nhs_number: ".len()..];
-                let masked = crate::ids::NhsNumber::parse(value)
+                let masked = crate::protocol::ids::NhsNumber::parse(value)
                     .map_or_else(|_| "*".repeat(value.len()), |n| n.masked());
                 format!("{}nhs_number: {masked}", &line[..i])
             }
@@ -302,7 +302,7 @@ impl ScenarioReport {
                 .map(|l| match identifiers {
                     true => l.clone(),
                     false => crate::run::LetterLine {
-                        route: crate::ids::mask_in_text(&l.route),
+                        route: crate::protocol::ids::mask_in_text(&l.route),
                         ..l.clone()
                     },
                 })

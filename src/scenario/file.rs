@@ -7,10 +7,10 @@
 //! references against a thread-local [`LoadContext`] of the names the file can see, and
 //! whole-entry rules in [`Checked`], which validates a mapping inside `visit_map`.
 
-use crate::clock::{Span, Timestamp};
-use crate::de::parse_scalar;
-use crate::ids::{NhsNumber, OdsCode};
-use crate::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::clock::{Span, Timestamp};
+use crate::protocol::de::parse_scalar;
+use crate::protocol::ids::{NhsNumber, OdsCode};
+use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use crate::scenario::diagnostic::closest;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -447,5 +447,5 @@ pub struct RawScenario {
     pub nothing_else: bool,
     /// Raises or lowers the severity of kinds of finding for this scenario.
     #[serde(default)]
-    pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
+    pub severity: BTreeMap<super::severity::FindingKind, super::severity::Severity>,
 }

@@ -7,8 +7,8 @@ use super::file::{
     with_context, Checked, LoadContext, RawFixtures, RawPatient, RawPractice, RawScenario,
 };
 use super::model::{Event, Expectation, Patient, Practice, PracticeStatus, Recipient, Scenario};
-use crate::clock::{Span, Timestamp};
-use crate::letter::Transport;
+use crate::protocol::clock::{Span, Timestamp};
+use crate::protocol::letter::Transport;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 

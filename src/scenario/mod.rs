@@ -6,7 +6,10 @@ pub mod file;
 pub mod load;
 pub mod model;
 pub mod population;
+pub mod severity;
+pub mod suite;
 
 pub use diagnostic::Diagnostic;
 pub use load::{discover, Discovered, Loader};
 pub use model::{Event, Expectation, Patient, Practice, Recipient, Scenario};
+pub use suite::{load_all, LoadError};

@@ -2,9 +2,9 @@
 //! expectations. Everything here has been checked; references are resolved to keys that are
 //! known to exist.
 
-use crate::clock::{Span, Timestamp};
-use crate::ids::{NhsNumber, OdsCode};
-use crate::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::clock::{Span, Timestamp};
+use crate::protocol::ids::{NhsNumber, OdsCode};
+use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -106,7 +106,7 @@ pub struct Scenario {
     /// When true (the default) any letter not matched by an expectation is a finding.
     pub nothing_else: bool,
     /// Severity overrides for kinds of finding in this scenario.
-    pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
+    pub severity: BTreeMap<super::severity::FindingKind, super::severity::Severity>,
     /// True for a generated population (a volume scenario): its snapshot is its
     /// reconciliation, not every letter.
     pub generated: bool,
@@ -131,8 +131,7 @@ pub struct ScenarioIndex {
 
 impl Scenario {
     /// The severity of a finding in this scenario: its kind's default unless overridden.
-    pub fn severity_of(&self, f: &crate::expect::Finding) -> crate::expect::Severity {
-        let kind = f.kind();
+    pub fn severity_of(&self, kind: super::severity::FindingKind) -> super::severity::Severity {
         self.severity
             .get(&kind)
             .copied()

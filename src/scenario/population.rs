@@ -5,9 +5,9 @@
 
 use super::file::{Check, PracticeRef};
 use super::model::{Event, Expectation, Patient, Recipient};
-use crate::clock::{Span, Timestamp};
-use crate::ids::NhsNumber;
-use crate::letter::{EventKind, LetterKind};
+use crate::protocol::clock::{Span, Timestamp};
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::letter::{EventKind, LetterKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;

@@ -3,12 +3,12 @@
 //! Every fault knob of [`super::profile::Faults`] is read in exactly one place here, marked
 //! `fault:`, so a reader can see what each profile changes.
 
-use super::itk3::{self, LetterDoc, PaperRecipient};
 use super::profile::SimConfig;
-use crate::clock::{Clock, Span, Timestamp};
-use crate::ids::{NhsNumber, OdsCode};
-use crate::letter::{EventKind, LetterKind, Transport};
-use crate::mesh::client::{
+use crate::protocol::clock::{Clock, Span, Timestamp};
+use crate::protocol::ids::{NhsNumber, OdsCode};
+use crate::protocol::itk3::{self, LetterDoc, PaperRecipient};
+use crate::protocol::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::mesh::client::{
     MeshClient, MeshConfig, MeshError, OutboundMessage, SendOutcome, TransportError,
 };
 use futures::StreamExt;
@@ -21,17 +21,7 @@ use std::time::{Duration, SystemTime};
 /// How long the simulator waits for an MLLP ACK before it counts the send as failed.
 const MLLP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A patient as the simulated EHR (and its PDS) holds them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PatientRecord {
-    pub nhs_number: NhsNumber,
-    pub name: String,
-    pub born: String,
-    /// The registered practice; `None` for no registered GP.
-    pub practice: Option<OdsCode>,
-    #[serde(default)]
-    pub named_gp: Option<String>,
-}
+pub use crate::protocol::event::{PatientRecord, SimEvent};
 
 /// A practice in the MESH directory.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -68,24 +58,6 @@ pub fn all_workflows() -> Vec<String> {
         .collect();
     w.dedup();
     w
-}
-
-/// A clinical event as the simulator takes it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SimEvent {
-    pub at: Timestamp,
-    pub event: EventKind,
-    pub nhs_number: NhsNumber,
-    /// For `gp_change`: the new practice.
-    #[serde(default)]
-    pub to: Option<OdsCode>,
-    /// For `outpatient_attendance`: the letter needs a second signer.
-    #[serde(default)]
-    pub second_signer: bool,
-    /// The sender's id for the event (a FHIR Encounter's identifier, HL7 PV1-19 visit
-    /// number). The EHR keeps it as the visit's, and the letters about the visit carry it.
-    #[serde(default)]
-    pub local_id: Option<String>,
 }
 
 /// What the EHR believes happened to a letter.
@@ -274,13 +246,14 @@ impl Delivery {
                 })
             }
             Delivery::Mllp { addr, message } => {
-                let outcome = match crate::hl7::mllp::send(addr, &message, MLLP_TIMEOUT).await {
-                    Ok(_) => "sent".to_string(),
-                    Err(crate::hl7::Hl7Error::Rejected { code, text }) => {
-                        format!("rejected ({code}): {text}")
-                    }
-                    Err(e) => format!("not sent: {}", crate::run::chain(&e)),
-                };
+                let outcome =
+                    match crate::protocol::hl7::mllp::send(addr, &message, MLLP_TIMEOUT).await {
+                        Ok(_) => "sent".to_string(),
+                        Err(crate::protocol::hl7::Hl7Error::Rejected { code, text }) => {
+                            format!("rejected ({code}): {text}")
+                        }
+                        Err(e) => format!("not sent: {}", crate::protocol::chain(&e)),
+                    };
                 Ok(Delivered {
                     outcome,
                     message_ids: vec![],
@@ -692,7 +665,7 @@ impl Simulator {
         }
         match (route.transport, &self.out.mllp, &self.out.folder) {
             (Transport::Mllp, Some(addr), _) => {
-                let message = crate::hl7::mdm::build(&doc, Some(route.ods.as_str()));
+                let message = crate::protocol::hl7::mdm::build(&doc, Some(route.ods.as_str()));
                 let addr = *addr;
                 return (record, Some(Delivery::Mllp { addr, message }));
             }

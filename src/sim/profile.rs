@@ -4,8 +4,8 @@
 //! change: a new entry in [`PROFILES`] and, if no knob fits, a new field on [`SimConfig`] read
 //! in one place of [`super::ehr`].
 
-use crate::clock::Span;
-use crate::letter::{EventKind, LetterKind};
+use crate::protocol::clock::Span;
+use crate::protocol::letter::{EventKind, LetterKind};
 
 /// "When this event happens, this letter is written."
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,13 +1,13 @@
 //! `lettergate sim serve`: the simulator as a standalone HTTP server, so other tools can drive
 //! it with the same events a scenario uses, or as a staging EHR would be driven: FHIR R4
-//! (`/fhir/...`, the mapping of [`crate::fhir_r4`]). The API is documented in README.md.
+//! (`/fhir/...`, the mapping of [`crate::protocol::fhir::r4`]). The API is documented in README.md.
 
 use super::ehr::{PatientRecord, PracticeRecord, SimError, SimEvent, Simulator};
-use crate::clock::Timestamp;
-use crate::fhir_r4::Read;
-use crate::fhir_r4::{self, PatientState};
-use crate::ids::NhsNumber;
-use crate::letter::EventKind;
+use crate::protocol::clock::Timestamp;
+use crate::protocol::fhir::r4::Read;
+use crate::protocol::fhir::r4::{self, PatientState};
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::letter::EventKind;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -169,13 +169,14 @@ async fn fhir_write(
             &format!("the body is not a {resource} resource"),
         );
     }
-    let read = match fhir_r4::read(&body) {
+    let read = match r4::read(&body) {
         Ok(r) => r,
         Err(e) => return outcome(StatusCode::UNPROCESSABLE_ENTITY, &e),
     };
     let mut s = state.lock().await;
     let now = s.sim.now();
-    let when = |at: Option<crate::clock::Timestamp>| at.filter(|t| *t >= now).unwrap_or(now);
+    let when =
+        |at: Option<crate::protocol::clock::Timestamp>| at.filter(|t| *t >= now).unwrap_or(now);
     let events: Vec<SimEvent> = match read {
         Read::Event {
             kind,
@@ -244,17 +245,17 @@ async fn fhir_write(
     (StatusCode::OK, Json(body))
 }
 
-/// Listens for HL7 v2 ADT over MLLP (see [`crate::hl7::adt`]) and applies each message to the
+/// Listens for HL7 v2 ADT over MLLP (see [`crate::protocol::hl7::adt`]) and applies each message to the
 /// simulator, as a staging EHR takes its patient administration feed: a patient not yet known
 /// is registered from PID and PD1, then the event happens. The ACK is AA once applied, AE with
 /// the reason otherwise.
 pub async fn adt_listener(
     state: Shared,
     addr: std::net::SocketAddr,
-) -> Result<crate::hl7::mllp::Listener, crate::hl7::Hl7Error> {
-    let handler: Arc<crate::hl7::mllp::Handler> = Arc::new(move |text: &str| {
-        let event = crate::hl7::adt::read(text)?;
-        let msg = crate::hl7::message::Message::parse(text)?;
+) -> Result<crate::protocol::hl7::mllp::Listener, crate::protocol::hl7::Hl7Error> {
+    let handler: Arc<crate::protocol::hl7::mllp::Handler> = Arc::new(move |text: &str| {
+        let event = crate::protocol::hl7::adt::read(text)?;
+        let msg = crate::protocol::hl7::message::Message::parse(text)?;
         let family = msg.text("PID", 5, 1).unwrap_or_default();
         let given = msg.text("PID", 5, 2).unwrap_or_default();
         let born = msg.text("PID", 7, 1).unwrap_or_default();
@@ -297,5 +298,5 @@ pub async fn adt_listener(
             })
         })
     });
-    crate::hl7::mllp::Listener::bind(addr, handler).await
+    crate::protocol::hl7::mllp::Listener::bind(addr, handler).await
 }

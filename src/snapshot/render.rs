@@ -1,9 +1,9 @@
 //! The snapshot text of one scenario run: one block per captured letter, in arrival order,
-//! with volatile values replaced by [`crate::normalize`] steps.
+//! with volatile values replaced by [`crate::protocol::normalize`] steps.
 
 use crate::capture::CapturedLetter;
-use crate::letter::Transport;
-use crate::normalize::normalize;
+use crate::protocol::letter::Transport;
+use crate::protocol::normalize::normalize;
 use crate::scenario::Scenario;
 use std::fmt::Write;
 
@@ -23,7 +23,7 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
         let patient = facts
             .and_then(|f| f.nhs_number)
             .and_then(|n| s.patient_by_nhs(&n));
-        let to = crate::capture::parse::recipient_label(facts);
+        let to = crate::protocol::read::recipient_label(facts);
         let _ = writeln!(
             out,
             "letter {}: {} for {} to {to}",
@@ -61,7 +61,7 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
             let content = l
                 .read_body()
                 .map_err(|e| format!("could not read the body back: {e}"))
-                .and_then(|body| crate::capture::parse::letter_content(l.transport, &body));
+                .and_then(|body| crate::protocol::read::letter_content(l.transport, &body));
             let content = match content {
                 Ok(c) => c,
                 Err(why) => {
@@ -137,8 +137,8 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
 fn trigger_day(
     s: &Scenario,
     patient: &str,
-    kind: crate::letter::LetterKind,
-    at: crate::clock::Timestamp,
+    kind: crate::protocol::letter::LetterKind,
+    at: crate::protocol::clock::Timestamp,
 ) -> String {
     s.events_of(patient, kind.trigger())
         .into_iter()
@@ -171,7 +171,7 @@ fn render_volume(s: &Scenario, letters: &[CapturedLetter]) -> String {
         let kind = f
             .kind
             .map_or("unrecognised".to_string(), |k| k.name().to_string());
-        let recipient = crate::capture::parse::recipient_label(Some(f));
+        let recipient = crate::protocol::read::recipient_label(Some(f));
         let day = match (patient, f.kind) {
             (Some(p), Some(k)) => trigger_day(s, &p.key, k, l.received_at),
             _ => "unknown day".into(),

@@ -26,7 +26,7 @@ impl NhsNumber {
     /// Parses a 10-digit NHS number; spaces are allowed as in `999 000 0018`.
     ///
     /// ```
-    /// use lettergate::ids::NhsNumber;
+    /// use lettergate::protocol::ids::NhsNumber;
     /// assert!(NhsNumber::parse("999 000 0018").is_ok());
     /// assert!(NhsNumber::parse("9990000000").is_err());
     /// ```
@@ -106,7 +106,7 @@ impl Serialize for NhsNumber {
 
 impl<'de> Deserialize<'de> for NhsNumber {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::de::parse_scalar(d, "a 10-digit NHS number", |text| {
+        crate::protocol::de::parse_scalar(d, "a 10-digit NHS number", |text| {
             NhsNumber::parse(text).map_err(|e| format!("invalid NHS number: {e}"))
         })
     }
@@ -159,7 +159,7 @@ impl fmt::Debug for OdsCode {
 
 impl<'de> Deserialize<'de> for OdsCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::de::parse_scalar(d, "a GP practice ODS code", OdsCode::parse)
+        crate::protocol::de::parse_scalar(d, "a GP practice ODS code", OdsCode::parse)
     }
 }
 
@@ -168,7 +168,7 @@ impl<'de> Deserialize<'de> for OdsCode {
 /// does. Longer runs (MESH message ids, timestamps) are left as they are.
 ///
 /// ```
-/// use lettergate::ids::mask_in_text;
+/// use lettergate::protocol::ids::mask_in_text;
 /// assert_eq!(mask_in_text("FOLDER 9990000018_letter.json"), "FOLDER *******018_letter.json");
 /// assert_eq!(mask_in_text("20250303093000123456_ABC123"), "20250303093000123456_ABC123");
 /// ```

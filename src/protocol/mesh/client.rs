@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-//! use lettergate::mesh::client::{MeshClient, MeshConfig, TlsOptions, TransferOptions};
+//! use lettergate::protocol::mesh::client::{MeshClient, MeshConfig, TlsOptions, TransferOptions};
 //! let http = TlsOptions::default().http_client()?;
 //! let config = MeshConfig {
 //!     base_url: "https://mesh.example:443".into(),
@@ -147,12 +147,12 @@ pub struct OutboundMessage {
 }
 
 impl OutboundMessage {
-    /// A liveness message to `to` on [`crate::mesh::CANARY_WORKFLOW`]: a capture that records
+    /// A liveness message to `to` on [`crate::protocol::mesh::CANARY_WORKFLOW`]: a capture that records
     /// it proves the path letters take was alive, even when no letter was due.
     pub fn canary(to: &str) -> OutboundMessage {
         OutboundMessage {
             to: to.to_string(),
-            workflow_id: crate::mesh::CANARY_WORKFLOW.into(),
+            workflow_id: crate::protocol::mesh::CANARY_WORKFLOW.into(),
             subject: Some("lettergate canary".into()),
             local_id: Some("CANARY".into()),
             file_name: None,

@@ -34,7 +34,7 @@ pub enum AuthError {
 /// The HMAC-SHA256, in lower-case hex, of `mailbox:nonce:count:password:timestamp`.
 ///
 /// ```
-/// use lettergate::mesh::auth::signature;
+/// use lettergate::protocol::mesh::auth::signature;
 /// let sig = signature("TestKey", "X26ABC1", "00000000-0000-0000-0000-000000000000", "0", "password", "202401011200");
 /// assert_eq!(sig, "91ba257cdd502881606b73670bc18a5c2342e44e9b9dd707aa2241ac2869aa52");
 /// ```
@@ -59,7 +59,7 @@ fn mac(shared_key: &str) -> HmacSha256 {
 /// A complete `Authorization` header value with a fresh nonce and the current UTC minute.
 pub fn header(shared_key: &str, mailbox: &str, password: &str) -> String {
     let nonce = uuid::Uuid::new_v4().to_string();
-    let ts = &crate::clock::compact_utc_now()[..12];
+    let ts = &crate::protocol::clock::compact_utc_now()[..12];
     let hash = signature(shared_key, mailbox, &nonce, "0", password, ts);
     format!("NHSMESH {mailbox}:{nonce}:0:{ts}:{hash}")
 }

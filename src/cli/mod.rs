@@ -1,19 +1,18 @@
 //! Command-line arguments (clap) and the commands they run. Each command returns an
 //! [`ExitStatus`]; nothing here panics on bad input.
 
-use crate::error::{Error, ExitStatus};
-use crate::report::{ReportFiles, RunReport, Terminal};
-use crate::run::{run_all, RunConfig};
-use crate::scenario::{discover, load::scenario_id, Diagnostic, Loader, Scenario};
-use crate::sim::profile::PROFILES;
-use crate::sim::SimConfig;
-use crate::snapshot::store::new_path;
-use crate::snapshot::{SnapshotMode, SnapshotStore};
 use clap::{Args, Parser, Subcommand};
+use lettergate::error::{Error, ExitStatus};
+use lettergate::report::{ReportFiles, RunReport, Terminal};
+use lettergate::run::{run_all, RunConfig};
+use lettergate::scenario::{load::scenario_id, load_all, Diagnostic, Loader};
+use lettergate::sim::profile::PROFILES;
+use lettergate::sim::SimConfig;
+use lettergate::snapshot::store::new_path;
+use lettergate::snapshot::{SnapshotMode, SnapshotStore};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -307,7 +306,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub drop_folder: Option<PathBuf>,
     /// The simulator's own MESH mailbox.
-    #[arg(long, default_value = crate::run::SENDER_MAILBOX, value_name = "MAILBOX")]
+    #[arg(long, default_value = lettergate::run::SENDER_MAILBOX, value_name = "MAILBOX")]
     pub mailbox: String,
     /// How the simulator behaves.
     #[arg(long, default_value = "baseline", value_name = "NAME")]
@@ -366,52 +365,6 @@ pub fn main_entry() -> ExitStatus {
     })
 }
 
-/// Loads every scenario under `paths`, collecting all diagnostics rather than stopping early.
-///
-/// Scenarios come shared ([`Arc`]), since runs hand them to tasks and a generated one is large.
-pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Arc<Scenario>>, usize), Error> {
-    let found = discover(paths).map_err(|d| Error::Input(vec![d]))?;
-    let mut loader = Loader::new();
-    let mut diags: Vec<Diagnostic> = Vec::new();
-    for f in &found.fixtures {
-        if let Err(d) = loader.load_fixtures(f) {
-            diags.push(d);
-        }
-    }
-    let mut scenarios = Vec::new();
-    for p in &found.scenarios {
-        match loader.load_scenario(p) {
-            Ok(s) => scenarios.push(Arc::new(s)),
-            Err(d) => diags.push(d),
-        }
-    }
-    // A broken fixture file is reported once, not again by every scenario that includes it.
-    let mut seen = std::collections::HashSet::new();
-    diags.retain(|d| seen.insert(d.to_string()));
-    if !diags.is_empty() {
-        return Err(Error::Input(diags));
-    }
-    if scenarios.is_empty() {
-        let shown: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(Error::Usage(format!(
-            "no scenario selected: no scenario files (*.yaml) found under {}",
-            shown.join(", ")
-        )));
-    }
-    let mut ids = std::collections::BTreeMap::new();
-    for s in &scenarios {
-        if let Some(other) = ids.insert(s.id.clone(), s.path.clone()) {
-            return Err(Error::Usage(format!(
-                "two scenario files have the same id `{}` ({} and {}): rename one",
-                s.id,
-                other.display(),
-                s.path.display()
-            )));
-        }
-    }
-    Ok((scenarios, found.fixtures.len()))
-}
-
 fn validate(paths: &[PathBuf]) -> Result<ExitStatus, Error> {
     let (scenarios, fixtures) = load_all(paths)?;
     println!(
@@ -422,14 +375,14 @@ fn validate(paths: &[PathBuf]) -> Result<ExitStatus, Error> {
 }
 
 fn targets_check(file: &std::path::Path) -> Result<ExitStatus, Error> {
-    let target = crate::target::load(file).map_err(|d| Error::Input(vec![d]))?;
+    let target = lettergate::targets::load(file).map_err(|d| Error::Input(vec![d]))?;
     println!(
         "target {} ({} driver), {}",
         target.name(),
         target.driver_kind(),
         file.display()
     );
-    let lines = runtime()?.block_on(crate::target::check::run(&target));
+    let lines = runtime()?.block_on(lettergate::targets::check::run(&target));
     let width = lines.iter().map(|l| l.what.len()).max().unwrap_or(0);
     for l in &lines {
         let mark = if l.ok { "ok    " } else { "FAILED" };
@@ -455,7 +408,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Harness(format!("failed to start the async runtime: {e}")))
 }
 
-fn decision_status(d: crate::report::model::Decision) -> ExitStatus {
+fn decision_status(d: lettergate::report::model::Decision) -> ExitStatus {
     match d.exit_code() {
         0 => ExitStatus::Pass,
         3 => ExitStatus::HarnessFailure,
@@ -507,7 +460,7 @@ impl Progress {
 fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     let sim = SimConfig::named(&args.sim_profile).map_err(Error::Usage)?;
     let target = match &args.target {
-        Some(path) => Some(crate::target::load(path).map_err(|d| Error::Input(vec![d]))?),
+        Some(path) => Some(lettergate::targets::load(path).map_err(|d| Error::Input(vec![d]))?),
         None => None,
     };
     let (mut scenarios, _) = load_all(&args.paths)?;
@@ -560,14 +513,14 @@ fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     .map_err(io)?;
     let progress = Progress::new(scenarios.len());
     let mut line_err = None;
-    let on_outcome = |o: &crate::run::Outcome| {
+    let on_outcome = |o: &lettergate::run::Outcome| {
         if let Err(e) = progress.bar.suspend(|| term.line(&mut out, o)) {
             line_err.get_or_insert(e);
         }
         progress.step();
     };
     let outcomes = match &target {
-        Some(t) => runtime()?.block_on(crate::target::run::run_target(
+        Some(t) => runtime()?.block_on(lettergate::targets::run::run_target(
             t, &scenarios, config, on_outcome,
         )),
         None => runtime()?.block_on(run_all(&scenarios, config, on_outcome)),
@@ -589,7 +542,7 @@ fn conclude(
     term: &Terminal,
     out: &mut impl Write,
     report: RunReport,
-    outcomes: &[crate::run::Outcome],
+    outcomes: &[lettergate::run::Outcome],
     reports: &ReportArgs,
 ) -> Result<ExitStatus, Error> {
     let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
@@ -601,8 +554,8 @@ fn conclude(
 }
 
 fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
-    let target = crate::target::load(&args.target).map_err(|d| Error::Input(vec![d]))?;
-    crate::target::ledger::check_two_phase(&target).map_err(Error::Usage)?;
+    let target = lettergate::targets::load(&args.target).map_err(|d| Error::Input(vec![d]))?;
+    lettergate::targets::ledger::check_two_phase(&target).map_err(Error::Usage)?;
     let (scenarios, _) = load_all(&args.paths)?;
     println!(
         "driving {} scenarios against target {} ({} driver); ledger {}",
@@ -612,7 +565,7 @@ fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
         args.ledger.display()
     );
     let ledger = runtime()?
-        .block_on(crate::target::ledger::drive(
+        .block_on(lettergate::targets::ledger::drive(
             &target,
             &args.target,
             &scenarios,
@@ -652,7 +605,7 @@ fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
 }
 
 fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
-    let ledger = crate::target::ledger::Ledger::load(&args.ledger)
+    let ledger = lettergate::targets::ledger::Ledger::load(&args.ledger)
         .map_err(Error::Usage)?
         .ok_or_else(|| {
             Error::Usage(format!(
@@ -661,7 +614,7 @@ fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
                 args.ledger.display()
             ))
         })?;
-    let target = crate::target::load(&ledger.target).map_err(|d| Error::Input(vec![d]))?;
+    let target = lettergate::targets::load(&ledger.target).map_err(|d| Error::Input(vec![d]))?;
     let paths: Vec<PathBuf> = ledger.scenarios.iter().map(|s| s.path.clone()).collect();
     let (scenarios, _) = load_all(&paths)?;
     let mut config = RunConfig::new(
@@ -685,7 +638,7 @@ fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
     term.header(&mut out, ledger.scenarios.len(), &system, &profile)
         .map_err(io)?;
     let (outcomes, attributed) = runtime()?
-        .block_on(crate::target::ledger::collect(
+        .block_on(lettergate::targets::ledger::collect(
             &target,
             &ledger,
             &scenarios,
@@ -707,7 +660,7 @@ fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
 }
 
 fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
-    use crate::bench;
+    use lettergate::bench;
     let sizes = bench::Sizes {
         letters: args.letters,
         scenarios: args.scenarios,
@@ -808,13 +761,13 @@ fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Error> {
                 "give files written by `lettergate run --report-json FILE`".into(),
             ))])
         })?;
-        if part.schema != crate::report::model::SCHEMA {
+        if part.schema != lettergate::report::model::SCHEMA {
             return Err(Error::Input(vec![Diagnostic::new(
                 f,
                 format!(
                     "report schema `{}` is not `{}`",
                     part.schema,
-                    crate::report::model::SCHEMA
+                    lettergate::report::model::SCHEMA
                 ),
             )]));
         }
@@ -845,7 +798,7 @@ fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Error> {
 /// Makes `work/runs/<UTC time>-<pid>`, keeping only the ten newest runs beside it.
 fn new_run_dir(work: &Path) -> Result<PathBuf, Error> {
     let runs = work.join("runs");
-    let stamp = crate::clock::compact_utc_now();
+    let stamp = lettergate::protocol::clock::compact_utc_now();
     let name = format!("{}T{}-{}", &stamp[..8], &stamp[8..14], std::process::id());
     let dir = runs.join(name);
     std::fs::create_dir_all(&dir).map_err(|e| {
@@ -956,7 +909,7 @@ fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
         scenarios.len(),
         PROFILES.len()
     );
-    let m = runtime()?.block_on(crate::matrix::build(
+    let m = runtime()?.block_on(lettergate::matrix::build(
         scenarios,
         &args.common.snapshots,
         &work_dir,
@@ -974,13 +927,14 @@ fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
 }
 
 fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
-    use crate::mesh::client::MeshConfig;
-    use crate::sim::ehr::Outbound;
+    use lettergate::protocol::mesh::client::MeshConfig;
+    use lettergate::sim::ehr::Outbound;
     let mut config = SimConfig::named(&args.sim_profile).map_err(Error::Usage)?;
     if let Some(d) = &args.dispatch_interval {
-        config.dispatch_interval = crate::clock::Span::parse(d).map_err(Error::Usage)?;
+        config.dispatch_interval =
+            lettergate::protocol::clock::Span::parse(d).map_err(Error::Usage)?;
     }
-    let start = crate::clock::Timestamp::parse(&args.start).map_err(Error::Usage)?;
+    let start = lettergate::protocol::clock::Timestamp::parse(&args.start).map_err(Error::Usage)?;
     let mut directory = std::collections::BTreeMap::new();
     let mut loader = Loader::new();
     for path in &args.directory {
@@ -999,7 +953,7 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             password: env("LETTERGATE_MESH_PASSWORD", "password"),
             shared_key: env(
                 "LETTERGATE_MESH_SHARED_KEY",
-                crate::mesh::DEFAULT_SHARED_KEY,
+                lettergate::protocol::mesh::DEFAULT_SHARED_KEY,
             ),
         },
         print_url: args.print_url.clone(),
@@ -1013,17 +967,17 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             .build()
             .map_err(|e| Error::Harness(format!("failed to build the HTTP client: {e}")))?;
         let clock = match system_clock {
-            true => crate::clock::Clock::System,
-            false => crate::clock::Clock::virtual_at(start),
+            true => lettergate::protocol::clock::Clock::System,
+            false => lettergate::protocol::clock::Clock::virtual_at(start),
         };
-        let mut sim = crate::sim::Simulator::new(config, clock, out, http);
-        for p in crate::run::practice_records(&directory) {
+        let mut sim = lettergate::sim::Simulator::new(config, clock, out, http);
+        for p in lettergate::run::practice_records(&directory) {
             sim.register_practice(p);
         }
-        let state = crate::sim::server::shared(sim);
+        let state = lettergate::sim::server::shared(sim);
         let _adt = match args.adt_listen {
             Some(addr) => {
-                let l = crate::sim::server::adt_listener(state.clone(), addr)
+                let l = lettergate::sim::server::adt_listener(state.clone(), addr)
                     .await
                     .map_err(|e| Error::Harness(format!("failed to take ADT on {addr}: {e}")))?;
                 println!("taking HL7 v2 ADT over MLLP on {}", l.local_addr());
@@ -1032,7 +986,7 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             None => None,
         };
         if system_clock {
-            tokio::spawn(crate::sim::server::run_clock(
+            tokio::spawn(lettergate::sim::server::run_clock(
                 state.clone(),
                 std::time::Duration::from_millis(500),
             ));
@@ -1047,7 +1001,7 @@ fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             "lettergate simulator listening on http://{addr} (profile {}, sending to MESH at {})",
             args.sim_profile, args.mesh_url
         );
-        axum::serve(listener, crate::sim::server::router_with_state(state))
+        axum::serve(listener, lettergate::sim::server::router_with_state(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -17,7 +17,7 @@ impl Message {
     /// first and declare the default delimiters.
     ///
     /// ```
-    /// use lettergate::hl7::message::Message;
+    /// use lettergate::protocol::hl7::message::Message;
     /// let m = Message::parse("MSH|^~\\&|A|B\rPID|1||9990000018^^^NHS^NH").unwrap();
     /// assert_eq!(m.get("PID", 3, 1), Some("9990000018"));
     /// ```
@@ -105,7 +105,7 @@ pub fn component_of<'a>(
 /// breaks become `\.br\`, so the text cannot break the message's structure.
 ///
 /// ```
-/// use lettergate::hl7::message::{escape, unescape};
+/// use lettergate::protocol::hl7::message::{escape, unescape};
 /// assert_eq!(escape("a|b^c&d~e\\f"), "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f");
 /// assert_eq!(unescape(&escape("Metformin 500 mg | twice daily")), "Metformin 500 mg | twice daily");
 /// ```

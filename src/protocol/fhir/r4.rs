@@ -21,10 +21,10 @@
 //! encounter's identifier, a visit number) lets `match: local_id` tie each letter to the event
 //! it reports. A target file can replace any row with its own request.
 
-use crate::clock::Timestamp;
-use crate::ids::{NhsNumber, OdsCode};
-use crate::letter::EventKind;
-use crate::sim::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use crate::protocol::clock::Timestamp;
+use crate::protocol::ids::{NhsNumber, OdsCode};
+use crate::protocol::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use crate::protocol::letter::EventKind;
 use serde_json::{json, Value};
 
 /// The identifier system of the local ids lettergate gives the events it drives.

@@ -1,13 +1,13 @@
 //! Reads the letter inside a captured message: [`LetterFacts`] from an ITK3 message bundle
 //! (MESH), a print request (HTTP), an MDM^T02 message (MLLP), or a dropped file holding either
 //! a bundle or an MDM message (folder), and the kind of letter it is. FHIR comes as JSON or as
-//! XML ([`super::fhir_xml`]), on any transport.
+//! XML ([`super::fhir::xml`]), on any transport.
 
-use super::fhir_xml::{many, one};
-use crate::ids::NhsNumber;
-use crate::letter::{LetterKind, Transport, DOC_CLINIC_LETTER, DOC_DISCHARGE_SUMMARY};
-use crate::normalize::normalize;
-use crate::sim::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use super::fhir::xml::{many, one};
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use crate::protocol::letter::{LetterKind, Transport, DOC_CLINIC_LETTER, DOC_DISCHARGE_SUMMARY};
+use crate::protocol::normalize::normalize;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -65,7 +65,7 @@ pub fn recipient_label(facts: Option<&LetterFacts>) -> String {
 /// Reads a captured body. Errors say why it is not a letter.
 pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, String> {
     if let Some(text) = hl7_text(transport, body)? {
-        return crate::hl7::mdm::read(&text).map(|(facts, _)| facts);
+        return crate::protocol::hl7::mdm::read(&text).map(|(facts, _)| facts);
     }
     let v = json_or_xml(body)?;
     match envelope(transport, &v)? {
@@ -78,7 +78,7 @@ pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, St
 /// the body when a snapshot needs it.
 pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent, String> {
     if let Some(text) = hl7_text(transport, body)? {
-        return crate::hl7::mdm::read(&text).map(|(_, content)| content);
+        return crate::protocol::hl7::mdm::read(&text).map(|(_, content)| content);
     }
     let v = json_or_xml(body)?;
     let doc = match envelope(transport, &v)? {
@@ -108,7 +108,7 @@ pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent
 fn hl7_text(transport: Transport, body: &[u8]) -> Result<Option<String>, String> {
     let hl7 = match transport {
         Transport::Mllp => true,
-        Transport::Folder => crate::hl7::mdm::looks_like_hl7(body),
+        Transport::Folder => crate::protocol::hl7::mdm::looks_like_hl7(body),
         Transport::Mesh | Transport::Http => false,
     };
     if !hl7 {
@@ -125,10 +125,10 @@ pub fn json_or_xml(body: &[u8]) -> Result<Value, String> {
     if body.starts_with(b"%PDF-") {
         return Err("the body is a PDF document: lettergate keeps it, but cannot read whom it is for or what letter it is; send ITK3 FHIR (JSON or XML), a print request or an HL7 MDM^T02 message".into());
     }
-    if super::fhir_xml::looks_like_xml(body) {
+    if super::fhir::xml::looks_like_xml(body) {
         let text =
             std::str::from_utf8(body).map_err(|e| format!("the XML body is not UTF-8: {e}"))?;
-        return super::fhir_xml::to_json(text)
+        return super::fhir::xml::to_json(text)
             .map_err(|e| format!("the body is XML but cannot be read as FHIR: {e}"));
     }
     serde_json::from_slice(body).map_err(|e| format!("body is neither JSON nor XML: {e}"))
@@ -284,8 +284,8 @@ fn strip_tags(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Timestamp;
-    use crate::sim::itk3::{self, LetterDoc};
+    use crate::protocol::clock::Timestamp;
+    use crate::protocol::itk3::{self, LetterDoc};
 
     fn doc(kind: LetterKind) -> LetterDoc {
         LetterDoc {
@@ -378,7 +378,7 @@ mod tests {
                 &serde_json::to_vec(&itk3::message_bundle(&d)).unwrap(),
             )
             .unwrap();
-            let mdm = crate::hl7::mdm::build(&d, Some("A81001"));
+            let mdm = crate::protocol::hl7::mdm::build(&d, Some("A81001"));
             let mllp = parse_letter(Transport::Mllp, mdm.as_bytes()).unwrap();
             assert_eq!(
                 (mllp.kind, mllp.nhs_number, &mllp.recipient_ods),
@@ -402,7 +402,7 @@ mod tests {
     fn a_dropped_file_is_read_by_its_content_bundle_or_mdm() {
         let d = doc(LetterKind::DischargeSummary);
         let bundle = serde_json::to_vec(&itk3::message_bundle(&d)).unwrap();
-        let mdm = crate::hl7::mdm::build(&d, Some("A81001"));
+        let mdm = crate::protocol::hl7::mdm::build(&d, Some("A81001"));
         for body in [bundle, mdm.into_bytes()] {
             let facts = parse_letter(Transport::Folder, &body).unwrap();
             assert_eq!(facts.kind, Some(LetterKind::DischargeSummary));

@@ -10,7 +10,7 @@
 
 use super::message::Message;
 use super::Hl7Error;
-use crate::clock::Timestamp;
+use crate::protocol::clock::Timestamp;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -118,7 +118,7 @@ fn numbered(re: &Regex, text: &str, label: &str) -> String {
 /// Applies every step in order.
 ///
 /// ```
-/// let t = lettergate::normalize::normalize("id 123e4567-e89b-12d3-a456-426614174000 at 2025-03-03T09:30:00Z");
+/// let t = lettergate::protocol::normalize::normalize("id 123e4567-e89b-12d3-a456-426614174000 at 2025-03-03T09:30:00Z");
 /// assert_eq!(t, "id [uuid-1] at [timestamp]");
 /// ```
 pub fn normalize(text: &str) -> String {

@@ -8,7 +8,7 @@ pub mod mdm;
 pub mod message;
 pub mod mllp;
 
-use crate::clock::Timestamp;
+use crate::protocol::clock::Timestamp;
 use std::net::SocketAddr;
 use std::time::Duration;
 

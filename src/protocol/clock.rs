@@ -27,7 +27,7 @@ impl Span {
     /// Parses `2d`, `1d 2h`, `45m`, `0s`.
     ///
     /// ```
-    /// use lettergate::clock::Span;
+    /// use lettergate::protocol::clock::Span;
     /// assert_eq!(Span::parse("1d 2h").unwrap(), Span::hours(26));
     /// ```
     pub fn parse(text: &str) -> Result<Span, String> {
@@ -91,7 +91,7 @@ impl Serialize for Span {
 
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::de::parse_scalar(d, "a duration such as `7d`", Span::parse)
+        crate::protocol::de::parse_scalar(d, "a duration such as `7d`", Span::parse)
     }
 }
 
@@ -146,7 +146,7 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::de::parse_scalar(d, "an RFC 3339 time", Timestamp::parse)
+        crate::protocol::de::parse_scalar(d, "an RFC 3339 time", Timestamp::parse)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::file::{RawAuth, RawListenOnly, RawTls};
 use super::{secret, Target};
-use crate::mesh::client::{MeshClient, MeshConfig};
+use crate::protocol::mesh::client::{MeshClient, MeshConfig};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
@@ -33,8 +33,8 @@ impl CheckLine {
 }
 
 /// The TLS options of a target's MESH server, as the MESH client takes them.
-pub fn tls_options(tls: Option<&RawTls>) -> crate::mesh::client::TlsOptions {
-    crate::mesh::client::TlsOptions {
+pub fn tls_options(tls: Option<&RawTls>) -> crate::protocol::mesh::client::TlsOptions {
+    crate::protocol::mesh::client::TlsOptions {
         client_cert_pem: tls.map(|t| t.client_cert.clone()),
         client_key_pem: tls.map(|t| t.client_key.clone()),
         ca_bundle_pem: tls.and_then(|t| t.ca_cert.clone()),
@@ -46,7 +46,7 @@ pub fn tls_options(tls: Option<&RawTls>) -> crate::mesh::client::TlsOptions {
 pub fn http_client(tls: Option<&RawTls>, timeout: Duration) -> Result<reqwest::Client, String> {
     tls_options(tls)
         .client_builder()
-        .map_err(|e| crate::run::chain(&e))?
+        .map_err(|e| crate::protocol::chain(&e))?
         .no_proxy()
         .timeout(timeout)
         .build()
@@ -174,7 +174,7 @@ async fn mesh_signin(
         Ok(s) => Err(format!("{url} refused {mailbox}'s sign-in with status {s}")),
         Err(e) => Err(format!(
             "could not reach {url} for {mailbox}: {}",
-            crate::run::chain(&e)
+            crate::protocol::chain(&e)
         )),
     }
 }

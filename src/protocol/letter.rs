@@ -5,7 +5,7 @@
 //! This table is the one place these facts live: the simulator builds letters from it,
 //! scenario defaults come from it, and captured letters are classified with it.
 
-use crate::clock::Span;
+use crate::protocol::clock::Span;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

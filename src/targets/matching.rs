@@ -21,11 +21,11 @@
 //! before, with no finding: the scenario's checks judge it.
 
 use super::file::{FieldPath, MatchBy};
-use crate::capture::parse::json_or_xml;
 use crate::capture::CapturedLetter;
-use crate::clock::Timestamp;
-use crate::ids::NhsNumber;
-use crate::letter::Transport;
+use crate::protocol::clock::Timestamp;
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::letter::Transport;
+use crate::protocol::read::json_or_xml;
 use serde_json::Value;
 
 /// `n` local ids for the events of one scenario run: `LG-<8 random characters>-<1..n>`. Short
@@ -161,15 +161,17 @@ pub fn values_at(path: &FieldPath, transport: Transport, body: &[u8]) -> Vec<Str
             component,
             subcomponent,
         } => {
-            let hl7 = transport == Transport::Mllp || crate::hl7::mdm::looks_like_hl7(body);
+            let hl7 =
+                transport == Transport::Mllp || crate::protocol::hl7::mdm::looks_like_hl7(body);
             let text = std::str::from_utf8(body).ok().filter(|_| hl7);
-            let Some(m) = text.and_then(|t| crate::hl7::message::Message::parse(t).ok()) else {
+            let Some(m) = text.and_then(|t| crate::protocol::hl7::message::Message::parse(t).ok())
+            else {
                 return vec![];
             };
             m.get(segment, *field, *component)
                 .and_then(|c| c.split('&').nth(subcomponent - 1))
                 .filter(|v| !v.is_empty())
-                .map(|v| vec![crate::hl7::message::unescape(v)])
+                .map(|v| vec![crate::protocol::hl7::message::unescape(v)])
                 .unwrap_or_default()
         }
         // FHIR XML is read into the shape of its JSON (see `capture::fhir_xml`).
@@ -230,15 +232,15 @@ fn follow(v: &Value, elements: &[String], out: &mut Vec<String>) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::capture::parse::parse_letter;
-    use crate::letter::LetterKind;
-    use crate::sim::itk3::{self, LetterDoc};
+    use crate::protocol::itk3::{self, LetterDoc};
+    use crate::protocol::letter::LetterKind;
+    use crate::protocol::read::parse_letter;
 
     /// alice's clinic letter to A81001, with the visit's id when given.
     pub(crate) fn doc(visit: Option<&str>) -> LetterDoc {
         LetterDoc {
             visit_id: visit.map(str::to_string),
-            ..crate::hl7::mdm::tests::doc(LetterKind::ClinicLetter)
+            ..crate::protocol::hl7::mdm::tests::doc(LetterKind::ClinicLetter)
         }
     }
 
@@ -280,7 +282,7 @@ pub(crate) mod tests {
         assert!(a.iter().all(|id| id.len() <= 15), "{a:?}");
         assert!(a[0].ends_with("-1") && a[2].ends_with("-3"), "{a:?}");
         assert_eq!(
-            crate::normalize::Step::LocalIds.apply(&a[1]),
+            crate::protocol::normalize::Step::LocalIds.apply(&a[1]),
             "[local-id-1]"
         );
         assert_ne!(local_ids(1)[0], local_ids(1)[0]);
@@ -378,7 +380,7 @@ pub(crate) mod tests {
         assert!(at("/no/such", Transport::Mesh, &body).is_empty());
         assert!(at("PV1-19", Transport::Mesh, &body).is_empty());
 
-        let mdm = crate::hl7::mdm::build(&doc(Some("LG-ABCDEFGH-2")), Some("A81001"));
+        let mdm = crate::protocol::hl7::mdm::build(&doc(Some("LG-ABCDEFGH-2")), Some("A81001"));
         assert_eq!(
             at("PV1-19", Transport::Mllp, mdm.as_bytes()),
             ["LG-ABCDEFGH-2"]

@@ -17,13 +17,14 @@ use crate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig};
 use crate::capture::server::{CaptureConfig, CaptureServer, GpReceiver};
 use crate::capture::CapturedLetter;
 use crate::capture::{CaptureLog, FolderCapture, LogSink, MllpCapture};
-use crate::clock::{Clock, Span, Timestamp};
 use crate::expect::{unmatched_letter, Finding};
-use crate::fhir_r4::{self, FhirRequest, PatientState};
-use crate::ids::NhsNumber;
-use crate::letter::EventKind;
-use crate::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
-use crate::run::{chain, check_with, errored, Outcome, RunConfig};
+use crate::protocol::chain;
+use crate::protocol::clock::{Clock, Span, Timestamp};
+use crate::protocol::fhir::r4::{self, FhirRequest, PatientState};
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::letter::EventKind;
+use crate::protocol::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
+use crate::run::{check_with, errored, Outcome, RunConfig};
 use crate::scenario::{Event, Scenario};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -175,7 +176,7 @@ impl<'a> Driver<'a> {
             if let Some(e) = scenario
                 .timeline
                 .iter()
-                .find(|e| crate::hl7::adt::trigger_for(e.kind).is_none())
+                .find(|e| crate::protocol::hl7::adt::trigger_for(e.kind).is_none())
             {
                 return Err(format!(
                     "the hl7v2 driver cannot tell the EHR `{}`: ADT carries patient administration (attendances, admissions, discharges, deaths, registrations), not document workflow; drive this scenario with a fhir or http target; nothing was sent",
@@ -310,7 +311,7 @@ impl<'a> Driver<'a> {
         i: usize,
         at: Timestamp,
     ) -> Result<(), String> {
-        use crate::hl7::message::escape;
+        use crate::protocol::hl7::message::escape;
         let s = self.scenario;
         let e = &s.timeline[i];
         let mut p = self
@@ -337,9 +338,14 @@ impl<'a> Driver<'a> {
             named_gp: p.named_gp.clone(),
         };
         let control_id = format!("LG{}", self.sent + 1);
-        let msg =
-            crate::hl7::adt::build(e.kind, &record, at, &control_id, Some(&self.local_ids[i]))
-                .ok_or_else(|| format!("no ADT message for `{}`", e.kind.name()))?;
+        let msg = crate::protocol::hl7::adt::build(
+            e.kind,
+            &record,
+            at,
+            &control_id,
+            Some(&self.local_ids[i]),
+        )
+        .ok_or_else(|| format!("no ADT message for `{}`", e.kind.name()))?;
         // MSH-3 to MSH-6 as the target file names them.
         let msh = format!(
             "MSH|^~\\&|{}|{}|{}|{}|",
@@ -365,7 +371,7 @@ impl<'a> Driver<'a> {
                 )
             })?;
         let timeout = Duration::from_secs(h.ack_timeout.0 .0.max(1) as u64);
-        crate::hl7::mllp::send(addr, &msg, timeout)
+        crate::protocol::hl7::mllp::send(addr, &msg, timeout)
             .await
             .map_err(|err| {
                 format!(
@@ -418,13 +424,12 @@ impl<'a> Driver<'a> {
         // The patient first, as the EHR's registration would have them.
         if !self.patients.contains_key(&e.patient) {
             let p = self.initial(&e.patient);
-            self.fhir(fhir_r4::patient(&p), "register the patient")
-                .await?;
+            self.fhir(r4::patient(&p), "register the patient").await?;
             self.patients.insert(e.patient.clone(), p);
         }
         let nhs = self.scenario.patients[&e.patient].nhs_number;
         let local_id = self.local_ids[i].clone();
-        match fhir_r4::request_for(e.kind, &nhs, at, e.second_signer, Some(&local_id)) {
+        match r4::request_for(e.kind, &nhs, at, e.second_signer, Some(&local_id)) {
             Some(req) => self.fhir(req, e.kind.name()).await,
             None => {
                 let s = self.scenario;
@@ -440,7 +445,7 @@ impl<'a> Driver<'a> {
                             .map(|pr| pr.ods.clone())
                     }
                 }
-                self.fhir(fhir_r4::patient(&p), e.kind.name()).await?;
+                self.fhir(r4::patient(&p), e.kind.name()).await?;
                 self.patients.insert(e.patient.clone(), p);
                 Ok(())
             }
@@ -709,7 +714,7 @@ impl Captures {
         let canaries = |sink: &LogSink| sink.with_log(|l| l.canaries).unwrap_or(0);
         if let Some(m) = self.mllp.take() {
             let before = canaries(&shared);
-            let sent = crate::hl7::mllp::send(
+            let sent = crate::protocol::hl7::mllp::send(
                 m.addr(),
                 &crate::capture::mllp::canary_message(),
                 Duration::from_secs(10),
@@ -754,7 +759,7 @@ impl Captures {
             let before = canaries(&server.sink());
             let sent = http
                 .post(format!("{}/lettergate/canary", server.url()))
-                .header("mex-WorkflowID", crate::mesh::CANARY_WORKFLOW)
+                .header("mex-WorkflowID", crate::protocol::mesh::CANARY_WORKFLOW)
                 .body("canary")
                 .send()
                 .await
@@ -885,8 +890,8 @@ async fn drive_and_capture(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::letter::Transport;
-    use crate::target::matching::tests::{letter, mesh};
+    use crate::protocol::letter::Transport;
+    use crate::targets::matching::tests::{letter, mesh};
 
     /// What came while the second of two scenarios about alice ran: its own letter, a late
     /// one of the first (said, not counted), and one with no local id (counted, and said).
@@ -895,8 +900,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.yaml");
         std::fs::write(&file, "name: t\nnon_production: true\ndrive:\n  fhir: {base_url: http://127.0.0.1:1/fhir}\ncapture:\n  http_endpoint: {listen: 127.0.0.1:0}\nmatch: local_id\n").unwrap();
-        let t = crate::target::load(&file).unwrap();
-        let scenarios = crate::cli::load_all(&[std::path::PathBuf::from(concat!(
+        let t = crate::targets::load(&file).unwrap();
+        let scenarios = crate::scenario::load_all(&[std::path::PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/scenarios/outpatient/clinic_letter.yaml"
         ))])
@@ -905,7 +910,7 @@ mod tests {
         let s = &scenarios[0];
         let ran = |id: &str, at: i64| Driven {
             id: id.into(),
-            local_ids: crate::target::matching::local_ids(3),
+            local_ids: crate::targets::matching::local_ids(3),
             patients: event_patients(s),
             driven_at: vec![Timestamp(at)],
         };
@@ -944,8 +949,8 @@ mod tests {
 
         // By NHS number the same letters all belong to the scenario running: nothing said.
         let by_nhs = Target {
-            raw: crate::target::file::RawTarget {
-                match_by: crate::target::file::MatchBy::NhsNumber,
+            raw: crate::targets::file::RawTarget {
+                match_by: crate::targets::file::MatchBy::NhsNumber,
                 ..t.raw.clone()
             },
             ..t.clone()

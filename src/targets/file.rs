@@ -4,9 +4,9 @@
 //! Secrets never appear in the file: every credential is the *name* of an environment variable
 //! (`token_env`, `password_env`, `shared_key_env`...), read when the target is used.
 
-use crate::clock::Span;
-use crate::de::parse_scalar;
-use crate::letter::EventKind;
+use crate::protocol::clock::Span;
+use crate::protocol::de::parse_scalar;
+use crate::protocol::letter::EventKind;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

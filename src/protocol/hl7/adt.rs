@@ -20,10 +20,10 @@
 
 use super::message::{escape, Message};
 use super::{date, parse_ts, ts};
-use crate::clock::Timestamp;
-use crate::ids::{NhsNumber, OdsCode};
-use crate::letter::EventKind;
-use crate::sim::{PatientRecord, SimEvent};
+use crate::protocol::clock::Timestamp;
+use crate::protocol::event::{PatientRecord, SimEvent};
+use crate::protocol::ids::{NhsNumber, OdsCode};
+use crate::protocol::letter::EventKind;
 
 /// The trigger and PV1-2 patient class for a scenario event; `None` for events that are not
 /// patient administration.
@@ -48,10 +48,10 @@ pub fn trigger_for(event: EventKind) -> Option<(&'static str, &'static str)> {
 /// `gp_change`, the new practice.
 ///
 /// ```
-/// use lettergate::hl7::adt;
-/// use lettergate::ids::NhsNumber;
-/// use lettergate::letter::EventKind;
-/// use lettergate::sim::PatientRecord;
+/// use lettergate::protocol::hl7::adt;
+/// use lettergate::protocol::ids::NhsNumber;
+/// use lettergate::protocol::letter::EventKind;
+/// use lettergate::protocol::event::PatientRecord;
 /// let alice = PatientRecord {
 ///     nhs_number: NhsNumber::parse("9990000018").unwrap(),
 ///     name: "Alice Example".into(),
@@ -59,7 +59,7 @@ pub fn trigger_for(event: EventKind) -> Option<(&'static str, &'static str)> {
 ///     practice: None,
 ///     named_gp: None,
 /// };
-/// let at = lettergate::clock::Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
+/// let at = lettergate::protocol::clock::Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
 /// let msg = adt::build(EventKind::Admission, &alice, at, "ADT-1", Some("LG-ABCDEFGH-1")).unwrap();
 /// let read = adt::read(&msg).unwrap();
 /// assert_eq!(read.event, EventKind::Admission);

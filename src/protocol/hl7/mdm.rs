@@ -31,10 +31,10 @@
 
 use super::message::{component_of, escape, unescape, Message};
 use super::{date, ts};
-use crate::capture::parse::{LetterContent, LetterFacts};
-use crate::letter::LetterKind;
-use crate::normalize::normalize;
-use crate::sim::itk3::{self, LetterDoc};
+use crate::protocol::itk3::{self, LetterDoc};
+use crate::protocol::letter::LetterKind;
+use crate::protocol::normalize::normalize;
+use crate::protocol::read::{LetterContent, LetterFacts};
 use sha2::{Digest, Sha256};
 
 /// TXA-2 for a kind, and its words.
@@ -203,8 +203,8 @@ pub fn looks_like_hl7(body: &[u8]) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::clock::Timestamp;
-    use crate::ids::NhsNumber;
+    use crate::protocol::clock::Timestamp;
+    use crate::protocol::ids::NhsNumber;
 
     pub(crate) fn doc(kind: LetterKind) -> LetterDoc {
         LetterDoc {

@@ -14,10 +14,11 @@ use super::run::{poll_config, rebase, Driver};
 use super::Target;
 use crate::capture::poll::MeshPoller;
 use crate::capture::{CaptureLog, CapturedLetter, FolderCapture, LogSink};
-use crate::clock::{Clock, Timestamp};
 use crate::expect::unmatched_letter;
-use crate::ids::NhsNumber;
-use crate::run::{chain, check_with, errored, Outcome, RunConfig};
+use crate::protocol::chain;
+use crate::protocol::clock::{Clock, Timestamp};
+use crate::protocol::ids::NhsNumber;
+use crate::run::{check_with, errored, Outcome, RunConfig};
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -288,7 +289,7 @@ pub async fn collect(
     log.letters = dedupe(std::mem::take(&mut log.letters));
     // Files that were in the folder before anything was driven are not this run's.
     log.letters.retain(|l| {
-        !(l.transport == crate::letter::Transport::Folder
+        !(l.transport == crate::protocol::letter::Transport::Folder
             && ledger.waiting_before.files.contains(&l.message_id))
     });
     log.renumber();
@@ -329,7 +330,7 @@ pub async fn collect(
         for l in &unattributed {
             // A file's name may be the patient's NHS number.
             let line = format!("  message {} via {}", l.message_id, l.route);
-            eprintln!("{}", crate::ids::mask_in_text(&line));
+            eprintln!("{}", crate::protocol::ids::mask_in_text(&line));
         }
     }
     let now = Timestamp::now();

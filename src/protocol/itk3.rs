@@ -2,9 +2,9 @@
 //! entry is the `MessageHeader` and whose focus is a `Bundle` of type `document` (Composition,
 //! Patient, Practitioner, Organizations, Encounter).
 
-use crate::clock::Timestamp;
-use crate::ids::NhsNumber;
-use crate::letter::LetterKind;
+use crate::protocol::clock::Timestamp;
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::letter::LetterKind;
 use serde_json::{json, Value};
 
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
@@ -64,7 +64,8 @@ pub fn document_bundle(doc: &LetterDoc) -> Value {
         "period": {"start": doc.event_at.rfc3339()},
     });
     if let Some(id) = &doc.visit_id {
-        encounter["identifier"] = json!([{"system": crate::fhir_r4::LOCAL_ID_SYSTEM, "value": id}]);
+        encounter["identifier"] =
+            json!([{"system": crate::protocol::fhir::r4::LOCAL_ID_SYSTEM, "value": id}]);
     }
     if doc.kind == LetterKind::DeathNotification {
         encounter["hospitalization"] = json!({"dischargeDisposition": {"coding": [{

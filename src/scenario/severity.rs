@@ -1,0 +1,69 @@
+//! How much each kind of finding matters: [`Severity`] and [`FindingKind`], the names a
+//! scenario or target file uses to raise or lower a kind of finding.
+
+use serde::Serialize;
+
+/// How much a finding matters to a change board. Ordered worst first.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// A patient's GP does not get, or wrongly gets, a letter: missing, misrouted, to a
+    /// deceased patient, reported by MESH.
+    Blocker,
+    /// The letter arrives, but not as it must: late, duplicated, on the wrong workflow.
+    Major,
+    /// Something changed that a person must look at: the content or a new snapshot.
+    Review,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Blocker => "blocker",
+            Severity::Major => "major",
+            Severity::Review => "review",
+        }
+    }
+}
+
+/// The kinds of finding, by the names scenarios use to change their severity.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    MissingLetter,
+    UnmatchedLetter,
+    WrongRecipient,
+    LetterToDeceased,
+    ReportReceived,
+    Late,
+    Duplicate,
+    WrongWorkflow,
+    WrongEventCode,
+    WrongTransport,
+    UnexpectedLetter,
+    Refused,
+    Unreadable,
+    MissingAck,
+    NegativeAck,
+    WrongBusinessAck,
+    AckNotCollected,
+    ContentChanged,
+    NewSnapshot,
+}
+
+impl FindingKind {
+    pub fn default_severity(self) -> Severity {
+        use FindingKind as K;
+        match self {
+            K::MissingLetter | K::WrongRecipient | K::LetterToDeceased | K::ReportReceived => {
+                Severity::Blocker
+            }
+            K::ContentChanged | K::NewSnapshot => Severity::Review,
+            _ => Severity::Major,
+        }
+    }
+}

@@ -25,7 +25,7 @@ pub enum LetterKind {
     PatientCopy,
 }
 
-/// How a letter travels; each has its capture in [`crate::capture`].
+/// How a letter travels; each has its capture in the `capture` layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {

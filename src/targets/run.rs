@@ -330,7 +330,7 @@ impl<'a> Driver<'a> {
             EventKind::Death => p.died_at = Some(at),
             _ => {}
         }
-        let record = crate::sim::PatientRecord {
+        let record = crate::protocol::event::PatientRecord {
             nhs_number: p.nhs_number,
             name: p.name.clone(),
             born: p.born.clone(),

@@ -12,6 +12,9 @@ pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 pub const EVENT_SYSTEM: &str = "https://fhir.nhs.uk/STU3/CodeSystem/ITK-MessageEvent-2";
 pub const HANDLING_URL: &str =
     "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-ITK-MessageHandling-2";
+/// The identifier system of the local id lettergate drives each event with (see
+/// `fhir::r4`); the simulator's letters carry it on their Encounter.
+pub const LOCAL_ID_SYSTEM: &str = "urn:lettergate:local-id";
 pub const SNOMED: &str = "http://snomed.info/sct";
 
 /// What a letter says and about whom; enough to build its document.
@@ -64,8 +67,7 @@ pub fn document_bundle(doc: &LetterDoc) -> Value {
         "period": {"start": doc.event_at.rfc3339()},
     });
     if let Some(id) = &doc.visit_id {
-        encounter["identifier"] =
-            json!([{"system": crate::protocol::fhir::r4::LOCAL_ID_SYSTEM, "value": id}]);
+        encounter["identifier"] = json!([{"system": LOCAL_ID_SYSTEM, "value": id}]);
     }
     if doc.kind == LetterKind::DeathNotification {
         encounter["hospitalization"] = json!({"dischargeDisposition": {"coding": [{

@@ -5,6 +5,7 @@
 //! This table is the one place these facts live: the simulator builds letters from it,
 //! scenario defaults come from it, and captured letters are classified with it.
 
+use super::ids::NhsNumber;
 use crate::protocol::clock::Span;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -224,6 +225,43 @@ impl fmt::Display for LetterKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// What lettergate keeps in memory about a letter: enough to check routing, timing and
+/// identity, and a digest of the content. The content itself ([`LetterContent`]) stays in the
+/// body on disk and is read again when a snapshot shows it, so a run of tens of thousands of
+/// letters holds only this index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LetterFacts {
+    /// `None` when the document is not of a kind lettergate knows.
+    pub kind: Option<LetterKind>,
+    pub itk3_event: Option<String>,
+    pub nhs_number: Option<NhsNumber>,
+    /// The receiving practice's ODS code from the message header.
+    pub recipient_ods: Option<String>,
+    pub to_patient: bool,
+    pub document_id: Option<String>,
+    /// SHA-256 of the normalised document, first 16 hex digits.
+    pub digest: String,
+    /// `Bundle.identifier` of an ITK3 message, which acknowledgements refer to.
+    pub message_id: Option<String>,
+    /// A print or document request's `reference`: the sender's own id for the letter.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// The visit the letter reports on: the document's Encounter identifier, or PV1-19 of an
+    /// HL7 message. Where the EHR keeps the local id lettergate drove the event with.
+    #[serde(default)]
+    pub visit_id: Option<String>,
+}
+
+/// What a letter says, as snapshots show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LetterContent {
+    /// `code display` of `Composition.type`.
+    pub document_type: Option<String>,
+    pub title: Option<String>,
+    /// Each section's title and its text without markup.
+    pub sections: Vec<(String, String)>,
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::protocol::letter::EventKind;
 use serde_json::{json, Value};
 
 /// The identifier system of the local ids lettergate gives the events it drives.
-pub const LOCAL_ID_SYSTEM: &str = "urn:lettergate:local-id";
+pub use crate::protocol::itk3::LOCAL_ID_SYSTEM;
 
 /// What the mapping needs to know about the patient.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,6 +19,7 @@
 //! strict validation), so the code goes in XON.1. (Trust feeds vary here: unverified.)
 
 use super::message::{escape, Message};
+use super::segments::{nhs_number, split_name};
 use super::{date, parse_ts, ts};
 use crate::protocol::clock::Timestamp;
 use crate::protocol::event::{PatientRecord, SimEvent};
@@ -102,7 +103,7 @@ pub fn build(
             "|".repeat(22),
         ),
         format!("PD1|||{practice}"),
-        super::mdm::pv1(class, visit),
+        super::segments::pv1(class, visit),
     ];
     Some(segments.join("\r") + "\r")
 }
@@ -197,26 +198,6 @@ pub fn read(text: &str) -> Result<AdtEvent, String> {
         died_at,
         visit_id: m.text("PV1", 19, 1),
     })
-}
-
-/// The NHS number among PID-3's repetitions (the one whose assigning authority is `NHS`).
-pub fn nhs_number(m: &Message) -> Result<NhsNumber, String> {
-    let pid = m.segment("PID").ok_or("the message has no PID segment")?;
-    let ids = pid.get(3).map(String::as_str).unwrap_or("");
-    let number = ids
-        .split('~')
-        .find(|rep| rep.split('^').nth(3) == Some("NHS"))
-        .and_then(|rep| rep.split('^').next())
-        .ok_or("PID-3 has no NHS number (an identifier with assigning authority `NHS`)")?;
-    NhsNumber::parse(number).map_err(|e| format!("PID-3: invalid NHS number: {e}"))
-}
-
-/// `Alice Example` as (`Alice`, `Example`): the last word is the family name.
-pub fn split_name(name: &str) -> (String, String) {
-    match name.trim().rsplit_once(' ') {
-        Some((given, family)) => (given.to_string(), family.to_string()),
-        None => (String::new(), name.trim().to_string()),
-    }
 }
 
 #[cfg(test)]

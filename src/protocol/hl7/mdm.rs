@@ -30,11 +30,12 @@
 //! | `patient_copy` | `CP` | local: the patient's copy of a clinic letter |
 
 use super::message::{component_of, escape, unescape, Message};
+use super::segments::pv1;
 use super::{date, ts};
 use crate::protocol::itk3::{self, LetterDoc};
 use crate::protocol::letter::LetterKind;
+use crate::protocol::letter::{LetterContent, LetterFacts};
 use crate::protocol::normalize::normalize;
-use crate::protocol::read::{LetterContent, LetterFacts};
 use sha2::{Digest, Sha256};
 
 /// TXA-2 for a kind, and its words.
@@ -66,7 +67,7 @@ fn class(kind: LetterKind) -> &'static str {
 /// letter's local id, so a resent letter carries the same control id. Segments end in CR.
 pub fn build(doc: &LetterDoc, recipient_ods: Option<&str>) -> String {
     let (code, _) = document_type(doc.kind);
-    let (given, family) = super::adt::split_name(&doc.patient_name);
+    let (given, family) = super::segments::split_name(&doc.patient_name);
     let id = escape(&doc.local_id);
     let trust = escape(&doc.trust_ods);
     let mut segments = vec![
@@ -123,7 +124,7 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), String> {
     if m.segment("TXA").is_none() {
         return Err("the MDM message has no TXA segment".into());
     }
-    let nhs_number = super::adt::nhs_number(&m)?;
+    let nhs_number = super::segments::nhs_number(&m)?;
     let code = m.get("TXA", 2, 1).ok_or("TXA-2 (document type) is empty")?;
     let kind = kind_of(code);
     let document_id = m
@@ -174,14 +175,6 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), String> {
         }
     }
     Ok((facts, content))
-}
-
-/// PV1 with PV1-2 the patient class and, when there is one, PV1-19 the visit number.
-pub(crate) fn pv1(class: &str, visit: Option<&str>) -> String {
-    match visit {
-        Some(v) => format!("PV1|1|{class}{}{}", "|".repeat(17), escape(v)),
-        None => format!("PV1|1|{class}"),
-    }
 }
 
 fn segments_after_envelope(text: &str) -> Vec<String> {

@@ -7,6 +7,7 @@ pub mod adt;
 pub mod mdm;
 pub mod message;
 pub mod mllp;
+pub mod segments;
 
 use crate::protocol::clock::Timestamp;
 use std::net::SocketAddr;

@@ -1,0 +1,102 @@
+//! `lettergate report merge`, and the end every run shares: the summary, the report files and
+//! the exit status ([`conclude`]).
+
+use super::args::ReportArgs;
+use clap::Subcommand;
+use lettergate::error::{Error, ExitStatus};
+use lettergate::report::{RunReport, Terminal};
+use lettergate::scenario::Diagnostic;
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::EXIT_CODES;
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Combine the JSON reports of the shards of one run into one set of reports.
+    #[command(after_help = EXIT_CODES)]
+    Merge {
+        /// JSON reports written by `run --report-json`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        reports: ReportArgs,
+    },
+}
+
+pub fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Error> {
+    let mut parts = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            Error::Input(vec![Diagnostic::new(
+                f,
+                format!("failed to read the report: {e}"),
+            )])
+        })?;
+        let part: RunReport = serde_json::from_str(&text).map_err(|e| {
+            Error::Input(vec![Diagnostic::new(
+                f,
+                format!("not a lettergate JSON report: {e}"),
+            )
+            .at(&text, e.line(), e.column())
+            .with_help(Some(
+                "give files written by `lettergate run --report-json FILE`".into(),
+            ))])
+        })?;
+        if part.schema != lettergate::report::model::SCHEMA {
+            return Err(Error::Input(vec![Diagnostic::new(
+                f,
+                format!(
+                    "report schema `{}` is not `{}`",
+                    part.schema,
+                    lettergate::report::model::SCHEMA
+                ),
+            )]));
+        }
+        parts.push(part);
+    }
+    let report = RunReport::merge(parts).map_err(Error::Usage)?;
+    let term = Terminal {
+        show_identifiers: report.identifiers_shown,
+        color: Terminal::detect_color(),
+    };
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
+    writeln!(
+        out,
+        "merged {} reports: {} scenarios (shards {})",
+        files.len(),
+        report.scenarios.len(),
+        report.shards.join(", ")
+    )
+    .map_err(io)?;
+    term.summary(&mut out, &report, &[]).map_err(io)?;
+    for p in reports.files().write(&report).map_err(Error::Harness)? {
+        writeln!(out, "report written to {}", p.display()).map_err(io)?;
+    }
+    Ok(decision_status(report.decision()))
+}
+
+/// The end of a run: the summary, the report files, the exit status.
+pub fn conclude(
+    term: &Terminal,
+    out: &mut impl Write,
+    report: RunReport,
+    outcomes: &[lettergate::run::Outcome],
+    reports: &ReportArgs,
+) -> Result<ExitStatus, Error> {
+    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
+    term.summary(out, &report, outcomes).map_err(io)?;
+    for p in reports.files().write(&report).map_err(Error::Harness)? {
+        writeln!(out, "report written to {}", p.display()).map_err(io)?;
+    }
+    Ok(decision_status(report.decision()))
+}
+
+fn decision_status(d: lettergate::report::model::Decision) -> ExitStatus {
+    match d.exit_code() {
+        0 => ExitStatus::Pass,
+        3 => ExitStatus::HarnessFailure,
+        _ => ExitStatus::Regression,
+    }
+}

@@ -1,0 +1,92 @@
+//! `lettergate accept` and `lettergate reject`: pending `.snap.new` files found and applied.
+
+use clap::Args;
+use lettergate::error::{Error, ExitStatus};
+use lettergate::scenario::load::scenario_id;
+use lettergate::snapshot::store::new_path;
+use lettergate::snapshot::SnapshotStore;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// `.snap.new` files, scenario files, or folders to search for `.snap.new` files.
+    pub paths: Vec<PathBuf>,
+    /// Folder of snapshots.
+    #[arg(long, default_value = "snapshots", value_name = "DIR")]
+    pub snapshots: PathBuf,
+    /// The target whose snapshots a scenario file refers to.
+    #[arg(long, default_value = "simulator", value_name = "NAME")]
+    pub target: String,
+}
+
+fn pending_files(args: &SnapshotArgs) -> Result<Vec<PathBuf>, Error> {
+    let paths = if args.paths.is_empty() {
+        vec![args.snapshots.clone()]
+    } else {
+        args.paths.clone()
+    };
+    let store = SnapshotStore::new(&args.snapshots, &args.target);
+    let mut found = Vec::new();
+    for p in &paths {
+        let name = p.to_string_lossy();
+        if name.ends_with(".snap.new") {
+            if !p.is_file() {
+                return Err(Error::Usage(format!("{name} does not exist")));
+            }
+            found.push(p.clone());
+        } else if name.ends_with(".snap") {
+            found.push(new_path(p));
+        } else if p.is_dir() {
+            collect_new(p, &mut found)
+                .map_err(|e| Error::Usage(format!("failed to read {name}: {e}")))?;
+        } else if p.is_file() {
+            found.push(store.pending_path(&scenario_id(p)));
+        } else {
+            return Err(Error::Usage(format!("{name} does not exist")));
+        }
+    }
+    found.retain(|p| p.is_file());
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn collect_new(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect_new(&p, out)?;
+        } else if p.to_string_lossy().ends_with(".snap.new") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+pub fn accept_or_reject(args: &SnapshotArgs, accept: bool) -> Result<ExitStatus, Error> {
+    let files = pending_files(args)?;
+    if files.is_empty() {
+        println!("no pending snapshots");
+        return Ok(ExitStatus::Pass);
+    }
+    for f in &files {
+        let snap = PathBuf::from(f.to_string_lossy().trim_end_matches(".new"));
+        let result = if accept {
+            std::fs::rename(f, &snap)
+        } else {
+            std::fs::remove_file(f)
+        };
+        result.map_err(|e| Error::Harness(format!("failed to update {}: {e}", f.display())))?;
+        println!(
+            "{} {}",
+            if accept { "accepted" } else { "rejected" },
+            snap.display()
+        );
+    }
+    println!(
+        "{} {} snapshots",
+        if accept { "accepted" } else { "rejected" },
+        files.len()
+    );
+    Ok(ExitStatus::Pass)
+}

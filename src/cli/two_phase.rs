@@ -1,0 +1,155 @@
+//! `lettergate drive` and `lettergate collect`: a two-phase run, for EHRs that send in batches.
+
+use super::args::ReportArgs;
+use super::report::conclude;
+use super::runtime;
+use clap::Args;
+use lettergate::error::{Error, ExitStatus};
+use lettergate::report::{RunReport, Terminal};
+use lettergate::run::RunConfig;
+use lettergate::scenario::load_all;
+use lettergate::sim::SimConfig;
+use lettergate::snapshot::{SnapshotMode, SnapshotStore};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct DriveArgs {
+    /// Scenario files or folders of them.
+    #[arg(default_value = "scenarios")]
+    pub paths: Vec<PathBuf>,
+    /// The target file; its capture must keep letters waiting (`mesh_poll` or `folder`).
+    #[arg(long, value_name = "FILE")]
+    pub target: PathBuf,
+    /// The run's folder: `ledger.json` and, once collected, the letters. Driving into an
+    /// existing ledger adds only scenarios not already in it.
+    #[arg(long, value_name = "DIR")]
+    pub ledger: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CollectArgs {
+    /// The folder `drive` wrote.
+    #[arg(long, value_name = "DIR")]
+    pub ledger: PathBuf,
+    /// Record the results of passing scenarios as the target's accepted snapshots.
+    #[arg(long, conflicts_with = "check")]
+    pub accept: bool,
+    /// Write no snapshot files at all, not even `.snap.new`.
+    #[arg(long)]
+    pub check: bool,
+    /// Folder of accepted snapshots.
+    #[arg(long, default_value = "snapshots", value_name = "DIR")]
+    pub snapshots: PathBuf,
+    /// Show NHS numbers, names and dates of birth in full (masked by default).
+    #[arg(long)]
+    pub show_identifiers: bool,
+    #[command(flatten)]
+    pub reports: ReportArgs,
+}
+
+pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
+    let target = lettergate::targets::load(&args.target).map_err(|d| Error::Input(vec![d]))?;
+    lettergate::targets::ledger::check_two_phase(&target).map_err(Error::Usage)?;
+    let (scenarios, _) = load_all(&args.paths)?;
+    println!(
+        "driving {} scenarios against target {} ({} driver); ledger {}",
+        scenarios.iter().filter(|s| !s.generated).count(),
+        target.name(),
+        target.driver_kind(),
+        args.ledger.display()
+    );
+    let ledger = runtime()?
+        .block_on(lettergate::targets::ledger::drive(
+            &target,
+            &args.target,
+            &scenarios,
+            &args.ledger,
+            |l| match &l.error {
+                None => println!(
+                    "DRIVEN  {:<40} {} events; letters due by {}",
+                    l.id,
+                    l.driven_at.len(),
+                    l.due_by.map_or("-".into(), |t| t.rfc3339())
+                ),
+                Some(e) => println!(
+                    "FAILED  {:<40} after {} events: {e}",
+                    l.id,
+                    l.driven_at.len()
+                ),
+            },
+        ))
+        .map_err(Error::Harness)?;
+    let failed = ledger
+        .scenarios
+        .iter()
+        .filter(|s| s.error.is_some())
+        .count();
+    let due = ledger.scenarios.iter().filter_map(|s| s.due_by).max();
+    println!(
+        "{} scenarios in the ledger, {failed} could not be driven. Collect with `lettergate collect --ledger {}`{}",
+        ledger.scenarios.len(),
+        args.ledger.display(),
+        due.map_or(String::new(), |d| format!(" once letters are due (by {})", d.rfc3339()))
+    );
+    Ok(if failed > 0 {
+        ExitStatus::HarnessFailure
+    } else {
+        ExitStatus::Pass
+    })
+}
+
+pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
+    let ledger = lettergate::targets::ledger::Ledger::load(&args.ledger)
+        .map_err(Error::Usage)?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no ledger in {}: run `lettergate drive --ledger {}` first",
+                args.ledger.display(),
+                args.ledger.display()
+            ))
+        })?;
+    let target = lettergate::targets::load(&ledger.target).map_err(|d| Error::Input(vec![d]))?;
+    let paths: Vec<PathBuf> = ledger.scenarios.iter().map(|s| s.path.clone()).collect();
+    let (scenarios, _) = load_all(&paths)?;
+    let mut config = RunConfig::new(
+        SimConfig::baseline(),
+        SnapshotStore::new(&args.snapshots, target.name()),
+        args.ledger.join("captured"),
+    );
+    config.mode = match (args.accept, args.check) {
+        (true, _) => SnapshotMode::Accept,
+        (_, true) => SnapshotMode::Check,
+        _ => SnapshotMode::New,
+    };
+    let term = Terminal {
+        show_identifiers: args.show_identifiers,
+        color: Terminal::detect_color(),
+    };
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
+    let system = format!("target {}", target.name());
+    let profile = format!("{} driver, collected", target.driver_kind());
+    term.header(&mut out, ledger.scenarios.len(), &system, &profile)
+        .map_err(io)?;
+    let (outcomes, attributed) = runtime()?
+        .block_on(lettergate::targets::ledger::collect(
+            &target,
+            &ledger,
+            &scenarios,
+            &args.ledger,
+            config,
+        ))
+        .map_err(Error::Harness)?;
+    for o in &outcomes {
+        term.line(&mut out, o).map_err(io)?;
+    }
+    writeln!(
+        out,
+        "{attributed} letters collected for the ledger's patients"
+    )
+    .map_err(io)?;
+    let report =
+        RunReport::new(&system, &profile, args.show_identifiers).build(&scenarios, &outcomes);
+    conclude(&term, &mut out, report, &outcomes, &args.reports)
+}

@@ -1,0 +1,14 @@
+//! `lettergate validate`: load scenario and fixture files without running them.
+
+use lettergate::error::{Error, ExitStatus};
+use lettergate::scenario::load_all;
+use std::path::PathBuf;
+
+pub fn validate(paths: &[PathBuf]) -> Result<ExitStatus, Error> {
+    let (scenarios, fixtures) = load_all(paths)?;
+    println!(
+        "{} scenario files and {fixtures} fixture files are valid",
+        scenarios.len()
+    );
+    Ok(ExitStatus::Pass)
+}

@@ -67,7 +67,7 @@ pub fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Erro
         "merged {} reports: {} scenarios (shards {})",
         files.len(),
         report.scenarios.len(),
-        report.shards.join(", ")
+        report.shard_list()
     )
     .map_err(io)?;
     term.summary(&mut out, &report, &[]).map_err(io)?;

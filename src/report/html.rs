@@ -67,7 +67,7 @@ pub fn render(r: &RunReport) -> String {
     let shards = if r.shards.is_empty() {
         String::new()
     } else {
-        format!(" · shards {}", r.shards.join(", "))
+        format!(" · shards {}", r.shard_list())
     };
     let _ = writeln!(
         o,

@@ -11,7 +11,7 @@ use crate::expect::{Finding, FindingKind, Scope, Severity};
 use crate::protocol::clock::{Span, Timestamp};
 use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use crate::run::{LetterLine, Outcome, Verdict};
-use crate::scenario::{Recipient, Scenario};
+use crate::scenario::{Recipient, Scenario, Shard};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,7 +25,7 @@ pub struct RunReport {
     pub target: String,
     pub profile: String,
     /// `K/N` of each shard this report covers; empty for an unsharded run.
-    pub shards: Vec<String>,
+    pub shards: Vec<Shard>,
     pub identifiers_shown: bool,
     pub scenarios: Vec<ScenarioReport>,
 }
@@ -542,6 +542,12 @@ impl RunReport {
             reconciliation: self.reconciliation(),
         };
         serde_json::to_string_pretty(&w).unwrap_or_default()
+    }
+
+    /// The shards this report covers as `1/3, 2/3`; empty for an unsharded run.
+    pub fn shard_list(&self) -> String {
+        let texts: Vec<String> = self.shards.iter().map(Shard::to_string).collect();
+        texts.join(", ")
     }
 
     /// Combines the reports of several shards of one run.

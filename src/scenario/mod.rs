@@ -7,9 +7,11 @@ pub mod load;
 pub mod model;
 pub mod population;
 pub mod severity;
+pub mod shard;
 pub mod suite;
 
 pub use diagnostic::Diagnostic;
 pub use load::{discover, Discovered, Loader};
 pub use model::{Event, Expectation, Patient, Practice, Recipient, Scenario};
+pub use shard::Shard;
 pub use suite::{load_all, LoadError};

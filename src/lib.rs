@@ -7,7 +7,6 @@
 
 pub mod bench;
 pub mod capture;
-pub mod error;
 pub mod expect;
 pub mod matrix;
 pub mod protocol;

@@ -1,8 +1,8 @@
 //! `lettergate bench`: each benchmark in a child process of its own, figures checked against
 //! their targets.
 
+use super::error::{Error, ExitStatus, UsageError};
 use clap::Args;
-use lettergate::error::{Error, ExitStatus};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -33,8 +33,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
         let name = args
             .only
             .first()
-            .ok_or_else(|| Error::Usage("--child needs --only NAME".into()))?;
-        let out = bench::run_one(name, &sizes, args.loopback_rate).map_err(Error::Harness)?;
+            .ok_or_else(|| Error::from(UsageError::ChildWithoutOnly))?;
+        let out = bench::run_one(name, &sizes, args.loopback_rate).map_err(Error::layer)?;
         println!("{out}");
         return Ok(ExitStatus::Pass);
     }
@@ -56,8 +56,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
     } else {
         args.only.clone()
     };
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Harness(format!("failed to find this program: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::harness("failed to find this program", e))?;
     let mut loopback_rate: Option<f64> = None;
     let mut all_met = true;
     for name in names {
@@ -78,14 +78,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
         }
         let out = cmd
             .output()
-            .map_err(|e| Error::Harness(format!("failed to run the benchmark {name}: {e}")))?;
+            .map_err(|e| Error::harness(format!("failed to run the benchmark {name}"), e))?;
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || !text.starts_with("bench ") {
-            return Err(Error::Harness(format!(
-                "benchmark {name} failed: {}{}",
-                text,
-                String::from_utf8_lossy(&out.stderr)
-            )));
+            return Err(Error::Benchmark {
+                name,
+                output: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+            });
         }
         println!("{text}");
         if name == "loopback" {

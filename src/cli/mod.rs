@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod error;
 mod progress;
 mod report;
 mod run;
@@ -14,7 +15,7 @@ mod validate;
 mod workdir;
 
 use clap::{Parser, Subcommand};
-use lettergate::error::{Error, ExitStatus};
+use error::{DisplayErrorChain, Error, ExitStatus};
 use std::io::Write;
 
 use bench::BenchArgs;
@@ -107,7 +108,7 @@ pub fn main_entry() -> ExitStatus {
                 let _ = writeln!(err, "{d}\n");
             }
         }
-        let _ = writeln!(err, "error: {e}");
+        let _ = writeln!(err, "error: {}", DisplayErrorChain(&e));
         e.exit_status()
     })
 }
@@ -117,5 +118,5 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Harness(format!("failed to start the async runtime: {e}")))
+        .map_err(|e| Error::harness("failed to start the async runtime", e))
 }

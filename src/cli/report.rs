@@ -2,8 +2,8 @@
 //! the exit status ([`conclude`]).
 
 use super::args::ReportArgs;
+use super::error::{Error, ExitStatus};
 use clap::Subcommand;
-use lettergate::error::{Error, ExitStatus};
 use lettergate::report::{RunReport, Terminal};
 use lettergate::scenario::Diagnostic;
 use std::io::Write;
@@ -55,13 +55,12 @@ pub fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Erro
         }
         parts.push(part);
     }
-    let report = RunReport::merge(parts).map_err(Error::Usage)?;
+    let report = RunReport::merge(parts)?;
     let term = Terminal {
         show_identifiers: report.identifiers_shown,
         color: Terminal::detect_color(),
     };
     let mut out = std::io::stdout().lock();
-    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
     writeln!(
         out,
         "merged {} reports: {} scenarios (shards {})",
@@ -69,10 +68,11 @@ pub fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Erro
         report.scenarios.len(),
         report.shard_list()
     )
-    .map_err(io)?;
-    term.summary(&mut out, &report, &[]).map_err(io)?;
-    for p in reports.files().write(&report).map_err(Error::Harness)? {
-        writeln!(out, "report written to {}", p.display()).map_err(io)?;
+    .map_err(Error::WriteReport)?;
+    term.summary(&mut out, &report, &[])
+        .map_err(Error::WriteReport)?;
+    for p in reports.files().write(&report)? {
+        writeln!(out, "report written to {}", p.display()).map_err(Error::WriteReport)?;
     }
     Ok(decision_status(report.decision()))
 }
@@ -85,10 +85,10 @@ pub fn conclude(
     outcomes: &[lettergate::run::Outcome],
     reports: &ReportArgs,
 ) -> Result<ExitStatus, Error> {
-    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
-    term.summary(out, &report, outcomes).map_err(io)?;
-    for p in reports.files().write(&report).map_err(Error::Harness)? {
-        writeln!(out, "report written to {}", p.display()).map_err(io)?;
+    term.summary(out, &report, outcomes)
+        .map_err(Error::WriteReport)?;
+    for p in reports.files().write(&report)? {
+        writeln!(out, "report written to {}", p.display()).map_err(Error::WriteReport)?;
     }
     Ok(decision_status(report.decision()))
 }

@@ -1,12 +1,12 @@
 //! `lettergate run`: scenarios against the simulator or a target, one shard of them if asked.
 
 use super::args::{CommonArgs, ReportArgs};
+use super::error::{Error, ExitStatus};
 use super::progress::Progress;
 use super::report::conclude;
 use super::runtime;
 use super::workdir::new_run_dir;
 use clap::Args;
-use lettergate::error::{Error, ExitStatus};
 use lettergate::report::{RunReport, Terminal};
 use lettergate::run::{run_all, RunConfig};
 use lettergate::scenario::{load_all, Shard};
@@ -47,9 +47,9 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
-    let sim = SimConfig::named(&args.sim_profile).map_err(Error::Usage)?;
+    let sim = SimConfig::named(&args.sim_profile).map_err(Error::config)?;
     let target = match &args.target {
-        Some(path) => Some(lettergate::targets::load(path).map_err(|d| Error::Input(vec![d]))?),
+        Some(path) => Some(lettergate::targets::load(path)?),
         None => None,
     };
     let (mut scenarios, _) = load_all(&args.paths)?;
@@ -89,7 +89,6 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         color: Terminal::detect_color(),
     };
     let mut out = std::io::stdout().lock();
-    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
     let shard_note = args
         .shard
         .map_or(String::new(), |shard| format!(", shard {shard}"));
@@ -99,7 +98,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         &system,
         &format!("{profile}{shard_note}"),
     )
-    .map_err(io)?;
+    .map_err(Error::WriteReport)?;
     let progress = Progress::new(scenarios.len());
     let mut line_err = None;
     let on_outcome = |o: &lettergate::run::Outcome| {
@@ -116,7 +115,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     };
     progress.bar.finish_and_clear();
     if let Some(e) = line_err {
-        return Err(io(e));
+        return Err(Error::WriteReport(e));
     }
     let mut report = RunReport::new(&system, &profile, args.common.show_identifiers)
         .build(&scenarios, &outcomes);

@@ -2,10 +2,10 @@
 //! matrix.
 
 use super::args::CommonArgs;
+use super::error::{Error, ExitStatus, UsageError};
 use super::runtime;
 use super::workdir::new_run_dir;
 use clap::{Args, Subcommand};
-use lettergate::error::{Error, ExitStatus};
 use lettergate::scenario::{load_all, Loader};
 use lettergate::sim::profile::PROFILES;
 use lettergate::sim::SimConfig;
@@ -99,9 +99,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
         eprintln!("skipping {volume} volume (population) scenarios");
     }
     if scenarios.is_empty() {
-        return Err(Error::Usage(
-            "no scenario selected: the matrix needs hand-written scenarios".into(),
-        ));
+        return Err(UsageError::NoHandWrittenScenario.into());
     }
     let work_dir = new_run_dir(&args.common.work_dir)?;
     eprintln!(
@@ -116,7 +114,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
         args.common.jobs.max(1),
     ));
     m.render(&mut std::io::stdout().lock(), args.common.show_identifiers)
-        .map_err(|e| Error::Harness(format!("failed to write the matrix: {e}")))?;
+        .map_err(|e| Error::harness("failed to write the matrix", e))?;
     Ok(if m.any_error() {
         ExitStatus::HarnessFailure
     } else if m.baseline_clean() && m.uncaught().is_empty() {
@@ -129,18 +127,17 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
 pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
     use lettergate::protocol::mesh::client::MeshConfig;
     use lettergate::sim::ehr::Outbound;
-    let mut config = SimConfig::named(&args.sim_profile).map_err(Error::Usage)?;
+    let mut config = SimConfig::named(&args.sim_profile).map_err(Error::config)?;
     if let Some(d) = &args.dispatch_interval {
         config.dispatch_interval =
-            lettergate::protocol::clock::Span::parse(d).map_err(Error::Usage)?;
+            lettergate::protocol::clock::Span::parse(d).map_err(Error::config)?;
     }
-    let start = lettergate::protocol::clock::Timestamp::parse(&args.start).map_err(Error::Usage)?;
+    let start =
+        lettergate::protocol::clock::Timestamp::parse(&args.start).map_err(Error::config)?;
     let mut directory = std::collections::BTreeMap::new();
     let mut loader = Loader::new();
     for path in &args.directory {
-        let practices = loader
-            .fixture_practices(path)
-            .map_err(|d| Error::Input(vec![d]))?;
+        let practices = loader.fixture_practices(path).map_err(Error::from)?;
         directory.extend(practices);
     }
     let system_clock = args.clock == "system";
@@ -165,7 +162,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
-            .map_err(|e| Error::Harness(format!("failed to build the HTTP client: {e}")))?;
+            .map_err(|e| Error::harness("failed to build the HTTP client", e))?;
         let clock = match system_clock {
             true => lettergate::protocol::clock::Clock::System,
             false => lettergate::protocol::clock::Clock::virtual_at(start),
@@ -179,7 +176,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             Some(addr) => {
                 let l = lettergate::sim::server::adt_listener(state.clone(), addr)
                     .await
-                    .map_err(|e| Error::Harness(format!("failed to take ADT on {addr}: {e}")))?;
+                    .map_err(|e| Error::harness(format!("failed to take ADT on {addr}"), e))?;
                 println!("taking HL7 v2 ADT over MLLP on {}", l.local_addr());
                 Some(l)
             }
@@ -193,10 +190,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .map_err(|e| Error::Harness(format!("failed to listen on {}: {e}", args.listen)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Harness(e.to_string()))?;
+            .map_err(|e| Error::harness(format!("failed to listen on {}", args.listen), e))?;
+        let addr = listener.local_addr().map_err(Error::layer)?;
         println!(
             "lettergate simulator listening on http://{addr} (profile {}, sending to MESH at {})",
             args.sim_profile, args.mesh_url
@@ -206,7 +201,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await
-            .map_err(|e| Error::Harness(format!("the simulator server failed: {e}")))?;
+            .map_err(|e| Error::harness("the simulator server failed", e))?;
         Ok(ExitStatus::Pass)
     })
 }

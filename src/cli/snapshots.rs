@@ -1,7 +1,7 @@
 //! `lettergate accept` and `lettergate reject`: pending `.snap.new` files found and applied.
 
+use super::error::{Error, ExitStatus, UsageError};
 use clap::Args;
-use lettergate::error::{Error, ExitStatus};
 use lettergate::scenario::load::scenario_id;
 use lettergate::snapshot::store::new_path;
 use lettergate::snapshot::SnapshotStore;
@@ -31,18 +31,20 @@ fn pending_files(args: &SnapshotArgs) -> Result<Vec<PathBuf>, Error> {
         let name = p.to_string_lossy();
         if name.ends_with(".snap.new") {
             if !p.is_file() {
-                return Err(Error::Usage(format!("{name} does not exist")));
+                return Err(UsageError::Missing(p.clone()).into());
             }
             found.push(p.clone());
         } else if name.ends_with(".snap") {
             found.push(new_path(p));
         } else if p.is_dir() {
-            collect_new(p, &mut found)
-                .map_err(|e| Error::Usage(format!("failed to read {name}: {e}")))?;
+            collect_new(p, &mut found).map_err(|source| UsageError::ReadFolder {
+                path: p.clone(),
+                source,
+            })?;
         } else if p.is_file() {
             found.push(store.pending_path(&scenario_id(p)));
         } else {
-            return Err(Error::Usage(format!("{name} does not exist")));
+            return Err(UsageError::Missing(p.clone()).into());
         }
     }
     found.retain(|p| p.is_file());
@@ -76,7 +78,7 @@ pub fn accept_or_reject(args: &SnapshotArgs, accept: bool) -> Result<ExitStatus,
         } else {
             std::fs::remove_file(f)
         };
-        result.map_err(|e| Error::Harness(format!("failed to update {}: {e}", f.display())))?;
+        result.map_err(|e| Error::harness(format!("failed to update {}", f.display()), e))?;
         println!(
             "{} {}",
             if accept { "accepted" } else { "rejected" },

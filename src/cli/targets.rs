@@ -1,8 +1,8 @@
 //! `lettergate targets check`: contact everything a target file names.
 
+use super::error::{Error, ExitStatus};
 use super::runtime;
 use clap::Subcommand;
-use lettergate::error::{Error, ExitStatus};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
@@ -19,7 +19,7 @@ pub enum TargetsCommand {
 }
 
 pub fn check(file: &std::path::Path) -> Result<ExitStatus, Error> {
-    let target = lettergate::targets::load(file).map_err(|d| Error::Input(vec![d]))?;
+    let target = lettergate::targets::load(file)?;
     println!(
         "target {} ({} driver), {}",
         target.name(),

@@ -1,10 +1,10 @@
 //! `lettergate drive` and `lettergate collect`: a two-phase run, for EHRs that send in batches.
 
 use super::args::ReportArgs;
+use super::error::{Error, ExitStatus, UsageError};
 use super::report::conclude;
 use super::runtime;
 use clap::Args;
-use lettergate::error::{Error, ExitStatus};
 use lettergate::report::{RunReport, Terminal};
 use lettergate::run::RunConfig;
 use lettergate::scenario::load_all;
@@ -49,8 +49,8 @@ pub struct CollectArgs {
 }
 
 pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
-    let target = lettergate::targets::load(&args.target).map_err(|d| Error::Input(vec![d]))?;
-    lettergate::targets::ledger::check_two_phase(&target).map_err(Error::Usage)?;
+    let target = lettergate::targets::load(&args.target)?;
+    lettergate::targets::ledger::check_two_phase(&target).map_err(Error::config)?;
     let (scenarios, _) = load_all(&args.paths)?;
     println!(
         "driving {} scenarios against target {} ({} driver); ledger {}",
@@ -79,7 +79,7 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
                 ),
             },
         ))
-        .map_err(Error::Harness)?;
+        .map_err(Error::layer)?;
     let failed = ledger
         .scenarios
         .iter()
@@ -101,15 +101,9 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
 
 pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
     let ledger = lettergate::targets::ledger::Ledger::load(&args.ledger)
-        .map_err(Error::Usage)?
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "no ledger in {}: run `lettergate drive --ledger {}` first",
-                args.ledger.display(),
-                args.ledger.display()
-            ))
-        })?;
-    let target = lettergate::targets::load(&ledger.target).map_err(|d| Error::Input(vec![d]))?;
+        .map_err(Error::config)?
+        .ok_or_else(|| UsageError::NoLedger(args.ledger.clone()))?;
+    let target = lettergate::targets::load(&ledger.target)?;
     let paths: Vec<PathBuf> = ledger.scenarios.iter().map(|s| s.path.clone()).collect();
     let (scenarios, _) = load_all(&paths)?;
     let mut config = RunConfig::new(
@@ -127,11 +121,10 @@ pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
         color: Terminal::detect_color(),
     };
     let mut out = std::io::stdout().lock();
-    let io = |e: std::io::Error| Error::Harness(format!("failed to write the report: {e}"));
     let system = format!("target {}", target.name());
     let profile = format!("{} driver, collected", target.driver_kind());
     term.header(&mut out, ledger.scenarios.len(), &system, &profile)
-        .map_err(io)?;
+        .map_err(Error::WriteReport)?;
     let (outcomes, attributed) = runtime()?
         .block_on(lettergate::targets::ledger::collect(
             &target,
@@ -140,15 +133,15 @@ pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
             &args.ledger,
             config,
         ))
-        .map_err(Error::Harness)?;
+        .map_err(Error::layer)?;
     for o in &outcomes {
-        term.line(&mut out, o).map_err(io)?;
+        term.line(&mut out, o).map_err(Error::WriteReport)?;
     }
     writeln!(
         out,
         "{attributed} letters collected for the ledger's patients"
     )
-    .map_err(io)?;
+    .map_err(Error::WriteReport)?;
     let report =
         RunReport::new(&system, &profile, args.show_identifiers).build(&scenarios, &outcomes);
     conclude(&term, &mut out, report, &outcomes, &args.reports)

@@ -1,6 +1,6 @@
 //! `lettergate validate`: load scenario and fixture files without running them.
 
-use lettergate::error::{Error, ExitStatus};
+use super::error::{Error, ExitStatus};
 use lettergate::scenario::load_all;
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! Run folders under the work folder: one per run, the ten newest kept.
 
-use lettergate::error::Error;
+use super::error::Error;
 use std::path::{Path, PathBuf};
 
 /// Makes `work/runs/<UTC time>-<pid>`, keeping only the ten newest runs beside it.
@@ -10,10 +10,10 @@ pub fn new_run_dir(work: &Path) -> Result<PathBuf, Error> {
     let name = format!("{}T{}-{}", &stamp[..8], &stamp[8..14], std::process::id());
     let dir = runs.join(name);
     std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::Harness(format!(
-            "failed to create the run folder {}: {e}",
-            dir.display()
-        ))
+        Error::harness(
+            format!("failed to create the run folder {}", dir.display()),
+            e,
+        )
     })?;
     if let Ok(entries) = std::fs::read_dir(&runs) {
         let mut old: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();

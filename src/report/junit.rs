@@ -35,7 +35,7 @@ fn case(s: &ScenarioReport, name: String, findings: Vec<&FindingReport>) -> Test
 }
 
 /// The report as JUnit XML.
-pub fn render(report: &RunReport) -> Result<String, String> {
+pub fn render(report: &RunReport) -> Result<String, quick_junit::SerializeError> {
     let mut out = Report::new("lettergate");
     for s in &report.scenarios {
         let mut suite = TestSuite::new(s.id.clone());
@@ -72,5 +72,4 @@ pub fn render(report: &RunReport) -> Result<String, String> {
         out.add_test_suite(suite);
     }
     out.to_string()
-        .map_err(|e| format!("failed to write JUnit XML: {e}"))
 }

@@ -12,7 +12,22 @@ pub mod terminal;
 pub use model::RunReport;
 pub use terminal::Terminal;
 
+pub use model::MergeError;
+
 use std::path::PathBuf;
+
+/// Why a report could not be rendered or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("failed to write JUnit XML")]
+    Junit(#[from] quick_junit::SerializeError),
+    #[error("failed to write the report {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The report formats written to files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,9 +39,9 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn render(self, report: &RunReport) -> Result<String, String> {
+    pub fn render(self, report: &RunReport) -> Result<String, ReportError> {
         match self {
-            Format::Junit => junit::render(report),
+            Format::Junit => Ok(junit::render(report)?),
             Format::Json => Ok(report.to_json()),
             Format::Markdown => Ok(markdown::render(report)),
             Format::Html => Ok(html::render(report)),
@@ -46,7 +61,7 @@ pub struct ReportFiles {
 impl ReportFiles {
     /// Renders and writes every requested format, each through a temporary file so a failure
     /// never leaves half a report in place.
-    pub fn write(&self, report: &RunReport) -> Result<Vec<PathBuf>, String> {
+    pub fn write(&self, report: &RunReport) -> Result<Vec<PathBuf>, ReportError> {
         let wanted = [
             (Format::Junit, &self.junit),
             (Format::Json, &self.json),
@@ -57,8 +72,12 @@ impl ReportFiles {
         for (format, path) in wanted {
             if let Some(path) = path {
                 let text = format.render(report)?;
-                crate::snapshot::store::write_atomic(path, &text)
-                    .map_err(|e| format!("failed to write the report {}: {e}", path.display()))?;
+                crate::snapshot::store::write_atomic(path, &text).map_err(|source| {
+                    ReportError::Write {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
                 written.push(path.clone());
             }
         }

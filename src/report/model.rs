@@ -551,23 +551,23 @@ impl RunReport {
     }
 
     /// Combines the reports of several shards of one run.
-    pub fn merge(parts: Vec<RunReport>) -> Result<RunReport, String> {
+    pub fn merge(parts: Vec<RunReport>) -> Result<RunReport, MergeError> {
         let mut it = parts.into_iter();
-        let mut merged = it.next().ok_or("no reports to merge")?;
+        let mut merged = it.next().ok_or(MergeError::Nothing)?;
         for p in it {
             if p.schema != merged.schema {
-                return Err(format!(
-                    "cannot merge reports of schema `{}` and `{}`",
-                    merged.schema, p.schema
-                ));
+                return Err(MergeError::Schema {
+                    first: merged.schema,
+                    other: p.schema,
+                });
             }
             if (p.target.as_str(), p.profile.as_str())
                 != (merged.target.as_str(), merged.profile.as_str())
             {
-                return Err(format!(
-                    "cannot merge reports of different runs: {} / {} and {} / {}",
-                    merged.target, merged.profile, p.target, p.profile
-                ));
+                return Err(MergeError::DifferentRuns {
+                    first: (merged.target, merged.profile),
+                    other: (p.target, p.profile),
+                });
             }
             merged.identifiers_shown &= p.identifiers_shown;
             merged.shards.extend(p.shards);
@@ -577,14 +577,31 @@ impl RunReport {
         let before = merged.scenarios.len();
         merged.scenarios.dedup_by(|a, b| a.id == b.id);
         if merged.scenarios.len() != before {
-            return Err(
-                "the same scenario appears in more than one report: were the shards of one run?"
-                    .into(),
-            );
+            return Err(MergeError::RepeatedScenario);
         }
         merged.shards.sort();
         Ok(merged)
     }
+}
+
+/// Why the reports of several shards could not be combined. All are bad input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    #[error("no reports to merge")]
+    Nothing,
+    #[error("cannot merge reports of schema `{first}` and `{other}`")]
+    Schema { first: String, other: String },
+    /// (target, profile) of the first report and of one that differs.
+    #[error(
+        "cannot merge reports of different runs: {} / {} and {} / {}",
+        first.0, first.1, other.0, other.1
+    )]
+    DifferentRuns {
+        first: (String, String),
+        other: (String, String),
+    },
+    #[error("the same scenario appears in more than one report: were the shards of one run?")]
+    RepeatedScenario,
 }
 
 #[cfg(test)]
@@ -613,6 +630,20 @@ mod tests {
                 .scenarios
                 .len(),
             0
+        );
+    }
+
+    #[test]
+    fn merging_reports_of_different_runs_names_both_runs() {
+        let a = RunReport::new("simulator", "baseline", false);
+        let b = RunReport::new("simulator", "dispatch-stall-3-weeks", false);
+        assert_eq!(
+            RunReport::merge(vec![a, b]).unwrap_err().to_string(),
+            "cannot merge reports of different runs: simulator / baseline and simulator / dispatch-stall-3-weeks"
+        );
+        assert_eq!(
+            RunReport::merge(vec![]).unwrap_err().to_string(),
+            "no reports to merge"
         );
     }
 }

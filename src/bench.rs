@@ -186,14 +186,21 @@ pub async fn volume(letters: u64, loopback_rate: Option<f64>) -> Result<String, 
         SnapshotMode::Accept,
     )
     .await;
-    let report = RunReport::new("simulator", "baseline", false).build(&scenarios, &outcomes);
+    let report = RunReport::new(
+        "simulator",
+        "baseline",
+        crate::protocol::ids::Identifiers::Masked,
+    )
+    .build(&scenarios, &outcomes);
     let wall = started.elapsed().as_secs_f64();
     let o = outcomes.first().ok_or("no outcome")?;
     if o.verdict != Verdict::Pass {
         return Err(format!(
             "the volume scenario did not pass: {:?} {:?}",
             o.error,
-            o.findings.first().map(|f| f.describe(false))
+            o.findings
+                .first()
+                .map(|f| f.describe(crate::protocol::ids::Identifiers::Masked))
         ));
     }
     let captured = o.letters as u64;

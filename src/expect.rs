@@ -3,8 +3,10 @@
 
 use crate::capture::CapturedLetter;
 use crate::protocol::clock::{Span, Timestamp};
-use crate::protocol::ids::NhsNumber;
+use crate::protocol::ids::{Identifiers, NhsNumber};
+use crate::protocol::itk3::Itk3Response;
 use crate::protocol::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::mesh::MeshErrorCode;
 use crate::scenario::{Expectation, Recipient, Scenario};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -17,9 +19,9 @@ pub struct PatientLabel {
 }
 
 impl PatientLabel {
-    pub fn show(&self, identifiers: bool) -> String {
+    pub fn show(&self, identifiers: Identifiers) -> String {
         match &self.nhs_number {
-            Some(n) if identifiers => format!("{} (NHS {n})", self.key),
+            Some(n) if identifiers.are_shown() => format!("{} (NHS {n})", self.key),
             Some(n) => format!("{} (NHS {})", self.key, n.masked()),
             None => self.key.clone(),
         }
@@ -135,7 +137,7 @@ pub enum Finding {
     ReportReceived {
         seq: u32,
         route: String,
-        code: String,
+        code: MeshErrorCode,
         description: String,
     },
     /// An ITK3 acknowledgement (`infrastructure` or `business`) never came back.
@@ -150,22 +152,22 @@ pub enum Finding {
         seq: u32,
         kind: LetterKind,
         patient: PatientLabel,
-        code: u32,
+        code: Itk3Response,
     },
     /// A business acknowledgement other than the one expected.
     WrongBusinessAck {
         seq: u32,
         kind: LetterKind,
         patient: PatientLabel,
-        expected: u32,
-        got: u32,
+        expected: Itk3Response,
+        got: Itk3Response,
     },
     /// The sender never collected an acknowledgement from its inbox: no evidence of delivery.
     AckNotCollected {
         seq: u32,
         kind: LetterKind,
         patient: PatientLabel,
-        code: u32,
+        code: Itk3Response,
     },
     /// `written` is false under `run --check`, which writes no files.
     NewSnapshot {
@@ -202,15 +204,15 @@ impl Finding {
 
     /// One line a change board can read. `identifiers` shows NHS numbers in full; without it,
     /// what may be one in the free text (a route's file name, a reason) is masked too.
-    pub fn describe(&self, identifiers: bool) -> String {
+    pub fn describe(&self, identifiers: Identifiers) -> String {
         let text = self.describe_unmasked(identifiers);
         match identifiers {
-            true => text,
-            false => crate::protocol::ids::mask_in_text(&text),
+            Identifiers::Shown => text,
+            Identifiers::Masked => crate::protocol::ids::mask_in_text(&text),
         }
     }
 
-    fn describe_unmasked(&self, identifiers: bool) -> String {
+    fn describe_unmasked(&self, identifiers: Identifiers) -> String {
         let p = |l: &PatientLabel| l.show(identifiers);
         match self {
             Finding::MissingLetter { kind, patient, to, expected, found } => format!(
@@ -279,14 +281,14 @@ impl Finding {
                 "negative acknowledgement: {} #{seq} for {} was answered {code} ({})",
                 kind.words(),
                 p(patient),
-                crate::protocol::itk3::response_display(*code)
+                code.display()
             ),
             Finding::WrongBusinessAck { seq, kind, patient, expected, got } => format!(
                 "wrong business acknowledgement: {} #{seq} for {} was answered {got} ({}); expected {expected} ({})",
                 kind.words(),
                 p(patient),
-                crate::protocol::itk3::response_display(*got),
-                crate::protocol::itk3::response_display(*expected)
+                got.display(),
+                expected.display()
             ),
             Finding::AckNotCollected { seq, kind, patient, code } => format!(
                 "acknowledgement not collected: the sender never took the {code} acknowledgement of {} #{seq} for {} from its inbox",
@@ -424,11 +426,11 @@ fn check_acks(
     l: &CapturedLetter,
     kind: LetterKind,
     who: &PatientLabel,
-    business: u32,
+    business: Itk3Response,
     out: &mut Vec<Finding>,
 ) {
-    let infra = l.acks.iter().find(|a| a.code < 30000);
-    let biz = l.acks.iter().find(|a| a.code >= 30000);
+    let infra = l.acks.iter().find(|a| !a.code.is_business());
+    let biz = l.acks.iter().find(|a| a.code.is_business());
     let (seq, patient) = (l.seq, who.clone());
     match infra {
         None => out.push(Finding::MissingAck {
@@ -437,7 +439,7 @@ fn check_acks(
             patient: patient.clone(),
             which: "infrastructure".into(),
         }),
-        Some(a) if a.code != 20013 => out.push(Finding::NegativeAck {
+        Some(a) if a.code != Itk3Response::Success => out.push(Finding::NegativeAck {
             seq,
             kind,
             patient: patient.clone(),
@@ -603,9 +605,11 @@ fn check_one(
         }
         if x.acknowledged && l.transport == Transport::Mesh {
             let died = s.death_of(&x.patient).filter(|d| *d <= l.received_at);
-            let expected = x
-                .business_ack
-                .unwrap_or(if died.is_some() { 30004 } else { 30001 });
+            let expected = x.business_ack.unwrap_or(if died.is_some() {
+                Itk3Response::PatientKnownRecentlyDeceased
+            } else {
+                Itk3Response::PatientKnown
+            });
             check_acks(l, x.letter, &who, expected, out);
         }
         if let Some(anchor) = anchors.get(i.min(anchors.len().saturating_sub(1))) {
@@ -689,11 +693,11 @@ expect:
             }),
             acks: vec![
                 crate::capture::AckRecord {
-                    code: 20013,
+                    code: Itk3Response::Success,
                     collected: true,
                 },
                 crate::capture::AckRecord {
-                    code: 30001,
+                    code: Itk3Response::PatientKnown,
                     collected: true,
                 },
             ],
@@ -702,7 +706,10 @@ expect:
     }
 
     fn described(findings: &[Finding]) -> Vec<String> {
-        findings.iter().map(|f| f.describe(false)).collect()
+        findings
+            .iter()
+            .map(|f| f.describe(Identifiers::Masked))
+            .collect()
     }
 
     #[test]
@@ -808,17 +815,19 @@ expect:
             reason: "the body is a PDF document".into(),
         };
         assert_eq!(
-            f.describe(false),
+            f.describe(Identifiers::Masked),
             "unreadable letter: message #1 via FOLDER *******018_discharge.pdf: the body is a PDF document"
         );
-        assert!(f.describe(true).contains("FOLDER 9990000018_discharge.pdf"));
+        assert!(f
+            .describe(Identifiers::Shown)
+            .contains("FOLDER 9990000018_discharge.pdf"));
     }
 
     #[test]
     fn acknowledgement_problems_are_findings() {
         let s = scenario();
         let mut wrong = summary(1, &s, Span::hours(1), "A81001");
-        wrong.acks[1].code = 30002;
+        wrong.acks[1].code = Itk3Response::PatientNotKnown;
         assert_eq!(
             described(&check(&s, &[wrong])),
             ["wrong business acknowledgement: discharge summary #1 for alice (NHS *******018) was answered 30002 (Patient not known here); expected 30001 (Patient known here)"]
@@ -834,7 +843,7 @@ expect:
         );
         let mut uncollected = summary(1, &s, Span::hours(1), "A81001");
         uncollected.acks[0].collected = false;
-        uncollected.acks[0].code = 20009;
+        uncollected.acks[0].code = Itk3Response::PayloadInvalid;
         assert_eq!(
             described(&check(&s, &[uncollected])),
             [
@@ -849,7 +858,7 @@ expect:
         let s = scenario();
         let mut l = summary(1, &s, Span::hours(1), "A81001");
         l.reports.push(crate::capture::ReportRecord {
-            code: "14".into(),
+            code: MeshErrorCode::NotCollected,
             description: "not collected".into(),
             collected: true,
         });

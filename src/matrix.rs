@@ -3,6 +3,7 @@
 //! with the right finding, and that `baseline` is clean.
 
 use crate::expect::Finding;
+use crate::protocol::ids::Identifiers;
 use crate::run::{run_all, Outcome, RunConfig, Verdict};
 use crate::scenario::Scenario;
 use crate::sim::profile::PROFILES;
@@ -106,7 +107,7 @@ fn cell(o: &Outcome) -> String {
 }
 
 /// The finding that best names what went wrong: anything before a snapshot difference.
-fn headline(o: &Outcome, identifiers: bool) -> String {
+fn headline(o: &Outcome, identifiers: Identifiers) -> String {
     if let Some(e) = &o.error {
         return format!("harness error: {e}");
     }
@@ -144,7 +145,7 @@ impl Matrix {
     }
 
     /// Writes the matrix, its key, and what each fault profile was caught by.
-    pub fn render(&self, w: &mut dyn Write, identifiers: bool) -> io::Result<()> {
+    pub fn render(&self, w: &mut dyn Write, identifiers: Identifiers) -> io::Result<()> {
         writeln!(
             w,
             "detection matrix: {} profiles x {} scenarios on the built-in simulator (snapshots compared, none written)",

@@ -145,7 +145,7 @@ impl LetterLine {
             workflow: l.workflow_id.clone(),
             received_at: Some(l.received_at),
             status: l.status,
-            acks: l.acks.iter().map(|a| a.code).collect(),
+            acks: l.acks.iter().map(|a| a.code.code()).collect(),
         }
     }
 
@@ -285,7 +285,9 @@ async fn drive_and_capture(
     let scenario = s.clone();
     let gp = GpReceiver(Arc::new(move |mailbox: &str, nhs, at| {
         let practice = scenario.practices.values().find(|p| p.mailbox == mailbox);
-        practice.map_or(30002, |p| scenario.gp_response(&p.key, nhs, at))
+        practice.map_or(crate::protocol::itk3::Itk3Response::PatientNotKnown, |p| {
+            scenario.gp_response(&p.key, nhs, at)
+        })
     }));
     // Endpoint lookup finds a practice's mailbox by its ODS code, as an EHR that looks up
     // before it sends would; a merged practice's code finds the practice it merged into, a

@@ -75,7 +75,11 @@ async fn removing_the_rule_for_a_letter_kind_shows_its_scenarios_as_missing_lett
                     "{} without {kind} should report a missing {kind}: {:?}",
                     s.id, o.findings
                 );
-                let text: Vec<String> = o.findings.iter().map(|f| f.describe(false)).collect();
+                let text: Vec<String> = o
+                    .findings
+                    .iter()
+                    .map(|f| f.describe(lettergate::protocol::ids::Identifiers::Masked))
+                    .collect();
                 assert!(
                     text.iter()
                         .any(|t| t.starts_with(&format!("missing letter: {}", kind.words()))),
@@ -131,7 +135,8 @@ async fn every_fault_profile_is_caught_and_baseline_is_clean_in_the_detection_ma
     assert_eq!(m.uncaught(), Vec::<&str>::new());
     assert_eq!(m.rows.len(), lettergate::sim::profile::PROFILES.len());
     let mut out = Vec::new();
-    m.render(&mut out, false).unwrap();
+    m.render(&mut out, lettergate::protocol::ids::Identifiers::Masked)
+        .unwrap();
     insta::assert_snapshot!("detection_matrix", String::from_utf8(out).unwrap());
 }
 
@@ -158,7 +163,7 @@ macro_rules! caught {
             let clean = run_profile("baseline", &s).await;
             assert_eq!(clean.verdict, Verdict::Pass, "{} on baseline: {:?}", $scenario, clean.findings);
             let o = run_profile($profile, &s).await;
-            let said: Vec<String> = o.findings.iter().map(|f| f.describe(false)).collect();
+            let said: Vec<String> = o.findings.iter().map(|f| f.describe(lettergate::protocol::ids::Identifiers::Masked)).collect();
             assert_eq!(o.verdict, Verdict::Fail, "{} under {}: {said:?}", $scenario, $profile);
             assert!(o.findings.iter().any(|f| matches!(f, $finding $(if $guard)?)), "{} under {}: {said:?}", $scenario, $profile);
         }

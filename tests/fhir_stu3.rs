@@ -244,14 +244,14 @@ fn every_itk3_bundle_the_builder_makes_is_valid_fhir_stu3() {
         for ods in ["A81001", ""] {
             let ack = itk3::ack_bundle(
                 &original,
-                code,
+                code.into(),
                 ods,
                 "A81001HC001",
                 Timestamp(1_736_155_060),
             );
             assert_eq!(
                 itk3::read_ack(&serde_json::to_vec(&ack).unwrap()),
-                Some((original.clone(), code))
+                Some((original.clone(), code.into()))
             );
             let who = if ods.is_empty() { "unknown" } else { ods };
             write(

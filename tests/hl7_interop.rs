@@ -271,7 +271,11 @@ async fn a_simulator_that_stops_a_letter_kind_is_caught_on_the_mllp_and_folder_r
         (LetterKind::DischargeSummary, "H88008"),
     ] {
         let o = run_scenario(SimConfig::baseline().without_letter(kind)).await;
-        let said: Vec<String> = o.findings.iter().map(|f| f.describe(false)).collect();
+        let said: Vec<String> = o
+            .findings
+            .iter()
+            .map(|f| f.describe(lettergate::protocol::ids::Identifiers::Masked))
+            .collect();
         assert_eq!(o.verdict, Verdict::Fail, "without {kind}: {said:?}");
         assert!(
             o.findings.iter().any(|f| matches!(

@@ -226,7 +226,7 @@ async fn a_refused_send_is_recorded_by_the_simulator_and_never_retried() {
         .collect();
     assert_eq!(refused.len(), 4);
     for r in refused {
-        assert!(r.outcome.starts_with("rejected (417)"), "{r:?}");
+        assert!(r.outcome.to_string().starts_with("rejected (417)"), "{r:?}");
         assert_eq!(r.message_id, None);
     }
     // `expect(4)` is verified when the server drops: one POST per letter, no retry.

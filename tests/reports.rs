@@ -43,7 +43,12 @@ async fn report(profile: &str) -> RunReport {
     config.mode = SnapshotMode::Check;
     let s = scenarios();
     let outcomes = run_all(&s, config, |_| {}).await;
-    let mut r = RunReport::new("simulator", profile, false).build(&s, &outcomes);
+    let mut r = RunReport::new(
+        "simulator",
+        profile,
+        lettergate::protocol::ids::Identifiers::Masked,
+    )
+    .build(&s, &outcomes);
     for s in &mut r.scenarios {
         s.elapsed_ms = 0;
     }

@@ -57,7 +57,7 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
     let (_dir, capture, sim) = capture_and_simulator(
         SimConfig::baseline(),
         Some(lettergate::capture::GpReceiver(std::sync::Arc::new(
-            |_, _, _| 30001,
+            |_, _, _| lettergate::protocol::itk3::Itk3Response::PatientKnown,
         ))),
     )
     .await;
@@ -157,7 +157,7 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
     let acks: Vec<(u32, bool)> = log.letters[0]
         .acks
         .iter()
-        .map(|a| (a.code, a.collected))
+        .map(|a| (a.code.code(), a.collected))
         .collect();
     assert_eq!(acks, vec![(20013, true), (30001, true)]);
 }

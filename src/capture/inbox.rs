@@ -7,6 +7,8 @@
 //! inbox or when the capture finishes, so virtual days cost nothing.
 
 use crate::protocol::clock::{Span, Timestamp};
+use crate::protocol::itk3::Itk3Response;
+use crate::protocol::mesh::MeshErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,7 +18,7 @@ pub const COLLECT_WITHIN: Span = Span::days(5);
 /// An acknowledgement the synthetic GP receiver sent for a letter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AckRecord {
-    pub code: u32,
+    pub code: Itk3Response,
     /// True once the sender downloaded and acknowledged it.
     pub collected: bool,
 }
@@ -24,7 +26,7 @@ pub struct AckRecord {
 /// A MESH `REPORT` about a letter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportRecord {
-    pub code: String,
+    pub code: MeshErrorCode,
     pub description: String,
     pub collected: bool,
 }
@@ -109,7 +111,7 @@ impl Inbox {
         let mut made = Vec::new();
         for u in due {
             let record = ReportRecord {
-                code: "14".into(),
+                code: MeshErrorCode::NotCollected,
                 description: format!(
                     "message not collected by recipient {} after 5 days",
                     u.recipient
@@ -119,7 +121,7 @@ impl Inbox {
             let headers = vec![
                 ("mex-messagetype".to_string(), "REPORT".to_string()),
                 ("mex-linkedmsgid".to_string(), u.message_id.clone()),
-                ("mex-statuscode".to_string(), record.code.clone()),
+                ("mex-statuscode".to_string(), record.code.to_string()),
                 ("mex-statusevent".to_string(), "TRANSFER".to_string()),
                 ("mex-statussuccess".to_string(), "ERROR".to_string()),
                 (

@@ -554,7 +554,7 @@ fn report_of(m: &InboxMessage, received_at: Timestamp, collected: bool) -> Polle
         local_id: m.header("mex-LocalID").map(str::to_string),
         received_at,
         record: ReportRecord {
-            code: m.status_code().unwrap_or("").to_string(),
+            code: m.report_code(),
             description: m.status_description().unwrap_or("").to_string(),
             collected,
         },
@@ -573,7 +573,7 @@ mod tests {
             local_id: None,
             received_at: Timestamp(0),
             record: ReportRecord {
-                code: "14".into(),
+                code: crate::protocol::mesh::MeshErrorCode::NotCollected,
                 description: "not collected".into(),
                 collected: false,
             },

@@ -20,10 +20,10 @@ use super::sink::LogSink;
 use super::store::{CaptureLog, CapturedLetter};
 use crate::protocol::clock::{Clock, Timestamp};
 use crate::protocol::ids::NhsNumber;
-use crate::protocol::itk3;
+use crate::protocol::itk3::{self, Itk3Response};
 use crate::protocol::letter::Transport;
 use crate::protocol::mesh::auth::{AuthError, Token};
-use crate::protocol::mesh::API_ROOT;
+use crate::protocol::mesh::{MeshErrorCode, API_ROOT};
 use crate::protocol::read::parse_letter;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -64,7 +64,7 @@ pub struct CaptureConfig {
 pub struct GpReceiver(pub Arc<BusinessResponse>);
 
 /// `(receiving mailbox, patient, time) -> business response code`.
-pub type BusinessResponse = dyn Fn(&str, NhsNumber, Timestamp) -> u32 + Send + Sync;
+pub type BusinessResponse = dyn Fn(&str, NhsNumber, Timestamp) -> Itk3Response + Send + Sync;
 
 impl fmt::Debug for GpReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -307,7 +307,11 @@ impl Shared {
         let mut facts = None;
         self.with_letter(seq, |l| facts = l.facts.clone().ok());
         let original = facts.as_ref().and_then(|f| f.message_id.clone());
-        let mut codes = vec![if original.is_some() { 20013 } else { 20009 }];
+        let mut codes = vec![if original.is_some() {
+            Itk3Response::Success
+        } else {
+            Itk3Response::PayloadInvalid
+        }];
         if let (Some(nhs), Some(_)) = (facts.as_ref().and_then(|f| f.nhs_number), &original) {
             codes.push((gp.0)(to, nhs, now));
         }
@@ -357,12 +361,12 @@ impl Shared {
 fn forbidden(e: AuthError) -> Response {
     mesh_error(
         StatusCode::FORBIDDEN,
-        "02",
+        MeshErrorCode::AuthorisationRefused,
         &format!("refused authorisation: {e}"),
     )
 }
 
-fn mesh_error(status: StatusCode, code: &str, description: &str) -> Response {
+fn mesh_error(status: StatusCode, code: MeshErrorCode, description: &str) -> Response {
     (
         status,
         Json(json!({"errorEvent": "SEND", "errorCode": code, "errorDescription": description})),
@@ -402,7 +406,12 @@ struct Answer {
 }
 
 impl Answer {
-    fn refused(status: StatusCode, code: &str, msg: String, description: Option<&str>) -> Answer {
+    fn refused(
+        status: StatusCode,
+        code: MeshErrorCode,
+        msg: String,
+        description: Option<&str>,
+    ) -> Answer {
         Answer {
             status: status.as_u16(),
             response: mesh_error(status, code, description.unwrap_or(&msg)),
@@ -508,36 +517,44 @@ async fn send(
     let answer = match (&auth, &first.to, &first.workflow) {
         (Err(e), _, _) => Answer::refused(
             StatusCode::FORBIDDEN,
-            "02",
+            MeshErrorCode::AuthorisationRefused,
             format!("refused authorisation: {e}"),
             None,
         ),
         (Ok(()), None, _) | (Ok(()), _, None) => Answer::refused(
             StatusCode::BAD_REQUEST,
-            "06",
+            MeshErrorCode::BadRequest,
             "missing mex-To or mex-WorkflowID".into(),
             None,
         ),
         (Ok(()), Some(to), Some(_)) if !s.config.mailboxes.contains_key(to) => Answer::refused(
             StatusCode::EXPECTATION_FAILED,
-            "12",
+            MeshErrorCode::UnregisteredRecipient,
             format!("unregistered recipient mailbox `{to}` (MESH error 12)"),
             Some("Unregistered to address"),
         ),
         _ => match (&range, &decoded) {
-            (Err(why), _) => {
-                Answer::refused(StatusCode::EXPECTATION_FAILED, "06", why.clone(), None)
-            }
+            (Err(why), _) => Answer::refused(
+                StatusCode::EXPECTATION_FAILED,
+                MeshErrorCode::BadRequest,
+                why.clone(),
+                None,
+            ),
             (Ok(r), _) if r.n != 1 => Answer::refused(
                 StatusCode::EXPECTATION_FAILED,
-                "06",
+                MeshErrorCode::BadRequest,
                 format!(
                     "the first POST of a message must be chunk 1, not {}:{}",
                     r.n, r.total
                 ),
                 None,
             ),
-            (_, Err(why)) => Answer::refused(StatusCode::BAD_REQUEST, "06", why.clone(), None),
+            (_, Err(why)) => Answer::refused(
+                StatusCode::BAD_REQUEST,
+                MeshErrorCode::BadRequest,
+                why.clone(),
+                None,
+            ),
             (Ok(_), Ok(_)) => Answer::accepted(s.message_id()),
         },
     };
@@ -631,9 +648,9 @@ async fn send_chunk(
         }
         Err((status, why)) => {
             let code = if status == StatusCode::FORBIDDEN {
-                "02"
+                MeshErrorCode::AuthorisationRefused
             } else {
-                "06"
+                MeshErrorCode::BadRequest
             };
             let response = mesh_error(status, code, &why);
             s.record_mesh(

@@ -7,6 +7,7 @@ use super::report::conclude;
 use super::runtime;
 use super::workdir::new_run_dir;
 use clap::Args;
+use lettergate::protocol::ids::Identifiers;
 use lettergate::report::{RunReport, Terminal};
 use lettergate::run::{run_all, RunConfig};
 use lettergate::scenario::{load_all, Shard};
@@ -117,8 +118,12 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     if let Some(e) = line_err {
         return Err(Error::WriteReport(e));
     }
-    let mut report = RunReport::new(&system, &profile, args.common.show_identifiers)
-        .build(&scenarios, &outcomes);
+    let mut report = RunReport::new(
+        &system,
+        &profile,
+        Identifiers::shown_if(args.common.show_identifiers),
+    )
+    .build(&scenarios, &outcomes);
     if let Some(shard) = args.shard {
         report.shards.push(shard);
     }

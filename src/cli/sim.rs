@@ -6,6 +6,8 @@ use super::error::{Error, ExitStatus, UsageError};
 use super::runtime;
 use super::workdir::new_run_dir;
 use clap::{Args, Subcommand};
+use lettergate::protocol::clock::ClockKind;
+use lettergate::protocol::ids::Identifiers;
 use lettergate::scenario::{load_all, Loader};
 use lettergate::sim::profile::PROFILES;
 use lettergate::sim::SimConfig;
@@ -67,8 +69,8 @@ pub struct ServeArgs {
     pub start: String,
     /// `virtual`: time moves only when told (`POST /clock`); `system`: the simulator runs in
     /// real time, like a staging EHR, and sends what is due every `--dispatch-interval`.
-    #[arg(long, default_value = "virtual", value_parser = ["virtual", "system"])]
-    pub clock: String,
+    #[arg(long, default_value = "virtual", value_parser = clap::builder::TypedValueParser::try_map(clap::builder::PossibleValuesParser::new(ClockKind::NAMES), |s| s.parse::<ClockKind>()))]
+    pub clock: ClockKind,
     /// How often the dispatcher sends queued letters (15m is the baseline's).
     #[arg(long, value_name = "DURATION")]
     pub dispatch_interval: Option<String>,
@@ -113,8 +115,11 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
         &work_dir,
         args.common.jobs.max(1),
     ));
-    m.render(&mut std::io::stdout().lock(), args.common.show_identifiers)
-        .map_err(|e| Error::harness("failed to write the matrix", e))?;
+    m.render(
+        &mut std::io::stdout().lock(),
+        Identifiers::shown_if(args.common.show_identifiers),
+    )
+    .map_err(|e| Error::harness("failed to write the matrix", e))?;
     Ok(if m.any_error() {
         ExitStatus::HarnessFailure
     } else if m.baseline_clean() && m.uncaught().is_empty() {
@@ -140,7 +145,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
         let practices = loader.fixture_practices(path).map_err(Error::from)?;
         directory.extend(practices);
     }
-    let system_clock = args.clock == "system";
+    let system_clock = args.clock == ClockKind::System;
     let env =
         |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
     let out = Outbound {
@@ -163,10 +168,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             .no_proxy()
             .build()
             .map_err(|e| Error::harness("failed to build the HTTP client", e))?;
-        let clock = match system_clock {
-            true => lettergate::protocol::clock::Clock::System,
-            false => lettergate::protocol::clock::Clock::virtual_at(start),
-        };
+        let clock = args.clock.start(start);
         let mut sim = lettergate::sim::Simulator::new(config, clock, out, http);
         for p in lettergate::run::practice_records(&directory) {
             sim.register_practice(p);

@@ -5,6 +5,7 @@ use super::error::{Error, ExitStatus, UsageError};
 use super::report::conclude;
 use super::runtime;
 use clap::Args;
+use lettergate::protocol::ids::Identifiers;
 use lettergate::report::{RunReport, Terminal};
 use lettergate::run::RunConfig;
 use lettergate::scenario::load_all;
@@ -142,7 +143,11 @@ pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
         "{attributed} letters collected for the ledger's patients"
     )
     .map_err(Error::WriteReport)?;
-    let report =
-        RunReport::new(&system, &profile, args.show_identifiers).build(&scenarios, &outcomes);
+    let report = RunReport::new(
+        &system,
+        &profile,
+        Identifiers::shown_if(args.show_identifiers),
+    )
+    .build(&scenarios, &outcomes);
     conclude(&term, &mut out, report, &outcomes, &args.reports)
 }

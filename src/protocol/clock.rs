@@ -196,6 +196,57 @@ impl Clock {
     }
 }
 
+/// Which kind of [`Clock`] a simulator runs on, as `sim serve --clock` names it: `virtual`
+/// (time moves only when told) or `system` (the wall clock, as a staging EHR runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockKind {
+    Virtual,
+    System,
+}
+
+impl ClockKind {
+    /// The names, in the order `--help` lists them.
+    pub const NAMES: [&'static str; 2] = ["virtual", "system"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockKind::Virtual => "virtual",
+            ClockKind::System => "system",
+        }
+    }
+
+    /// A clock of this kind; a virtual one starts at `start`, the system clock ignores it.
+    pub fn start(self, start: Timestamp) -> Clock {
+        match self {
+            ClockKind::Virtual => Clock::virtual_at(start),
+            ClockKind::System => Clock::System,
+        }
+    }
+}
+
+impl fmt::Display for ClockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A clock name that is neither `virtual` nor `system`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown clock `{0}`: write `virtual` or `system`")]
+pub struct UnknownClock(pub String);
+
+impl std::str::FromStr for ClockKind {
+    type Err = UnknownClock;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "virtual" => Ok(ClockKind::Virtual),
+            "system" => Ok(ClockKind::System),
+            other => Err(UnknownClock(other.to_string())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +279,14 @@ mod tests {
         let t = Timestamp::parse("2025-03-03T09:30:00Z").unwrap();
         assert_eq!(t.rfc3339(), "2025-03-03T09:30:00Z");
         assert!(Timestamp::parse("2025-03-03 09:30").is_err());
+    }
+
+    #[test]
+    fn clock_kinds_read_and_print_as_their_names() {
+        for name in ClockKind::NAMES {
+            assert_eq!(name.parse::<ClockKind>().unwrap().to_string(), name);
+        }
+        assert!("wall".parse::<ClockKind>().is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Identifiers of the domain, checked at construction: [`NhsNumber`] and [`OdsCode`].
+//! Identifiers of the domain, checked at construction: [`NhsNumber`] and [`OdsCode`]; and
+//! [`Identifiers`], whether they are shown in full or masked where people read them.
 //!
 //! Both refuse malformed values when they are built, so a value that reaches the rest of the
 //! harness is known to be well formed, and both deserialize through that check so a scenario
@@ -160,6 +161,29 @@ impl fmt::Debug for OdsCode {
 impl<'de> Deserialize<'de> for OdsCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         crate::protocol::de::parse_scalar(d, "a GP practice ODS code", OdsCode::parse)
+    }
+}
+
+/// Whether reports, findings and the console show patient identifiers (NHS numbers, names,
+/// dates of birth) in full or masked. Masked unless the user asks (`--show-identifiers`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Identifiers {
+    #[default]
+    Masked,
+    Shown,
+}
+
+impl Identifiers {
+    /// `Shown` when `show` is true: the form a `--show-identifiers` flag gives.
+    pub fn shown_if(show: bool) -> Identifiers {
+        match show {
+            true => Identifiers::Shown,
+            false => Identifiers::Masked,
+        }
+    }
+
+    pub fn are_shown(self) -> bool {
+        self == Identifiers::Shown
     }
 }
 

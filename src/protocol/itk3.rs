@@ -224,26 +224,191 @@ pub fn paper_request(doc: &LetterDoc, to: &PaperRecipient) -> Value {
 /// ITK3 response codes: the system, and what each code means.
 pub const RESPONSE_SYSTEM: &str = "https://fhir.nhs.uk/STU3/CodeSystem/ITK-ResponseCodes-1";
 
-pub fn response_display(code: u32) -> &'static str {
-    match code {
-        20013 => "Success",
-        20007 => "Duplicate message",
-        20008 => "Duplicate document",
-        20009 => "Payload invalid",
-        20002 => "Unrecognised recipient organisation",
-        10004 => "Unsupported message definition",
-        30001 => "Patient known here",
-        30002 => "Patient not known here",
-        30003 => "Patient no longer registered here",
-        30004 => "Patient known here and recently deceased",
-        _ => "Unknown response code",
+/// An ITK3 response code, as an acknowledgement (`ITK008M`) carries it: infrastructure codes
+/// (`2xxxx`, `10004`) say whether the message could be taken, business codes (`3xxxx`) what
+/// the practice knows of the patient.
+///
+/// Design constraint: a real GP system may answer a code this list does not name; it is kept
+/// as [`Itk3Response::Other`], never dropped, so a report shows what was really answered. It
+/// is written and read as the bare number (`20013`), in JSON as in YAML, exactly as before
+/// this type existed.
+#[derive(Clone, Copy, Debug)]
+pub enum Itk3Response {
+    /// `20013`.
+    Success,
+    /// `20007`.
+    DuplicateMessage,
+    /// `20008`.
+    DuplicateDocument,
+    /// `20009`.
+    PayloadInvalid,
+    /// `20002`.
+    UnrecognisedRecipient,
+    /// `10004`.
+    UnsupportedMessageDefinition,
+    /// `30001`.
+    PatientKnown,
+    /// `30002`.
+    PatientNotKnown,
+    /// `30003`.
+    PatientNoLongerRegistered,
+    /// `30004`.
+    PatientKnownRecentlyDeceased,
+    /// Any other code; [`Itk3Response::from_code`] never puts a named code here.
+    Other(u32),
+}
+
+impl Itk3Response {
+    /// The business codes a practice answers, in order.
+    pub const BUSINESS: [Itk3Response; 4] = [
+        Itk3Response::PatientKnown,
+        Itk3Response::PatientNotKnown,
+        Itk3Response::PatientNoLongerRegistered,
+        Itk3Response::PatientKnownRecentlyDeceased,
+    ];
+
+    pub fn from_code(code: u32) -> Itk3Response {
+        use Itk3Response as R;
+        match code {
+            20013 => R::Success,
+            20007 => R::DuplicateMessage,
+            20008 => R::DuplicateDocument,
+            20009 => R::PayloadInvalid,
+            20002 => R::UnrecognisedRecipient,
+            10004 => R::UnsupportedMessageDefinition,
+            30001 => R::PatientKnown,
+            30002 => R::PatientNotKnown,
+            30003 => R::PatientNoLongerRegistered,
+            30004 => R::PatientKnownRecentlyDeceased,
+            other => R::Other(other),
+        }
+    }
+
+    pub fn code(self) -> u32 {
+        use Itk3Response as R;
+        match self {
+            R::Success => 20013,
+            R::DuplicateMessage => 20007,
+            R::DuplicateDocument => 20008,
+            R::PayloadInvalid => 20009,
+            R::UnrecognisedRecipient => 20002,
+            R::UnsupportedMessageDefinition => 10004,
+            R::PatientKnown => 30001,
+            R::PatientNotKnown => 30002,
+            R::PatientNoLongerRegistered => 30003,
+            R::PatientKnownRecentlyDeceased => 30004,
+            R::Other(code) => code,
+        }
+    }
+
+    /// What the code means, as the `display` of its coding.
+    pub fn display(self) -> &'static str {
+        use Itk3Response as R;
+        match self {
+            R::Success => "Success",
+            R::DuplicateMessage => "Duplicate message",
+            R::DuplicateDocument => "Duplicate document",
+            R::PayloadInvalid => "Payload invalid",
+            R::UnrecognisedRecipient => "Unrecognised recipient organisation",
+            R::UnsupportedMessageDefinition => "Unsupported message definition",
+            R::PatientKnown => "Patient known here",
+            R::PatientNotKnown => "Patient not known here",
+            R::PatientNoLongerRegistered => "Patient no longer registered here",
+            R::PatientKnownRecentlyDeceased => "Patient known here and recently deceased",
+            R::Other(_) => "Unknown response code",
+        }
+    }
+
+    /// A business response (`3xxxx`), as opposed to an infrastructure one; unknown codes are
+    /// told apart by their number as well.
+    pub fn is_business(self) -> bool {
+        self.code() >= 30000
+    }
+
+    /// Whether the acknowledgement says `ok` rather than `fatal-error`.
+    pub fn is_ok(self) -> bool {
+        use Itk3Response as R;
+        matches!(
+            self,
+            R::Success
+                | R::PatientKnown
+                | R::PatientNoLongerRegistered
+                | R::PatientKnownRecentlyDeceased
+        )
+    }
+}
+
+// Equality, order and hashing go by the code, so `Other(20013)` built by hand still equals
+// `Success`.
+impl PartialEq for Itk3Response {
+    fn eq(&self, other: &Self) -> bool {
+        self.code() == other.code()
+    }
+}
+
+impl Eq for Itk3Response {}
+
+impl PartialOrd for Itk3Response {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Itk3Response {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.code().cmp(&other.code())
+    }
+}
+
+impl std::hash::Hash for Itk3Response {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.code().hash(state)
+    }
+}
+
+impl From<u32> for Itk3Response {
+    fn from(code: u32) -> Self {
+        Itk3Response::from_code(code)
+    }
+}
+
+/// The bare number, as reports and snapshots show it.
+impl std::fmt::Display for Itk3Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+impl std::str::FromStr for Itk3Response {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<u32>().map(Itk3Response::from_code)
+    }
+}
+
+impl serde::Serialize for Itk3Response {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.code())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Itk3Response {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u32::deserialize(d).map(Itk3Response::from_code)
     }
 }
 
 /// An ITK3 acknowledgement (`ITK008M`) of the message bundle `original_id`, from `ods`.
-pub fn ack_bundle(original_id: &str, code: u32, ods: &str, mailbox: &str, at: Timestamp) -> Value {
+pub fn ack_bundle(
+    original_id: &str,
+    code: Itk3Response,
+    ods: &str,
+    mailbox: &str,
+    at: Timestamp,
+) -> Value {
     let (header, outcome, org) = (urn(), urn(), urn());
-    let ok = matches!(code, 20013 | 30001 | 30003 | 30004);
+    let ok = code.is_ok();
     json!({
         "resourceType": "Bundle",
         "identifier": {"system": "https://tools.ietf.org/html/rfc4122", "value": uuid::Uuid::new_v4().to_string()},
@@ -260,7 +425,7 @@ pub fn ack_bundle(original_id: &str, code: u32, ods: &str, mailbox: &str, at: Ti
             {"fullUrl": outcome, "resource": {
                 "resourceType": "OperationOutcome",
                 "issue": [{"severity": if ok { "information" } else { "error" }, "code": "informational",
-                    "details": {"coding": [{"system": RESPONSE_SYSTEM, "code": code.to_string(), "display": response_display(code)}]}}],
+                    "details": {"coding": [{"system": RESPONSE_SYSTEM, "code": code.to_string(), "display": code.display()}]}}],
             }},
             {"fullUrl": org, "resource": organization(ods, "")},
         ],
@@ -268,7 +433,7 @@ pub fn ack_bundle(original_id: &str, code: u32, ods: &str, mailbox: &str, at: Ti
 }
 
 /// Reads an acknowledgement: the id of the message it answers, and its response code.
-pub fn read_ack(body: &[u8]) -> Option<(String, u32)> {
+pub fn read_ack(body: &[u8]) -> Option<(String, Itk3Response)> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let entries = v["entry"].as_array()?;
     let header = entries
@@ -322,4 +487,45 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_codes_keep_their_number_known_or_not() {
+        for code in [
+            20013, 20007, 20008, 20009, 20002, 10004, 30001, 30002, 30003, 30004, 20015,
+        ] {
+            let r = Itk3Response::from_code(code);
+            assert_eq!(r.code(), code);
+            assert_eq!(r.to_string(), code.to_string());
+            assert_eq!(serde_json::to_string(&r).unwrap(), code.to_string());
+            assert_eq!(code.to_string().parse::<Itk3Response>().unwrap(), r);
+        }
+        assert_eq!(Itk3Response::from_code(20015), Itk3Response::Other(20015));
+        assert_eq!(Itk3Response::Other(30001), Itk3Response::PatientKnown);
+        assert_eq!(
+            Itk3Response::Other(20015).display(),
+            "Unknown response code"
+        );
+    }
+
+    #[test]
+    fn business_codes_are_the_3xxxx_ones_known_or_not() {
+        assert!(Itk3Response::PatientNotKnown.is_business());
+        assert!(Itk3Response::Other(30009).is_business());
+        assert!(!Itk3Response::Success.is_business());
+        assert!(!Itk3Response::UnsupportedMessageDefinition.is_business());
+    }
+
+    #[test]
+    fn an_acknowledgement_reads_back_as_the_code_it_was_built_with() {
+        for code in [Itk3Response::PayloadInvalid, Itk3Response::Other(40001)] {
+            let ack = ack_bundle("B1", code, "A81001", "A81001HC001", Timestamp(0));
+            let read = read_ack(&serde_json::to_vec(&ack).unwrap());
+            assert_eq!(read, Some(("B1".to_string(), code)));
+        }
+    }
 }

@@ -9,6 +9,7 @@
 
 use crate::expect::{Finding, FindingKind, Scope, Severity};
 use crate::protocol::clock::{Span, Timestamp};
+use crate::protocol::ids::Identifiers;
 use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use crate::run::{LetterLine, Outcome, Verdict};
 use crate::scenario::{Recipient, Scenario, Shard};
@@ -194,7 +195,7 @@ fn day(t: Timestamp) -> String {
 }
 
 impl ScenarioReport {
-    pub fn build(s: &Scenario, o: &Outcome, identifiers: bool) -> ScenarioReport {
+    pub fn build(s: &Scenario, o: &Outcome, identifiers: Identifiers) -> ScenarioReport {
         let findings = o
             .findings
             .iter()
@@ -206,7 +207,9 @@ impl ScenarioReport {
                 kind: f.kind(),
                 text: f.describe(identifiers),
                 diff: match f {
-                    Finding::ContentChanged { diff, .. } if identifiers => Some(diff.clone()),
+                    Finding::ContentChanged { diff, .. } if identifiers.are_shown() => {
+                        Some(diff.clone())
+                    }
                     Finding::ContentChanged { diff, .. } => Some(mask_diff(diff)),
                     _ => None,
                 },
@@ -249,17 +252,17 @@ impl ScenarioReport {
             .filter(|p| in_timeline.contains(p.key.as_str()))
             .map(|p| PatientReport {
                 key: p.key.clone(),
-                nhs_number: if identifiers {
+                nhs_number: if identifiers.are_shown() {
                     p.nhs_number.to_string()
                 } else {
                     p.nhs_number.masked()
                 },
-                name: if identifiers {
+                name: if identifiers.are_shown() {
                     p.name.clone()
                 } else {
                     mask_name(&p.name)
                 },
-                born: if identifiers {
+                born: if identifiers.are_shown() {
                     p.born.clone()
                 } else {
                     "****-**-**".into()
@@ -300,8 +303,8 @@ impl ScenarioReport {
                 .captured
                 .iter()
                 .map(|l| match identifiers {
-                    true => l.clone(),
-                    false => crate::run::LetterLine {
+                    Identifiers::Shown => l.clone(),
+                    Identifiers::Masked => crate::run::LetterLine {
                         route: crate::protocol::ids::mask_in_text(&l.route),
                         ..l.clone()
                     },
@@ -348,14 +351,14 @@ impl ScenarioReport {
 }
 
 impl RunReport {
-    pub fn new(target: &str, profile: &str, identifiers: bool) -> RunReport {
+    pub fn new(target: &str, profile: &str, identifiers: Identifiers) -> RunReport {
         RunReport {
             schema: SCHEMA.into(),
             lettergate_version: env!("CARGO_PKG_VERSION").into(),
             target: target.into(),
             profile: profile.into(),
             shards: Vec::new(),
-            identifiers_shown: identifiers,
+            identifiers_shown: identifiers.are_shown(),
             scenarios: Vec::new(),
         }
     }
@@ -372,8 +375,11 @@ impl RunReport {
                 .map(|s| s.borrow())
                 .find(|s| s.id == o.scenario_id);
             if let Some(s) = found {
-                self.scenarios
-                    .push(ScenarioReport::build(s, o, self.identifiers_shown));
+                self.scenarios.push(ScenarioReport::build(
+                    s,
+                    o,
+                    Identifiers::shown_if(self.identifiers_shown),
+                ));
             }
         }
         self
@@ -620,8 +626,8 @@ mod tests {
 
     #[test]
     fn merging_refuses_reports_of_different_runs_and_repeated_scenarios() {
-        let a = RunReport::new("simulator", "baseline", false);
-        let b = RunReport::new("simulator", "dispatch-stall-3-weeks", false);
+        let a = RunReport::new("simulator", "baseline", Identifiers::Masked);
+        let b = RunReport::new("simulator", "dispatch-stall-3-weeks", Identifiers::Masked);
         assert!(RunReport::merge(vec![a.clone(), b]).is_err());
         assert!(RunReport::merge(vec![]).is_err());
         assert_eq!(
@@ -635,8 +641,8 @@ mod tests {
 
     #[test]
     fn merging_reports_of_different_runs_names_both_runs() {
-        let a = RunReport::new("simulator", "baseline", false);
-        let b = RunReport::new("simulator", "dispatch-stall-3-weeks", false);
+        let a = RunReport::new("simulator", "baseline", Identifiers::Masked);
+        let b = RunReport::new("simulator", "dispatch-stall-3-weeks", Identifiers::Masked);
         assert_eq!(
             RunReport::merge(vec![a, b]).unwrap_err().to_string(),
             "cannot merge reports of different runs: simulator / baseline and simulator / dispatch-stall-3-weeks"

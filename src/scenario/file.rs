@@ -10,6 +10,7 @@
 use crate::protocol::clock::{Span, Timestamp};
 use crate::protocol::de::parse_scalar;
 use crate::protocol::ids::{NhsNumber, OdsCode};
+use crate::protocol::itk3::Itk3Response;
 use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use crate::scenario::diagnostic::closest;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -371,7 +372,7 @@ pub struct RawExpectation {
     pub of: Option<EventKind>,
     pub count: Option<u32>,
     pub acknowledged: Option<bool>,
-    pub business_ack: Option<u32>,
+    pub business_ack: Option<Itk3Response>,
 }
 
 impl Check for RawExpectation {
@@ -391,7 +392,7 @@ impl Check for RawExpectation {
             return Err("`workflow:` is a MESH workflow id and only fits `transport: mesh`".into());
         }
         if let Some(code) = self.business_ack {
-            if !(30001..=30004).contains(&code) {
+            if !Itk3Response::BUSINESS.contains(&code) {
                 return Err(format!(
                     "`business_ack: {code}` is not an ITK3 business code: write 30001 (known here), 30002 (not known here), 30003 (no longer registered here) or 30004 (known here and recently deceased)"
                 ));

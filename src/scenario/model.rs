@@ -4,6 +4,7 @@
 
 use crate::protocol::clock::{Span, Timestamp};
 use crate::protocol::ids::{NhsNumber, OdsCode};
+use crate::protocol::itk3::Itk3Response;
 use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -85,7 +86,7 @@ pub struct Expectation {
     pub acknowledged: bool,
     /// The business acknowledgement code required; when `None`, `30001` (patient known here),
     /// or `30004` (known here and recently deceased) if the patient died before the letter.
-    pub business_ack: Option<u32>,
+    pub business_ack: Option<Itk3Response>,
 }
 
 #[derive(Clone, Debug)]
@@ -222,17 +223,17 @@ impl Scenario {
     /// The ITK3 business response the practice `practice` gives for a letter about the patient
     /// with `nhs` arriving at `at`: 30001 known here, 30002 not known here, 30003 no longer
     /// registered here, 30004 known here and recently deceased.
-    pub fn gp_response(&self, practice: &str, nhs: NhsNumber, at: Timestamp) -> u32 {
+    pub fn gp_response(&self, practice: &str, nhs: NhsNumber, at: Timestamp) -> Itk3Response {
         let Some(patient) = self.patient_by_nhs(&nhs) else {
-            return 30002;
+            return Itk3Response::PatientNotKnown;
         };
         if self
             .recipient_practice_at(&patient.key, at)
             .is_some_and(|p| p.key == practice)
         {
             return match self.death_of(&patient.key) {
-                Some(died) if died <= at => 30004,
-                _ => 30001,
+                Some(died) if died <= at => Itk3Response::PatientKnownRecentlyDeceased,
+                _ => Itk3Response::PatientKnown,
             };
         }
         let mut earlier: Vec<Option<String>> =
@@ -244,9 +245,9 @@ impl Scenario {
                 .map(|e| e.to_practice.clone()),
         );
         if earlier.iter().flatten().any(|k| k == practice) {
-            30003
+            Itk3Response::PatientNoLongerRegistered
         } else {
-            30002
+            Itk3Response::PatientNotKnown
         }
     }
 

@@ -14,6 +14,7 @@ use crate::protocol::mesh::client::{
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -67,15 +68,85 @@ pub struct SentRecord {
     pub kind: LetterKind,
     pub nhs_number: NhsNumber,
     pub at: Timestamp,
-    /// `sent`, `rejected (417 ...)`, `not sent: ...`.
-    pub outcome: String,
+    /// Shown and served as `sent`, `rejected (417 ...)`, `not sent: ...`.
+    pub outcome: LetterOutcome,
     pub message_id: Option<String>,
     /// ITK3 acknowledgement codes collected from the inbox for this letter.
-    pub acks: Vec<u32>,
+    pub acks: Vec<itk3::Itk3Response>,
     /// MESH REPORTs collected for this letter, as `code: description`.
     pub reports: Vec<String>,
     #[serde(skip)]
     bundle_id: Option<String>,
+}
+
+impl SentRecord {
+    fn of(q: &Queued, at: Timestamp, outcome: LetterOutcome) -> SentRecord {
+        SentRecord {
+            local_id: q.local_id.clone(),
+            kind: q.kind,
+            nhs_number: q.nhs_number,
+            at,
+            outcome,
+            message_id: None,
+            acks: vec![],
+            reports: vec![],
+            bundle_id: None,
+        }
+    }
+}
+
+/// What the EHR believes became of a letter. It is shown, and served by the simulator's API,
+/// as one line (`sent`, `rejected (417): ...`, `not sent: ...`), the form the EHR's own log
+/// would take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LetterOutcome {
+    /// `sent`: the receiver took it, or the EHR believes so.
+    Sent,
+    /// `rejected ({answer})`, then `: {detail}` when the receiver said more: a MESH status and
+    /// body, an MLLP ACK code and text, an HTTP status.
+    Rejected {
+        answer: String,
+        detail: Option<String>,
+    },
+    /// `not sent: {0}`: the EHR never tried, or could not reach the receiver.
+    NotSent(String),
+    /// `not sent electronically: the named GP has left; paper copy {0}`: posted instead, with
+    /// how the print service answered.
+    PaperCopyInstead(Box<LetterOutcome>),
+}
+
+impl fmt::Display for LetterOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LetterOutcome::Sent => f.write_str("sent"),
+            LetterOutcome::Rejected {
+                answer,
+                detail: None,
+            } => write!(f, "rejected ({answer})"),
+            LetterOutcome::Rejected {
+                answer,
+                detail: Some(detail),
+            } => write!(f, "rejected ({answer}): {detail}"),
+            LetterOutcome::NotSent(why) => write!(f, "not sent: {why}"),
+            LetterOutcome::PaperCopyInstead(paper) => write!(
+                f,
+                "not sent electronically: the named GP has left; paper copy {paper}"
+            ),
+        }
+    }
+}
+
+impl Serialize for LetterOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Lets a test compare an outcome with the line it is shown as.
+impl PartialEq<&str> for LetterOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.to_string().as_str() == *other
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,11 +235,12 @@ enum Delivery {
         msg: OutboundMessage,
         attempts: u32,
     },
-    /// A JSON POST (print service, document route); `prefix` starts the recorded outcome.
+    /// A JSON POST (print service, document route); with `paper_copy`, a paper copy posted
+    /// because the letter was not sent electronically.
     Http {
         url: String,
         body: serde_json::Value,
-        prefix: String,
+        paper_copy: bool,
     },
     /// An MDM^T02 over MLLP; only an `AA`/`CA` ACK makes it sent.
     Mllp {
@@ -184,20 +256,36 @@ enum Delivery {
     },
 }
 
+/// What becomes of a letter once it is prepared: it goes over the network, or its outcome is
+/// already settled (a fault skipped it, it could not be routed).
+enum Step {
+    Deliver(Delivery),
+    Settled(LetterOutcome),
+}
+
 /// What the network said.
 struct Delivered {
-    outcome: String,
+    outcome: LetterOutcome,
     message_ids: Vec<String>,
+}
+
+impl Delivered {
+    fn one(outcome: LetterOutcome) -> Delivered {
+        Delivered {
+            outcome,
+            message_ids: vec![],
+        }
+    }
 }
 
 impl Delivery {
     /// A JSON POST to `path` below the service at `base`.
-    fn post(base: &str, path: &str, body: serde_json::Value, prefix: &str) -> Delivery {
+    fn post(base: &str, path: &str, body: serde_json::Value, paper_copy: bool) -> Delivery {
         let url = format!("{}{path}", base.trim_end_matches('/'));
         Delivery::Http {
             url,
             body,
-            prefix: prefix.to_string(),
+            paper_copy,
         }
     }
 
@@ -207,25 +295,12 @@ impl Delivery {
         http: &reqwest::Client,
     ) -> Result<Delivered, SimError> {
         match self {
-            Delivery::Mesh { msg, attempts } => {
-                let mut d = Delivered {
-                    outcome: String::new(),
-                    message_ids: vec![],
-                };
-                for _ in 0..attempts {
-                    match mesh.send(&msg).await? {
-                        SendOutcome::Accepted { message_id } => {
-                            d.outcome = "sent".into();
-                            d.message_ids.push(message_id);
-                        }
-                        SendOutcome::Rejected { status, body } => {
-                            d.outcome = format!("rejected ({status}): {body}")
-                        }
-                    }
-                }
-                Ok(d)
-            }
-            Delivery::Http { url, body, prefix } => {
+            Delivery::Mesh { msg, attempts } => deliver_mesh(mesh, &msg, attempts).await,
+            Delivery::Http {
+                url,
+                body,
+                paper_copy,
+            } => {
                 let resp =
                     http.post(&url)
                         .json(&body)
@@ -235,29 +310,32 @@ impl Delivery {
                             url: url.clone(),
                             source,
                         })?;
-                let status = if resp.status().is_success() {
-                    "sent".to_string()
+                let outcome = if resp.status().is_success() {
+                    LetterOutcome::Sent
                 } else {
-                    format!("rejected ({})", resp.status())
+                    LetterOutcome::Rejected {
+                        answer: resp.status().to_string(),
+                        detail: None,
+                    }
                 };
-                Ok(Delivered {
-                    outcome: format!("{prefix}{status}"),
-                    message_ids: vec![],
-                })
+                Ok(Delivered::one(match paper_copy {
+                    true => LetterOutcome::PaperCopyInstead(Box::new(outcome)),
+                    false => outcome,
+                }))
             }
             Delivery::Mllp { addr, message } => {
                 let outcome =
                     match crate::protocol::hl7::mllp::send(addr, &message, MLLP_TIMEOUT).await {
-                        Ok(_) => "sent".to_string(),
+                        Ok(_) => LetterOutcome::Sent,
                         Err(crate::protocol::hl7::Hl7Error::Rejected { code, text }) => {
-                            format!("rejected ({code}): {text}")
+                            LetterOutcome::Rejected {
+                                answer: code,
+                                detail: Some(text),
+                            }
                         }
-                        Err(e) => format!("not sent: {}", crate::protocol::chain(&e)),
+                        Err(e) => LetterOutcome::NotSent(crate::protocol::chain(&e)),
                     };
-                Ok(Delivered {
-                    outcome,
-                    message_ids: vec![],
-                })
+                Ok(Delivered::one(outcome))
             }
             Delivery::Folder {
                 dir,
@@ -266,16 +344,38 @@ impl Delivery {
                 at,
             } => {
                 let outcome = match drop_file(&dir, &name, &body, at) {
-                    Ok(()) => "sent".to_string(),
-                    Err(e) => format!("not sent: could not write {name}: {e}"),
+                    Ok(()) => LetterOutcome::Sent,
+                    Err(e) => LetterOutcome::NotSent(format!("could not write {name}: {e}")),
                 };
-                Ok(Delivered {
-                    outcome,
-                    message_ids: vec![],
-                })
+                Ok(Delivered::one(outcome))
             }
         }
     }
+}
+
+/// Sends over MESH `attempts` times (more than once only under `duplicate_sends`); the last
+/// answer is the outcome, and every accepted message id is kept.
+async fn deliver_mesh(
+    mesh: &MeshClient,
+    msg: &OutboundMessage,
+    attempts: u32,
+) -> Result<Delivered, SimError> {
+    let mut d = Delivered::one(LetterOutcome::NotSent("no attempt was made".into()));
+    for _ in 0..attempts {
+        match mesh.send(msg).await? {
+            SendOutcome::Accepted { message_id } => {
+                d.outcome = LetterOutcome::Sent;
+                d.message_ids.push(message_id);
+            }
+            SendOutcome::Rejected { status, body } => {
+                d.outcome = LetterOutcome::Rejected {
+                    answer: status.to_string(),
+                    detail: Some(body),
+                }
+            }
+        }
+    }
+    Ok(d)
 }
 
 /// Writes a file so a watcher never sees it half written: `<name>.tmp` first, its mtime set to
@@ -290,6 +390,25 @@ fn drop_file(dir: &Path, name: &str, body: &[u8], at: Timestamp) -> std::io::Res
     f.set_modified(mtime)?;
     drop(f);
     std::fs::rename(&tmp, dir.join(name))
+}
+
+/// Where the print service and the HTTP document route take letters.
+const PRINT_PATH: &str = "/print/v1/letters";
+const DOCMAN_PATH: &str = "/docman/v1/documents";
+
+fn not_sent(why: &str) -> LetterOutcome {
+    LetterOutcome::NotSent(why.to_string())
+}
+
+/// Why a practice letter has no practice to go to; the EHR puts it on its exceptions list.
+#[derive(Debug, thiserror::Error)]
+enum Unroutable {
+    #[error("no registered GP practice")]
+    NoPractice,
+    #[error("practice {0} is not in the directory")]
+    NotInDirectory(OdsCode),
+    #[error("practice {0} is closed")]
+    Closed(OdsCode),
 }
 
 pub struct Simulator {
@@ -506,7 +625,7 @@ impl Simulator {
     }
 
     /// The practice a letter for this patient goes to, following merges.
-    fn route(&self, q: &Queued) -> Result<Route, String> {
+    fn route(&self, q: &Queued) -> Result<Route, Unroutable> {
         let faults = &self.config.faults;
         // fault: stale_registration
         let ods = if faults.stale_registration {
@@ -516,26 +635,23 @@ impl Simulator {
         };
         let ods = ods
             .filter(|o| !o.is_pseudo())
-            .ok_or("no registered GP practice")?;
-        let mut practice = self
-            .directory
-            .get(&ods)
-            .ok_or_else(|| format!("practice {ods} is not in the directory"))?;
+            .ok_or(Unroutable::NoPractice)?;
+        let find = |ods: &OdsCode| {
+            self.directory
+                .get(ods)
+                .ok_or_else(|| Unroutable::NotInDirectory(ods.clone()))
+        };
+        let mut practice = find(&ods)?;
         for _ in 0..=self.directory.len() {
             match &practice.merged_into {
                 // fault: stale_directory
                 Some(_) if faults.stale_directory => break,
-                Some(next) => {
-                    practice = self
-                        .directory
-                        .get(next)
-                        .ok_or_else(|| format!("practice {next} is not in the directory"))?
-                }
+                Some(next) => practice = find(next)?,
                 None => break,
             }
         }
         if practice.closed {
-            return Err(format!("practice {} is closed", practice.ods));
+            return Err(Unroutable::Closed(practice.ods.clone()));
         }
         Ok(Route {
             ods: practice.ods.clone(),
@@ -546,33 +662,70 @@ impl Simulator {
     }
 
     /// Everything about sending a letter but the network: faults, routing, the document.
-    fn prepare(&mut self, q: Queued) -> (SentRecord, Option<Delivery>) {
-        let mut record = SentRecord {
-            local_id: q.local_id.clone(),
-            kind: q.kind,
-            nhs_number: q.nhs_number,
-            at: self.now(),
-            outcome: String::new(),
-            message_id: None,
-            acks: vec![],
-            reports: vec![],
-            bundle_id: None,
-        };
+    fn prepare(&mut self, q: &Queued) -> (Step, Option<String>) {
         let Some(patient) = self.pds.get(&q.nhs_number).cloned() else {
-            record.outcome = "not sent: unknown patient".into();
-            return (record, None);
+            return (Step::Settled(not_sent("unknown patient")), None);
         };
         let chart = self.charts.get(&q.nhs_number).cloned().unwrap_or_default();
         let faults = self.config.faults.clone();
+        let mut doc = self.document(q, &patient);
+        let written = self.written_per_kind.entry(q.kind).or_default();
+        *written += 1;
+        let nth = *written;
+        // fault: send_one_in
+        if let Some((_, n)) = faults.send_one_in.iter().find(|(k, _)| *k == q.kind) {
+            if (nth - 1) % n.max(&1) != 0 {
+                let skipped = not_sent("automatic sending skipped it");
+                return (Step::Settled(skipped), None);
+            }
+        }
+        // fault: silently_drop
+        if faults.silently_drop.contains(&q.kind) {
+            return (Step::Settled(LetterOutcome::Sent), None);
+        }
+        if !q.kind.goes_to_practice() {
+            // fault: copies_after_death
+            if chart.deceased && !faults.copies_after_death {
+                return (Step::Settled(not_sent("the patient has died")), None);
+            }
+            let body = itk3::paper_request(&doc, &PaperRecipient::Patient);
+            let print = Delivery::post(&self.out.print_url, PRINT_PATH, body, false);
+            return (Step::Deliver(print), None);
+        }
+        let route = match self.route(q) {
+            Ok(r) => r,
+            Err(why) => {
+                let outcome = LetterOutcome::NotSent(format!("{why} (exceptions list)"));
+                return (Step::Settled(outcome), None);
+            }
+        };
+        doc.practice = Some((route.ods.to_string(), route.name.clone()));
+        let paper = PaperRecipient::Practice {
+            ods: route.ods.to_string(),
+            name: route.name.clone(),
+        };
+        // fault: skip_when_named_gp_left
+        if faults.skip_when_named_gp_left && chart.named_gp_left && patient.named_gp.is_some() {
+            let body = itk3::paper_request(&doc, &paper);
+            let print = Delivery::post(&self.out.print_url, PRINT_PATH, body, true);
+            return (Step::Deliver(print), None);
+        }
+        self.to_practice(q, &doc, &route, &paper)
+    }
+
+    /// The document of a letter, with the sections the profile keeps.
+    fn document(&self, q: &Queued, patient: &PatientRecord) -> LetterDoc {
         let mut sections = itk3::default_sections(q.kind);
         // fault: drop_section
         sections.retain(|(title, _)| {
-            !faults
+            !self
+                .config
+                .faults
                 .drop_section
                 .iter()
                 .any(|(k, t)| *k == q.kind && t == title)
         });
-        let mut doc = LetterDoc {
+        LetterDoc {
             kind: q.kind,
             local_id: q.local_id.clone(),
             visit_id: q.visit_id.clone(),
@@ -588,106 +741,52 @@ impl Simulator {
             written_at: q.ready_at,
             sent_at: self.now(),
             sections,
-        };
-        let written = self.written_per_kind.entry(q.kind).or_default();
-        *written += 1;
-        let nth = *written;
-        // fault: send_one_in
-        if let Some((_, n)) = faults.send_one_in.iter().find(|(k, _)| *k == q.kind) {
-            if (nth - 1) % n.max(&1) != 0 {
-                record.outcome = "not sent: automatic sending skipped it".into();
-                return (record, None);
+        }
+    }
+
+    /// How a practice letter goes over the practice's route: an HTTP document route, MLLP, a
+    /// folder or MESH; with the ITK3 bundle id when it goes over MESH, to match the
+    /// acknowledgements that come back.
+    fn to_practice(
+        &self,
+        q: &Queued,
+        doc: &LetterDoc,
+        route: &Route,
+        paper: &PaperRecipient,
+    ) -> (Step, Option<String>) {
+        let step = match (route.transport, &self.out.mllp, &self.out.folder) {
+            (Transport::Http, _, _) => {
+                let body = itk3::paper_request(doc, paper);
+                Delivery::post(&self.out.docman_url, DOCMAN_PATH, body, false)
             }
-        }
-        // fault: silently_drop
-        if faults.silently_drop.contains(&q.kind) {
-            record.outcome = "sent".into();
-            return (record, None);
-        }
-        if !q.kind.goes_to_practice() {
-            // fault: copies_after_death
-            if chart.deceased && !faults.copies_after_death {
-                record.outcome = "not sent: the patient has died".into();
-                return (record, None);
-            }
-            let body = itk3::paper_request(&doc, &PaperRecipient::Patient);
-            return (
-                record,
-                Some(Delivery::post(
-                    &self.out.print_url,
-                    "/print/v1/letters",
-                    body,
-                    "",
-                )),
-            );
-        }
-        let route = match self.route(&q) {
-            Ok(r) => r,
-            Err(why) => {
-                record.outcome = format!("not sent: {why} (exceptions list)");
-                return (record, None);
-            }
-        };
-        doc.practice = Some((route.ods.to_string(), route.name.clone()));
-        // fault: skip_when_named_gp_left
-        if faults.skip_when_named_gp_left && chart.named_gp_left && patient.named_gp.is_some() {
-            let paper = PaperRecipient::Practice {
-                ods: route.ods.to_string(),
-                name: route.name.clone(),
-            };
-            let body = itk3::paper_request(&doc, &paper);
-            let prefix = "not sent electronically: the named GP has left; paper copy ";
-            return (
-                record,
-                Some(Delivery::post(
-                    &self.out.print_url,
-                    "/print/v1/letters",
-                    body,
-                    prefix,
-                )),
-            );
-        }
-        if route.transport == Transport::Http {
-            let paper = PaperRecipient::Practice {
-                ods: route.ods.to_string(),
-                name: route.name.clone(),
-            };
-            let body = itk3::paper_request(&doc, &paper);
-            return (
-                record,
-                Some(Delivery::post(
-                    &self.out.docman_url,
-                    "/docman/v1/documents",
-                    body,
-                    "",
-                )),
-            );
-        }
-        match (route.transport, &self.out.mllp, &self.out.folder) {
             (Transport::Mllp, Some(addr), _) => {
-                let message = crate::protocol::hl7::mdm::build(&doc, Some(route.ods.as_str()));
-                let addr = *addr;
-                return (record, Some(Delivery::Mllp { addr, message }));
+                let message = crate::protocol::hl7::mdm::build(doc, Some(route.ods.as_str()));
+                Delivery::Mllp {
+                    addr: *addr,
+                    message,
+                }
             }
-            (Transport::Folder, _, Some(dir)) => {
-                let bundle = itk3::message_bundle(&doc);
-                let delivery = Delivery::Folder {
-                    dir: dir.clone(),
-                    name: format!("{}.json", q.local_id),
-                    body: serde_json::to_vec_pretty(&bundle).unwrap_or_default(),
-                    at: self.now(),
-                };
-                return (record, Some(delivery));
-            }
+            (Transport::Folder, _, Some(dir)) => Delivery::Folder {
+                dir: dir.clone(),
+                name: format!("{}.json", q.local_id),
+                body: serde_json::to_vec_pretty(&itk3::message_bundle(doc)).unwrap_or_default(),
+                at: self.now(),
+            },
             (Transport::Mllp | Transport::Folder, _, _) => {
-                record.outcome = format!(
-                    "not sent: practice {} takes letters over {}, and no {} is configured",
+                let why = format!(
+                    "practice {} takes letters over {}, and no {} is configured",
                     route.ods, route.transport, route.transport
                 );
-                return (record, None);
+                return (Step::Settled(LetterOutcome::NotSent(why)), None);
             }
-            (Transport::Mesh | Transport::Http, _, _) => {}
-        }
+            (Transport::Mesh, _, _) => return self.over_mesh(q, doc, route),
+        };
+        (Step::Deliver(step), None)
+    }
+
+    /// A practice letter as a MESH message bundle.
+    fn over_mesh(&self, q: &Queued, doc: &LetterDoc, route: &Route) -> (Step, Option<String>) {
+        let faults = &self.config.faults;
         // fault: workflow_override
         let workflow = faults
             .workflow_override
@@ -695,8 +794,8 @@ impl Simulator {
             .find(|(k, _)| *k == q.kind)
             .map_or(q.kind.workflow_id().unwrap_or_default(), |(_, w)| *w)
             .to_string();
-        let bundle = itk3::message_bundle(&doc);
-        record.bundle_id = bundle["identifier"]["value"].as_str().map(str::to_string);
+        let bundle = itk3::message_bundle(doc);
+        let bundle_id = bundle["identifier"]["value"].as_str().map(str::to_string);
         let msg = OutboundMessage {
             to: route.mailbox.clone(),
             workflow_id: workflow,
@@ -708,21 +807,31 @@ impl Simulator {
         };
         // fault: duplicate_sends
         let attempts = if faults.duplicate_sends { 2 } else { 1 };
-        (record, Some(Delivery::Mesh { msg, attempts }))
+        (Step::Deliver(Delivery::Mesh { msg, attempts }), bundle_id)
     }
 
     /// Sends a batch that fell due at one tick, several letters in flight at once as a real
     /// dispatcher does, then records the outcomes in the order the letters were queued.
     async fn send_batch(&mut self, due: Vec<Queued>) -> Result<(), SimError> {
-        let jobs: Vec<(SentRecord, Option<Delivery>)> =
-            due.into_iter().map(|q| self.prepare(q)).collect();
+        let now = self.now();
+        let jobs: Vec<(SentRecord, Step)> = due
+            .into_iter()
+            .map(|q| {
+                let (step, bundle_id) = self.prepare(&q);
+                let record = SentRecord {
+                    bundle_id,
+                    ..SentRecord::of(&q, now, LetterOutcome::Sent)
+                };
+                (record, step)
+            })
+            .collect();
         let (mesh, http) = (self.mesh.clone(), self.http.clone());
-        let results: Vec<_> = futures::stream::iter(jobs.into_iter().map(|(record, delivery)| {
+        let results: Vec<_> = futures::stream::iter(jobs.into_iter().map(|(record, step)| {
             let (mesh, http) = (mesh.clone(), http.clone());
             async move {
-                let delivered = match delivery {
-                    Some(d) => Some(d.deliver(&mesh, &http).await),
-                    None => None,
+                let delivered = match step {
+                    Step::Deliver(d) => d.deliver(&mesh, &http).await,
+                    Step::Settled(outcome) => Ok(Delivered::one(outcome)),
                 };
                 (record, delivered)
             }
@@ -731,14 +840,12 @@ impl Simulator {
         .collect()
         .await;
         for (mut record, delivered) in results {
-            if let Some(d) = delivered {
-                let d = d?;
-                record.outcome = d.outcome;
-                for id in &d.message_ids {
-                    self.by_message.insert(id.clone(), self.sent.len());
-                }
-                record.message_id = d.message_ids.last().cloned();
+            let d = delivered?;
+            record.outcome = d.outcome;
+            for id in &d.message_ids {
+                self.by_message.insert(id.clone(), self.sent.len());
             }
+            record.message_id = d.message_ids.last().cloned();
             if let Some(b) = &record.bundle_id {
                 self.by_bundle.insert(b.clone(), self.sent.len());
             }
@@ -785,5 +892,37 @@ impl Simulator {
     pub async fn send_canary(&self) -> Result<SendOutcome, SimError> {
         let msg = OutboundMessage::canary(&self.mesh.config().mailbox);
         Ok(self.mesh.send(&msg).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letter_outcomes_read_as_the_ehr_logs_them() {
+        let rejected = |answer: &str, detail: Option<&str>| LetterOutcome::Rejected {
+            answer: answer.into(),
+            detail: detail.map(str::to_string),
+        };
+        for (outcome, shown) in [
+            (LetterOutcome::Sent, "sent"),
+            (rejected("417", Some("{}")), "rejected (417): {}"),
+            (
+                rejected("417 Expectation Failed", None),
+                "rejected (417 Expectation Failed)",
+            ),
+            (
+                not_sent("the patient has died"),
+                "not sent: the patient has died",
+            ),
+            (
+                LetterOutcome::PaperCopyInstead(Box::new(LetterOutcome::Sent)),
+                "not sent electronically: the named GP has left; paper copy sent",
+            ),
+        ] {
+            assert_eq!(outcome.to_string(), shown);
+            assert_eq!(serde_json::to_value(&outcome).unwrap(), shown);
+        }
     }
 }

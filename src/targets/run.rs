@@ -843,9 +843,13 @@ async fn drive_and_capture(
         let known = now_known.clone();
         GpReceiver(Arc::new(move |mailbox: &str, nhs, at| {
             let s = known.read().map(|s| s.clone());
-            let Ok(s) = s else { return 30002 };
+            let Ok(s) = s else {
+                return crate::protocol::itk3::Itk3Response::PatientNotKnown;
+            };
             let practice = s.practices.values().find(|p| p.mailbox == mailbox);
-            practice.map_or(30002, |p| s.gp_response(&p.key, nhs, at))
+            practice.map_or(crate::protocol::itk3::Itk3Response::PatientNotKnown, |p| {
+                s.gp_response(&p.key, nhs, at)
+            })
         }))
     };
     let mut captures = Captures::start(
@@ -933,7 +937,10 @@ mod tests {
         let (mine, said) = sort_out(&t, s, letters, &history);
         assert_eq!(mine.len(), 2);
         assert_eq!(mine.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
-        let said: Vec<String> = said.iter().map(|f| f.describe(false)).collect();
+        let said: Vec<String> = said
+            .iter()
+            .map(|f| f.describe(crate::protocol::ids::Identifiers::Masked))
+            .collect();
         assert_eq!(said.len(), 2, "{said:?}");
         assert!(
             said[0].starts_with("unmatched letter: clinic letter for alice")

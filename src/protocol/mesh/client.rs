@@ -23,7 +23,7 @@
 //! # Ok(()) }
 //! ```
 
-use super::{auth, ACCEPT_V2, API_ROOT};
+use super::{auth, MeshErrorCode, ACCEPT_V2, API_ROOT};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -167,6 +167,18 @@ impl OutboundMessage {
 pub enum SendOutcome {
     Accepted { message_id: String },
     Rejected { status: u16, body: String },
+}
+
+impl SendOutcome {
+    /// The `errorCode` of a refusal's JSON body (`12` for an unregistered recipient), when it
+    /// has one.
+    pub fn error_code(&self) -> Option<MeshErrorCode> {
+        let SendOutcome::Rejected { body, .. } = self else {
+            return None;
+        };
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        v["errorCode"].as_str().map(MeshErrorCode::parse)
+    }
 }
 
 /// The request could not be made at all (connection refused, timeout).
@@ -558,6 +570,12 @@ impl InboxMessage {
     /// `mex-StatusCode`, such as `14` (not collected within 5 days).
     pub fn status_code(&self) -> Option<&str> {
         self.header("mex-StatusCode")
+    }
+
+    /// `mex-StatusCode` as a code; an absent one reads as the empty code, as a report shows
+    /// it.
+    pub fn report_code(&self) -> MeshErrorCode {
+        MeshErrorCode::parse(self.status_code().unwrap_or(""))
     }
 
     /// `mex-StatusDescription`.

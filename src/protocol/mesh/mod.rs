@@ -1,8 +1,12 @@
 //! The MESH API as both sides speak it: [`auth`] builds and checks `NHSMESH` tokens, and
-//! [`client`] sends messages to an outbox.
+//! [`client`] sends messages to an outbox, and [`codes`] names the error and report codes
+//! MESH answers with.
 
 pub mod auth;
 pub mod client;
+pub mod codes;
+
+pub use codes::MeshErrorCode;
 
 /// The path prefix of every MESH API call.
 pub const API_ROOT: &str = "/messageexchange";

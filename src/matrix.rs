@@ -93,7 +93,7 @@ fn cell(o: &Outcome) -> String {
     if o.verdict == Verdict::Error {
         return "E".into();
     }
-    let found: Vec<char> = o.findings.iter().map(code).collect();
+    let found: Vec<char> = o.findings.iter().map(|f| code(f)).collect();
     let text: String = KEY
         .iter()
         .map(|(c, _)| *c)
@@ -114,7 +114,7 @@ fn headline(o: &Outcome, identifiers: Identifiers) -> String {
     let f = o
         .findings
         .iter()
-        .find(|f| !matches!(f, Finding::ContentChanged { .. }))
+        .find(|f| !matches!(f.finding, Finding::ContentChanged { .. }))
         .or(o.findings.first());
     f.map_or_else(|| "passed".into(), |f| f.describe(identifiers))
 }

@@ -66,7 +66,7 @@ async fn removing_the_rule_for_a_letter_kind_shows_its_scenarios_as_missing_lett
         .await;
         for (s, o) in scenarios.iter().zip(&outcomes) {
             let missing = o.findings.iter().any(
-                |f| matches!(f, Finding::MissingLetter { kind: k, found: 0, .. } if *k == kind),
+                |f| matches!(&f.finding, Finding::MissingLetter { kind: k, found: 0, .. } if *k == kind),
             );
             if expects(s, kind) {
                 assert_eq!(o.verdict, Verdict::Fail, "{} without {kind}", s.id);
@@ -165,7 +165,7 @@ macro_rules! caught {
             let o = run_profile($profile, &s).await;
             let said: Vec<String> = o.findings.iter().map(|f| f.describe(lettergate::protocol::ids::Identifiers::Masked)).collect();
             assert_eq!(o.verdict, Verdict::Fail, "{} under {}: {said:?}", $scenario, $profile);
-            assert!(o.findings.iter().any(|f| matches!(f, $finding $(if $guard)?)), "{} under {}: {said:?}", $scenario, $profile);
+            assert!(o.findings.iter().any(|f| matches!(&f.finding, $finding $(if $guard)?)), "{} under {}: {said:?}", $scenario, $profile);
         }
     };
 }

@@ -279,7 +279,7 @@ async fn a_simulator_that_stops_a_letter_kind_is_caught_on_the_mllp_and_folder_r
         assert_eq!(o.verdict, Verdict::Fail, "without {kind}: {said:?}");
         assert!(
             o.findings.iter().any(|f| matches!(
-                f,
+                &f.finding,
                 Finding::MissingLetter { kind: k, to: t, found: 0, .. } if *k == kind && t.starts_with(to)
             )),
             "without {kind}, a missing {kind} to {to}: {said:?}"

@@ -221,6 +221,70 @@ fn a_target_is_driven_over_fhir_recorded_then_compared_and_a_dropped_letter_is_c
     );
 }
 
+/// Issue 11 (point 7) and issue 14: a scenario whose events the EHR refuses ends as an error
+/// outcome with the cause, and releases what it held, so the next scenario listens on the
+/// same fixed capture port and passes.
+#[test]
+fn a_refused_scenario_is_incomplete_with_its_cause_and_the_next_one_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = peers::free_port();
+    let sim = sim_serve("baseline", capture_port);
+    let target = target_file(dir.path(), sim.port, capture_port);
+    // In this order: the first one's attendance is what the EHR will refuse.
+    let scenarios = [
+        "scenarios/death/in_hospital.yaml",
+        "scenarios/inpatient/discharge_summary.yaml",
+    ];
+
+    // Nothing refused: both pass, recorded as the target's accepted snapshots.
+    let ok = lettergate_on(&["run", "--accept"], &target, dir.path(), &scenarios);
+    let out = text(&ok);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(out.contains("2 scenarios: 2 passed"), "{out}");
+
+    // The EHR now answers 400 to an outpatient attendance (a body that is not an Encounter),
+    // which only the first scenario has.
+    let fhir = format!("    base_url: http://127.0.0.1:{}/fhir\n", sim.port);
+    let refusing = std::fs::read_to_string(&target).unwrap().replace(
+        &fhir,
+        &format!("{fhir}    requests:\n      outpatient_attendance:\n        path: /Encounter\n        headers: {{content-type: application/fhir+json}}\n        body: '{{\"resourceType\": \"Patient\"}}'\n"),
+    );
+    assert!(refusing.contains("outpatient_attendance"), "{refusing}");
+    std::fs::write(&target, refusing).unwrap();
+    let refused = lettergate_on(&["run", "--check"], &target, dir.path(), &scenarios);
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{out}");
+    assert!(out.contains("INCOMPLETE"), "{out}");
+    let error = out
+        .split("--- death/in_hospital")
+        .nth(1)
+        .and_then(|section| {
+            section
+                .lines()
+                .find(|l| l.trim_start().starts_with("error:"))
+        })
+        .unwrap_or_else(|| panic!("no error for death/in_hospital: {out}"));
+    // The whole cause: the request, the status and what the EHR said.
+    assert!(
+        error.contains("/fhir/Encounter (outpatient_attendance) answered 400 Bad Request"),
+        "{error}"
+    );
+    assert!(
+        error.contains("the body is not a Encounter resource"),
+        "{error}"
+    );
+    assert!(!out.contains("Address already in use"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("PASS") && l.contains("inpatient/discharge_summary")),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 scenarios: 1 passed, 0 failed, 1 could not run"),
+        "{out}"
+    );
+}
+
 #[test]
 fn targets_check_says_what_works_and_what_does_not() {
     let dir = tempfile::tempdir().unwrap();

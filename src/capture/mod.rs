@@ -1,10 +1,12 @@
 //! Where letters are received: [`server`] runs a MESH-compatible endpoint and an HTTP capture
 //! on loopback, [`mllp`] an HL7 v2 MLLP receiver and [`folder`] a watched folder; all record
 //! into one [`sink::LogSink`] per run; [`store`] writes every received message to disk, and
-//! [`parse`] reads a message's letter facts. Everything downstream sees only [`CapturedLetter`].
+//! [`parse`] reads a message's letter facts; [`group`] starts, proves alive and stops all the
+//! captures of one scenario run. Everything downstream sees only [`CapturedLetter`].
 
 pub mod chunks;
 pub mod folder;
+pub mod group;
 pub mod inbox;
 pub mod mllp;
 pub mod poll;
@@ -14,6 +16,7 @@ pub mod store;
 
 pub use crate::protocol::read::LetterFacts;
 pub use folder::FolderCapture;
+pub use group::{CaptureGroup, CaptureGroupError, CapturePlan, Carried};
 pub use inbox::{AckRecord, ReportRecord};
 pub use mllp::MllpCapture;
 pub use server::{CaptureConfig, CaptureError, CaptureServer, Endpoint, GpReceiver};

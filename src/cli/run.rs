@@ -109,7 +109,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         progress.step();
     };
     let outcomes = match &target {
-        Some(t) => runtime()?.block_on(lettergate::targets::run::run_target(
+        Some(t) => runtime()?.block_on(lettergate::run::run_target(
             t, &scenarios, config, on_outcome,
         )),
         None => runtime()?.block_on(run_all(&scenarios, config, on_outcome)),

@@ -127,7 +127,7 @@ pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
     term.header(&mut out, ledger.scenarios.len(), &system, &profile)
         .map_err(Error::WriteReport)?;
     let (outcomes, attributed) = runtime()?
-        .block_on(lettergate::targets::ledger::collect(
+        .block_on(lettergate::run::collect(
             &target,
             &ledger,
             &scenarios,

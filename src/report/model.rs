@@ -199,14 +199,12 @@ impl ScenarioReport {
         let findings = o
             .findings
             .iter()
-            .zip(&o.scopes)
-            .zip(&o.severities)
-            .map(|((f, scope), severity)| FindingReport {
-                scope: *scope,
-                severity: *severity,
+            .map(|f| FindingReport {
+                scope: f.scope,
+                severity: f.severity,
                 kind: f.kind(),
                 text: f.describe(identifiers),
-                diff: match f {
+                diff: match &f.finding {
                     Finding::ContentChanged { diff, .. } if identifiers.are_shown() => {
                         Some(diff.clone())
                     }

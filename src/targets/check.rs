@@ -3,8 +3,9 @@
 //! before any scenario runs. Nothing is sent that an EHR would act on: FHIR is asked for its
 //! `metadata`, MLLP and HTTP drivers are connected to, MESH mailboxes are signed in to.
 
-use super::file::{RawAuth, RawListenOnly, RawTls};
-use super::{secret, Target};
+use super::file::{RawAuth, RawMeshEndpoint, RawMeshPoll, RawTls};
+use super::model::{Capture, Drive, HttpDrive};
+use super::{secret, Target, TargetError};
 use crate::protocol::mesh::client::{MeshClient, MeshConfig};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -43,21 +44,23 @@ pub fn tls_options(tls: Option<&RawTls>) -> crate::protocol::mesh::client::TlsOp
 
 /// An HTTP client for a target: no proxy (targets are named exactly), a timeout, and the
 /// client certificate and CA when the file gives them.
-pub fn http_client(tls: Option<&RawTls>, timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn http_client(
+    tls: Option<&RawTls>,
+    timeout: Duration,
+) -> Result<reqwest::Client, TargetError> {
     tls_options(tls)
-        .client_builder()
-        .map_err(|e| crate::protocol::chain(&e))?
+        .client_builder()?
         .no_proxy()
         .timeout(timeout)
         .build()
-        .map_err(|e| format!("could not build the HTTP client: {e}"))
+        .map_err(TargetError::HttpClient)
 }
 
 /// The `Authorization` header value for a driver, fetching an OAuth2 token when configured.
 pub async fn authorization(
     http: &reqwest::Client,
     auth: Option<&RawAuth>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, TargetError> {
     let Some(auth) = auth else { return Ok(None) };
     if let Some(env) = &auth.bearer_token_env {
         return Ok(Some(format!("Bearer {}", secret(env, "the bearer token")?)));
@@ -78,19 +81,15 @@ pub async fn authorization(
             .form(&form)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "the OAuth2 token endpoint {} did not answer: {e}",
-                    o.token_url.0
-                )
+            .map_err(|source| TargetError::TokenUnanswered {
+                url: o.token_url.0.clone(),
+                source,
             })?;
         let status = resp.status();
         let v: serde_json::Value = resp.json().await.unwrap_or_default();
         return match v["access_token"].as_str() {
             Some(t) if status.is_success() => Ok(Some(format!("Bearer {t}"))),
-            _ => Err(format!(
-                "the OAuth2 token endpoint answered {status} without an access_token"
-            )),
+            _ => Err(TargetError::NoAccessToken { status }),
         };
     }
     Ok(None)
@@ -123,7 +122,9 @@ async fn fhir_metadata(
     base: &str,
     auth: Option<&RawAuth>,
 ) -> Result<String, String> {
-    let authz = authorization(http, auth).await?;
+    let authz = authorization(http, auth)
+        .await
+        .map_err(|e| crate::protocol::chain(&e))?;
     let url = format!("{base}/metadata");
     let mut req = http.get(&url).header("accept", "application/fhir+json");
     if let Some(a) = authz {
@@ -181,101 +182,115 @@ async fn mesh_signin(
 
 /// Checks everything `t` names. The lines come in the file's order: driver, then capture.
 pub async fn run(t: &Target) -> Vec<CheckLine> {
-    let mut lines = Vec::new();
-    let d = &t.raw.drive;
-    let plain = http_client(None, Duration::from_secs(15));
-    if let Some(f) = &d.fhir {
-        let r = match &plain {
-            Ok(http) => fhir_metadata(http, &f.base_url.0, f.auth.as_ref()).await,
-            Err(e) => Err(e.clone()),
-        };
-        lines.push(CheckLine::new("drive.fhir", r));
+    let mut lines = check_drive(&t.drive).await;
+    let c = &t.capture;
+    if let Some(m) = &c.mesh_endpoint {
+        lines.extend(check_mesh_endpoint(m));
     }
-    if let Some(h) = &d.hl7v2 {
-        lines.push(CheckLine::new(
-            "drive.hl7v2",
-            can_connect(&h.address.0).await,
-        ));
+    if let Some(listen) = c.http_endpoint {
+        lines.push(CheckLine::new("capture.http_endpoint", can_listen(listen)));
     }
-    if let Some(h) = &d.http {
-        let r = match reqwest::Url::parse(&h.base_url.0) {
-            Ok(u) => {
-                let host = u.host_str().unwrap_or_default().to_string();
-                let port = u.port_or_known_default().unwrap_or(80);
-                can_connect(&format!("{host}:{port}")).await
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        lines.push(CheckLine::new("drive.http", r));
-        if h.auth.is_some() {
+    if let Some(listen) = c.mllp {
+        lines.push(CheckLine::new("capture.mllp", can_listen(listen)));
+    }
+    lines.extend(check_folder(c));
+    if let Some(p) = &c.mesh_poll {
+        lines.extend(check_mesh_poll(p).await);
+    }
+    lines
+}
+
+async fn check_drive(d: &Drive) -> Vec<CheckLine> {
+    let plain = http_client(None, Duration::from_secs(15)).map_err(|e| crate::protocol::chain(&e));
+    match d {
+        Drive::Fhir(f) => {
             let r = match &plain {
-                Ok(http) => authorization(http, h.auth.as_ref())
-                    .await
-                    .map(|_| "credentials read".to_string()),
+                Ok(http) => fhir_metadata(http, &f.base_url, f.auth.as_ref()).await,
                 Err(e) => Err(e.clone()),
             };
-            lines.push(CheckLine::new("drive.http auth", r));
+            vec![CheckLine::new("drive.fhir", r)]
         }
+        Drive::Hl7v2(h) => vec![CheckLine::new("drive.hl7v2", can_connect(&h.address).await)],
+        Drive::Http(h) => check_http_drive(h, &plain).await,
     }
-    let c = &t.raw.capture;
-    if let Some(m) = &c.mesh_endpoint {
-        lines.push(CheckLine::new(
-            "capture.mesh_endpoint",
-            can_listen(m.listen.0),
-        ));
-        let mut missing = Vec::new();
-        if let Err(e) = secret(&m.shared_key_env, "the MESH shared key") {
-            missing.push(e);
+}
+
+async fn check_http_drive(
+    h: &HttpDrive,
+    plain: &Result<reqwest::Client, String>,
+) -> Vec<CheckLine> {
+    let r = match reqwest::Url::parse(&h.base_url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or_default().to_string();
+            let port = u.port_or_known_default().unwrap_or(80);
+            can_connect(&format!("{host}:{port}")).await
         }
-        for (mailbox, env) in &m.mailboxes {
-            if let Err(e) = secret(env, &format!("{mailbox}'s password")) {
-                missing.push(e);
-            }
-        }
-        let r = match missing.is_empty() {
-            true => Ok(format!(
-                "shared key and {} mailbox passwords read",
-                m.mailboxes.len()
-            )),
-            false => Err(missing.join("; ")),
-        };
-        lines.push(CheckLine::new("capture.mesh_endpoint secrets", r));
-    }
-    let listen_only = |what: &str, l: &Option<RawListenOnly>, lines: &mut Vec<CheckLine>| {
-        if let Some(l) = l {
-            lines.push(CheckLine::new(what, can_listen(l.listen.0)));
-        }
+        Err(e) => Err(e.to_string()),
     };
-    listen_only("capture.http_endpoint", &c.http_endpoint, &mut lines);
-    listen_only("capture.mllp", &c.mllp, &mut lines);
-    if let Some(f) = &c.folder {
-        let r = match std::fs::read_dir(&f.path) {
-            Ok(entries) => Ok(format!(
-                "{} is readable ({} entries now)",
-                f.path.display(),
-                entries.count()
-            )),
-            Err(e) => Err(format!("cannot read the folder {}: {e}", f.path.display())),
+    let mut lines = vec![CheckLine::new("drive.http", r)];
+    if h.auth.is_some() {
+        let r = match plain {
+            Ok(http) => authorization(http, h.auth.as_ref())
+                .await
+                .map(|_| "credentials read".to_string())
+                .map_err(|e| crate::protocol::chain(&e)),
+            Err(e) => Err(e.clone()),
         };
-        lines.push(CheckLine::new("capture.folder", r));
+        lines.push(CheckLine::new("drive.http auth", r));
     }
-    if let Some(p) = &c.mesh_poll {
-        let http = http_client(p.tls.as_ref(), Duration::from_secs(15));
-        let key = secret(&p.shared_key_env, "the MESH shared key");
-        let boxes = p.mailboxes.iter().chain(p.sending_mailbox.iter());
-        for mb in boxes {
-            let what = format!("capture.mesh_poll {}", mb.id);
-            let r = match (
-                &http,
-                &key,
-                secret(&mb.password_env, &format!("{}'s password", mb.id)),
-            ) {
-                (Err(e), _, _) | (_, Err(e), _) => Err(e.clone()),
-                (_, _, Err(e)) => Err(e),
-                (Ok(http), Ok(key), Ok(pw)) => mesh_signin(http, &p.url.0, key, &mb.id, &pw).await,
-            };
-            lines.push(CheckLine::new(what, r));
+    lines
+}
+
+fn check_mesh_endpoint(m: &RawMeshEndpoint) -> Vec<CheckLine> {
+    let mut missing = Vec::new();
+    if let Err(e) = secret(&m.shared_key_env, "the MESH shared key") {
+        missing.push(e.to_string());
+    }
+    for (mailbox, env) in &m.mailboxes {
+        if let Err(e) = secret(env, &format!("{mailbox}'s password")) {
+            missing.push(e.to_string());
         }
+    }
+    let r = match missing.is_empty() {
+        true => Ok(format!(
+            "shared key and {} mailbox passwords read",
+            m.mailboxes.len()
+        )),
+        false => Err(missing.join("; ")),
+    };
+    vec![
+        CheckLine::new("capture.mesh_endpoint", can_listen(m.listen.0)),
+        CheckLine::new("capture.mesh_endpoint secrets", r),
+    ]
+}
+
+fn check_folder(c: &Capture) -> Option<CheckLine> {
+    let f = c.folder.as_ref()?;
+    let r = match std::fs::read_dir(&f.path) {
+        Ok(entries) => Ok(format!(
+            "{} is readable ({} entries now)",
+            f.path.display(),
+            entries.count()
+        )),
+        Err(e) => Err(format!("cannot read the folder {}: {e}", f.path.display())),
+    };
+    Some(CheckLine::new("capture.folder", r))
+}
+
+async fn check_mesh_poll(p: &RawMeshPoll) -> Vec<CheckLine> {
+    let text = |e: TargetError| crate::protocol::chain(&e);
+    let http = http_client(p.tls.as_ref(), Duration::from_secs(15)).map_err(text);
+    let key = secret(&p.shared_key_env, "the MESH shared key").map_err(text);
+    let mut lines = Vec::new();
+    for mb in p.mailboxes.iter().chain(p.sending_mailbox.iter()) {
+        let what = format!("capture.mesh_poll {}", mb.id);
+        let pw = secret(&mb.password_env, &format!("{}'s password", mb.id)).map_err(text);
+        let r = match (&http, &key, pw) {
+            (Err(e), _, _) | (_, Err(e), _) => Err(e.clone()),
+            (_, _, Err(e)) => Err(e),
+            (Ok(http), Ok(key), Ok(pw)) => mesh_signin(http, &p.url.0, key, &mb.id, &pw).await,
+        };
+        lines.push(CheckLine::new(what, r));
     }
     lines
 }
@@ -308,7 +323,10 @@ mod tests {
         let auth: RawAuth = yaml_serde::from_str(&yaml).unwrap();
         let http = http_client(None, Duration::from_secs(5)).unwrap();
         // A variable not set is said by name, and nothing is asked of the token endpoint.
-        let missing = authorization(&http, Some(&auth)).await.unwrap_err();
+        let missing = authorization(&http, Some(&auth))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("LG_UNIT_OAUTH_ID"), "{missing}");
         std::env::set_var("LG_UNIT_OAUTH_ID", "lg-test-client");
         std::env::set_var("LG_UNIT_OAUTH_SECRET", "s cret&");

@@ -9,22 +9,83 @@
 //! it is acknowledged, and collecting again checks everything collected so far: the same
 //! verdict.
 
+use super::captures::poll_config;
+use super::driver::Driver;
 use super::matching::{attribute, Driven};
-use super::run::{poll_config, rebase, Driver};
-use super::Target;
-use crate::capture::poll::MeshPoller;
+use super::rebase::rebase;
+use super::{Target, TargetError};
+use crate::capture::poll::{MeshPoller, PollError};
+use crate::capture::server::CaptureError;
 use crate::capture::{CaptureLog, CapturedLetter, FolderCapture, LogSink};
-use crate::expect::unmatched_letter;
-use crate::protocol::chain;
 use crate::protocol::clock::{Clock, Timestamp};
 use crate::protocol::ids::NhsNumber;
-use crate::run::{check_with, errored, Outcome, RunConfig};
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why a ledger could not be read, written, driven or collected.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("could not read the ledger {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a lettergate ledger", .path.display())]
+    NotALedger {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{} is a ledger of format {found}, not {FORMAT}", .path.display())]
+    Format { path: PathBuf, found: String },
+    #[error("could not create {}", .dir.display())]
+    Create {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not write the ledger {}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Serialise(#[source] serde_json::Error),
+    #[error("the ledger in {} belongs to target {found}, not {target}", .dir.display())]
+    OtherTarget {
+        dir: PathBuf,
+        found: String,
+        target: String,
+    },
+    #[error("target {0} captures only on endpoints lettergate must be running when the EHR sends; a two-phase run needs `capture.mesh_poll` or `capture.folder`, where letters wait")]
+    NotTwoPhase(String),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("could not list MESH")]
+    List(#[source] PollError),
+    #[error("could not read the folder {}", .path.display())]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not collect")]
+    Collect(#[source] CaptureError),
+    #[error("could not collect")]
+    Store(#[source] std::io::Error),
+    #[error("could not collect: {0}")]
+    Closed(String),
+    #[error("could not collect")]
+    Poller(#[source] PollError),
+    #[error("could not collect from MESH")]
+    CollectMesh(#[source] PollError),
+}
 
 pub const FORMAT: &str = "lettergate.ledger/1";
 
@@ -51,20 +112,19 @@ pub struct WaitingBefore {
 
 impl WaitingBefore {
     /// Lists the target's MESH mailboxes and folder (nothing is downloaded or moved).
-    async fn now(t: &Target) -> Result<WaitingBefore, String> {
-        let c = &t.raw.capture;
+    async fn now(t: &Target) -> Result<WaitingBefore, LedgerError> {
+        let c = &t.capture;
         let mut w = WaitingBefore::default();
         if let Some(p) = &c.mesh_poll {
-            let mut poller = MeshPoller::new(poll_config(p)?)
-                .map_err(|e| format!("could not list MESH: {}", chain(&e)))?;
-            w.mesh = poller
-                .skip_waiting()
-                .await
-                .map_err(|e| format!("could not list MESH: {}", chain(&e)))?;
+            let mut poller = MeshPoller::new(poll_config(p)?).map_err(LedgerError::List)?;
+            w.mesh = poller.skip_waiting().await.map_err(LedgerError::List)?;
         }
         if let Some(f) = &c.folder {
             w.files = crate::capture::folder::KnownFiles::in_folder(&f.path)
-                .map_err(|e| format!("could not read the folder {}: {e}", f.path.display()))?
+                .map_err(|source| LedgerError::Folder {
+                    path: f.path.clone(),
+                    source,
+                })?
                 .names();
         }
         if !w.mesh.is_empty() || !w.files.is_empty() {
@@ -103,46 +163,71 @@ impl Ledger {
         dir.join("ledger.json")
     }
 
-    pub fn load(dir: &Path) -> Result<Option<Ledger>, String> {
-        let p = Ledger::path(dir);
-        if !p.exists() {
+    pub fn load(dir: &Path) -> Result<Option<Ledger>, LedgerError> {
+        let path = Ledger::path(dir);
+        if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&p)
-            .map_err(|e| format!("could not read the ledger {}: {e}", p.display()))?;
-        let l: Ledger = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a lettergate ledger: {e}", p.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| LedgerError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let l: Ledger = serde_json::from_str(&text).map_err(|source| LedgerError::NotALedger {
+            path: path.clone(),
+            source,
+        })?;
         if l.format != FORMAT {
-            return Err(format!(
-                "{} is a ledger of format {}, not {FORMAT}",
-                p.display(),
-                l.format
-            ));
+            return Err(LedgerError::Format {
+                path,
+                found: l.format,
+            });
         }
         Ok(Some(l))
     }
 
     /// Writes the ledger whole, to a temporary file renamed into place.
-    pub fn save(&self, dir: &Path) -> Result<(), String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
-        let p = Ledger::path(dir);
+    pub fn save(&self, dir: &Path) -> Result<(), LedgerError> {
+        std::fs::create_dir_all(dir).map_err(|source| LedgerError::Create {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let path = Ledger::path(dir);
         let tmp = dir.join("ledger.json.tmp");
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(self).map_err(LedgerError::Serialise)?;
         std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &p))
-            .map_err(|e| format!("could not write the ledger {}: {e}", p.display()))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|source| LedgerError::Write { path, source })
+    }
+
+    /// The ledger in `dir` for `t`, or a new one noting what is waiting now.
+    async fn open_or_start(
+        t: &Target,
+        target_path: &Path,
+        dir: &Path,
+    ) -> Result<Ledger, LedgerError> {
+        match Ledger::load(dir)? {
+            Some(l) if l.target_name != t.name() => Err(LedgerError::OtherTarget {
+                dir: dir.to_path_buf(),
+                found: l.target_name,
+                target: t.name().to_string(),
+            }),
+            Some(l) => Ok(l),
+            None => Ok(Ledger {
+                format: FORMAT.into(),
+                target: target_path.to_path_buf(),
+                target_name: t.name().to_string(),
+                scenarios: Vec::new(),
+                waiting_before: WaitingBefore::now(t).await?,
+            }),
+        }
     }
 }
 
 /// Targets whose letters wait until collected: MESH mailboxes or a folder.
-pub fn check_two_phase(t: &Target) -> Result<(), String> {
-    let c = &t.raw.capture;
+pub fn check_two_phase(t: &Target) -> Result<(), LedgerError> {
+    let c = &t.capture;
     if c.mesh_poll.is_none() && c.folder.is_none() {
-        return Err(format!(
-            "target {} captures only on endpoints lettergate must be running when the EHR sends; a two-phase run needs `capture.mesh_poll` or `capture.folder`, where letters wait",
-            t.name()
-        ));
+        return Err(LedgerError::NotTwoPhase(t.name().to_string()));
     }
     Ok(())
 }
@@ -170,26 +255,9 @@ pub async fn drive(
     scenarios: &[Arc<Scenario>],
     dir: &Path,
     mut progress: impl FnMut(&LedgerScenario),
-) -> Result<Ledger, String> {
+) -> Result<Ledger, LedgerError> {
     check_two_phase(t)?;
-    let mut ledger = match Ledger::load(dir)? {
-        Some(l) if l.target_name != t.name() => {
-            return Err(format!(
-                "the ledger in {} belongs to target {}, not {}",
-                dir.display(),
-                l.target_name,
-                t.name()
-            ))
-        }
-        Some(l) => l,
-        None => Ledger {
-            format: FORMAT.into(),
-            target: target_path.to_path_buf(),
-            target_name: t.name().to_string(),
-            scenarios: Vec::new(),
-            waiting_before: WaitingBefore::now(t).await?,
-        },
-    };
+    let mut ledger = Ledger::open_or_start(t, target_path, dir).await?;
     for s in scenarios.iter().filter(|s| !s.generated) {
         if ledger.scenarios.iter().any(|l| l.id == s.id) {
             // Driven by an earlier `drive`: never again, or the EHR would see every event twice.
@@ -212,52 +280,96 @@ pub async fn drive(
             due_by: None,
         });
         ledger.save(dir)?;
-        let i = ledger.scenarios.len() - 1;
-        let mut driver = Driver::new(t, s, ledger.scenarios[i].local_ids.clone()).await;
-        for e in 0..s.timeline.len() {
-            let at = Timestamp::now();
-            let result = match &mut driver {
-                Ok(d) => d.event(e, at).await,
-                Err(err) => Err(err.clone()),
-            };
-            match result {
-                Ok(()) => {
-                    ledger.scenarios[i].driven_at.push(at);
-                    ledger.save(dir)?;
-                }
-                Err(err) => {
-                    ledger.scenarios[i].error = Some(err);
-                    break;
-                }
-            }
-        }
-        let l = &mut ledger.scenarios[i];
-        l.complete = l.error.is_none();
-        if l.complete {
-            l.due_by = due_by(&rebase(t, s, &l.driven_at));
-        }
-        ledger.save(dir)?;
-        progress(&ledger.scenarios[i]);
+        drive_one(t, s, &mut ledger, dir).await?;
+        progress(ledger.scenarios.last().unwrap_or_else(|| unreachable!()));
     }
     Ok(ledger)
 }
 
-/// `lettergate collect`: gathers what has arrived into the ledger's store, then checks every
-/// scenario of the ledger against what the store holds.
-pub async fn collect(
+/// Drives `s`, the last scenario of the ledger, saving the ledger after every event; an event
+/// the target refuses stops it, with why.
+async fn drive_one(
+    t: &Target,
+    s: &Scenario,
+    ledger: &mut Ledger,
+    dir: &Path,
+) -> Result<(), LedgerError> {
+    let i = ledger.scenarios.len() - 1;
+    let local_ids = ledger.scenarios[i].local_ids.clone();
+    match Driver::for_target(t, s, local_ids).await {
+        Ok(mut driver) => {
+            for e in 0..s.timeline.len() {
+                let at = Timestamp::now();
+                if let Err(err) = driver.event(e, at).await {
+                    ledger.scenarios[i].error = Some(crate::protocol::chain(&err));
+                    break;
+                }
+                ledger.scenarios[i].driven_at.push(at);
+                ledger.save(dir)?;
+            }
+        }
+        Err(err) => ledger.scenarios[i].error = Some(crate::protocol::chain(&err)),
+    }
+    let l = &mut ledger.scenarios[i];
+    l.complete = l.error.is_none();
+    if l.complete {
+        l.due_by = due_by(&rebase(t, s, &l.driven_at));
+    }
+    ledger.save(dir)
+}
+
+/// What `lettergate collect` found, sorted by scenario: each ledger scenario's letters (with
+/// why the target's `match:` could not tie a letter to it, when it could not), and how many
+/// belong to none.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub by_scenario: BTreeMap<String, Vec<(CapturedLetter, Option<String>)>>,
+    /// Letters that belong to the ledger's scenarios.
+    pub attributed: usize,
+}
+
+/// `lettergate collect`, its first half: gathers what has arrived into the ledger's store, and
+/// sorts everything the store holds by the scenario it belongs to.
+pub async fn gather(t: &Target, ledger: &Ledger, dir: &Path) -> Result<Collected, LedgerError> {
+    check_two_phase(t)?;
+    let mut log = collect_into_store(t, ledger, &dir.join("captured")).await?;
+    log.letters = dedupe(std::mem::take(&mut log.letters));
+    // Files that were in the folder before anything was driven are not this run's.
+    log.letters.retain(|l| {
+        !(l.transport == crate::protocol::letter::Transport::Folder
+            && ledger.waiting_before.files.contains(&l.message_id))
+    });
+    log.renumber();
+    let collected = log.letters.len();
+    let (by_scenario, unattributed) = attribute_all(t, ledger, log.letters);
+    if !unattributed.is_empty() {
+        eprintln!(
+            "note: {} collected letter(s) belong to no scenario of the ledger (not about its patients, or unreadable):",
+            unattributed.len()
+        );
+        for l in &unattributed {
+            // A file's name may be the patient's NHS number.
+            let line = format!("  message {} via {}", l.message_id, l.route);
+            eprintln!("{}", crate::protocol::ids::mask_in_text(&line));
+        }
+    }
+    Ok(Collected {
+        by_scenario,
+        attributed: collected - unattributed.len(),
+    })
+}
+
+/// Adds what waits in the MESH mailboxes and the folder to the store in `store_dir`, and
+/// returns everything the store holds.
+async fn collect_into_store(
     t: &Target,
     ledger: &Ledger,
-    scenarios: &[Arc<Scenario>],
-    dir: &Path,
-    config: RunConfig,
-) -> Result<(Vec<Outcome>, usize), String> {
-    check_two_phase(t)?;
-    let store_dir = dir.join("captured");
-    let failed = |e: &dyn std::error::Error| format!("could not collect: {}", chain(e));
-    let mut log = CaptureLog::open(&store_dir).map_err(|e| failed(&e))?;
-    let c = &t.raw.capture;
+    store_dir: &Path,
+) -> Result<CaptureLog, LedgerError> {
+    let mut log = CaptureLog::open(store_dir).map_err(LedgerError::Store)?;
+    let c = &t.capture;
     if let Some(p) = &c.mesh_poll {
-        let mut poller = MeshPoller::new(poll_config(p)?).map_err(|e| failed(&e))?;
+        let mut poller = MeshPoller::new(poll_config(p)?).map_err(LedgerError::Poller)?;
         poller.already_recorded(
             log.letters
                 .iter()
@@ -267,12 +379,12 @@ pub async fn collect(
         poller
             .poll_once(&mut log, &Clock::System)
             .await
-            .map_err(|e| format!("could not collect from MESH: {}", chain(&e)))?;
+            .map_err(LedgerError::CollectMesh)?;
     }
-    log.flush().map_err(|e| failed(&e))?;
+    log.flush().map_err(LedgerError::Store)?;
     if let Some(f) = &c.folder {
         // The folder watcher records every complete file it finds; files recorded by an
-        // earlier collect are dropped below by their name.
+        // earlier collect are dropped later by their name.
         let sink = Arc::new(LogSink::new(log));
         let w = FolderCapture::start(
             f.path.clone(),
@@ -280,22 +392,24 @@ pub async fn collect(
             sink.clone(),
             Clock::System,
         )
-        .map_err(|e| failed(&e))?;
-        w.finish().await.map_err(|e| failed(&e))?;
-        log = sink
-            .close()
-            .map_err(|e| format!("could not collect: {e}"))?;
+        .map_err(LedgerError::Collect)?;
+        w.finish().await.map_err(LedgerError::Collect)?;
+        log = sink.close().map_err(LedgerError::Closed)?;
     }
-    log.letters = dedupe(std::mem::take(&mut log.letters));
-    // Files that were in the folder before anything was driven are not this run's.
-    log.letters.retain(|l| {
-        !(l.transport == crate::protocol::letter::Transport::Folder
-            && ledger.waiting_before.files.contains(&l.message_id))
-    });
-    log.renumber();
-    let collected = log.letters.len();
-    // Each letter goes to the scenario the target's `match:` finds for it (by NHS number: the
-    // one about its patient whose events came last before it arrived).
+    Ok(log)
+}
+
+/// Each letter goes to the scenario the target's `match:` finds for it (by NHS number: the
+/// one about its patient whose events came last before it arrived); the rest belong to none.
+#[allow(clippy::type_complexity)]
+fn attribute_all(
+    t: &Target,
+    ledger: &Ledger,
+    letters: Vec<CapturedLetter>,
+) -> (
+    BTreeMap<String, Vec<(CapturedLetter, Option<String>)>>,
+    Vec<CapturedLetter>,
+) {
     let driven: Vec<Driven> = ledger
         .scenarios
         .iter()
@@ -310,10 +424,10 @@ pub async fn collect(
             driven_at: s.driven_at.clone(),
         })
         .collect();
-    let mut by_scenario: BTreeMap<String, Vec<(CapturedLetter, Option<String>)>> = BTreeMap::new();
+    let mut by_scenario: BTreeMap<String, Vec<_>> = BTreeMap::new();
     let mut unattributed = Vec::new();
-    for l in std::mem::take(&mut log.letters) {
-        let m = attribute(&t.raw.match_by, &l, &driven);
+    for l in letters {
+        let m = attribute(&t.match_by, &l, &driven);
         match m.owner {
             Some(i) => by_scenario
                 .entry(ledger.scenarios[i].id.clone())
@@ -322,85 +436,7 @@ pub async fn collect(
             None => unattributed.push(l),
         }
     }
-    if !unattributed.is_empty() {
-        eprintln!(
-            "note: {} collected letter(s) belong to no scenario of the ledger (not about its patients, or unreadable):",
-            unattributed.len()
-        );
-        for l in &unattributed {
-            // A file's name may be the patient's NHS number.
-            let line = format!("  message {} via {}", l.message_id, l.route);
-            eprintln!("{}", crate::protocol::ids::mask_in_text(&line));
-        }
-    }
-    let now = Timestamp::now();
-    let mut outcomes = Vec::new();
-    for ls in &ledger.scenarios {
-        let Some(s) = scenarios.iter().find(|s| s.id == ls.id) else {
-            continue;
-        };
-        if let Some(e) = &ls.error {
-            outcomes.push(errored(
-                s,
-                &config,
-                format!("driving stopped part way: {e}"),
-                0,
-            ));
-            continue;
-        }
-        if !ls.complete {
-            outcomes.push(errored(
-                s,
-                &config,
-                "driving was interrupted part way through this scenario; it cannot be checked (drive it again under a new ledger)".into(),
-                0,
-            ));
-            continue;
-        }
-        let rebased = rebase(t, s, &ls.driven_at);
-        let (mut mine, why): (Vec<CapturedLetter>, Vec<Option<String>>) = by_scenario
-            .remove(&ls.id)
-            .unwrap_or_default()
-            .into_iter()
-            .unzip();
-        for (i, l) in mine.iter_mut().enumerate() {
-            l.seq = i as u32 + 1;
-        }
-        let unmatched = mine
-            .iter()
-            .zip(why)
-            .filter_map(|(l, why)| {
-                Some(unmatched_letter(
-                    &rebased,
-                    l,
-                    Some(l.seq),
-                    format!(
-                        "match: {} could not tie it to a scenario: {}; it is counted by its NHS number",
-                        t.raw.match_by.name(),
-                        why?
-                    ),
-                ))
-            })
-            .collect();
-        let o = check_with(&rebased, &config, &mine, unmatched);
-        let missing = o
-            .findings
-            .iter()
-            .any(|f| f.kind() == crate::expect::FindingKind::MissingLetter);
-        match ls.due_by {
-            Some(due) if missing && now < due => outcomes.push(errored(
-                s,
-                &config,
-                format!(
-                    "not all letters have arrived, and they are not due until {}: collect again after that",
-                    due.rfc3339()
-                ),
-                0,
-            )),
-            _ => outcomes.push(o),
-        }
-    }
-    Ok((outcomes, collected - unattributed.len()))
+    (by_scenario, unattributed)
 }
 
 /// Drops a message recorded twice by collects that found it still waiting (same transport and

@@ -22,10 +22,12 @@
 
 use super::file::{FieldPath, MatchBy};
 use crate::capture::CapturedLetter;
+use crate::expect::{unmatched_letter, Finding};
 use crate::protocol::clock::Timestamp;
 use crate::protocol::ids::NhsNumber;
 use crate::protocol::letter::Transport;
 use crate::protocol::read::json_or_xml;
+use crate::scenario::Scenario;
 use serde_json::Value;
 
 /// `n` local ids for the events of one scenario run: `LG-<8 random characters>-<1..n>`. Short
@@ -229,6 +231,56 @@ fn follow(v: &Value, elements: &[String], out: &mut Vec<String>) {
     }
 }
 
+/// Sorts what was captured while the last scenario of `history` ran (`s`, re-based) into its
+/// own letters, numbered again from 1, and findings: a letter of a scenario checked before it
+/// came is not counted here but said, and one that `by` could not match is counted here (by
+/// its NHS number or its time) and said.
+pub fn sort_out(
+    by: &MatchBy,
+    s: &Scenario,
+    letters: Vec<CapturedLetter>,
+    history: &[Driven],
+) -> (Vec<CapturedLetter>, Vec<Finding>) {
+    let current = history.len().saturating_sub(1);
+    let (mut mine, mut findings, mut unmatched) = (Vec::new(), Vec::new(), Vec::new());
+    for l in letters {
+        let m = attribute(by, &l, history);
+        match m.owner {
+            Some(i) if i != current => findings.push(unmatched_letter(
+                s,
+                &l,
+                None,
+                format!(
+                    "it belongs to scenario {}, which was checked before it arrived; it is not counted here",
+                    history[i].id
+                ),
+            )),
+            _ => {
+                if let Some(why) = m.unmatched {
+                    unmatched.push((mine.len(), why));
+                }
+                mine.push(l);
+            }
+        }
+    }
+    for (i, l) in mine.iter_mut().enumerate() {
+        l.seq = i as u32 + 1;
+    }
+    for (i, why) in unmatched {
+        let l = &mine[i];
+        findings.push(unmatched_letter(
+            s,
+            l,
+            Some(l.seq),
+            format!(
+                "match: {} could not tie it to a scenario: {why}; it is counted with the scenario running when it came",
+                by.name()
+            ),
+        ));
+    }
+    (mine, findings)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -398,5 +450,73 @@ pub(crate) mod tests {
             mdm.as_bytes()
         )
         .is_empty());
+    }
+
+    /// What came while the second of two scenarios about alice ran: its own letter, a late
+    /// one of the first (said, not counted), and one with no local id (counted, and said).
+    #[test]
+    fn a_late_letter_of_an_earlier_scenario_is_said_and_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.yaml");
+        std::fs::write(&file, "name: t\nnon_production: true\ndrive:\n  fhir: {base_url: http://127.0.0.1:1/fhir}\ncapture:\n  http_endpoint: {listen: 127.0.0.1:0}\nmatch: local_id\n").unwrap();
+        let t = crate::targets::load(&file).unwrap();
+        let scenarios = crate::scenario::load_all(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/outpatient/clinic_letter.yaml"
+        ))])
+        .unwrap()
+        .0;
+        let s = &scenarios[0];
+        let ran = |id: &str, at: i64| Driven {
+            id: id.into(),
+            local_ids: local_ids(3),
+            patients: crate::targets::rebase::event_patients(s),
+            driven_at: vec![Timestamp(at)],
+        };
+        let history = [ran("first", 100), ran("second", 200)];
+        let letters = vec![
+            letter(
+                dir.path(),
+                Transport::Mesh,
+                &mesh(Some(&history[1].local_ids[0])),
+                Timestamp(210),
+            ),
+            letter(
+                dir.path(),
+                Transport::Mesh,
+                &mesh(Some(&history[0].local_ids[2])),
+                Timestamp(220),
+            ),
+            letter(dir.path(), Transport::Mesh, &mesh(None), Timestamp(230)),
+        ];
+        let (mine, said) = sort_out(&t.match_by, s, letters, &history);
+        assert_eq!(mine.len(), 2);
+        assert_eq!(mine.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
+        let said: Vec<String> = said
+            .iter()
+            .map(|f| f.describe(crate::protocol::ids::Identifiers::Masked))
+            .collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].starts_with("unmatched letter: clinic letter for alice")
+                && said[0]
+                    .contains("belongs to scenario first, which was checked before it arrived"),
+            "{said:?}"
+        );
+        assert!(
+            said[1].starts_with("unmatched letter #2: clinic letter for alice")
+                && said[1].contains("match: local_id could not tie it"),
+            "{said:?}"
+        );
+
+        // By NHS number the same letters all belong to the scenario running: nothing said.
+        let letters = vec![letter(
+            dir.path(),
+            Transport::Mesh,
+            &mesh(Some(&history[0].local_ids[2])),
+            Timestamp(220),
+        )];
+        let (mine, said) = sort_out(&MatchBy::NhsNumber, s, letters, &history);
+        assert_eq!((mine.len(), said.len()), (1, 0));
     }
 }

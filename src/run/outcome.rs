@@ -1,0 +1,161 @@
+//! What a run says of one scenario: its [`Outcome`] (a [`Verdict`], the [`ScopedFinding`]s,
+//! the snapshot's status, one [`LetterLine`] per captured letter), which reports read.
+
+use crate::capture::CapturedLetter;
+use crate::expect::{Finding, Scope, Severity};
+use crate::protocol::clock::Timestamp;
+use crate::protocol::letter::Transport;
+use crate::scenario::Scenario;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every letter as expected and the snapshot matched.
+    Pass,
+    /// The system under test did something wrong: see the findings.
+    Fail,
+    /// The harness could not drive the target or capture; nothing is known.
+    Error,
+}
+
+/// What happened to the scenario's snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotStatus {
+    Matched,
+    Changed,
+    New,
+    Accepted,
+    /// Not compared, because the run failed before it could be.
+    NotCompared,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub scenario_id: String,
+    pub name: String,
+    pub path: PathBuf,
+    pub verdict: Verdict,
+    /// What the system under test did wrong, each with its check and severity.
+    pub findings: Vec<ScopedFinding>,
+    /// One line per captured message, for reports.
+    pub captured: Vec<LetterLine>,
+    /// The letters of the accepted snapshot, when there is one: the baseline.
+    pub baseline: Option<Vec<LetterLine>>,
+    /// Why the harness could not do its job, for [`Verdict::Error`].
+    pub error: Option<String>,
+    pub letters: usize,
+    pub snapshot: SnapshotStatus,
+    /// Where the pending `.snap.new` was written, if one was.
+    pub pending_snapshot: Option<PathBuf>,
+    /// The folder holding this scenario's captured messages.
+    pub capture_dir: PathBuf,
+    pub elapsed_ms: u64,
+}
+
+/// A captured letter in a few words, for reports and for comparing with the baseline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LetterLine {
+    pub seq: u32,
+    /// `clinic_letter`, ..., or `unrecognised`.
+    pub kind: String,
+    /// The scenario's key for the patient, or `unknown patient`.
+    pub patient: String,
+    /// The recipient practice's ODS code, `the patient`, or `unknown recipient`.
+    pub recipient: String,
+    pub transport: Option<Transport>,
+    pub route: String,
+    pub workflow: Option<String>,
+    pub received_at: Option<Timestamp>,
+    pub status: u16,
+    pub acks: Vec<u32>,
+}
+
+impl LetterLine {
+    pub(crate) fn of(s: &Scenario, l: &CapturedLetter) -> LetterLine {
+        let facts = l.facts.as_ref().ok();
+        let recipient = crate::protocol::read::recipient_label(facts);
+        LetterLine {
+            seq: l.seq,
+            kind: facts
+                .and_then(|f| f.kind)
+                .map_or("unrecognised".into(), |k| k.name().to_string()),
+            patient: facts
+                .and_then(|f| f.nhs_number)
+                .and_then(|n| s.patient_by_nhs(&n))
+                .map_or("unknown patient".into(), |p| p.key.clone()),
+            recipient,
+            transport: Some(l.transport),
+            route: l.route.clone(),
+            workflow: l.workflow_id.clone(),
+            received_at: Some(l.received_at),
+            status: l.status,
+            acks: l.acks.iter().map(|a| a.code.code()).collect(),
+        }
+    }
+
+    /// The letters of a snapshot body, from their `letter N: kind for patient to recipient` lines.
+    pub fn from_snapshot(body: &str) -> Vec<LetterLine> {
+        body.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("letter ")?;
+                let (seq, rest) = rest.split_once(": ")?;
+                let (kind, rest) = rest.split_once(" for ")?;
+                let (patient, recipient) = rest.split_once(" to ")?;
+                Some(LetterLine {
+                    seq: seq.parse().ok()?,
+                    kind: kind.into(),
+                    patient: patient.into(),
+                    recipient: recipient.into(),
+                    transport: None,
+                    route: String::new(),
+                    workflow: None,
+                    received_at: None,
+                    status: 0,
+                    acks: vec![],
+                })
+            })
+            .collect()
+    }
+}
+
+/// A finding with the check it belongs to and its severity in its scenario.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScopedFinding {
+    pub finding: Finding,
+    pub scope: Scope,
+    pub severity: Severity,
+}
+
+/// A scoped finding reads as its finding (`f.kind()`, `f.describe(..)`), so code that only
+/// needs what was found does not unpack it.
+impl std::ops::Deref for ScopedFinding {
+    type Target = Finding;
+
+    fn deref(&self) -> &Finding {
+        &self.finding
+    }
+}
+
+impl Outcome {
+    /// The outcome of a scenario the harness could not run: why, and nothing known.
+    pub fn errored(s: &Scenario, capture_dir: PathBuf, error: String, elapsed_ms: u64) -> Outcome {
+        Outcome {
+            scenario_id: s.id.clone(),
+            name: s.name.clone(),
+            path: s.path.clone(),
+            verdict: Verdict::Error,
+            findings: Vec::new(),
+            captured: Vec::new(),
+            baseline: None,
+            error: Some(error),
+            letters: 0,
+            snapshot: SnapshotStatus::NotCompared,
+            pending_snapshot: None,
+            capture_dir,
+            elapsed_ms,
+        }
+    }
+}

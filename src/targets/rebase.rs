@@ -1,0 +1,47 @@
+//! A scenario as run against a target: [`rebase`] puts its timeline on the times its events
+//! were actually driven, so "within 3d" means three days from when the EHR was told, and
+//! applies what the target file says of every scenario.
+
+use super::Target;
+use crate::protocol::clock::Timestamp;
+use crate::protocol::ids::NhsNumber;
+use crate::scenario::Scenario;
+
+/// The scenario as run against `t`: its timeline on the times its events were driven
+/// (`driven`, in order; an event not yet driven lies in the far future, so nothing answers
+/// from an event that has not happened), the target's severity overrides under the
+/// scenario's own, and acknowledgements left out where lettergate cannot see them.
+pub fn rebase(t: &Target, s: &Scenario, driven: &[Timestamp]) -> Scenario {
+    let mut r = s.clone();
+    r.start = driven.first().copied().unwrap_or_else(Timestamp::now);
+    r.real_time = true;
+    for (i, e) in r.timeline.iter_mut().enumerate() {
+        e.at = driven.get(i).copied().unwrap_or(Timestamp(i64::MAX / 4));
+    }
+    for (kind, severity) in &t.severity {
+        r.severity.entry(*kind).or_insert(*severity);
+    }
+    if t.capture.mesh_endpoint.is_none() {
+        // ITK3 acknowledgements are seen only where lettergate is the MESH server; polling
+        // a real MESH it does not see the EHR collect them (see the run's note).
+        r.acknowledgements = false;
+        for x in &mut r.expect {
+            x.acknowledged = false;
+            x.business_ack = None;
+        }
+    }
+    r.reindex();
+    r
+}
+
+/// The patients a scenario's events are about (its fixtures bring many more).
+pub fn event_patients(s: &Scenario) -> Vec<NhsNumber> {
+    let mut p: Vec<NhsNumber> = s
+        .timeline
+        .iter()
+        .map(|e| s.patients[&e.patient].nhs_number)
+        .collect();
+    p.sort_unstable();
+    p.dedup();
+    p
+}

@@ -2,8 +2,8 @@
 //! and HTTP out, real time), and `lettergate run --target` drives it, captures, checks and
 //! snapshots per target. Processes talk over loopback only.
 
-mod peers;
-
+use crate::support::loopback::{free_port, Server};
+use crate::support::{bin, http, peers, root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -14,17 +14,9 @@ const SCENARIOS: [&str; 3] = [
     "scenarios/routing/merged_practice.yaml",
 ];
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lettergate")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The simulator as a staging EHR: system clock, dispatching every second, the fixture
 /// practices as its directory, sending MESH and HTTP to `capture_port`. Killed when dropped.
-fn sim_serve(profile: &str, capture_port: u16) -> peers::Server {
+fn sim_serve(profile: &str, capture_port: u16) -> Server {
     let capture = format!("http://127.0.0.1:{capture_port}");
     SimServe {
         profile,
@@ -48,8 +40,8 @@ struct SimServe<'a> {
 }
 
 impl SimServe<'_> {
-    fn start(&self) -> peers::Server {
-        let port = peers::free_port();
+    fn start(&self) -> Server {
+        let port = free_port();
         let child = Command::new(bin())
             .args(["sim", "serve", "--clock", "system"])
             .args(["--dispatch-interval", "1s"])
@@ -66,7 +58,7 @@ impl SimServe<'_> {
             .stderr(Stdio::null())
             .spawn()
             .expect("start lettergate sim serve");
-        peers::Server { child, port }.wait_listening(Duration::from_secs(20))
+        Server { child, port }.wait_listening(Duration::from_secs(20))
     }
 }
 
@@ -115,7 +107,7 @@ fn text(o: &Output) -> String {
 /// Registers synthetic patients (NHS number, name, born, practice) with the simulator's own API,
 /// as a staging EHR already knows them: the HTTP driver's events name them by NHS number only.
 async fn register(sim_port: u16, patients: &[(&str, &str, &str, &str)]) {
-    let client = reqwest::Client::new();
+    let client = http();
     for (nhs, name, born, ods) in patients {
         let r = client
             .post(format!("http://127.0.0.1:{sim_port}/patients"))
@@ -164,7 +156,7 @@ fn http_target_file(
 #[test]
 fn a_target_is_driven_over_fhir_recorded_then_compared_and_a_dropped_letter_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let capture_port = peers::free_port();
+    let capture_port = free_port();
     let sim = sim_serve("baseline", capture_port);
     let target = target_file(dir.path(), sim.port, capture_port);
 
@@ -227,7 +219,7 @@ fn a_target_is_driven_over_fhir_recorded_then_compared_and_a_dropped_letter_is_c
 #[test]
 fn a_refused_scenario_is_incomplete_with_its_cause_and_the_next_one_still_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let capture_port = peers::free_port();
+    let capture_port = free_port();
     let sim = sim_serve("baseline", capture_port);
     let target = target_file(dir.path(), sim.port, capture_port);
     // In this order: the first one's attendance is what the EHR will refuse.
@@ -288,7 +280,7 @@ fn a_refused_scenario_is_incomplete_with_its_cause_and_the_next_one_still_passes
 #[test]
 fn targets_check_says_what_works_and_what_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let capture_port = peers::free_port();
+    let capture_port = free_port();
     let sim = sim_serve("baseline", capture_port);
     let target = target_file(dir.path(), sim.port, capture_port);
     let check = |envs: &[(&str, &str)]| {
@@ -394,7 +386,7 @@ fn verdicts_through_mesh_sandbox_match_lettergates_own_endpoint() {
     };
     for profile in ["baseline", "op-letters-silently-dropped"] {
         // lettergate's own MESH endpoint, as in the other tests.
-        let capture_port = peers::free_port();
+        let capture_port = free_port();
         let sim = sim_serve(profile, capture_port);
         let own = target_file(dir.path(), sim.port, capture_port);
         let own_report = dir.path().join(format!("own-{profile}.json"));
@@ -413,7 +405,7 @@ fn verdicts_through_mesh_sandbox_match_lettergates_own_endpoint() {
 
         // mesh-sandbox in between: the simulator sends there; lettergate polls it and takes
         // the paper and document-route letters on its HTTP endpoint.
-        let http_port = peers::free_port();
+        let http_port = free_port();
         let http_url = format!("http://127.0.0.1:{http_port}");
         let sim = SimServe {
             profile,
@@ -498,8 +490,8 @@ fn verdicts_through_mesh_sandbox_match_lettergates_own_endpoint() {
 #[test]
 fn a_target_is_driven_over_hl7_v2_adt() {
     let dir = tempfile::tempdir().unwrap();
-    let capture_port = peers::free_port();
-    let adt_port = peers::free_port();
+    let capture_port = free_port();
+    let adt_port = free_port();
     let capture = format!("http://127.0.0.1:{capture_port}");
     let adt = format!("127.0.0.1:{adt_port}");
     let sim = SimServe {
@@ -559,12 +551,12 @@ fn a_target_is_driven_over_hl7_v2_adt() {
 
 /// mesh-sandbox (its store in `dir`) with the practices' and the trust's mailboxes, and
 /// `sim serve` sending MESH there, its HTTP letters nowhere: the sandbox, its URL, the simulator.
-fn sandbox_and_sim(dir: &Path) -> (peers::Server, String, peers::Server) {
+fn sandbox_and_sim(dir: &Path) -> (Server, String, Server) {
     let mut boxes = PRACTICE_MAILBOXES.to_vec();
     boxes.push("RXXHC001");
     let sandbox = peers::mesh_sandbox(&dir.join("mesh-store"), "TestKey", &boxes);
     let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
-    let nowhere = format!("http://127.0.0.1:{}", peers::free_port());
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
     let sim = SimServe {
         profile: "baseline",
         mesh_url: &sandbox_url,
@@ -582,8 +574,8 @@ fn sandbox_and_sim(dir: &Path) -> (peers::Server, String, peers::Server) {
 struct Batch {
     dir: tempfile::TempDir,
     sandbox_url: String,
-    sim: peers::Server,
-    _sandbox: peers::Server,
+    sim: Server,
+    _sandbox: Server,
     target: PathBuf,
     ledger: PathBuf,
 }
@@ -716,7 +708,7 @@ fn drive_now_collect_later_and_collect_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_is_driven_with_http_request_templates() {
     let dir = tempfile::tempdir().unwrap();
-    let capture_port = peers::free_port();
+    let capture_port = free_port();
     let sim = sim_serve("baseline", capture_port);
     register(sim.port, &[BOB]).await;
     let target = http_target_file(dir.path(), sim.port, capture_port, "", "");
@@ -762,7 +754,7 @@ fn a_target_is_captured_over_mllp_and_a_folder() {
         "name: Letters over MLLP and a folder\ninclude: [../fixtures/local.yaml]\ntimeline:\n  - at: 2025-06-02T09:00:00Z\n    event: outpatient_attendance\n    patient: lena\n  - after: 1h\n    event: admission\n    patient: omar\n  - after: 1d\n    event: letter_signed\n    patient: lena\n  - after: 1d\n    event: discharge\n    patient: omar\nexpect:\n  - letter: clinic_letter\n    patient: lena\n  - letter: patient_copy\n    patient: lena\n  - letter: discharge_summary\n    patient: omar\n",
     )
     .unwrap();
-    let (capture_port, mllp_port) = (peers::free_port(), peers::free_port());
+    let (capture_port, mllp_port) = (free_port(), free_port());
     let drop = dir.path().join("drop");
     std::fs::create_dir_all(&drop).unwrap();
     let capture = format!("http://127.0.0.1:{capture_port}");
@@ -848,7 +840,7 @@ async fn a_mesh_report_from_mesh_sandbox_is_reported() {
 
     // The discharge summary waits in the practice's mailbox: the sandbox reports on it.
     let practice = MeshClient::new(
-        reqwest::Client::new(),
+        http(),
         MeshConfig {
             base_url: sandbox_url.clone(),
             mailbox: "B82002HC001".into(),
@@ -858,7 +850,7 @@ async fn a_mesh_report_from_mesh_sandbox_is_reported() {
     );
     let ids = practice.list_inbox().await.unwrap();
     assert_eq!(ids.len(), 1, "{ids:?}");
-    let injected = reqwest::Client::new()
+    let injected = http()
         .post(format!("{sandbox_url}/messageexchange/admin/report"))
         .json(&serde_json::json!({
             "mailbox_id": "RXXHC001", "code": "14", "description": "not collected",
@@ -954,7 +946,7 @@ fn mesh_over_mutual_tls_signs_in_only_with_the_right_client_certificate() {
 #[test]
 fn letters_are_matched_to_their_scenarios_by_local_id() {
     let dir = tempfile::tempdir().unwrap();
-    let capture_port = peers::free_port();
+    let capture_port = free_port();
     let sim = sim_serve("baseline", capture_port);
     let target = target_file(dir.path(), sim.port, capture_port);
     let by_id = std::fs::read_to_string(&target).unwrap() + "match: local_id\n";
@@ -990,7 +982,7 @@ fn letters_are_matched_to_their_scenarios_by_local_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_letter_without_the_local_id_is_an_unmatched_letter() {
     let dir = tempfile::tempdir().unwrap();
-    let capture_port = peers::free_port();
+    let capture_port = free_port();
     let sim = sim_serve("baseline", capture_port);
     register(sim.port, &[BOB]).await;
     let write_target = |extra: &str| {
@@ -1072,7 +1064,7 @@ fn collect_matches_a_shared_patients_letters_by_local_id() {
             ),
         };
         let sender = MeshClient::new(
-            reqwest::Client::new(),
+            http(),
             MeshConfig {
                 base_url: b.sandbox_url.clone(),
                 mailbox: "RXXHC001".into(),
@@ -1190,12 +1182,8 @@ async fn every_driver_is_captured_on_every_transport() {
     let sandbox = peers::mesh_sandbox(&dir.path().join("mesh-store"), "TestKey", &boxes);
     let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
     for mesh in ["endpoint", "poll"] {
-        let (mesh_port, http_port, mllp_port, adt_port) = (
-            peers::free_port(),
-            peers::free_port(),
-            peers::free_port(),
-            peers::free_port(),
-        );
+        let (mesh_port, http_port, mllp_port, adt_port) =
+            (free_port(), free_port(), free_port(), free_port());
         let drop_dir = dir.path().join(format!("drop-{mesh}"));
         std::fs::create_dir_all(&drop_dir).unwrap();
         let (mesh_url, password) = match mesh {

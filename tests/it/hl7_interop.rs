@@ -2,18 +2,16 @@
 //! lettergate's MLLP capture, hl7apy strictly validates every MDM^T02 and ADT message lettergate
 //! builds, and a scenario with an MLLP practice catches a simulator that stops a letter kind.
 
-mod peers;
-
+use crate::support::fixtures::{alice, alice_letter, load, run_on_simulator};
+use crate::support::{peers, root};
 use lettergate::capture::{CaptureLog, LogSink, MllpCapture};
 use lettergate::expect::Finding;
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::hl7::{adt, mdm};
-use lettergate::protocol::ids::{NhsNumber, OdsCode};
-use lettergate::protocol::itk3::{self, LetterDoc};
+use lettergate::protocol::ids::NhsNumber;
 use lettergate::protocol::letter::{EventKind, LetterKind, Transport};
-use lettergate::run::{run_all, RunConfig, Verdict};
-use lettergate::sim::{PatientRecord, SimConfig};
-use lettergate::snapshot::{SnapshotMode, SnapshotStore};
+use lettergate::run::Verdict;
+use lettergate::sim::SimConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,29 +23,11 @@ PV1|1|O|CLINIC1^^^RX1||||C1234567^JONES^ANNE^^^DR\r\
 TXA|1|CN|TX|20240115103000|C1234567^JONES^ANNE^^^DR||20240115103000|||||DOC0001^RX1|||||AU||AV\r\
 OBX|1|TX|LETTER^Clinic letter^L||Dear Dr Brown, reviewed in clinic today \\T\\ discharged.||||||F\r";
 
-fn doc(kind: LetterKind) -> LetterDoc {
-    LetterDoc {
-        kind,
-        local_id: format!("SIM-{:06}", kind as u32 + 1),
-        visit_id: None,
-        nhs_number: NhsNumber::parse("9990000018").unwrap(),
-        patient_name: "Alice Example".into(),
-        born: "1950-01-01".into(),
-        practice: kind
-            .goes_to_practice()
-            .then(|| ("A81001".into(), "Riverside Surgery".into())),
-        trust_ods: "RXX".into(),
-        trust_name: "Example Hospitals NHS Trust".into(),
-        sender_mailbox: "RXXHC001".into(),
-        event_at: Timestamp::parse("2025-01-06T09:00:00Z").unwrap(),
-        written_at: Timestamp::parse("2025-01-07T10:00:00Z").unwrap(),
-        sent_at: Timestamp::parse("2025-01-07T10:15:00Z").unwrap(),
-        sections: itk3::default_sections(kind),
-    }
-}
-
 fn built(kind: LetterKind) -> String {
-    mdm::build(&doc(kind), kind.goes_to_practice().then_some("A81001"))
+    mdm::build(
+        &alice_letter(kind),
+        kind.goes_to_practice().then_some("A81001"),
+    )
 }
 
 /// Runs `mllp_send --loose` with `file` against `port`; returns its stdout.
@@ -80,13 +60,7 @@ async fn python_mllp_send_delivers_mdm_messages_that_are_recorded_intact_and_ack
     let ours = built(LetterKind::DischargeSummary);
     let not_a_letter = adt::build(
         EventKind::Admission,
-        &PatientRecord {
-            nhs_number: NhsNumber::parse("9990000018").unwrap(),
-            name: "Alice Example".into(),
-            born: "1950-01-01".into(),
-            practice: Some(OdsCode::parse("A81001").unwrap()),
-            named_gp: None,
-        },
+        &alice(),
         Timestamp::parse("2025-01-06T09:00:00Z").unwrap(),
         "ADT-1",
         None,
@@ -182,19 +156,13 @@ fn hl7apy_strictly_validates_every_mdm_and_adt_message_lettergate_builds() {
         std::fs::write(&path, built(kind)).unwrap();
         files.push((path, "MDM_T02"));
         // As the simulator sends it when it was given the visit's number (PV1-19).
-        let mut visited = doc(kind);
+        let mut visited = alice_letter(kind);
         visited.visit_id = Some("LG-7K2M9QXA-1".into());
         let path = tmp.path().join(format!("mdm_{kind}_visit.hl7"));
         std::fs::write(&path, mdm::build(&visited, Some("A81001"))).unwrap();
         files.push((path, "MDM_T02"));
     }
-    let patient = PatientRecord {
-        nhs_number: NhsNumber::parse("9990000018").unwrap(),
-        name: "Alice Example".into(),
-        born: "1950-01-01".into(),
-        practice: Some(OdsCode::parse("A81001").unwrap()),
-        named_gp: None,
-    };
+    let patient = alice();
     let mut triggers = Vec::new();
     for event in EventKind::ALL {
         let Some(msg) = adt::build(
@@ -236,20 +204,8 @@ fn hl7apy_strictly_validates_every_mdm_and_adt_message_lettergate_builds() {
 }
 
 async fn run_scenario(sim: SimConfig) -> lettergate::run::Outcome {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let all = lettergate::scenario::load_all(&[
-        root.join("scenarios/routing/mllp_and_folder_practices.yaml")
-    ])
-    .expect("the scenario loads")
-    .0;
-    let work = tempfile::tempdir().unwrap();
-    let mut config = RunConfig::new(
-        sim,
-        SnapshotStore::new(root.join("snapshots"), "simulator"),
-        work.path().to_path_buf(),
-    );
-    config.mode = SnapshotMode::Check;
-    run_all(&all, config, |_| {}).await.remove(0)
+    let scenario = load(&[root().join("scenarios/routing/mllp_and_folder_practices.yaml")]);
+    run_on_simulator(sim, &scenario).await.1.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,20 +3,16 @@
 //! plus the bundle rules fhir.resources does not check. A deliberately broken bundle is
 //! reported invalid by the same script, so the validation can fail.
 
-mod peers;
-
+use crate::support::fixtures::{alice_letter, run_on_simulator, shipped};
+use crate::support::peers;
 use lettergate::protocol::clock::Timestamp;
-use lettergate::protocol::ids::NhsNumber;
-use lettergate::protocol::itk3::{self, LetterDoc, PaperRecipient};
+use lettergate::protocol::itk3::{self, PaperRecipient};
 use lettergate::protocol::letter::LetterKind;
-use lettergate::run::{run_all, RunConfig, SnapshotStatus, Verdict};
-use lettergate::scenario::Scenario;
+use lettergate::run::{SnapshotStatus, Verdict};
 use lettergate::sim::SimConfig;
-use lettergate::snapshot::{SnapshotMode, SnapshotStore};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 /// Validates every `*.json` file of the folder `argv[1]` in one process: one line per file,
 /// `OK name` or `INVALID name: error`, then exits 1 if any is invalid (2 if there are none).
@@ -150,27 +146,6 @@ fn write(dir: &Path, name: &str, bundle: &[u8], written: &mut BTreeSet<String>) 
     assert!(written.insert(name.clone()), "{name} written twice");
 }
 
-fn doc(kind: LetterKind) -> LetterDoc {
-    LetterDoc {
-        kind,
-        local_id: "SIM-000001".into(),
-        visit_id: None,
-        nhs_number: NhsNumber::parse("9990000018").unwrap(),
-        patient_name: "Alice Example".into(),
-        born: "1950-01-01".into(),
-        practice: kind
-            .goes_to_practice()
-            .then(|| ("A81001".into(), "Riverside Surgery".into())),
-        trust_ods: "RXX".into(),
-        trust_name: "Riverside Hospitals NHS Trust".into(),
-        sender_mailbox: "X26HC005".into(),
-        event_at: Timestamp(1_736_154_000),
-        written_at: Timestamp(1_736_155_000),
-        sent_at: Timestamp(1_736_155_000),
-        sections: itk3::default_sections(kind),
-    }
-}
-
 fn bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec_pretty(v).unwrap()
 }
@@ -187,7 +162,7 @@ fn every_itk3_bundle_the_builder_makes_is_valid_fhir_stu3() {
     let mut written = BTreeSet::new();
     let mut kinds = 0;
     for kind in LetterKind::ALL {
-        let d = doc(kind);
+        let d = alice_letter(kind);
         if kind.goes_to_practice() {
             // What goes over MESH (and into a watched folder) to the practice.
             write(
@@ -238,7 +213,7 @@ fn every_itk3_bundle_the_builder_makes_is_valid_fhir_stu3() {
     // practice it knows, and to one it could not read from the letter (empty ODS code).
     // An ack of a letter whose bundle id could not be read (`20009`) names the MESH message
     // instead (capture/server.rs), so every ack carries a non-empty original id, as here.
-    let message = itk3::message_bundle(&doc(LetterKind::ClinicLetter));
+    let message = itk3::message_bundle(&alice_letter(LetterKind::ClinicLetter));
     let original = message["identifier"]["value"].as_str().unwrap().to_string();
     for code in ACK_CODES {
         for ods in ["A81001", ""] {
@@ -266,35 +241,15 @@ fn every_itk3_bundle_the_builder_makes_is_valid_fhir_stu3() {
     assert_all_valid(dir.path(), &written);
 }
 
-fn shipped() -> Vec<Arc<Scenario>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let all = load_all_scenarios(&root);
-    all.into_iter().filter(|s| !s.generated).collect()
-}
-
-fn load_all_scenarios(root: &Path) -> Vec<Arc<Scenario>> {
-    lettergate::scenario::load_all(&[root.join("scenarios")])
-        .expect("shipped scenarios load")
-        .0
-}
-
 /// The bodies the simulator actually sent while the shipped hand-written scenarios ran on
 /// baseline: every ITK3 message bundle captured on MESH or in a watched folder, and the
 /// document of every print request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bundle_the_simulator_sent_in_the_shipped_scenarios_is_valid_fhir_stu3() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let scenarios = shipped();
     assert!(!scenarios.is_empty());
-    let work = tempfile::tempdir().unwrap();
-    let mut config = RunConfig::new(
-        SimConfig::baseline(),
-        SnapshotStore::new(root.join("snapshots"), "simulator"),
-        work.path().to_path_buf(),
-    );
-    // Compare with the accepted snapshots but write nothing into the repository.
-    config.mode = SnapshotMode::Check;
-    let outcomes = run_all(&scenarios, config, |_| {}).await;
+    // The captures stay in `_work` until the end of the test.
+    let (_work, outcomes) = run_on_simulator(SimConfig::baseline(), &scenarios).await;
     assert_eq!(outcomes.len(), scenarios.len());
 
     let dir = tempfile::tempdir().unwrap();
@@ -388,7 +343,7 @@ type Breakage = (&'static str, Box<dyn Fn(&mut Value)>, &'static str);
 /// valid one, as invalid, and still says OK for the valid one beside them.
 #[test]
 fn the_validator_reports_a_broken_bundle_as_invalid() {
-    let good = itk3::message_bundle(&doc(LetterKind::DischargeSummary));
+    let good = itk3::message_bundle(&alice_letter(LetterKind::DischargeSummary));
     let broken: Vec<Breakage> = vec![
         (
             "no-source",
@@ -484,7 +439,7 @@ fn itk3_bundles_written_as_fhir_xml_by_fhir_resources_read_as_the_same_letters()
     let mut json = Vec::new();
     for kind in LetterKind::ALL.into_iter().filter(|k| k.goes_to_practice()) {
         for visit in [None, Some("LG-7K2M9QXA-2")] {
-            let mut d = doc(kind);
+            let mut d = alice_letter(kind);
             d.visit_id = visit.map(str::to_string);
             let name = format!("{kind}-{}", visit.map_or("no-visit", |_| "visit"));
             let body = bytes(&itk3::message_bundle(&d));

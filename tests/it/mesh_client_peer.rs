@@ -4,16 +4,15 @@
 //! lettergate's own MeshClient chunks and gzips the same way, and chunks out of order or
 //! missing are refused and recorded, never silently dropped or half-recorded.
 
-mod peers;
-
-use lettergate::capture::{CaptureConfig, CaptureLog, CaptureServer, Endpoint};
+use crate::support::fixtures::capture_config;
+use crate::support::{http, peers};
+use lettergate::capture::{CaptureLog, CaptureServer, Endpoint};
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::mesh::auth;
 use lettergate::protocol::mesh::client::{
     gzip, MeshClient, MeshConfig, OutboundMessage, SendOutcome, TransferOptions,
 };
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 const KEY: &str = "TestKey";
 const SENDER: &str = "RXXHC001";
@@ -21,17 +20,7 @@ const SENDER_PASSWORD: &str = "sender-pw";
 const GP: &str = "A81001HC001";
 
 async fn server(dir: &std::path::Path) -> CaptureServer {
-    let mut mailboxes = BTreeMap::new();
-    mailboxes.insert(SENDER.to_string(), SENDER_PASSWORD.to_string());
-    mailboxes.insert(GP.to_string(), "gp-pw".to_string());
-    let config = CaptureConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        shared_key: KEY.into(),
-        mailboxes,
-        dir: dir.to_path_buf(),
-        monitored: Default::default(),
-        gp: None,
-    };
+    let config = capture_config(dir, &[(SENDER, SENDER_PASSWORD), (GP, "gp-pw")]);
     let directory = vec![Endpoint {
         ods: "A81001".into(),
         mailbox_id: GP.into(),
@@ -183,7 +172,7 @@ async fn mesh_client_sends_small_and_chunked_gzipped_letters_that_arrive_intact_
 
 fn sender(url: &str) -> MeshClient {
     MeshClient::new(
-        reqwest::Client::builder().no_proxy().build().unwrap(),
+        http(),
         MeshConfig {
             base_url: url.into(),
             mailbox: SENDER.into(),
@@ -234,10 +223,7 @@ async fn post_chunk(
     extra: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let mut req = http()
         .post(format!("{url}/messageexchange/{SENDER}{path}"))
         .header("Authorization", auth::header(KEY, SENDER, SENDER_PASSWORD))
         .header("Mex-Chunk-Range", range)

@@ -2,40 +2,18 @@
 //! that expect that kind fail with "missing letter", and the same scenarios pass with the rule
 //! in place.
 
+use crate::support::assert_snapshot;
+use crate::support::fixtures::{run_on_simulator, shipped};
+use crate::support::root;
 use lettergate::expect::Finding;
 use lettergate::protocol::letter::LetterKind;
-use lettergate::run::{run_all, Outcome, RunConfig, Verdict};
-use lettergate::scenario::load_all;
+use lettergate::run::{Outcome, Verdict};
 use lettergate::scenario::Scenario;
 use lettergate::sim::SimConfig;
-use lettergate::snapshot::{SnapshotMode, SnapshotStore};
-use std::path::PathBuf;
 use std::sync::Arc;
 
-fn shipped() -> Vec<Scenario> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // The hand-written scenarios; the volume scenario is exercised by the benchmarks.
-    let all = load_all(&[root.join("scenarios")])
-        .expect("shipped scenarios load")
-        .0;
-    all.into_iter()
-        .filter(|s| !s.generated)
-        .map(|s| (*s).clone())
-        .collect()
-}
-
-async fn run(sim: SimConfig, scenarios: Vec<Scenario>) -> Vec<Outcome> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let work = tempfile::tempdir().unwrap();
-    let mut config = RunConfig::new(
-        sim,
-        SnapshotStore::new(root.join("snapshots"), "simulator"),
-        work.path().to_path_buf(),
-    );
-    // Compare with the accepted snapshots but write nothing into the repository.
-    config.mode = SnapshotMode::Check;
-    let scenarios: Vec<Arc<Scenario>> = scenarios.into_iter().map(Arc::new).collect();
-    run_all(&scenarios, config, |_| {}).await
+async fn run(sim: SimConfig, scenarios: &[Arc<Scenario>]) -> Vec<Outcome> {
+    run_on_simulator(sim, scenarios).await.1
 }
 
 fn expects(s: &Scenario, kind: LetterKind) -> bool {
@@ -45,7 +23,7 @@ fn expects(s: &Scenario, kind: LetterKind) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_the_rule_for_a_letter_kind_shows_its_scenarios_as_missing_letter() {
     let scenarios = shipped();
-    let baseline = run(SimConfig::baseline(), scenarios.clone()).await;
+    let baseline = run(SimConfig::baseline(), &scenarios).await;
     for o in &baseline {
         assert_eq!(
             o.verdict,
@@ -57,13 +35,9 @@ async fn removing_the_rule_for_a_letter_kind_shows_its_scenarios_as_missing_lett
         );
     }
     for kind in LetterKind::ALL {
-        let affected: Vec<&Scenario> = scenarios.iter().filter(|s| expects(s, kind)).collect();
+        let affected: Vec<&Arc<Scenario>> = scenarios.iter().filter(|s| expects(s, kind)).collect();
         assert!(!affected.is_empty(), "no shipped scenario expects a {kind}");
-        let outcomes = run(
-            SimConfig::baseline().without_letter(kind),
-            scenarios.clone(),
-        )
-        .await;
+        let outcomes = run(SimConfig::baseline().without_letter(kind), &scenarios).await;
         for (s, o) in scenarios.iter().zip(&outcomes) {
             let missing = o.findings.iter().any(
                 |f| matches!(&f.finding, Finding::MissingLetter { kind: k, found: 0, .. } if *k == kind),
@@ -97,7 +71,7 @@ async fn removing_the_rule_for_a_letter_kind_shows_its_scenarios_as_missing_lett
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_gives_identical_verdicts_and_snapshots_fifty_times() {
     let scenarios = shipped();
-    let first = run(SimConfig::baseline(), scenarios.clone()).await;
+    let first = run(SimConfig::baseline(), &scenarios).await;
     for o in &first {
         assert_eq!(
             o.snapshot,
@@ -107,7 +81,7 @@ async fn the_baseline_gives_identical_verdicts_and_snapshots_fifty_times() {
         );
     }
     for _ in 1..50 {
-        let again = run(SimConfig::baseline(), scenarios.clone()).await;
+        let again = run(SimConfig::baseline(), &scenarios).await;
         for (a, b) in first.iter().zip(&again) {
             assert_eq!(
                 (a.verdict, &a.findings, &a.snapshot, a.letters),
@@ -122,33 +96,26 @@ async fn the_baseline_gives_identical_verdicts_and_snapshots_fifty_times() {
 /// Issue 3: the detection matrix, kept as a snapshot so a loss of detection shows in review.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_profile_is_caught_and_baseline_is_clean_in_the_detection_matrix() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
-    let m = lettergate::matrix::build(
-        shipped().into_iter().map(Arc::new).collect(),
-        &root.join("snapshots"),
-        work.path(),
-        8,
-    )
-    .await;
+    let m = lettergate::matrix::build(shipped(), &root().join("snapshots"), work.path(), 8).await;
     assert!(m.baseline_clean());
     assert_eq!(m.uncaught(), Vec::<&str>::new());
     assert_eq!(m.rows.len(), lettergate::sim::profile::PROFILES.len());
     let mut out = Vec::new();
     m.render(&mut out, lettergate::protocol::ids::Identifiers::Masked)
         .unwrap();
-    insta::assert_snapshot!("detection_matrix", String::from_utf8(out).unwrap());
+    assert_snapshot!("detection_matrix", String::from_utf8(out).unwrap());
 }
 
-fn scenario(id: &str) -> Scenario {
+fn scenario(id: &str) -> Arc<Scenario> {
     shipped()
         .into_iter()
         .find(|s| s.id == id)
         .unwrap_or_else(|| panic!("no scenario {id}"))
 }
 
-async fn run_profile(profile: &str, s: &Scenario) -> Outcome {
-    run(SimConfig::named(profile).unwrap(), vec![s.clone()])
+async fn run_profile(profile: &str, s: &Arc<Scenario>) -> Outcome {
+    run(SimConfig::named(profile).unwrap(), std::slice::from_ref(s))
         .await
         .remove(0)
 }

@@ -1,13 +1,12 @@
 //! Every report format rendered from one passing and one failing run, kept as snapshots; the
 //! HTML report loaded in real headless Chromium.
 
+use crate::support::assert_snapshot;
+use crate::support::fixtures::{load, run_on_simulator};
 use lettergate::report::model::Decision;
 use lettergate::report::{html, junit, markdown, RunReport, Terminal};
-use lettergate::run::{run_all, RunConfig};
-use lettergate::scenario::load_all;
 use lettergate::scenario::Scenario;
 use lettergate::sim::SimConfig;
-use lettergate::snapshot::{SnapshotMode, SnapshotStore};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -18,15 +17,11 @@ const SCENARIOS: [&str; 3] = [
     "outpatient/clinic_letter",
 ];
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn scenarios() -> Vec<Arc<Scenario>> {
     // Relative, as a user gives it: reports name scenario files by the path they were given,
     // and cargo runs tests from the package root.
-    let all = load_all(&[PathBuf::from("scenarios")]).unwrap().0;
-    all.into_iter()
+    load(&[PathBuf::from("scenarios")])
+        .into_iter()
         .filter(|s| SCENARIOS.contains(&s.id.as_str()))
         .collect()
 }
@@ -34,15 +29,8 @@ fn scenarios() -> Vec<Arc<Scenario>> {
 /// The report of running three shipped scenarios under `profile`, with the timings zeroed so
 /// that renderings are stable.
 async fn report(profile: &str) -> RunReport {
-    let work = tempfile::tempdir().unwrap();
-    let mut config = RunConfig::new(
-        SimConfig::named(profile).unwrap(),
-        SnapshotStore::new(root().join("snapshots"), "simulator"),
-        work.path().to_path_buf(),
-    );
-    config.mode = SnapshotMode::Check;
     let s = scenarios();
-    let outcomes = run_all(&s, config, |_| {}).await;
+    let (_work, outcomes) = run_on_simulator(SimConfig::named(profile).unwrap(), &s).await;
     let mut r = RunReport::new(
         "simulator",
         profile,
@@ -70,22 +58,22 @@ fn terminal(r: &RunReport) -> String {
 async fn every_format_of_a_passing_run() {
     let r = report("baseline").await;
     assert_eq!(r.decision(), Decision::Go);
-    insta::assert_snapshot!("pass_terminal", terminal(&r));
-    insta::assert_snapshot!("pass_junit", junit::render(&r).unwrap());
-    insta::assert_snapshot!("pass_markdown", markdown::render(&r));
-    insta::assert_snapshot!("pass_html", html::render(&r));
-    insta::assert_snapshot!("pass_json", r.to_json());
+    assert_snapshot!("pass_terminal", terminal(&r));
+    assert_snapshot!("pass_junit", junit::render(&r).unwrap());
+    assert_snapshot!("pass_markdown", markdown::render(&r));
+    assert_snapshot!("pass_html", html::render(&r));
+    assert_snapshot!("pass_json", r.to_json());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_of_a_failing_run() {
     let r = report("op-letters-silently-dropped").await;
     assert_eq!(r.decision(), Decision::NoGo);
-    insta::assert_snapshot!("fail_terminal", terminal(&r));
-    insta::assert_snapshot!("fail_junit", junit::render(&r).unwrap());
-    insta::assert_snapshot!("fail_markdown", markdown::render(&r));
-    insta::assert_snapshot!("fail_html", html::render(&r));
-    insta::assert_snapshot!("fail_json", r.to_json());
+    assert_snapshot!("fail_terminal", terminal(&r));
+    assert_snapshot!("fail_junit", junit::render(&r).unwrap());
+    assert_snapshot!("fail_markdown", markdown::render(&r));
+    assert_snapshot!("fail_html", html::render(&r));
+    assert_snapshot!("fail_json", r.to_json());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,29 +3,24 @@
 //! the simulator sends a scenario's letters to it unchanged; and the MESH poller collects
 //! them, acknowledges them, and attaches REPORTs injected through the sandbox's admin API.
 
-mod peers;
-
+use crate::support::fixtures::{load, trust_outbound};
+use crate::support::loopback::free_port;
+use crate::support::{http, peers, root};
 use lettergate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig, PollError};
 use lettergate::capture::CaptureLog;
 use lettergate::protocol::clock::Clock;
 use lettergate::protocol::mesh::client::{
     MeshClient, MeshConfig, MeshError, OutboundMessage, SendOutcome, TransferOptions,
 };
-use lettergate::sim::ehr::Outbound;
 use lettergate::sim::{SimConfig, Simulator};
 use peers::SANDBOX_PASSWORD;
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = "SandboxKey";
 const SENDER: &str = "RXXHC001";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
 
 fn base(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
@@ -125,9 +120,11 @@ async fn a_refused_listing_is_an_error_not_an_empty_inbox() {
 
 /// Loads scenarios from the project's `scenarios/` folder.
 fn scenarios(names: &[&str]) -> Vec<std::sync::Arc<lettergate::scenario::Scenario>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let paths: Vec<PathBuf> = names.iter().map(|n| root.join(n)).collect();
-    let (loaded, _) = lettergate::scenario::load_all(&paths).unwrap();
+    let paths: Vec<_> = names
+        .iter()
+        .map(|n| root().join("scenarios").join(n))
+        .collect();
+    let loaded = load(&paths);
     assert_eq!(loaded.len(), names.len());
     loaded
 }
@@ -190,18 +187,7 @@ async fn the_poller_collects_what_the_simulator_sent_to_mesh_sandbox_and_attache
     let mut sent = Vec::new();
     for s in &loaded {
         let clock = Clock::virtual_at(s.start);
-        let out = Outbound {
-            mesh: MeshConfig {
-                base_url: base(sandbox.port),
-                mailbox: SENDER.into(),
-                password: SANDBOX_PASSWORD.into(),
-                shared_key: KEY.into(),
-            },
-            print_url: print.uri(),
-            docman_url: print.uri(),
-            mllp: None,
-            folder: None,
-        };
+        let out = trust_outbound(base(sandbox.port), SANDBOX_PASSWORD, KEY, print.uri());
         let mut sim = Simulator::new(SimConfig::baseline(), clock.clone(), out, http());
         lettergate::run::drive_simulator(&mut sim, s).await.unwrap();
         for r in sim.sent().iter().filter(|r| r.message_id.is_some()) {
@@ -341,7 +327,7 @@ async fn the_poller_fails_clearly_when_mesh_refuses_it_or_cannot_be_reached() {
         matches!(err, PollError::Handshake { status: 403, .. }),
         "{err}"
     );
-    let closed = base(peers::free_port());
+    let closed = base(free_port());
     let mut unreachable = MeshPoller::with_http(config(closed, SANDBOX_PASSWORD), http());
     let err = unreachable
         .poll_once(&mut log, &Clock::System)

@@ -1,9 +1,8 @@
 //! Runs the real `lettergate` binary in a fresh temporary copy of the project's scenarios and
 //! snapshots, so a test can change files and read what the run wrote.
-#![allow(dead_code)]
 
+use super::{lettergate, root};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 pub struct Project {
     pub dir: tempfile::TempDir,
@@ -35,7 +34,7 @@ fn copy_tree(from: &Path, to: &Path) {
 impl Project {
     /// A temporary folder holding copies of `scenarios/` and `snapshots/`.
     pub fn copy() -> Project {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = root();
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&root.join("scenarios"), &dir.path().join("scenarios"));
         copy_tree(&root.join("snapshots"), &dir.path().join("snapshots"));
@@ -57,7 +56,7 @@ impl Project {
     }
 
     pub fn run(&self, args: &[&str]) -> Ran {
-        let out = Command::new(env!("CARGO_BIN_EXE_lettergate"))
+        let out = lettergate()
             .args(args)
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")

@@ -1,25 +1,16 @@
 //! lettergate's own MESH endpoint answers as MESH does and records everything it is sent.
 
-use lettergate::capture::{CaptureConfig, CaptureServer};
+use crate::support::fixtures::capture_config;
+use crate::support::http;
+use lettergate::capture::CaptureServer;
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::letter::Transport;
 use lettergate::protocol::mesh::auth;
 use lettergate::protocol::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
 use lettergate::protocol::mesh::CANARY_WORKFLOW;
-use std::collections::BTreeMap;
 
 async fn server(dir: &std::path::Path) -> CaptureServer {
-    let mut mailboxes = BTreeMap::new();
-    mailboxes.insert("RXXHC001".to_string(), "sender-pw".to_string());
-    mailboxes.insert("A81001HC001".to_string(), "gp-pw".to_string());
-    let config = CaptureConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        shared_key: "TestKey".into(),
-        mailboxes,
-        dir: dir.to_path_buf(),
-        monitored: Default::default(),
-        gp: None,
-    };
+    let config = capture_config(dir, &[("RXXHC001", "sender-pw"), ("A81001HC001", "gp-pw")]);
     CaptureServer::start(config, Clock::virtual_at(Timestamp(1_000)))
         .await
         .unwrap()
@@ -27,7 +18,7 @@ async fn server(dir: &std::path::Path) -> CaptureServer {
 
 fn client(url: &str, password: &str) -> MeshClient {
     MeshClient::new(
-        reqwest::Client::builder().no_proxy().build().unwrap(),
+        http(),
         MeshConfig {
             base_url: url.into(),
             mailbox: "RXXHC001".into(),
@@ -119,7 +110,7 @@ async fn refuses_a_reused_nonce() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
     let token = auth::header("TestKey", "RXXHC001", "sender-pw");
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http();
     let send = || {
         http.post(format!("{}/messageexchange/RXXHC001/outbox", s.url()))
             .header("Authorization", &token)
@@ -142,10 +133,7 @@ async fn refuses_a_reused_nonce() {
 async fn any_other_path_is_an_http_capture() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let r = http()
         .post(format!("{}/docman/v1/documents", s.url()))
         .body("%PDF-1.4")
         .send()
@@ -164,7 +152,7 @@ async fn any_other_path_is_an_http_capture() {
 async fn the_http_canary_is_counted_and_nothing_else_is() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http();
     let url = format!("{}/lettergate/canary", s.url());
     let canary = http
         .post(&url)

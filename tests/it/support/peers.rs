@@ -2,19 +2,18 @@
 //! `scripts/install-interop-peers.sh` into `.venv-interop` (or `$LETTERGATE_PEERS`).
 //!
 //! A missing peer fails the test with the command that installs it; it never passes silently.
-#![allow(dead_code)]
 
-use std::net::TcpListener;
+use super::loopback::{free_port, Server};
+use super::root;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The virtual environment holding the peers.
 pub fn venv() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let venv = std::env::var_os("LETTERGATE_PEERS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv-interop"));
+        .unwrap_or_else(|| root().join(".venv-interop"));
     if !venv.join("bin/python").exists() {
         panic!(
             "the interop peers are not installed in {}: run `bash scripts/install-interop-peers.sh` \
@@ -53,63 +52,6 @@ pub fn python(script: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A free port on 127.0.0.1, chosen at random below the kernel's ephemeral range (which
-/// starts at 32768), so that tests running at once, which each pick a port and bind it later,
-/// do not pick the same one as the kernel keeps handing out.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let seed = std::process::id() as u64 * 7919
-        + SEQ.fetch_add(1, Ordering::SeqCst) * 104_729
-        + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos() as u64);
-    // Never the same port twice in one test process, even before its server has bound it.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    for i in 0..1000u64 {
-        let port = 20_000 + ((seed + i * 7_727) % 12_000) as u16;
-        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            given.push(port);
-            return port;
-        }
-    }
-    panic!("no free port on 127.0.0.1 between 20000 and 32000");
-}
-
-/// A peer server process, killed when dropped.
-pub struct Server {
-    pub child: Child,
-    pub port: u16,
-}
-
-impl Server {
-    /// Waits until `port` accepts connections, or fails the test after `within`.
-    pub fn wait_listening(mut self, within: Duration) -> Server {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return self;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the peer server exited early ({status})");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "the peer server did not listen on 127.0.0.1:{} within {within:?}",
-            self.port
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// NHS Digital's mesh-sandbox on 127.0.0.1, full NHSMESH authentication with `shared_key`,

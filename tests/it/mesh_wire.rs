@@ -2,13 +2,12 @@
 //! rather than lettergate's own endpoint: every MESH request carries a valid `NHSMESH`
 //! signature and an ITK3 bundle whose workflow id and event code match its letter kind.
 
+use crate::support::fixtures::{alice, riverside, trust_outbound};
+use crate::support::http;
 use lettergate::protocol::clock::{Clock, Timestamp};
-use lettergate::protocol::ids::{NhsNumber, OdsCode};
 use lettergate::protocol::letter::{EventKind, LetterKind};
 use lettergate::protocol::mesh::auth::{signature, Token};
-use lettergate::protocol::mesh::client::MeshConfig;
-use lettergate::sim::ehr::{all_workflows, Outbound};
-use lettergate::sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
+use lettergate::sim::{SimConfig, SimEvent, Simulator};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use wiremock::matchers::{method, path};
@@ -19,42 +18,12 @@ const PASSWORD: &str = "sim-password";
 
 async fn drive_every_kind(server: &MockServer) -> Simulator {
     let start = Timestamp::parse("2025-03-03T09:00:00Z").unwrap();
-    let out = Outbound {
-        mesh: MeshConfig {
-            base_url: server.uri(),
-            mailbox: "RXXHC001".into(),
-            password: PASSWORD.into(),
-            shared_key: KEY.into(),
-        },
-        print_url: server.uri(),
-        docman_url: server.uri(),
-        mllp: None,
-        folder: None,
-    };
-    let mut sim = Simulator::new(
-        SimConfig::baseline(),
-        Clock::virtual_at(start),
-        out,
-        reqwest::Client::builder().no_proxy().build().unwrap(),
-    );
+    let out = trust_outbound(server.uri(), PASSWORD, KEY, server.uri());
+    let mut sim = Simulator::new(SimConfig::baseline(), Clock::virtual_at(start), out, http());
     sim.handshake().await.unwrap();
-    sim.register_practice(PracticeRecord {
-        ods: OdsCode::parse("A81001").unwrap(),
-        name: "Riverside".into(),
-        mailbox: "A81001HC001".into(),
-        workflows: all_workflows(),
-        closed: false,
-        merged_into: None,
-        route: lettergate::protocol::letter::Transport::Mesh,
-    });
-    let nhs = NhsNumber::parse("9990000018").unwrap();
-    sim.register_patient(PatientRecord {
-        nhs_number: nhs,
-        name: "Alice Example".into(),
-        born: "1950-01-01".into(),
-        practice: Some(OdsCode::parse("A81001").unwrap()),
-        named_gp: None,
-    });
+    sim.register_practice(riverside());
+    let nhs = alice().nhs_number;
+    sim.register_patient(alice());
     let events = [
         (0, EventKind::OutpatientAttendance),
         (1, EventKind::LetterSigned),

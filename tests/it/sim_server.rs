@@ -1,13 +1,12 @@
 //! `lettergate sim serve`'s HTTP API drives the simulator with the same events a scenario uses.
 
+use crate::support::fixtures::{alice, capture_config, riverside, trust_outbound};
+use crate::support::http;
 use lettergate::capture::{CaptureConfig, CaptureServer};
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::letter::LetterKind;
-use lettergate::protocol::mesh::client::MeshConfig;
-use lettergate::sim::ehr::Outbound;
 use lettergate::sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 /// A capture endpoint on loopback (mailboxes RXXHC001 and A81001HC001, the latter collected;
 /// `gp` acknowledges) and a simulator sending to it on a virtual clock from 2025-01-06 09:00.
@@ -18,37 +17,18 @@ async fn capture_and_simulator(
     let dir = tempfile::tempdir().unwrap();
     let start = Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
     let clock = Clock::virtual_at(start);
-    let mailboxes = BTreeMap::from([
-        ("RXXHC001".to_string(), "pw".to_string()),
-        ("A81001HC001".to_string(), "x".to_string()),
-    ]);
     let capture = CaptureServer::start(
         CaptureConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            shared_key: "TestKey".into(),
-            mailboxes,
-            dir: dir.path().into(),
             monitored: ["A81001HC001".to_string()].into(),
             gp,
+            ..capture_config(dir.path(), &[("RXXHC001", "pw"), ("A81001HC001", "x")])
         },
         clock.clone(),
     )
     .await
     .unwrap();
-    let out = Outbound {
-        mesh: MeshConfig {
-            base_url: capture.url(),
-            mailbox: "RXXHC001".into(),
-            password: "pw".into(),
-            shared_key: "TestKey".into(),
-        },
-        print_url: capture.url(),
-        docman_url: capture.url(),
-        mllp: None,
-        folder: None,
-    };
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let sim = Simulator::new(config, clock, out, http);
+    let out = trust_outbound(capture.url(), "pw", "TestKey", capture.url());
+    let sim = Simulator::new(config, clock, out, http());
     (dir, capture, sim)
 }
 
@@ -67,7 +47,7 @@ async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
         tokio::spawn(
             async move { axum::serve(listener, lettergate::sim::server::router(sim)).await },
         );
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http();
     let post = |path: &str, body: Value| http.post(format!("{base}{path}")).json(&body).send();
 
     assert_eq!(
@@ -171,23 +151,9 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
     )
     .await;
     let start = sim.now();
-    sim.register_practice(lettergate::sim::PracticeRecord {
-        ods: lettergate::protocol::ids::OdsCode::parse("A81001").unwrap(),
-        name: "Riverside".into(),
-        mailbox: "A81001HC001".into(),
-        workflows: lettergate::sim::ehr::all_workflows(),
-        closed: false,
-        merged_into: None,
-        route: lettergate::protocol::letter::Transport::Mesh,
-    });
-    let nhs = lettergate::protocol::ids::NhsNumber::parse("9990000018").unwrap();
-    sim.register_patient(lettergate::sim::PatientRecord {
-        nhs_number: nhs,
-        name: "Alice".into(),
-        born: "1950-01-01".into(),
-        practice: Some(lettergate::protocol::ids::OdsCode::parse("A81001").unwrap()),
-        named_gp: None,
-    });
+    sim.register_practice(riverside());
+    let nhs = alice().nhs_number;
+    sim.register_patient(alice());
     for (h, event) in [
         (
             1,

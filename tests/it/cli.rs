@@ -1,7 +1,7 @@
 //! The `lettergate` binary as a user meets it: exit codes, output, and the files it writes.
 
-mod util;
-use util::{redact, Project};
+use crate::support::assert_snapshot;
+use crate::support::project::{redact, Project};
 
 #[test]
 fn the_main_job_runs_every_shipped_scenario_and_exits_0() {
@@ -58,7 +58,7 @@ fn a_changed_recipient_in_a_snap_fails_with_a_diff_naming_the_letter_and_keeps_t
     );
     let pending = p.read(&format!("{snap}.new"));
     assert!(pending.contains("recipient_ods: A81001"));
-    insta::assert_snapshot!("changed_recipient_report", redact(&r.stdout));
+    assert_snapshot!("changed_recipient_report", redact(&r.stdout));
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn a_misspelt_key_makes_validate_and_run_exit_2_naming_file_line_column_with_a_s
             r.stderr
         );
         assert!(r.stderr.contains("did you mean `patient`?"), "{}", r.stderr);
-        insta::assert_snapshot!(format!("misspelt_key_{cmd}"), r.stderr);
+        assert_snapshot!(format!("misspelt_key_{cmd}"), r.stderr);
     }
     assert_eq!(
         p.snapshot_files(),

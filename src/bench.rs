@@ -22,6 +22,32 @@ use std::time::Instant;
 /// The benchmarks, in the order they run.
 pub const NAMES: [&str; 5] = ["loopback", "volume", "suite", "validate", "compare"];
 
+/// Why a benchmark could not give its figures.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("failed to prepare or run the benchmark")]
+    Io(#[from] std::io::Error),
+    #[error("failed to load the benchmark's scenarios")]
+    Load(#[from] crate::scenario::LoadError),
+    #[error("a loopback request failed")]
+    Http(#[from] reqwest::Error),
+    #[error("the volume scenario did not pass: {error:?} {finding:?}")]
+    VolumeFailed {
+        error: Option<String>,
+        finding: Option<String>,
+    },
+    #[error("no outcome")]
+    NoOutcome,
+    #[error("{failed} of {n} suite scenarios did not pass")]
+    SuiteFailed { failed: usize, n: usize },
+    #[error("the snapshots should differ")]
+    SameSnapshots,
+    #[error("one letter differs, but the comparison names {0}")]
+    WrongDiff(usize),
+    #[error("unknown benchmark `{0}`; known: {known}", known = NAMES.join(", "))]
+    Unknown(String),
+}
+
 /// Sizes of a benchmark run.
 #[derive(Clone, Debug)]
 pub struct Sizes {
@@ -79,7 +105,7 @@ fn letter_body() -> Vec<u8> {
 }
 
 /// Sequential POSTs of a letter-sized body to a minimal axum server, for about two seconds.
-pub async fn loopback() -> Result<String, String> {
+pub async fn loopback() -> Result<String, BenchError> {
     use axum::routing::post;
     let app = axum::Router::new().route(
         "/",
@@ -90,18 +116,10 @@ pub async fn loopback() -> Result<String, String> {
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let url = format!(
-        "http://{}/",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder().no_proxy().build()?;
     let body = letter_body();
     let post = |client: &reqwest::Client| {
         let req = client.post(&url).body(body.clone());
@@ -110,14 +128,14 @@ pub async fn loopback() -> Result<String, String> {
     // Warm up, then the best of three one-second rounds: the machine's capacity, not its
     // worst moment.
     for _ in 0..500 {
-        post(&client).await.map_err(|e| e.to_string())?;
+        post(&client).await?;
     }
     let (mut n, mut wall) = (0u64, 1.0f64);
     for _ in 0..3 {
         let started = Instant::now();
         let mut k = 0u64;
         while started.elapsed().as_secs_f64() < 1.0 {
-            post(&client).await.map_err(|e| e.to_string())?;
+            post(&client).await?;
             k += 1;
         }
         let w = started.elapsed().as_secs_f64();
@@ -136,7 +154,7 @@ pub async fn loopback() -> Result<String, String> {
 }
 
 /// A population scenario with exactly `letters` letters over a week, acknowledgements off.
-fn volume_scenario(dir: &Path, letters: u64) -> Result<PathBuf, String> {
+fn volume_scenario(dir: &Path, letters: u64) -> Result<PathBuf, BenchError> {
     // Per day: deaths 10, discharges 500, and outpatient attendances (two letters each) for
     // the rest; one emergency discharge a day absorbs what does not divide evenly.
     let per_day = letters / 7;
@@ -152,8 +170,8 @@ fn volume_scenario(dir: &Path, letters: u64) -> Result<PathBuf, String> {
         // Not a multiple of 7: the figure is for the letters generated, which the line reports.
     }
     let path = dir.join("scenarios").join("volume.yaml");
-    std::fs::create_dir_all(path.parent().unwrap_or(dir)).map_err(|e| e.to_string())?;
-    std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
+    std::fs::write(&path, yaml)?;
     Ok(path)
 }
 
@@ -174,11 +192,11 @@ async fn run_dir(
 
 /// Generated, sent over MESH on loopback, captured, checked, snapshotted (written as the
 /// accepted snapshot of a fresh store).
-pub async fn volume(letters: u64, loopback_rate: Option<f64>) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+pub async fn volume(letters: u64, loopback_rate: Option<f64>) -> Result<String, BenchError> {
+    let dir = tempfile::tempdir()?;
     let path = volume_scenario(dir.path(), letters)?;
     let started = Instant::now();
-    let (scenarios, _) = crate::scenario::load_all(&[path]).map_err(|e| e.to_string())?;
+    let (scenarios, _) = crate::scenario::load_all(&[path])?;
     let outcomes = run_dir(
         &scenarios,
         &dir.path().join("work"),
@@ -193,15 +211,15 @@ pub async fn volume(letters: u64, loopback_rate: Option<f64>) -> Result<String, 
     )
     .build(&scenarios, &outcomes);
     let wall = started.elapsed().as_secs_f64();
-    let o = outcomes.first().ok_or("no outcome")?;
+    let o = outcomes.first().ok_or(BenchError::NoOutcome)?;
     if o.verdict != Verdict::Pass {
-        return Err(format!(
-            "the volume scenario did not pass: {:?} {:?}",
-            o.error,
-            o.findings
+        return Err(BenchError::VolumeFailed {
+            error: o.error.clone(),
+            finding: o
+                .findings
                 .first()
-                .map(|f| f.describe(crate::protocol::ids::Identifiers::Masked))
-        ));
+                .map(|f| f.describe(crate::protocol::ids::Identifiers::Masked)),
+        });
     }
     let captured = o.letters as u64;
     let rate = captured as f64 / wall;
@@ -220,28 +238,24 @@ pub async fn volume(letters: u64, loopback_rate: Option<f64>) -> Result<String, 
 }
 
 /// Copies of the hand-written scenarios, `n` in all, each with its accepted snapshot.
-fn suite_dir(dir: &Path, n: usize) -> Result<Vec<PathBuf>, String> {
+fn suite_dir(dir: &Path, n: usize) -> Result<Vec<PathBuf>, BenchError> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src = root.join("scenarios");
-    let (shipped, _) =
-        crate::scenario::load_all(std::slice::from_ref(&src)).map_err(|e| e.to_string())?;
+    let (shipped, _) = crate::scenario::load_all(std::slice::from_ref(&src))?;
     let shipped: Vec<_> = shipped.into_iter().filter(|s| !s.generated).collect();
     let fixtures = dir.join("scenarios").join("fixtures");
-    std::fs::create_dir_all(&fixtures).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&fixtures)?;
     std::fs::copy(
         src.join("fixtures").join("common.yaml"),
         fixtures.join("common.yaml"),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut paths = Vec::new();
     for i in 0..n {
         let s = &shipped[i % shipped.len()];
-        let text = std::fs::read_to_string(&s.path)
-            .map_err(|e| e.to_string())?
-            .replace("../fixtures/", "fixtures/");
+        let text = std::fs::read_to_string(&s.path)?.replace("../fixtures/", "fixtures/");
         let id = format!("s{i:04}_{}", s.id.replace('/', "_"));
         let path = dir.join("scenarios").join(format!("{id}.yaml"));
-        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text)?;
         let snap = root
             .join("snapshots")
             .join("simulator")
@@ -250,20 +264,19 @@ fn suite_dir(dir: &Path, n: usize) -> Result<Vec<PathBuf>, String> {
             .join("snapshots")
             .join("simulator")
             .join(format!("{id}.snap"));
-        std::fs::create_dir_all(to.parent().unwrap_or(dir)).map_err(|e| e.to_string())?;
-        std::fs::copy(snap, to).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(to.parent().unwrap_or(dir))?;
+        std::fs::copy(snap, to)?;
         paths.push(path);
     }
     Ok(paths)
 }
 
 /// `n` small scenarios against the built-in simulator, compared with their snapshots.
-pub async fn suite(n: usize) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+pub async fn suite(n: usize) -> Result<String, BenchError> {
+    let dir = tempfile::tempdir()?;
     suite_dir(dir.path(), n)?;
     let started = Instant::now();
-    let (scenarios, _) =
-        crate::scenario::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
+    let (scenarios, _) = crate::scenario::load_all(&[dir.path().join("scenarios")])?;
     let outcomes = run_dir(
         &scenarios,
         &dir.path().join("work"),
@@ -277,7 +290,7 @@ pub async fn suite(n: usize) -> Result<String, String> {
         .filter(|o| o.verdict != Verdict::Pass)
         .count();
     if failed > 0 {
-        return Err(format!("{failed} of {n} suite scenarios did not pass"));
+        return Err(BenchError::SuiteFailed { failed, n });
     }
     let letters: u64 = outcomes.iter().map(|o| o.letters as u64).sum();
     Ok(line(
@@ -290,12 +303,11 @@ pub async fn suite(n: usize) -> Result<String, String> {
 }
 
 /// `lettergate validate` of `n` scenario files.
-pub fn validate(n: usize) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+pub fn validate(n: usize) -> Result<String, BenchError> {
+    let dir = tempfile::tempdir()?;
     suite_dir(dir.path(), n)?;
     let started = Instant::now();
-    let (scenarios, _) =
-        crate::scenario::load_all(&[dir.path().join("scenarios")]).map_err(|e| e.to_string())?;
+    let (scenarios, _) = crate::scenario::load_all(&[dir.path().join("scenarios")])?;
     let wall = started.elapsed().as_secs_f64();
     Ok(line(
         "validate",
@@ -307,8 +319,8 @@ pub fn validate(n: usize) -> Result<String, String> {
 }
 
 /// Two snapshots of `letters` letters that differ in one letter, compared as a run does.
-pub fn compare(letters: u64) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+pub fn compare(letters: u64) -> Result<String, BenchError> {
+    let dir = tempfile::tempdir()?;
     let store = SnapshotStore::new(dir.path(), "simulator");
     let block = |i: u64, ods: &str| {
         format!(
@@ -331,37 +343,33 @@ pub fn compare(letters: u64) -> Result<String, String> {
         s
     };
     let accepted = body(None);
-    store
-        .write_accepted("compare", Path::new("bench"), "compare", &accepted)
-        .map_err(|e| e.to_string())?;
+    store.write_accepted("compare", Path::new("bench"), "compare", &accepted)?;
     let candidate = body(Some(letters / 2));
     drop(accepted);
     let started = Instant::now();
-    let cmp = store
-        .compare("compare", &candidate)
-        .map_err(|e| e.to_string())?;
+    let cmp = store.compare("compare", &candidate)?;
     let wall = started.elapsed().as_secs_f64();
     let crate::snapshot::Comparison::Changed {
         letters: changed, ..
     } = cmp
     else {
-        return Err("the snapshots should differ".into());
+        return Err(BenchError::SameSnapshots);
     };
     if changed.len() != 1 {
-        return Err(format!(
-            "one letter differs, but the comparison names {}",
-            changed.len()
-        ));
+        return Err(BenchError::WrongDiff(changed.len()));
     }
     Ok(line("compare", letters, wall, None, ""))
 }
 
 /// Runs one benchmark in this process (the child side).
-pub fn run_one(name: &str, sizes: &Sizes, loopback_rate: Option<f64>) -> Result<String, String> {
+pub fn run_one(
+    name: &str,
+    sizes: &Sizes,
+    loopback_rate: Option<f64>,
+) -> Result<String, BenchError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     match name {
         "loopback" => rt.block_on(loopback()),
         "volume" => rt.block_on(volume(sizes.letters, loopback_rate)),
@@ -369,10 +377,7 @@ pub fn run_one(name: &str, sizes: &Sizes, loopback_rate: Option<f64>) -> Result<
         "suite" => rt.block_on(suite(sizes.scenarios)),
         "validate" => validate(sizes.scenarios),
         "compare" => compare(sizes.letters),
-        other => Err(format!(
-            "unknown benchmark `{other}`; known: {}",
-            NAMES.join(", ")
-        )),
+        other => Err(BenchError::Unknown(other.to_string())),
     }
 }
 

@@ -157,6 +157,20 @@ impl Matrix {
             writeln!(w, "  S{:<3} {s}", i + 1)?;
         }
         writeln!(w)?;
+        let name_w = self.table(w)?;
+        writeln!(w)?;
+        let key: Vec<String> = std::iter::once(". pass".to_string())
+            .chain(KEY.iter().map(|(c, what)| format!("{c} {what}")))
+            .collect();
+        writeln!(w, "key: {}", key.join(", "))?;
+        writeln!(w)?;
+        self.caught_by(w, name_w, identifiers)?;
+        writeln!(w)?;
+        self.result(w)
+    }
+
+    /// The table of profiles by scenarios; returns the width of its first column.
+    fn table(&self, w: &mut dyn Write) -> io::Result<usize> {
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -188,12 +202,16 @@ impl Matrix {
             }
             writeln!(w, "{}", line.trim_end())?;
         }
-        writeln!(w)?;
-        let key: Vec<String> = std::iter::once(". pass".to_string())
-            .chain(KEY.iter().map(|(c, what)| format!("{c} {what}")))
-            .collect();
-        writeln!(w, "key: {}", key.join(", "))?;
-        writeln!(w)?;
+        Ok(name_w)
+    }
+
+    /// The first failing scenario of each fault profile, and what it found.
+    fn caught_by(
+        &self,
+        w: &mut dyn Write,
+        name_w: usize,
+        identifiers: Identifiers,
+    ) -> io::Result<()> {
         writeln!(
             w,
             "caught by (the first failing scenario of each fault profile):"
@@ -210,7 +228,10 @@ impl Matrix {
                 None => writeln!(w, "  {p:<name_w$}  NOT CAUGHT by any scenario")?,
             }
         }
-        writeln!(w)?;
+        Ok(())
+    }
+
+    fn result(&self, w: &mut dyn Write) -> io::Result<()> {
         let uncaught = self.uncaught();
         match (self.baseline_clean(), uncaught.is_empty()) {
             (true, true) => writeln!(

@@ -20,10 +20,10 @@ pub struct CheckLine {
 }
 
 impl CheckLine {
-    fn new(what: impl Into<String>, result: Result<String, String>) -> CheckLine {
+    fn new(what: impl Into<String>, result: Result<String, CheckFailure>) -> CheckLine {
         let (ok, detail) = match result {
             Ok(d) => (true, d),
-            Err(d) => (false, d),
+            Err(e) => (false, crate::protocol::chain(&e)),
         };
         CheckLine {
             what: what.into(),
@@ -31,6 +31,73 @@ impl CheckLine {
             detail,
         }
     }
+}
+
+/// Why one thing a target names does not work.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckFailure {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// Several secrets not set, said at once.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Secrets(Vec<TargetError>),
+    /// An error said on an earlier line too, as its message.
+    #[error("{0}")]
+    Again(String),
+    #[error(transparent)]
+    Url(<reqwest::Url as std::str::FromStr>::Err),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not connect to {address}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no answer from {address} within 10 s")]
+    NoAnswer { address: String },
+    #[error("GET {url} failed")]
+    Get {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("GET {url} answered {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("GET {url} did not answer JSON")]
+    NotJson {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("GET {url} answered a {found} instead of a CapabilityStatement")]
+    NotCapabilities { url: String, found: String },
+    #[error("{url} refused {mailbox}'s sign-in with status {status}")]
+    SignIn {
+        url: String,
+        mailbox: String,
+        status: u16,
+    },
+    #[error("could not reach {url} for {mailbox}")]
+    Unreachable {
+        url: String,
+        mailbox: String,
+        #[source]
+        source: crate::protocol::mesh::client::TransportError,
+    },
+    #[error("cannot read the folder {}", .path.display())]
+    Folder {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The TLS options of a target's MESH server, as the MESH client takes them.
@@ -95,25 +162,26 @@ pub async fn authorization(
     Ok(None)
 }
 
-fn can_listen(addr: SocketAddr) -> Result<String, String> {
+fn can_listen(addr: SocketAddr) -> Result<String, CheckFailure> {
     TcpListener::bind(addr)
         .map(|l| {
             let bound = l.local_addr().map_or(addr, |a| a);
             format!("can listen on {bound}")
         })
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        .map_err(|source| CheckFailure::Listen { addr, source })
 }
 
-async fn can_connect(address: &str) -> Result<String, String> {
+async fn can_connect(address: &str) -> Result<String, CheckFailure> {
+    let address = address.to_string();
     match tokio::time::timeout(
         Duration::from_secs(10),
-        tokio::net::TcpStream::connect(address),
+        tokio::net::TcpStream::connect(&address),
     )
     .await
     {
         Ok(Ok(_)) => Ok(format!("connected to {address}")),
-        Ok(Err(e)) => Err(format!("could not connect to {address}: {e}")),
-        Err(_) => Err(format!("no answer from {address} within 10 s")),
+        Ok(Err(source)) => Err(CheckFailure::Connect { address, source }),
+        Err(_) => Err(CheckFailure::NoAnswer { address }),
     }
 }
 
@@ -121,36 +189,34 @@ async fn fhir_metadata(
     http: &reqwest::Client,
     base: &str,
     auth: Option<&RawAuth>,
-) -> Result<String, String> {
-    let authz = authorization(http, auth)
-        .await
-        .map_err(|e| crate::protocol::chain(&e))?;
+) -> Result<String, CheckFailure> {
+    let authz = authorization(http, auth).await?;
     let url = format!("{base}/metadata");
     let mut req = http.get(&url).header("accept", "application/fhir+json");
     if let Some(a) = authz {
         req = req.header("authorization", a);
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("GET {url} failed: {e}"))?;
+    let resp = req.send().await.map_err(|source| CheckFailure::Get {
+        url: url.clone(),
+        source,
+    })?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(format!("GET {url} answered {status}"));
+        return Err(CheckFailure::Status { url, status });
     }
-    let v: serde_json::Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("GET {url} did not answer JSON: {e}"))?;
+    let v: serde_json::Value = resp.json().await.map_err(|source| CheckFailure::NotJson {
+        url: url.clone(),
+        source,
+    })?;
     match v["resourceType"].as_str() {
         Some("CapabilityStatement") => Ok(format!(
             "GET {url}: CapabilityStatement, FHIR {}",
             v["fhirVersion"].as_str().unwrap_or("version not given")
         )),
-        other => Err(format!(
-            "GET {url} answered a {} instead of a CapabilityStatement",
-            other.unwrap_or("document without resourceType")
-        )),
+        other => Err(CheckFailure::NotCapabilities {
+            url,
+            found: other.unwrap_or("document without resourceType").into(),
+        }),
     }
 }
 
@@ -160,7 +226,7 @@ async fn mesh_signin(
     shared_key: &str,
     mailbox: &str,
     password: &str,
-) -> Result<String, String> {
+) -> Result<String, CheckFailure> {
     let client = MeshClient::new(
         http.clone(),
         MeshConfig {
@@ -170,13 +236,19 @@ async fn mesh_signin(
             shared_key: shared_key.to_string(),
         },
     );
+    let (url, mailbox) = (url.to_string(), mailbox.to_string());
     match client.handshake().await {
         Ok(s) if (200..300).contains(&s) => Ok(format!("signed in to {mailbox} at {url}")),
-        Ok(s) => Err(format!("{url} refused {mailbox}'s sign-in with status {s}")),
-        Err(e) => Err(format!(
-            "could not reach {url} for {mailbox}: {}",
-            crate::protocol::chain(&e)
-        )),
+        Ok(status) => Err(CheckFailure::SignIn {
+            url,
+            mailbox,
+            status,
+        }),
+        Err(source) => Err(CheckFailure::Unreachable {
+            url,
+            mailbox,
+            source,
+        }),
     }
 }
 
@@ -200,13 +272,18 @@ pub async fn run(t: &Target) -> Vec<CheckLine> {
     lines
 }
 
+/// An error met once and said on every line it stops, as its message.
+fn again(e: &TargetError) -> CheckFailure {
+    CheckFailure::Again(crate::protocol::chain(e))
+}
+
 async fn check_drive(d: &Drive) -> Vec<CheckLine> {
-    let plain = http_client(None, Duration::from_secs(15)).map_err(|e| crate::protocol::chain(&e));
+    let plain = http_client(None, Duration::from_secs(15));
     match d {
         Drive::Fhir(f) => {
             let r = match &plain {
                 Ok(http) => fhir_metadata(http, &f.base_url, f.auth.as_ref()).await,
-                Err(e) => Err(e.clone()),
+                Err(e) => Err(again(e)),
             };
             vec![CheckLine::new("drive.fhir", r)]
         }
@@ -217,7 +294,7 @@ async fn check_drive(d: &Drive) -> Vec<CheckLine> {
 
 async fn check_http_drive(
     h: &HttpDrive,
-    plain: &Result<reqwest::Client, String>,
+    plain: &Result<reqwest::Client, TargetError>,
 ) -> Vec<CheckLine> {
     let r = match reqwest::Url::parse(&h.base_url) {
         Ok(u) => {
@@ -225,7 +302,7 @@ async fn check_http_drive(
             let port = u.port_or_known_default().unwrap_or(80);
             can_connect(&format!("{host}:{port}")).await
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(CheckFailure::Url(e)),
     };
     let mut lines = vec![CheckLine::new("drive.http", r)];
     if h.auth.is_some() {
@@ -233,8 +310,8 @@ async fn check_http_drive(
             Ok(http) => authorization(http, h.auth.as_ref())
                 .await
                 .map(|_| "credentials read".to_string())
-                .map_err(|e| crate::protocol::chain(&e)),
-            Err(e) => Err(e.clone()),
+                .map_err(CheckFailure::from),
+            Err(e) => Err(again(e)),
         };
         lines.push(CheckLine::new("drive.http auth", r));
     }
@@ -244,11 +321,11 @@ async fn check_http_drive(
 fn check_mesh_endpoint(m: &RawMeshEndpoint) -> Vec<CheckLine> {
     let mut missing = Vec::new();
     if let Err(e) = secret(&m.shared_key_env, "the MESH shared key") {
-        missing.push(e.to_string());
+        missing.push(e);
     }
     for (mailbox, env) in &m.mailboxes {
         if let Err(e) = secret(env, &format!("{mailbox}'s password")) {
-            missing.push(e.to_string());
+            missing.push(e);
         }
     }
     let r = match missing.is_empty() {
@@ -256,7 +333,7 @@ fn check_mesh_endpoint(m: &RawMeshEndpoint) -> Vec<CheckLine> {
             "shared key and {} mailbox passwords read",
             m.mailboxes.len()
         )),
-        false => Err(missing.join("; ")),
+        false => Err(CheckFailure::Secrets(missing)),
     };
     vec![
         CheckLine::new("capture.mesh_endpoint", can_listen(m.listen.0)),
@@ -272,22 +349,24 @@ fn check_folder(c: &Capture) -> Option<CheckLine> {
             f.path.display(),
             entries.count()
         )),
-        Err(e) => Err(format!("cannot read the folder {}: {e}", f.path.display())),
+        Err(source) => Err(CheckFailure::Folder {
+            path: f.path.clone(),
+            source,
+        }),
     };
     Some(CheckLine::new("capture.folder", r))
 }
 
 async fn check_mesh_poll(p: &RawMeshPoll) -> Vec<CheckLine> {
-    let text = |e: TargetError| crate::protocol::chain(&e);
-    let http = http_client(p.tls.as_ref(), Duration::from_secs(15)).map_err(text);
-    let key = secret(&p.shared_key_env, "the MESH shared key").map_err(text);
+    let http = http_client(p.tls.as_ref(), Duration::from_secs(15));
+    let key = secret(&p.shared_key_env, "the MESH shared key");
     let mut lines = Vec::new();
     for mb in p.mailboxes.iter().chain(p.sending_mailbox.iter()) {
         let what = format!("capture.mesh_poll {}", mb.id);
-        let pw = secret(&mb.password_env, &format!("{}'s password", mb.id)).map_err(text);
+        let pw = secret(&mb.password_env, &format!("{}'s password", mb.id));
         let r = match (&http, &key, pw) {
-            (Err(e), _, _) | (_, Err(e), _) => Err(e.clone()),
-            (_, _, Err(e)) => Err(e),
+            (Err(e), _, _) | (_, Err(e), _) => Err(again(e)),
+            (_, _, Err(e)) => Err(e.into()),
             (Ok(http), Ok(key), Ok(pw)) => mesh_signin(http, &p.url.0, key, &mb.id, &pw).await,
         };
         lines.push(CheckLine::new(what, r));

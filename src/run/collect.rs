@@ -1,5 +1,5 @@
 //! `lettergate collect`, through the same checker as every run: what
-//! [`ledger::gather`](crate::targets::ledger::gather) sorted by scenario is checked against
+//! [`crate::targets::ledger::gather`] sorted by scenario is checked against
 //! each scenario of the ledger, re-based onto the times its events were driven.
 
 use super::check::check;

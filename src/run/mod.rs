@@ -1,6 +1,6 @@
 //! Runs scenarios: each [`Scenario`](crate::scenario::Scenario) becomes an [`Outcome`] through
 //! one [`pipeline`] for every system under test (the built-in simulator, or a target's FHIR,
-//! HTTP or HL7 v2 driver): drive, capture, [`check`], outcome. [`collect`] checks the letters of
+//! HTTP or HL7 v2 driver): drive, capture, [`check`], outcome. [`collect()`] checks the letters of
 //! a two-phase run with the same checker.
 
 pub mod check;

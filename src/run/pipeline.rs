@@ -4,9 +4,9 @@
 //! 1. A [`CaptureGroup`] starts every capture the scenario needs (from the simulator's or the
 //!    target's [`CapturePlan`](crate::capture::CapturePlan)).
 //! 2. A [`Driver`] tells the system the scenario's events: `begin`, each event at its time,
-//!    `end` ([`drive`]). A target run then waits for letters to settle.
+//!    `end` (`drive`). A target run then waits for letters to settle.
 //! 3. The group proves every capture alive with its canary and hands back the letters
-//!    ([`close`]); a failed drive releases the group instead, so nothing it held (a listener,
+//!    (`close`); a failed drive releases the group instead, so nothing it held (a listener,
 //!    a port, a task) outlives the scenario, and the scenario is an error outcome with the
 //!    cause chain.
 //! 4. [`check`] judges the letters against the expectations and the snapshot.

@@ -65,72 +65,86 @@ pub struct Matched {
 
 /// The scenario among `driven` that `letter` belongs to.
 pub fn attribute(by: &MatchBy, letter: &CapturedLetter, driven: &[Driven]) -> Matched {
-    let facts = letter.facts.as_ref().ok();
-    let nhs = facts.and_then(|f| f.nhs_number);
+    let nhs = letter.facts.as_ref().ok().and_then(|f| f.nhs_number);
     let by_patient = |n: NhsNumber| by_patient(n, letter.received_at, driven);
-    let unmatched = |why: String| Matched {
-        owner: nhs.and_then(by_patient),
-        unmatched: Some(why),
+    let tie = match by {
+        MatchBy::NhsNumber => Tie::Unmatched(None),
+        MatchBy::LocalId => tie_by_local_id(letter, driven),
+        MatchBy::Field(paths) => tie_by_field(paths, letter, driven, &by_patient),
     };
-    match by {
-        MatchBy::NhsNumber => Matched {
-            owner: nhs.and_then(by_patient),
+    match tie {
+        Tie::Owner(i) => Matched {
+            owner: Some(i),
             unmatched: None,
         },
-        MatchBy::LocalId => {
-            let ids: Vec<&str> = [
-                letter.local_id.as_deref(),
-                facts.and_then(|f| f.visit_id.as_deref()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            match ids.iter().find_map(|id| by_local_id(id, driven)) {
-                Some(i) => Matched {
-                    owner: Some(i),
-                    unmatched: None,
-                },
-                None if ids.is_empty() => unmatched(
-                    "it carries no local id (lettergate looked at mex-LocalID, a print request's reference, the file name, the document's Encounter identifier and PV1-19)".into(),
-                ),
-                None => unmatched(format!(
-                    "none of its ids ({}) is a local id lettergate drove in this run",
-                    ids.join(", ")
-                )),
-            }
-        }
-        MatchBy::Field(paths) => {
-            let body = match letter.read_body() {
-                Ok(b) => b,
-                Err(e) => return unmatched(format!("its body could not be read back: {e}")),
-            };
-            let values: Vec<String> = paths
-                .iter()
-                .flat_map(|p| values_at(p, letter.transport, &body))
-                .collect();
-            let owner = values.iter().find_map(|v| {
-                by_local_id(v, driven).or_else(|| {
-                    let digits: String = v.chars().filter(|c| !c.is_whitespace()).collect();
-                    NhsNumber::parse(&digits).ok().and_then(by_patient)
-                })
-            });
-            let list = paths
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            match owner {
-                Some(i) => Matched {
-                    owner: Some(i),
-                    unmatched: None,
-                },
-                None if values.is_empty() => unmatched(format!("it has no value at {list}")),
-                // The values may be patient identifiers: they are not repeated here.
-                None => unmatched(format!(
-                    "its value at {list} is neither a local id lettergate drove in this run nor the NHS number of a patient its scenarios are about"
-                )),
-            }
-        }
+        // Not tied the chosen way: placed by its NHS number, so it is still checked.
+        Tie::Unmatched(why) => Matched {
+            owner: nhs.and_then(by_patient),
+            unmatched: why,
+        },
+    }
+}
+
+/// What the chosen way of matching made of a letter.
+enum Tie {
+    Owner(usize),
+    /// Why not, unless the way of matching is by NHS number itself.
+    Unmatched(Option<String>),
+}
+
+fn tie_by_local_id(letter: &CapturedLetter, driven: &[Driven]) -> Tie {
+    let facts = letter.facts.as_ref().ok();
+    let ids: Vec<&str> = [
+        letter.local_id.as_deref(),
+        facts.and_then(|f| f.visit_id.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match ids.iter().find_map(|id| by_local_id(id, driven)) {
+        Some(i) => Tie::Owner(i),
+        None if ids.is_empty() => Tie::Unmatched(Some(
+            "it carries no local id (lettergate looked at mex-LocalID, a print request's reference, the file name, the document's Encounter identifier and PV1-19)".into(),
+        )),
+        None => Tie::Unmatched(Some(format!(
+            "none of its ids ({}) is a local id lettergate drove in this run",
+            ids.join(", ")
+        ))),
+    }
+}
+
+fn tie_by_field(
+    paths: &[FieldPath],
+    letter: &CapturedLetter,
+    driven: &[Driven],
+    by_patient: &dyn Fn(NhsNumber) -> Option<usize>,
+) -> Tie {
+    let body = match letter.read_body() {
+        Ok(b) => b,
+        Err(e) => return Tie::Unmatched(Some(format!("its body could not be read back: {e}"))),
+    };
+    let values: Vec<String> = paths
+        .iter()
+        .flat_map(|p| values_at(p, letter.transport, &body))
+        .collect();
+    let owner = values.iter().find_map(|v| {
+        by_local_id(v, driven).or_else(|| {
+            let digits: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+            NhsNumber::parse(&digits).ok().and_then(by_patient)
+        })
+    });
+    let list = paths
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match owner {
+        Some(i) => Tie::Owner(i),
+        None if values.is_empty() => Tie::Unmatched(Some(format!("it has no value at {list}"))),
+        // The values may be patient identifiers: they are not repeated here.
+        None => Tie::Unmatched(Some(format!(
+            "its value at {list} is neither a local id lettergate drove in this run nor the NHS number of a patient its scenarios are about"
+        ))),
     }
 }
 

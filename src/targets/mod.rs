@@ -7,7 +7,7 @@
 //! under test a scenario's events: the built-in simulator ([`sim`]) or a target's FHIR, HTTP
 //! or HL7 v2 driver. [`captures`] says what a target run captures, [`rebase`] puts a
 //! scenario on the times its events were driven, [`matching`] ties letters to scenarios, and
-//! [`ledger`] keeps a two-phase run. The run pipeline (`crate::run`) uses all of these; this
+//! [`ledger`] keeps a two-phase run. The run pipeline uses all of these; this
 //! module never uses it.
 
 pub mod captures;

@@ -517,6 +517,17 @@ impl<'de> Deserialize<'de> for FieldPaths {
     }
 }
 
+/// Why a text is not a [`FieldPath`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldPathError {
+    #[error("`{0}` is not a JSON pointer: `~` must be followed by 0 (for `~`) or 1 (for `/`)")]
+    BadEscape(String),
+    #[error("`{0}`: HL7 fields and components are numbered from 1")]
+    NumberedFromOne(String),
+    #[error("`{0}` is not a field path; write a JSON pointer (`/entry/0/resource/id`), an HL7 field (`PV1-19`, `PID-3.1`) or a FHIR element path (`Encounter.identifier.value`)")]
+    NotAPath(String),
+}
+
 /// A place in a letter that holds what matches it to its scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldPath {
@@ -539,7 +550,7 @@ pub enum FieldPath {
 }
 
 impl FieldPath {
-    pub fn parse(s: &str) -> Result<FieldPath, String> {
+    pub fn parse(s: &str) -> Result<FieldPath, FieldPathError> {
         static HL7: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
             regex::Regex::new(
                 r"^([A-Z][A-Z0-9]{2})-([0-9]{1,3})(?:\.([0-9]{1,2}))?(?:\.([0-9]{1,2}))?$",
@@ -555,9 +566,7 @@ impl FieldPath {
                 .skip(1)
                 .any(|part| !part.starts_with(['0', '1']));
             return match bad_escape {
-                true => Err(format!(
-                    "`{s}` is not a JSON pointer: `~` must be followed by 0 (for `~`) or 1 (for `/`)"
-                )),
+                true => Err(FieldPathError::BadEscape(s.to_string())),
                 false => Ok(FieldPath::Json(s.to_string())),
             };
         }
@@ -565,11 +574,7 @@ impl FieldPath {
             let n = |i: usize| c.get(i).map_or(Ok(1), |m| m.as_str().parse::<usize>());
             let (field, component, subcomponent) = match (n(2), n(3), n(4)) {
                 (Ok(f), Ok(c), Ok(sc)) if f > 0 && c > 0 && sc > 0 => (f, c, sc),
-                _ => {
-                    return Err(format!(
-                        "`{s}`: HL7 fields and components are numbered from 1"
-                    ))
-                }
+                _ => return Err(FieldPathError::NumberedFromOne(s.to_string())),
             };
             return Ok(FieldPath::Hl7 {
                 segment: c[1].to_string(),
@@ -586,9 +591,7 @@ impl FieldPath {
                 elements: parts.collect(),
             });
         }
-        Err(format!(
-            "`{s}` is not a field path; write a JSON pointer (`/entry/0/resource/id`), an HL7 field (`PV1-19`, `PID-3.1`) or a FHIR element path (`Encounter.identifier.value`)"
-        ))
+        Err(FieldPathError::NotAPath(s.to_string()))
     }
 }
 
@@ -618,7 +621,9 @@ impl std::fmt::Display for FieldPath {
 
 impl<'de> Deserialize<'de> for FieldPath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a field path", FieldPath::parse)
+        parse_scalar(d, "a field path", |s| {
+            FieldPath::parse(s).map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -467,3 +467,84 @@ async fn start_http(listen: SocketAddr, dir: &Path, clock: Clock) -> Result<Capt
     .await
     .map_err(CaptureGroupError::Endpoint)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port free now, on loopback.
+    fn free_port() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }
+
+    fn plan(dir: &Path, mesh: SocketAddr, http: SocketAddr, mllp: SocketAddr) -> CapturePlan {
+        CapturePlan {
+            dir: dir.to_path_buf(),
+            clock: Clock::System,
+            mesh: Some(MeshPlan {
+                listen: mesh,
+                shared_key: "TestKey".into(),
+                mailboxes: BTreeMap::from([("RXXHC001".into(), "secret".into())]),
+                monitored: BTreeSet::new(),
+                gp: None,
+                directory: Vec::new(),
+                canary_mailbox: "RXXHC001".into(),
+            }),
+            http: Some(http),
+            mllp: Some(mllp),
+            folder: Some(FolderPlan {
+                path: dir.join("drop"),
+                interval: Duration::from_millis(20),
+            }),
+        }
+    }
+
+    fn http() -> reqwest::Client {
+        reqwest::Client::builder().no_proxy().build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_capture_counts_its_canary_and_nothing_is_a_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut carried = Carried::default();
+        let p = plan(dir.path(), free_port(), free_port(), free_port());
+        let group = CaptureGroup::start(p, &mut carried).await.unwrap();
+        let letters = group.finish(&http()).await.unwrap();
+        assert!(letters.is_empty(), "{letters:?}");
+    }
+
+    #[tokio::test]
+    async fn a_capture_that_fails_to_start_releases_those_started_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mesh, http_port) = (free_port(), free_port());
+        // Taken: the MLLP listener, started after both endpoints, cannot listen there.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut carried = Carried::default();
+        let p = plan(dir.path(), mesh, http_port, taken.local_addr().unwrap());
+        let Err(e) = CaptureGroup::start(p, &mut carried).await else {
+            panic!("the MLLP listener started on a port in use");
+        };
+        assert!(matches!(e, CaptureGroupError::Mllp(_)), "{e:?}");
+        // Both endpoints let go of their ports when the start failed.
+        std::net::TcpListener::bind(mesh).unwrap();
+        std::net::TcpListener::bind(http_port).unwrap();
+    }
+
+    /// Issue 11 (point 7): a scenario that fails releases its fixed ports, so the next one
+    /// listens on them.
+    #[tokio::test]
+    async fn a_released_group_frees_its_fixed_ports_for_the_next_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mesh, http_port, mllp) = (free_port(), free_port(), free_port());
+        let mut carried = Carried::default();
+        let group = CaptureGroup::start(plan(dir.path(), mesh, http_port, mllp), &mut carried)
+            .await
+            .unwrap();
+        group.release().await;
+        let next = CaptureGroup::start(plan(dir.path(), mesh, http_port, mllp), &mut carried)
+            .await
+            .unwrap_or_else(|e| panic!("{}", crate::protocol::chain(&e)));
+        assert!(next.finish(&http()).await.unwrap().is_empty());
+    }
+}

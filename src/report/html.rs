@@ -46,8 +46,32 @@ pre .add{color:#1a7f37}pre .del{color:#b42318}
 .meta{color:#555;font-size:.9rem}
 ";
 
+/// The whole report as one HTML page: the decision, letters by kind, the reconciliation by
+/// day, each failing scenario in full, and every scenario in a table.
 pub fn render(r: &RunReport) -> String {
     let mut o = String::new();
+    head(&mut o, r);
+    by_kind(&mut o, r);
+    reconciliation(&mut o, r);
+    let failing: Vec<&ScenarioReport> = r
+        .scenarios
+        .iter()
+        .filter(|s| s.verdict != Verdict::Pass)
+        .collect();
+    let _ = writeln!(o, "<h2>Failing scenarios ({})</h2>", failing.len());
+    if failing.is_empty() {
+        let _ = writeln!(o, "<p>None.</p>");
+    }
+    for s in failing {
+        scenario(&mut o, s);
+    }
+    all_scenarios(&mut o, r);
+    let _ = writeln!(o, "</body></html>");
+    o
+}
+
+/// The document head, the decision with its reason, and the run's figures.
+fn head(o: &mut String, r: &RunReport) {
     let d = r.decision();
     let c = r.counts();
     let _ = write!(
@@ -85,6 +109,10 @@ pub fn render(r: &RunReport) -> String {
         escape(&shards),
         if r.identifiers_shown { " · <strong>identifiers shown</strong>" } else { " · identifiers masked" }
     );
+}
+
+/// Letters expected, captured and in the baseline by kind and recipient; short rows marked.
+fn by_kind(o: &mut String, r: &RunReport) {
     let _ = writeln!(o, "<h2>Letters by kind and recipient</h2>");
     let _ = writeln!(o, "<table id=\"by-kind\"><thead><tr><th>letter</th><th>recipient</th><th>expected</th><th>captured (candidate)</th><th>baseline</th></tr></thead><tbody>");
     for k in r.by_kind() {
@@ -104,6 +132,10 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     let _ = writeln!(o, "</tbody></table>");
+}
+
+/// Letters expected and captured per day of the clinical event, in day order.
+fn reconciliation(o: &mut String, r: &RunReport) {
     let _ = writeln!(o, "<h2>Reconciliation by day</h2>");
     let _ = writeln!(o, "<table id=\"reconciliation\"><thead><tr><th>day of the clinical event</th><th>letter</th><th>recipient</th><th>expected</th><th>captured</th></tr></thead><tbody>");
     let mut rows = r.reconciliation();
@@ -125,18 +157,10 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     let _ = writeln!(o, "</tbody></table>");
-    let failing: Vec<&ScenarioReport> = r
-        .scenarios
-        .iter()
-        .filter(|s| s.verdict != Verdict::Pass)
-        .collect();
-    let _ = writeln!(o, "<h2>Failing scenarios ({})</h2>", failing.len());
-    if failing.is_empty() {
-        let _ = writeln!(o, "<p>None.</p>");
-    }
-    for s in failing {
-        scenario(&mut o, s);
-    }
+}
+
+/// Every scenario with its verdict, letters and findings.
+fn all_scenarios(o: &mut String, r: &RunReport) {
     let _ = writeln!(o, "<h2>All scenarios</h2>");
     let _ = writeln!(o, "<table id=\"scenarios\"><thead><tr><th>scenario</th><th>verdict</th><th>letters</th><th>findings</th></tr></thead><tbody>");
     for s in &r.scenarios {
@@ -153,10 +177,11 @@ pub fn render(r: &RunReport) -> String {
             s.findings.len()
         );
     }
-    let _ = writeln!(o, "</tbody></table>\n</body></html>");
-    o
+    let _ = writeln!(o, "</tbody></table>");
 }
 
+/// A failing scenario in full: findings, patients, timeline, expected and captured letters
+/// side by side, and its diffs.
 fn scenario(o: &mut String, s: &ScenarioReport) {
     let _ = writeln!(
         o,
@@ -185,6 +210,15 @@ fn scenario(o: &mut String, s: &ScenarioReport) {
         }
         let _ = writeln!(o, "</ul>");
     }
+    patients(o, s);
+    timeline(o, s);
+    expected_and_captured(o, s);
+    diffs(o, s);
+    let _ = writeln!(o, "</article>");
+}
+
+/// The scenario's patients, masked as the report holds them.
+fn patients(o: &mut String, s: &ScenarioReport) {
     let _ = writeln!(o, "<table class=\"patients\"><thead><tr><th>patient</th><th>NHS number</th><th>name</th><th>born</th></tr></thead><tbody>");
     for p in &s.patients {
         let _ = writeln!(
@@ -197,6 +231,10 @@ fn scenario(o: &mut String, s: &ScenarioReport) {
         );
     }
     let _ = writeln!(o, "</tbody></table>");
+}
+
+/// The scenario's events in order.
+fn timeline(o: &mut String, s: &ScenarioReport) {
     let _ = writeln!(o, "<table class=\"timeline\"><thead><tr><th>time</th><th>event</th><th>patient</th><th></th></tr></thead><tbody>");
     for e in &s.timeline {
         let _ = writeln!(
@@ -209,6 +247,10 @@ fn scenario(o: &mut String, s: &ScenarioReport) {
         );
     }
     let _ = writeln!(o, "</tbody></table>");
+}
+
+/// What the scenario expects beside what was captured.
+fn expected_and_captured(o: &mut String, s: &ScenarioReport) {
     let _ = writeln!(o, "<div class=\"side\"><div><h4>Expected</h4><table class=\"expected\"><thead><tr><th>letter</th><th>patient</th><th>to</th><th>how</th><th>within</th><th>times</th></tr></thead><tbody>");
     for x in &s.expectations {
         let how = match &x.workflow {
@@ -245,6 +287,10 @@ fn scenario(o: &mut String, s: &ScenarioReport) {
         let _ = writeln!(o, "<tr><td colspan=\"6\">nothing was captured</td></tr>");
     }
     let _ = writeln!(o, "</tbody></table></div></div>");
+}
+
+/// Each snapshot diff, added and removed lines marked.
+fn diffs(o: &mut String, s: &ScenarioReport) {
     for diff in s.findings.iter().filter_map(|f| f.diff.as_deref()) {
         let _ = writeln!(o, "<h4>Snapshot diff</h4><pre class=\"diff\">");
         for line in diff.lines() {
@@ -257,7 +303,6 @@ fn scenario(o: &mut String, s: &ScenarioReport) {
         }
         let _ = writeln!(o, "</pre>");
     }
-    let _ = writeln!(o, "</article>");
 }
 
 #[cfg(test)]

@@ -11,8 +11,22 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// The summary as Markdown: the decision and counts, letters by kind, findings by severity,
+/// the diffs folded away, and every scenario.
 pub fn render(r: &RunReport) -> String {
     let mut o = String::new();
+    decision(&mut o, r);
+    by_kind(&mut o, r);
+    for sev in [Severity::Blocker, Severity::Major, Severity::Review] {
+        findings_of(&mut o, r, sev);
+    }
+    diffs(&mut o, r);
+    scenarios(&mut o, r);
+    o
+}
+
+/// The decision with its reason, the target and the counts table.
+fn decision(o: &mut String, r: &RunReport) {
     let c = r.counts();
     let d = r.decision();
     let _ = writeln!(o, "## lettergate: {}", d.label());
@@ -37,6 +51,10 @@ pub fn render(r: &RunReport) -> String {
         c.scenarios, c.passed, c.failed, c.errors, c.letters, c.blocker, c.major, c.review
     );
     let _ = writeln!(o);
+}
+
+/// Letters expected, captured and in the baseline by kind and recipient; a short kind flagged.
+fn by_kind(o: &mut String, r: &RunReport) {
     let _ = writeln!(o, "### Letters by kind and recipient");
     let _ = writeln!(o);
     let _ = writeln!(o, "| letter | recipient | expected | captured | baseline |");
@@ -57,27 +75,33 @@ pub fn render(r: &RunReport) -> String {
             k.baseline
         );
     }
-    for sev in [Severity::Blocker, Severity::Major, Severity::Review] {
-        let found: Vec<_> = r
-            .scenarios
-            .iter()
-            .flat_map(|s| {
-                s.findings
-                    .iter()
-                    .filter(|f| f.severity == sev)
-                    .map(move |f| (s, f))
-            })
-            .collect();
-        if found.is_empty() {
-            continue;
-        }
-        let _ = writeln!(o);
-        let _ = writeln!(o, "### {} ({})", sev.name().to_uppercase(), found.len());
-        let _ = writeln!(o);
-        for (s, f) in found {
-            let _ = writeln!(o, "- `{}`: {}", s.id, f.text);
-        }
+}
+
+/// Every finding of one severity under its heading; nothing when there is none.
+fn findings_of(o: &mut String, r: &RunReport, sev: Severity) {
+    let found: Vec<_> = r
+        .scenarios
+        .iter()
+        .flat_map(|s| {
+            s.findings
+                .iter()
+                .filter(|f| f.severity == sev)
+                .map(move |f| (s, f))
+        })
+        .collect();
+    if found.is_empty() {
+        return;
     }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "### {} ({})", sev.name().to_uppercase(), found.len());
+    let _ = writeln!(o);
+    for (s, f) in found {
+        let _ = writeln!(o, "- `{}`: {}", s.id, f.text);
+    }
+}
+
+/// Each snapshot diff in a folded `<details>` block.
+fn diffs(o: &mut String, r: &RunReport) {
     for s in &r.scenarios {
         for diff in s.findings.iter().filter_map(|f| f.diff.as_deref()) {
             let _ = writeln!(o);
@@ -92,6 +116,10 @@ pub fn render(r: &RunReport) -> String {
             let _ = writeln!(o, "</details>");
         }
     }
+}
+
+/// Every scenario with its verdict, letters and findings.
+fn scenarios(o: &mut String, r: &RunReport) {
     let _ = writeln!(o);
     let _ = writeln!(o, "### Scenarios");
     let _ = writeln!(o);
@@ -111,5 +139,4 @@ pub fn render(r: &RunReport) -> String {
             s.findings.len()
         );
     }
-    o
 }

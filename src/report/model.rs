@@ -195,95 +195,8 @@ fn day(t: Timestamp) -> String {
 }
 
 impl ScenarioReport {
+    /// The report of one scenario and its outcome; identifiers masked unless `identifiers`.
     pub fn build(s: &Scenario, o: &Outcome, identifiers: Identifiers) -> ScenarioReport {
-        let findings = o
-            .findings
-            .iter()
-            .map(|f| FindingReport {
-                scope: f.scope,
-                severity: f.severity,
-                kind: f.kind(),
-                text: f.describe(identifiers),
-                diff: match &f.finding {
-                    Finding::ContentChanged { diff, .. } if identifiers.are_shown() => {
-                        Some(diff.clone())
-                    }
-                    Finding::ContentChanged { diff, .. } => Some(mask_diff(diff)),
-                    _ => None,
-                },
-            })
-            .collect();
-        let expectations = s
-            .expect
-            .iter()
-            .enumerate()
-            .map(|(index, x)| {
-                let practice = match &x.to {
-                    Recipient::RegisteredPractice => s.recipient_practice_at(&x.patient, s.end()),
-                    Recipient::Practice(k) => s.practices.get(k),
-                    Recipient::Patient => None,
-                };
-                ExpectationReport {
-                    index,
-                    letter: x.letter,
-                    patient: x.patient.clone(),
-                    to: practice.map_or("the patient".into(), |p| format!("{} {}", p.ods, p.name)),
-                    recipient: practice.map_or("the patient".into(), |p| p.ods.to_string()),
-                    transport: x.transport,
-                    workflow: x.workflow.clone(),
-                    within: x.within,
-                    of: x.of,
-                    count: x.count,
-                    days: s
-                        .events_of(&x.patient, x.of)
-                        .iter()
-                        .map(|e| day(e.at))
-                        .collect(),
-                }
-            })
-            .collect();
-        let in_timeline: std::collections::HashSet<&str> =
-            s.timeline.iter().map(|e| e.patient.as_str()).collect();
-        let patients = s
-            .patients
-            .values()
-            .filter(|p| in_timeline.contains(p.key.as_str()))
-            .map(|p| PatientReport {
-                key: p.key.clone(),
-                nhs_number: if identifiers.are_shown() {
-                    p.nhs_number.to_string()
-                } else {
-                    p.nhs_number.masked()
-                },
-                name: if identifiers.are_shown() {
-                    p.name.clone()
-                } else {
-                    mask_name(&p.name)
-                },
-                born: if identifiers.are_shown() {
-                    p.born.clone()
-                } else {
-                    "****-**-**".into()
-                },
-            })
-            .collect();
-        let timeline = s
-            .timeline
-            .iter()
-            .map(|e| EventReport {
-                at: e.at,
-                event: e.kind,
-                patient: e.patient.clone(),
-                detail: match (&e.to_practice, e.second_signer) {
-                    (Some(to), _) => s
-                        .practices
-                        .get(to)
-                        .map(|p| format!("to {} {}", p.ods, p.name)),
-                    (None, true) => Some("needs a second signer".into()),
-                    _ => None,
-                },
-            })
-            .collect();
         ScenarioReport {
             id: s.id.clone(),
             name: s.name.clone(),
@@ -292,22 +205,11 @@ impl ScenarioReport {
             verdict: o.verdict,
             error: o.error.clone(),
             elapsed_ms: o.elapsed_ms,
-            findings,
-            expectations,
-            patients,
-            timeline,
-            // A route may name a file after the patient.
-            captured: o
-                .captured
-                .iter()
-                .map(|l| match identifiers {
-                    Identifiers::Shown => l.clone(),
-                    Identifiers::Masked => crate::run::LetterLine {
-                        route: crate::protocol::ids::mask_in_text(&l.route),
-                        ..l.clone()
-                    },
-                })
-                .collect(),
+            findings: findings(o, identifiers),
+            expectations: expectations(s),
+            patients: patients(s, identifiers),
+            timeline: timeline(s),
+            captured: captured(o, identifiers),
             baseline: o.baseline.clone(),
         }
     }
@@ -346,6 +248,120 @@ impl ScenarioReport {
             });
         at.map_or_else(|| "unknown day".into(), |t| day(*t))
     }
+}
+
+/// The outcome's findings in words, with their scope, severity and (masked) diff.
+fn findings(o: &Outcome, identifiers: Identifiers) -> Vec<FindingReport> {
+    o.findings
+        .iter()
+        .map(|f| FindingReport {
+            scope: f.scope,
+            severity: f.severity,
+            kind: f.kind(),
+            text: f.describe(identifiers),
+            diff: match &f.finding {
+                Finding::ContentChanged { diff, .. } if identifiers.are_shown() => {
+                    Some(diff.clone())
+                }
+                Finding::ContentChanged { diff, .. } => Some(mask_diff(diff)),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// Each expectation with the practice it names resolved and the days of its events.
+fn expectations(s: &Scenario) -> Vec<ExpectationReport> {
+    s.expect
+        .iter()
+        .enumerate()
+        .map(|(index, x)| {
+            let practice = match &x.to {
+                Recipient::RegisteredPractice => s.recipient_practice_at(&x.patient, s.end()),
+                Recipient::Practice(k) => s.practices.get(k),
+                Recipient::Patient => None,
+            };
+            ExpectationReport {
+                index,
+                letter: x.letter,
+                patient: x.patient.clone(),
+                to: practice.map_or("the patient".into(), |p| format!("{} {}", p.ods, p.name)),
+                recipient: practice.map_or("the patient".into(), |p| p.ods.to_string()),
+                transport: x.transport,
+                workflow: x.workflow.clone(),
+                within: x.within,
+                of: x.of,
+                count: x.count,
+                days: s
+                    .events_of(&x.patient, x.of)
+                    .iter()
+                    .map(|e| day(e.at))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The patients the timeline names, masked by field unless `identifiers`.
+fn patients(s: &Scenario, identifiers: Identifiers) -> Vec<PatientReport> {
+    let in_timeline: std::collections::HashSet<&str> =
+        s.timeline.iter().map(|e| e.patient.as_str()).collect();
+    s.patients
+        .values()
+        .filter(|p| in_timeline.contains(p.key.as_str()))
+        .map(|p| PatientReport {
+            key: p.key.clone(),
+            nhs_number: if identifiers.are_shown() {
+                p.nhs_number.to_string()
+            } else {
+                p.nhs_number.masked()
+            },
+            name: if identifiers.are_shown() {
+                p.name.clone()
+            } else {
+                mask_name(&p.name)
+            },
+            born: if identifiers.are_shown() {
+                p.born.clone()
+            } else {
+                "****-**-**".into()
+            },
+        })
+        .collect()
+}
+
+/// The scenario's events, each with the practice it moves to or its second signer.
+fn timeline(s: &Scenario) -> Vec<EventReport> {
+    s.timeline
+        .iter()
+        .map(|e| EventReport {
+            at: e.at,
+            event: e.kind,
+            patient: e.patient.clone(),
+            detail: match (&e.to_practice, e.second_signer) {
+                (Some(to), _) => s
+                    .practices
+                    .get(to)
+                    .map(|p| format!("to {} {}", p.ods, p.name)),
+                (None, true) => Some("needs a second signer".into()),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// The letters captured; a route may name a file after the patient, so it is masked too.
+fn captured(o: &Outcome, identifiers: Identifiers) -> Vec<LetterLine> {
+    o.captured
+        .iter()
+        .map(|l| match identifiers {
+            Identifiers::Shown => l.clone(),
+            Identifiers::Masked => LetterLine {
+                route: crate::protocol::ids::mask_in_text(&l.route),
+                ..l.clone()
+            },
+        })
+        .collect()
 }
 
 impl RunReport {

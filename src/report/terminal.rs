@@ -2,7 +2,7 @@
 //! findings grouped by severity, and the diffs. Colour only on a terminal and never when
 //! `NO_COLOR` is set.
 
-use super::model::{Decision, RunReport};
+use super::model::{Decision, RunReport, ScenarioReport};
 use crate::expect::Severity;
 use crate::run::{Outcome, Verdict};
 use std::io::{self, Write};
@@ -93,14 +93,35 @@ impl Terminal {
         report: &RunReport,
         outcomes: &[Outcome],
     ) -> io::Result<()> {
-        let kinds = report.by_kind();
+        self.kinds_table(w, report)?;
+        for (severity, colour) in [
+            (Severity::Blocker, RED),
+            (Severity::Major, YELLOW),
+            (Severity::Review, CYAN),
+        ] {
+            self.findings_of(w, report, severity, colour)?;
+        }
+        for s in report
+            .scenarios
+            .iter()
+            .filter(|s| s.verdict != Verdict::Pass)
+        {
+            let local = outcomes.iter().find(|o| o.scenario_id == s.id);
+            self.not_passed(w, s, local)?;
+        }
+        self.verdict(w, report)
+    }
+
+    /// Letters expected, captured and in the baseline, by kind and recipient; a kind with
+    /// fewer captured than expected in red.
+    fn kinds_table(&self, w: &mut dyn Write, report: &RunReport) -> io::Result<()> {
         writeln!(w)?;
         writeln!(
             w,
             "{:<22} {:<14} {:>8} {:>8} {:>8}",
             "letter kind", "recipient", "expected", "captured", "baseline"
         )?;
-        for k in &kinds {
+        for k in &report.by_kind() {
             let short = k.captured < k.expected;
             let captured = format!("{:>8}", k.captured);
             writeln!(
@@ -117,70 +138,84 @@ impl Terminal {
                 k.baseline
             )?;
         }
-        for (severity, colour) in [
-            (Severity::Blocker, RED),
-            (Severity::Major, YELLOW),
-            (Severity::Review, CYAN),
-        ] {
-            let found: Vec<(&str, &str)> = report
-                .scenarios
-                .iter()
-                .flat_map(|s| {
-                    s.findings
-                        .iter()
-                        .filter(|f| f.severity == severity)
-                        .map(move |f| (s.id.as_str(), f.text.as_str()))
-                })
-                .collect();
-            if found.is_empty() {
-                continue;
-            }
-            writeln!(w)?;
-            writeln!(
-                w,
-                "{}",
-                self.paint(
-                    &format!("{} ({})", severity.name().to_uppercase(), found.len()),
-                    &format!("{BOLD};{colour}")
-                )
-            )?;
-            for (id, text) in found {
-                writeln!(w, "  {id}: {text}")?;
-            }
-        }
-        for s in report
+        Ok(())
+    }
+
+    /// Every finding of one severity under a coloured heading; nothing when there is none.
+    fn findings_of(
+        &self,
+        w: &mut dyn Write,
+        report: &RunReport,
+        severity: Severity,
+        colour: &str,
+    ) -> io::Result<()> {
+        let found: Vec<(&str, &str)> = report
             .scenarios
             .iter()
-            .filter(|s| s.verdict != Verdict::Pass)
-        {
-            let local = outcomes.iter().find(|o| o.scenario_id == s.id);
-            writeln!(w)?;
-            writeln!(w, "--- {} ({})", s.id, s.path)?;
-            writeln!(w, "    {}", s.name)?;
-            if let Some(e) = &s.error {
-                writeln!(w, "  error: {e}")?;
-            }
-            for diff in s.findings.iter().filter_map(|f| f.diff.as_deref()) {
-                for line in diff.lines() {
-                    let painted = match line.chars().next() {
-                        Some('+') if !line.starts_with("+++") => self.paint(line, GREEN),
-                        Some('-') if !line.starts_with("---") => self.paint(line, RED),
-                        _ => line.to_string(),
-                    };
-                    writeln!(w, "      {painted}")?;
-                }
-            }
-            if let Some(p) = local.and_then(|o| o.pending_snapshot.as_ref()) {
-                writeln!(
-                    w,
-                    "  new snapshot written to {} (review it, then `lettergate accept`)",
-                    p.display()
-                )?;
-            }
-            if let Some(o) = local.filter(|o| o.verdict == Verdict::Fail) {
-                writeln!(w, "  captured messages: {}", o.capture_dir.display())?;
+            .flat_map(|s| {
+                s.findings
+                    .iter()
+                    .filter(|f| f.severity == severity)
+                    .map(move |f| (s.id.as_str(), f.text.as_str()))
+            })
+            .collect();
+        if found.is_empty() {
+            return Ok(());
+        }
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{}",
+            self.paint(
+                &format!("{} ({})", severity.name().to_uppercase(), found.len()),
+                &format!("{BOLD};{colour}")
+            )
+        )?;
+        for (id, text) in found {
+            writeln!(w, "  {id}: {text}")?;
+        }
+        Ok(())
+    }
+
+    /// A scenario that did not pass: its error, its diffs, and, when it ran here (`local`),
+    /// where its new snapshot and captured messages are.
+    fn not_passed(
+        &self,
+        w: &mut dyn Write,
+        s: &ScenarioReport,
+        local: Option<&Outcome>,
+    ) -> io::Result<()> {
+        writeln!(w)?;
+        writeln!(w, "--- {} ({})", s.id, s.path)?;
+        writeln!(w, "    {}", s.name)?;
+        if let Some(e) = &s.error {
+            writeln!(w, "  error: {e}")?;
+        }
+        for diff in s.findings.iter().filter_map(|f| f.diff.as_deref()) {
+            for line in diff.lines() {
+                let painted = match line.chars().next() {
+                    Some('+') if !line.starts_with("+++") => self.paint(line, GREEN),
+                    Some('-') if !line.starts_with("---") => self.paint(line, RED),
+                    _ => line.to_string(),
+                };
+                writeln!(w, "      {painted}")?;
             }
         }
+        if let Some(p) = local.and_then(|o| o.pending_snapshot.as_ref()) {
+            writeln!(
+                w,
+                "  new snapshot written to {} (review it, then `lettergate accept`)",
+                p.display()
+            )?;
+        }
+        if let Some(o) = local.filter(|o| o.verdict == Verdict::Fail) {
+            writeln!(w, "  captured messages: {}", o.capture_dir.display())?;
+        }
+        Ok(())
+    }
+
+    /// The counts line and the decision with its reason.
+    fn verdict(&self, w: &mut dyn Write, report: &RunReport) -> io::Result<()> {
         let c = report.counts();
         writeln!(w)?;
         writeln!(

@@ -3,6 +3,8 @@
 
 use super::error::{Error, ExitStatus, UsageError};
 use clap::Args;
+use lettergate::bench;
+use std::path::Path;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -23,36 +25,28 @@ pub struct BenchArgs {
     pub loopback_rate: Option<f64>,
 }
 
+/// Every benchmark, in the order they run: loopback first, since volume's ratio is taken
+/// against its rate.
+const ALL: [&str; 6] = [
+    "loopback",
+    "volume-quarter",
+    "volume",
+    "suite",
+    "validate",
+    "compare",
+];
+
+/// Runs each benchmark asked for in a child process of its own (so one's allocations and
+/// threads do not skew the next), prints its figures and whether its target was met.
 pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
-    use lettergate::bench;
-    let sizes = bench::Sizes {
-        letters: args.letters,
-        scenarios: args.scenarios,
-    };
     if args.child {
-        let name = args
-            .only
-            .first()
-            .ok_or_else(|| Error::from(UsageError::ChildWithoutOnly))?;
-        let out = bench::run_one(name, &sizes, args.loopback_rate).map_err(Error::layer)?;
-        println!("{out}");
-        return Ok(ExitStatus::Pass);
+        return child(&args);
     }
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; figures are only meaningful from `cargo run --release -- bench`");
     }
     let names: Vec<String> = if args.only.is_empty() {
-        vec![
-            "loopback",
-            "volume-quarter",
-            "volume",
-            "suite",
-            "validate",
-            "compare",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect()
+        ALL.into_iter().map(String::from).collect()
     } else {
         args.only.clone()
     };
@@ -62,30 +56,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
     let mut all_met = true;
     for name in names {
         eprintln!("running {name}...");
-        let mut cmd = std::process::Command::new(&exe);
-        cmd.args([
-            "bench",
-            "--child",
-            "--only",
-            &name,
-            "--letters",
-            &args.letters.to_string(),
-            "--scenarios",
-            &args.scenarios.to_string(),
-        ]);
-        if let Some(rate) = loopback_rate {
-            cmd.args(["--loopback-rate", &format!("{rate}")]);
-        }
-        let out = cmd
-            .output()
-            .map_err(|e| Error::harness(format!("failed to run the benchmark {name}"), e))?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !out.status.success() || !text.starts_with("bench ") {
-            return Err(Error::Benchmark {
-                name,
-                output: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
-            });
-        }
+        let text = run_child(&exe, &args, name.clone(), loopback_rate)?;
         println!("{text}");
         if name == "loopback" {
             loopback_rate = text
@@ -103,4 +74,53 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
     } else {
         ExitStatus::Regression
     })
+}
+
+/// `bench --child --only NAME`: runs one benchmark in this process and prints its line.
+fn child(args: &BenchArgs) -> Result<ExitStatus, Error> {
+    let sizes = bench::Sizes {
+        letters: args.letters,
+        scenarios: args.scenarios,
+    };
+    let name = args
+        .only
+        .first()
+        .ok_or_else(|| Error::from(UsageError::ChildWithoutOnly))?;
+    let out = bench::run_one(name, &sizes, args.loopback_rate).map_err(Error::layer)?;
+    println!("{out}");
+    Ok(ExitStatus::Pass)
+}
+
+/// Runs benchmark `name` in a child of this program; its figures line (`bench …`).
+fn run_child(
+    exe: &Path,
+    args: &BenchArgs,
+    name: String,
+    loopback_rate: Option<f64>,
+) -> Result<String, Error> {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "bench",
+        "--child",
+        "--only",
+        &name,
+        "--letters",
+        &args.letters.to_string(),
+        "--scenarios",
+        &args.scenarios.to_string(),
+    ]);
+    if let Some(rate) = loopback_rate {
+        cmd.args(["--loopback-rate", &format!("{rate}")]);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Error::harness(format!("failed to run the benchmark {name}"), e))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || !text.starts_with("bench ") {
+        return Err(Error::Benchmark {
+            name,
+            output: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    Ok(text)
 }

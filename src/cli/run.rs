@@ -9,12 +9,15 @@ use super::workdir::new_run_dir;
 use clap::Args;
 use lettergate::protocol::ids::Identifiers;
 use lettergate::report::{RunReport, Terminal};
-use lettergate::run::{run_all, RunConfig};
-use lettergate::scenario::{load_all, Shard};
+use lettergate::run::{run_all, Outcome, RunConfig};
+use lettergate::scenario::{load_all, Scenario, Shard};
 use lettergate::sim::SimConfig;
 use lettergate::snapshot::{SnapshotMode, SnapshotStore};
+use lettergate::targets::Target;
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -47,20 +50,14 @@ pub struct RunArgs {
     pub reports: ReportArgs,
 }
 
+/// Loads, selects and runs the scenarios, a line for each as it finishes, then concludes.
 pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     let sim = SimConfig::named(&args.sim_profile).map_err(Error::config)?;
     let target = match &args.target {
         Some(path) => Some(lettergate::targets::load(path)?),
         None => None,
     };
-    let (mut scenarios, _) = load_all(&args.paths)?;
-    if target.is_some() {
-        let volume = scenarios.iter().filter(|s| s.generated).count();
-        scenarios.retain(|s| !s.generated);
-        if volume > 0 {
-            eprintln!("skipping {volume} volume (population) scenarios: a target is driven one event at a time");
-        }
-    }
+    let scenarios = select(&args, target.is_some())?;
     let (system, profile) = match &target {
         Some(t) => (
             format!("target {}", t.name()),
@@ -69,22 +66,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         None => ("simulator".to_string(), args.sim_profile.clone()),
     };
     let snapshot_dir = target.as_ref().map_or("simulator", |t| t.name());
-    if let Some(shard) = args.shard {
-        scenarios.retain(|s| shard.contains(&s.id));
-    }
-    let work_dir = new_run_dir(&args.common.work_dir)?;
-    let mut config = RunConfig::new(
-        sim,
-        SnapshotStore::new(&args.common.snapshots, snapshot_dir),
-        work_dir,
-    );
-    config.mode = match (args.accept, args.check) {
-        (true, _) => SnapshotMode::Accept,
-        (_, true) => SnapshotMode::Check,
-        _ => SnapshotMode::New,
-    };
-    config.jobs = args.common.jobs.max(1);
-    config.listen_ip = args.listen_ip;
+    let config = run_config(&args, sim, snapshot_dir)?;
     let term = Terminal {
         show_identifiers: args.common.show_identifiers,
         color: Terminal::detect_color(),
@@ -100,24 +82,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         &format!("{profile}{shard_note}"),
     )
     .map_err(Error::WriteReport)?;
-    let progress = Progress::new(scenarios.len());
-    let mut line_err = None;
-    let on_outcome = |o: &lettergate::run::Outcome| {
-        if let Err(e) = progress.bar.suspend(|| term.line(&mut out, o)) {
-            line_err.get_or_insert(e);
-        }
-        progress.step();
-    };
-    let outcomes = match &target {
-        Some(t) => runtime()?.block_on(lettergate::run::run_target(
-            t, &scenarios, config, on_outcome,
-        )),
-        None => runtime()?.block_on(run_all(&scenarios, config, on_outcome)),
-    };
-    progress.bar.finish_and_clear();
-    if let Some(e) = line_err {
-        return Err(Error::WriteReport(e));
-    }
+    let outcomes = run_with_progress(&term, &mut out, target.as_ref(), &scenarios, config)?;
     let mut report = RunReport::new(
         &system,
         &profile,
@@ -128,4 +93,69 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         report.shards.push(shard);
     }
     conclude(&term, &mut out, report, &outcomes, &args.reports)
+}
+
+/// The scenarios to run: those under the paths, in the shard asked for; a target skips the
+/// volume scenarios, since it is driven one event at a time.
+fn select(args: &RunArgs, against_target: bool) -> Result<Vec<Arc<Scenario>>, Error> {
+    let (mut scenarios, _) = load_all(&args.paths)?;
+    if against_target {
+        let volume = scenarios.iter().filter(|s| s.generated).count();
+        scenarios.retain(|s| !s.generated);
+        if volume > 0 {
+            eprintln!("skipping {volume} volume (population) scenarios: a target is driven one event at a time");
+        }
+    }
+    if let Some(shard) = args.shard {
+        scenarios.retain(|s| shard.contains(&s.id));
+    }
+    Ok(scenarios)
+}
+
+/// The run's configuration, in a new run folder under the work folder.
+fn run_config(args: &RunArgs, sim: SimConfig, snapshot_dir: &str) -> Result<RunConfig, Error> {
+    let work_dir = new_run_dir(&args.common.work_dir)?;
+    let mut config = RunConfig::new(
+        sim,
+        SnapshotStore::new(&args.common.snapshots, snapshot_dir),
+        work_dir,
+    );
+    config.mode = match (args.accept, args.check) {
+        (true, _) => SnapshotMode::Accept,
+        (_, true) => SnapshotMode::Check,
+        _ => SnapshotMode::New,
+    };
+    config.jobs = args.common.jobs.max(1);
+    config.listen_ip = args.listen_ip;
+    Ok(config)
+}
+
+/// Runs the scenarios against the target, or the simulator without one, printing each
+/// outcome's line as it arrives; the progress bar steps aside for each line.
+fn run_with_progress(
+    term: &Terminal,
+    out: &mut dyn Write,
+    target: Option<&Target>,
+    scenarios: &[Arc<Scenario>],
+    config: RunConfig,
+) -> Result<Vec<Outcome>, Error> {
+    let progress = Progress::new(scenarios.len());
+    let mut line_err = None;
+    let on_outcome = |o: &Outcome| {
+        if let Err(e) = progress.bar.suspend(|| term.line(out, o)) {
+            line_err.get_or_insert(e);
+        }
+        progress.step();
+    };
+    let outcomes = match target {
+        Some(t) => runtime()?.block_on(lettergate::run::run_target(
+            t, scenarios, config, on_outcome,
+        )),
+        None => runtime()?.block_on(run_all(scenarios, config, on_outcome)),
+    };
+    progress.bar.finish_and_clear();
+    match line_err {
+        Some(e) => Err(Error::WriteReport(e)),
+        None => Ok(outcomes),
+    }
 }

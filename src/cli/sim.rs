@@ -8,11 +8,16 @@ use super::workdir::new_run_dir;
 use clap::{Args, Subcommand};
 use lettergate::protocol::clock::ClockKind;
 use lettergate::protocol::ids::Identifiers;
+use lettergate::protocol::mesh::client::MeshConfig;
 use lettergate::scenario::{load_all, Loader};
+use lettergate::sim::ehr::Outbound;
 use lettergate::sim::profile::PROFILES;
+use lettergate::sim::server::SimState;
 use lettergate::sim::SimConfig;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Subcommand, Debug)]
 pub enum SimCommand {
@@ -129,9 +134,8 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
     })
 }
 
+/// Serves the simulator's HTTP API (and ADT over MLLP if asked) until Ctrl-C.
 pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
-    use lettergate::protocol::mesh::client::MeshConfig;
-    use lettergate::sim::ehr::Outbound;
     let mut config = SimConfig::named(&args.sim_profile).map_err(Error::config)?;
     if let Some(d) = &args.dispatch_interval {
         config.dispatch_interval =
@@ -139,16 +143,33 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
     }
     let start =
         lettergate::protocol::clock::Timestamp::parse(&args.start).map_err(Error::config)?;
-    let mut directory = std::collections::BTreeMap::new();
+    let clock = args.clock.start(start);
+    let mut directory = BTreeMap::new();
     let mut loader = Loader::new();
     for path in &args.directory {
         let practices = loader.fixture_practices(path).map_err(Error::from)?;
         directory.extend(practices);
     }
-    let system_clock = args.clock == ClockKind::System;
+    let out = outbound(&args);
+    runtime()?.block_on(async move {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::harness("failed to build the HTTP client", e))?;
+        let mut sim = lettergate::sim::Simulator::new(config, clock, out, http);
+        for p in lettergate::run::practice_records(&directory) {
+            sim.register_practice(p);
+        }
+        listen(&args, lettergate::sim::server::shared(sim)).await
+    })
+}
+
+/// Where the simulator sends letters; MESH credentials from the environment, as a staging
+/// EHR would hold them, with the sandbox's defaults.
+fn outbound(args: &ServeArgs) -> Outbound {
     let env =
         |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
-    let out = Outbound {
+    Outbound {
         mesh: MeshConfig {
             base_url: args.mesh_url.clone(),
             mailbox: args.mailbox.clone(),
@@ -162,48 +183,45 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
         docman_url: args.docman_url.clone(),
         mllp: args.mllp_addr,
         folder: args.drop_folder.clone(),
+    }
+}
+
+/// Takes ADT (if asked), runs the system clock (if asked) and serves HTTP until Ctrl-C.
+async fn listen(
+    args: &ServeArgs,
+    state: Arc<tokio::sync::Mutex<SimState>>,
+) -> Result<ExitStatus, Error> {
+    use lettergate::sim::server;
+    // Held to the end: dropping the listener would stop taking ADT.
+    let _adt = match args.adt_listen {
+        Some(addr) => {
+            let l = server::adt_listener(state.clone(), addr)
+                .await
+                .map_err(|e| Error::harness(format!("failed to take ADT on {addr}"), e))?;
+            println!("taking HL7 v2 ADT over MLLP on {}", l.local_addr());
+            Some(l)
+        }
+        None => None,
     };
-    runtime()?.block_on(async move {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| Error::harness("failed to build the HTTP client", e))?;
-        let clock = args.clock.start(start);
-        let mut sim = lettergate::sim::Simulator::new(config, clock, out, http);
-        for p in lettergate::run::practice_records(&directory) {
-            sim.register_practice(p);
-        }
-        let state = lettergate::sim::server::shared(sim);
-        let _adt = match args.adt_listen {
-            Some(addr) => {
-                let l = lettergate::sim::server::adt_listener(state.clone(), addr)
-                    .await
-                    .map_err(|e| Error::harness(format!("failed to take ADT on {addr}"), e))?;
-                println!("taking HL7 v2 ADT over MLLP on {}", l.local_addr());
-                Some(l)
-            }
-            None => None,
-        };
-        if system_clock {
-            tokio::spawn(lettergate::sim::server::run_clock(
-                state.clone(),
-                std::time::Duration::from_millis(500),
-            ));
-        }
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| Error::harness(format!("failed to listen on {}", args.listen), e))?;
-        let addr = listener.local_addr().map_err(Error::layer)?;
-        println!(
-            "lettergate simulator listening on http://{addr} (profile {}, sending to MESH at {})",
-            args.sim_profile, args.mesh_url
-        );
-        axum::serve(listener, lettergate::sim::server::router_with_state(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| Error::harness("the simulator server failed", e))?;
-        Ok(ExitStatus::Pass)
-    })
+    if args.clock == ClockKind::System {
+        tokio::spawn(server::run_clock(
+            state.clone(),
+            std::time::Duration::from_millis(500),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Error::harness(format!("failed to listen on {}", args.listen), e))?;
+    let addr = listener.local_addr().map_err(Error::layer)?;
+    println!(
+        "lettergate simulator listening on http://{addr} (profile {}, sending to MESH at {})",
+        args.sim_profile, args.mesh_url
+    );
+    axum::serve(listener, server::router_with_state(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Error::harness("the simulator server failed", e))?;
+    Ok(ExitStatus::Pass)
 }

@@ -293,6 +293,7 @@ class Ehr:
         facts = self._letter_facts(job, practice.ods, practice.name, practice.mailbox)
         body, mime = itk3.serialise(itk3.message_bundle(facts, self.style), self.style)
         workflow = itk3.KINDS[job["kind"]][0]
+        self.dump(f"{job['local_ref']}.{self.style.fmt}", body)
         times = 2 if "duplicate" in self.faults else 1
         for _ in range(times):
             if practice.route == "http":
@@ -329,9 +330,17 @@ class Ehr:
                      "pages": [{"heading": "Clinical summary", "text": facts["summary"]},
                                {"heading": "Plan", "text": facts["plan"]}]},
         }
+        body = json.dumps(body, indent=2).encode()
+        self.dump(f"{job['local_ref']}.json", body)
         status = self._post(f"{self.args.print_url.rstrip('/')}/api/v2/print-jobs",
-                            json.dumps(body).encode(), "application/json")
+                            body, "application/json")
         log(f"posted patient copy for {job['nhs']} to the print service: {status}")
+
+    def dump(self, name, body):
+        if self.args.dump:
+            os.makedirs(self.args.dump, exist_ok=True)
+            with open(os.path.join(self.args.dump, name), "wb") as handle:
+                handle.write(body)
 
     def _post(self, url, body, mime):
         req = urllib.request.Request(url, data=body, method="POST",
@@ -470,6 +479,7 @@ def parse_args(argv):
     p.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]")
     p.add_argument("--dispatch-delay", type=float, default=0.0, help="seconds before each send")
     p.add_argument("--collect-interval", type=float, default=1.0)
+    p.add_argument("--dump", metavar="DIR", help="also write every body sent into DIR")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
 

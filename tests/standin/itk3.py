@@ -72,9 +72,12 @@ class Entries:
 
     def add(self, resource):
         rid = str(uuid.uuid4())
-        resource["id"] = rid
+        rest = [(k, v) for k, v in resource.items() if k not in ("resourceType", "id")]
+        rtype = resource["resourceType"]
+        resource.clear()  # why: resourceType and id first, for people reading the dumps
+        resource.update([("resourceType", rtype), ("id", rid)] + rest)
         if self.style.refs == "relative":
-            ref = f"{resource['resourceType']}/{rid}"
+            ref = f"{rtype}/{rid}"
             full_url = REST_BASE + ref
         else:
             ref = full_url = f"urn:uuid:{rid}"
@@ -125,13 +128,14 @@ def document_resources(letter, entries):
     }
     if patient.get("deceased"):
         pat["deceasedDateTime"] = patient["deceased"]
+    # why: a document's first entry is its Composition; it is filled in once the others exist
+    comp = {"resourceType": "Composition"}
+    comp_ref = entries.add(comp)
+    pat_ref = entries.add(pat)
     gp_ref = None
     if letter.get("gp_ods"):
         gp_ref = entries.add(_org(letter["gp_ods"], letter["gp_name"]))
         pat["generalPractitioner"] = [{"reference": gp_ref}]
-    comp_slot = len(entries.items)
-    entries.items.append(None)  # why: the Composition is the document's first entry
-    pat_ref = entries.add(pat)
     author_ref = entries.add({
         "resourceType": "Practitioner",
         "meta": {"profile": [CC_PROFILE + "CareConnect-Practitioner-1"]},
@@ -168,8 +172,7 @@ def document_resources(letter, entries):
     if gp_ref:
         sections.insert(1, _section("GP practice", "886711000000101", "GP practice",
                                     f"<p>{letter['gp_name']} ({letter['gp_ods']})</p>", gp_ref))
-    comp = {
-        "resourceType": "Composition",
+    comp.update({
         "meta": {"profile": [PROFILE + kind[6]]},
         "identifier": {"system": RFC4122, "value": letter["document_id"]},
         "status": letter["status"],
@@ -181,11 +184,7 @@ def document_resources(letter, entries):
         "title": letter["title"],
         "custodian": {"reference": custodian_ref},
         "section": sections,
-    }
-    items = entries.items
-    entries.items = items[:comp_slot]
-    comp_ref = entries.add(comp)
-    entries.items.extend(items[comp_slot + 1:])
+    })
     return comp_ref
 
 

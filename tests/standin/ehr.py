@@ -215,9 +215,13 @@ class Ehr:
     # ---- letters --------------------------------------------------------------------------
 
     def _next_ref(self, prefix):
+        """The EHR's own reference for a letter (mex-LocalID, print job, visit identifier)."""
+        if self.args.own_ids == "uuid":
+            return str(uuid.uuid4())
         with self.lock:
             self.counter += 1
-            return f"{prefix}-{os.getpid()}-{self.counter:05d}"
+            # why: like a real EHR's running number, it differs from run to run
+            return f"{prefix}{int(time.time()) % 100000:05d}{self.counter:04d}"
 
     def queue_gp_letter(self, kind, nhs, visit, title, date=None, died=False):
         fault_kind = "death" if died else kind
@@ -476,6 +480,8 @@ def parse_args(argv):
     p.add_argument("--format", choices=["json", "xml"], default="json")
     p.add_argument("--inpatient-as", choices=["inpatient", "mental-health"], default="inpatient",
                    help="send inpatient discharges as this kind (a mental health trust)")
+    p.add_argument("--own-ids", choices=["uuid", "counter"], default="uuid",
+                   help="the EHR's own letter references: UUIDs, or running numbers")
     p.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]")
     p.add_argument("--dispatch-delay", type=float, default=0.0, help="seconds before each send")
     p.add_argument("--collect-interval", type=float, default=1.0)

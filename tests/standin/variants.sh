@@ -21,5 +21,6 @@ flat --layout flat
 xml --format xml
 xml-relative-flat-destination --format xml --refs relative --layout flat --recipient destination
 mental-health --inpatient-as mental-health
+own-ids-counter --own-ids counter
 VARIANTS
 echo "outputs in $out" >&2

@@ -387,7 +387,7 @@ pub fn check_scoped(s: &Scenario, letters: &[CapturedLetter]) -> Vec<(Scope, Fin
             findings.push(Finding::Unreadable {
                 seq: l.seq,
                 route: l.route.clone(),
-                reason: reason.clone(),
+                reason: reason.to_string(),
             });
             consumed.insert(l.seq);
         }

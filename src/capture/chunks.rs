@@ -10,6 +10,38 @@
 use crate::protocol::mesh::client::gunzip;
 use std::collections::HashMap;
 
+/// Why a chunk, or a message's chunking, is refused. The text is the refusal recorded with
+/// the message and answered to the sender.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("mex-Chunk-Range `{0}` is not `n:N` with 1 <= n <= N")]
+    Range(String),
+    // The cause is part of the text a sender and a report read, so it is not also a source.
+    #[error("the gzip body cannot be decompressed: {0}")]
+    Gzip(std::io::Error),
+    #[error("Content-Encoding `{0}` is not supported (only gzip)")]
+    Encoding(String),
+    #[error("no chunked message `{message_id}` is under way from mailbox {mailbox}")]
+    NotUnderWay { message_id: String, mailbox: String },
+    #[error("chunk number `{0}` is not a number")]
+    ChunkNumber(String),
+    #[error("a chunk needs mex-Chunk-Range")]
+    NoRange,
+    #[error("mex-Chunk-Range {}:{} does not match chunk {n} of the {announced} announced", .range.n, .range.total)]
+    Mismatch {
+        range: ChunkRange,
+        n: usize,
+        announced: usize,
+    },
+    #[error("chunk {n} of {total} of message {message_id} arrived out of order: chunk {expected} is next")]
+    OutOfOrder {
+        n: usize,
+        total: usize,
+        message_id: String,
+        expected: usize,
+    },
+}
+
 /// `mex-Chunk-Range: n:N`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRange {
@@ -18,11 +50,11 @@ pub struct ChunkRange {
 }
 
 /// Reads `mex-Chunk-Range`; a message without one is a single chunk (`1:1`).
-pub fn parse_range(header: Option<&str>) -> Result<ChunkRange, String> {
+pub fn parse_range(header: Option<&str>) -> Result<ChunkRange, ChunkError> {
     let Some(text) = header else {
         return Ok(ChunkRange { n: 1, total: 1 });
     };
-    let bad = || format!("mex-Chunk-Range `{text}` is not `n:N` with 1 <= n <= N");
+    let bad = || ChunkError::Range(text.to_string());
     let (n, total) = text.trim().split_once(':').ok_or_else(bad)?;
     let n: usize = n.trim().parse().map_err(|_| bad())?;
     let total: usize = total.trim().parse().map_err(|_| bad())?;
@@ -33,16 +65,12 @@ pub fn parse_range(header: Option<&str>) -> Result<ChunkRange, String> {
 }
 
 /// A chunk's body as sent: un-gzipped for `Content-Encoding: gzip`, unchanged without one.
-pub fn decode(content_encoding: Option<&str>, body: &[u8]) -> Result<Vec<u8>, String> {
+pub fn decode(content_encoding: Option<&str>, body: &[u8]) -> Result<Vec<u8>, ChunkError> {
     match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
         None => Ok(body.to_vec()),
         Some(e) if e.is_empty() || e == "identity" => Ok(body.to_vec()),
-        Some(e) if e == "gzip" => {
-            gunzip(body).map_err(|e| format!("the gzip body cannot be decompressed: {e}"))
-        }
-        Some(e) => Err(format!(
-            "Content-Encoding `{e}` is not supported (only gzip)"
-        )),
+        Some(e) if e == "gzip" => gunzip(body).map_err(ChunkError::Gzip),
+        Some(e) => Err(ChunkError::Encoding(e)),
     }
 }
 
@@ -108,32 +136,36 @@ impl Assemblies {
         path_n: &str,
         range: Option<&str>,
         chunk: Vec<u8>,
-    ) -> Result<Option<Assembly>, String> {
+    ) -> Result<Option<Assembly>, ChunkError> {
         let Some(open) = self
             .open
             .get_mut(message_id)
             .filter(|a| a.first.mailbox == mailbox)
         else {
-            return Err(format!(
-                "no chunked message `{message_id}` is under way from mailbox {mailbox}"
-            ));
+            return Err(ChunkError::NotUnderWay {
+                message_id: message_id.to_string(),
+                mailbox: mailbox.to_string(),
+            });
         };
         let n: usize = path_n
             .parse()
-            .map_err(|_| format!("chunk number `{path_n}` is not a number"))?;
-        let range = parse_range(Some(range.ok_or("a chunk needs mex-Chunk-Range")?))?;
+            .map_err(|_| ChunkError::ChunkNumber(path_n.to_string()))?;
+        let range = parse_range(Some(range.ok_or(ChunkError::NoRange)?))?;
         if range.n != n || range.total != open.total {
-            return Err(format!(
-                "mex-Chunk-Range {}:{} does not match chunk {n} of the {} announced",
-                range.n, range.total, open.total
-            ));
+            return Err(ChunkError::Mismatch {
+                range,
+                n,
+                announced: open.total,
+            });
         }
         let expected = open.received + 1;
         if n != expected {
-            return Err(format!(
-                "chunk {n} of {} of message {message_id} arrived out of order: chunk {expected} is next",
-                open.total
-            ));
+            return Err(ChunkError::OutOfOrder {
+                n,
+                total: open.total,
+                message_id: message_id.to_string(),
+                expected,
+            });
         }
         open.received = n;
         open.body.extend(chunk);
@@ -168,8 +200,11 @@ mod tests {
 
     #[test]
     fn chunk_ranges_default_to_one_of_one_and_refuse_nonsense() {
-        assert_eq!(parse_range(None), Ok(ChunkRange { n: 1, total: 1 }));
-        assert_eq!(parse_range(Some("2:3")), Ok(ChunkRange { n: 2, total: 3 }));
+        assert_eq!(parse_range(None).unwrap(), ChunkRange { n: 1, total: 1 });
+        assert_eq!(
+            parse_range(Some("2:3")).unwrap(),
+            ChunkRange { n: 2, total: 3 }
+        );
         for bad in ["", "1", "0:2", "3:2", "a:b", "1:-1"] {
             assert!(parse_range(Some(bad)).is_err(), "{bad}");
         }
@@ -191,7 +226,7 @@ mod tests {
         let add = |a: &mut Assemblies, n: &str, range: &str, body: &[u8]| {
             a.add("RXXHC001", "M1", n, Some(range), body.to_vec())
         };
-        let early = add(&mut a, "3", "3:3", b"three").unwrap_err();
+        let early = add(&mut a, "3", "3:3", b"three").unwrap_err().to_string();
         assert!(early.contains("out of order"), "{early}");
         assert!(add(&mut a, "2", "2:4", b"two ").is_err());
         assert!(a

@@ -17,7 +17,7 @@
 //!   for new letters. [`KnownFiles::in_folder`] lists what is there before a run starts.
 
 use super::server::CaptureError;
-use super::sink::LogSink;
+use super::sink::{LogSink, SinkError};
 use super::store::CapturedLetter;
 use crate::protocol::clock::{Clock, Timestamp};
 use crate::protocol::letter::Transport;
@@ -157,7 +157,7 @@ impl FolderCapture {
         for _ in 0..2 {
             watcher
                 .poll()
-                .map_err(|e| CaptureError::Write(format!("failed to read the folder: {e}")))?;
+                .map_err(|e| CaptureError::Write(SinkError::ReadFolder(e)))?;
         }
         Ok(KnownFiles(watcher.recorded))
     }
@@ -166,10 +166,10 @@ impl FolderCapture {
 impl Watcher {
     fn poll_or_fail(&mut self) {
         if let Err(e) = self.poll() {
-            self.sink.fail(format!(
-                "failed to read the watched folder {}: {e}",
-                self.dir.display()
-            ));
+            self.sink.fail(SinkError::Watch {
+                dir: self.dir.clone(),
+                error: e,
+            });
         }
     }
 

@@ -13,7 +13,7 @@ use crate::protocol::clock::Clock;
 use crate::protocol::hl7::message::Message;
 use crate::protocol::hl7::mllp::{Handler, Listener};
 use crate::protocol::letter::Transport;
-use crate::protocol::read::parse_letter;
+use crate::protocol::read::{parse_letter, ReadError};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -35,7 +35,7 @@ impl MllpCapture {
         let ack_clock = clock.clone();
         let handler: Arc<Handler> = Arc::new(move |text: &str| {
             let route = r.get().cloned().unwrap_or_else(|| "MLLP".into());
-            record(&sink, &clock, route, text)
+            Ok(record(&sink, &clock, route, text)?)
         });
         let listener = Listener::bind_with_clock(listen, handler, move || ack_clock.now())
             .await
@@ -43,7 +43,7 @@ impl MllpCapture {
                 crate::protocol::hl7::Hl7Error::Bind { addr, source } => {
                     CaptureError::Bind { addr, source }
                 }
-                other => CaptureError::Write(other.to_string()),
+                other => CaptureError::Mllp(other),
             })?;
         let _ = route.set(format!("MLLP {}", listener.local_addr()));
         Ok(MllpCapture { listener })
@@ -69,8 +69,18 @@ fn is_canary(m: &Message) -> bool {
     m.get("MSH", 3, 1) == Some("LETTERGATE") && m.get("MSH", 9, 1) == Some("ZLG")
 }
 
+/// Why the MLLP capture answered `AE`.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// Not a letter; recorded with the reason all the same.
+    #[error(transparent)]
+    Unreadable(ReadError),
+    #[error("the receiver could not store the message")]
+    NotStored,
+}
+
 /// Records one message; `Err` (answered `AE`) when it is not a letter or could not be stored.
-fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<(), String> {
+fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<(), Refused> {
     let parsed = Message::parse(text).ok();
     if parsed.as_ref().is_some_and(is_canary) {
         let canary = CapturedLetter {
@@ -82,7 +92,7 @@ fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<()
                 route,
                 "CANARY".into(),
                 text.len(),
-                Err("a canary".into()),
+                Err(ReadError::Canary),
             )
         };
         // Counted, not recorded: `record` gives `None` for it.
@@ -91,7 +101,8 @@ fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<()
     }
     let facts = parse_letter(Transport::Mllp, text.as_bytes());
     let field = |f: usize| parsed.as_ref().and_then(|m| m.text("MSH", f, 1));
-    let refusal = facts.as_ref().err().cloned();
+    let unreadable = facts.as_ref().err().cloned();
+    let refusal = unreadable.as_ref().map(ReadError::to_string);
     let letter = CapturedLetter {
         status: if refusal.is_none() { 200 } else { 400 },
         refusal: refusal.clone(),
@@ -109,11 +120,11 @@ fn record(sink: &LogSink, clock: &Clock, route: String, text: &str) -> Result<()
         .filter_map(|(k, f)| field(f).map(|v| (k.to_string(), v)))
         .collect();
     if sink.record(letter, &headers, text.as_bytes()).is_none() {
-        return Err("the receiver could not store the message".into());
+        return Err(Refused::NotStored);
     }
-    match refusal {
+    match unreadable {
         None => Ok(()),
-        Some(why) => Err(why),
+        Some(why) => Err(Refused::Unreadable(why)),
     }
 }
 

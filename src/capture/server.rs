@@ -14,9 +14,9 @@
 //! infrastructure and a business acknowledgement in the sender's inbox; a letter to a mailbox
 //! nobody collects from gets a MESH `REPORT` (status 14) five days later.
 
-use super::chunks::{decode, parse_range, Assemblies, FirstChunk};
+use super::chunks::{decode, parse_range, Assemblies, ChunkError, ChunkRange, FirstChunk};
 use super::inbox::{About, AckRecord, Inbox, InboxItem};
-use super::sink::LogSink;
+use super::sink::{LogSink, SinkError};
 use super::store::{CaptureLog, CapturedLetter};
 use crate::protocol::clock::{Clock, Timestamp};
 use crate::protocol::ids::NhsNumber;
@@ -109,7 +109,9 @@ pub enum CaptureError {
         source: std::io::Error,
     },
     #[error("failed to write a captured message to disk: {0}")]
-    Write(String),
+    Write(SinkError),
+    #[error("failed to start the MLLP capture")]
+    Mllp(#[source] crate::protocol::hl7::Hl7Error),
     #[error("the capture endpoint stopped unexpectedly")]
     Crashed,
 }
@@ -359,11 +361,7 @@ impl Shared {
 
 /// MESH's answer to a request whose `NHSMESH` token is refused.
 fn forbidden(e: AuthError) -> Response {
-    mesh_error(
-        StatusCode::FORBIDDEN,
-        MeshErrorCode::AuthorisationRefused,
-        &format!("refused authorisation: {e}"),
-    )
+    Refused::Auth(e).response()
 }
 
 fn mesh_error(status: StatusCode, code: MeshErrorCode, description: &str) -> Response {
@@ -372,6 +370,67 @@ fn mesh_error(status: StatusCode, code: MeshErrorCode, description: &str) -> Res
         Json(json!({"errorEvent": "SEND", "errorCode": code, "errorDescription": description})),
     )
         .into_response()
+}
+
+/// MESH's answer to a message (or chunk) it took.
+fn accepted(message_id: &str) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"message_id": message_id})),
+    )
+        .into_response()
+}
+
+/// Why the endpoint refuses a send or a chunk. The text is the refusal recorded with the
+/// message; the status and MESH error code are what it answers.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("refused authorisation: {0}")]
+    Auth(AuthError),
+    #[error("missing mex-To or mex-WorkflowID")]
+    MissingHeaders,
+    #[error("unregistered recipient mailbox `{0}` (MESH error 12)")]
+    Unregistered(String),
+    #[error("the first POST of a message must be chunk 1, not {}:{}", .0.n, .0.total)]
+    NotFirstChunk(ChunkRange),
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    #[error("the chunk store is unusable")]
+    ChunkStore,
+}
+
+impl Refused {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refused::Auth(_) => StatusCode::FORBIDDEN,
+            Refused::MissingHeaders => StatusCode::BAD_REQUEST,
+            Refused::Chunk(ChunkError::Gzip(_) | ChunkError::Encoding(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            Refused::ChunkStore => StatusCode::INTERNAL_SERVER_ERROR,
+            Refused::Unregistered(_) | Refused::NotFirstChunk(_) | Refused::Chunk(_) => {
+                StatusCode::EXPECTATION_FAILED
+            }
+        }
+    }
+
+    fn code(&self) -> MeshErrorCode {
+        match self {
+            Refused::Auth(_) => MeshErrorCode::AuthorisationRefused,
+            Refused::Unregistered(_) => MeshErrorCode::UnregisteredRecipient,
+            _ => MeshErrorCode::BadRequest,
+        }
+    }
+
+    /// The answer: MESH's own description for an unregistered recipient, the reason itself
+    /// otherwise.
+    fn response(&self) -> Response {
+        let description = match self {
+            Refused::Unregistered(_) => "Unregistered to address".to_string(),
+            other => other.to_string(),
+        };
+        mesh_error(self.status(), self.code(), &description)
+    }
 }
 
 async fn handshake(
@@ -395,43 +454,6 @@ fn mex_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .filter(|(k, _)| k.as_str().starts_with("mex-"))
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect()
-}
-
-/// How a MESH send request ended, before it is recorded.
-struct Answer {
-    status: u16,
-    refusal: Option<String>,
-    message_id: String,
-    response: Response,
-}
-
-impl Answer {
-    fn refused(
-        status: StatusCode,
-        code: MeshErrorCode,
-        msg: String,
-        description: Option<&str>,
-    ) -> Answer {
-        Answer {
-            status: status.as_u16(),
-            response: mesh_error(status, code, description.unwrap_or(&msg)),
-            refusal: Some(msg),
-            message_id: String::new(),
-        }
-    }
-
-    fn accepted(message_id: String) -> Answer {
-        Answer {
-            status: 202,
-            refusal: None,
-            response: (
-                StatusCode::ACCEPTED,
-                Json(json!({"message_id": message_id})),
-            )
-                .into_response(),
-            message_id,
-        }
-    }
 }
 
 impl Shared {
@@ -512,79 +534,30 @@ async fn send(
         mex_headers: mex_headers(&headers),
     };
     let auth = s.authorise(&headers, &mailbox);
-    let range = parse_range(header(&headers, "mex-chunk-range").as_deref());
-    let decoded = decode(header(&headers, "content-encoding").as_deref(), &body);
-    let answer = match (&auth, &first.to, &first.workflow) {
-        (Err(e), _, _) => Answer::refused(
-            StatusCode::FORBIDDEN,
-            MeshErrorCode::AuthorisationRefused,
-            format!("refused authorisation: {e}"),
-            None,
-        ),
-        (Ok(()), None, _) | (Ok(()), _, None) => Answer::refused(
-            StatusCode::BAD_REQUEST,
-            MeshErrorCode::BadRequest,
-            "missing mex-To or mex-WorkflowID".into(),
-            None,
-        ),
-        (Ok(()), Some(to), Some(_)) if !s.config.mailboxes.contains_key(to) => Answer::refused(
-            StatusCode::EXPECTATION_FAILED,
-            MeshErrorCode::UnregisteredRecipient,
-            format!("unregistered recipient mailbox `{to}` (MESH error 12)"),
-            Some("Unregistered to address"),
-        ),
-        _ => match (&range, &decoded) {
-            (Err(why), _) => Answer::refused(
-                StatusCode::EXPECTATION_FAILED,
-                MeshErrorCode::BadRequest,
-                why.clone(),
-                None,
-            ),
-            (Ok(r), _) if r.n != 1 => Answer::refused(
-                StatusCode::EXPECTATION_FAILED,
-                MeshErrorCode::BadRequest,
-                format!(
-                    "the first POST of a message must be chunk 1, not {}:{}",
-                    r.n, r.total
-                ),
-                None,
-            ),
-            (_, Err(why)) => Answer::refused(
-                StatusCode::BAD_REQUEST,
-                MeshErrorCode::BadRequest,
-                why.clone(),
-                None,
-            ),
-            (Ok(_), Ok(_)) => Answer::accepted(s.message_id()),
-        },
-    };
-    match (answer.status, range, decoded) {
-        (202, Ok(r), Ok(chunk)) if r.total > 1 => {
-            // Recorded once, with the whole body, when the last chunk arrives.
-            if let Ok(mut c) = s.chunks.lock() {
-                c.start(&answer.message_id, first, r.total, chunk);
+    let auth_valid = auth.is_ok();
+    match s.check_send(auth, &first, &headers, &body) {
+        Ok((range, chunk)) => {
+            let message_id = s.message_id();
+            if range.total > 1 {
+                // Recorded once, with the whole body, when the last chunk arrives.
+                if let Ok(mut c) = s.chunks.lock() {
+                    c.start(&message_id, first, range.total, chunk);
+                }
+            } else {
+                s.record_mesh(
+                    &first,
+                    received_at,
+                    202,
+                    None,
+                    true,
+                    message_id.clone(),
+                    &chunk,
+                );
             }
+            accepted(&message_id)
         }
-        (202, _, Ok(whole)) => s.record_mesh(
-            &first,
-            received_at,
-            202,
-            None,
-            true,
-            answer.message_id,
-            &whole,
-        ),
-        _ => s.record_mesh(
-            &first,
-            received_at,
-            answer.status,
-            answer.refusal,
-            auth.is_ok(),
-            answer.message_id,
-            &body,
-        ),
+        Err(refused) => s.refuse(&first, received_at, refused, auth_valid, &body),
     }
-    answer.response
 }
 
 /// `POST /{mailbox}/outbox/{message_id}/{n}`: chunk n of a chunked message. The message is
@@ -611,28 +584,14 @@ async fn send_chunk(
     });
     first.mex_headers = mex_headers(&headers);
     let auth = s.authorise(&headers, &mailbox);
-    let added = match &auth {
-        Err(e) => Err((StatusCode::FORBIDDEN, format!("refused authorisation: {e}"))),
-        Ok(()) => decode(header(&headers, "content-encoding").as_deref(), &body)
-            .map_err(|why| (StatusCode::BAD_REQUEST, why))
-            .and_then(|chunk| {
-                let range = header(&headers, "mex-chunk-range");
-                let mut c = s.chunks.lock().map_err(|_| {
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "the chunk store is unusable".to_string(),
-                    )
-                })?;
-                c.add(&mailbox, &message_id, &n, range.as_deref(), chunk)
-                    .map_err(|why| (StatusCode::EXPECTATION_FAILED, why))
-            }),
+    let auth_valid = auth.is_ok();
+    let chunk = Chunk {
+        mailbox: &mailbox,
+        message_id: &message_id,
+        n: &n,
     };
-    match added {
-        Ok(None) => (
-            StatusCode::ACCEPTED,
-            Json(json!({"message_id": message_id})),
-        )
-            .into_response(),
+    match s.add_chunk(auth, chunk, &headers, &body) {
+        Ok(None) => accepted(&message_id),
         Ok(Some(whole)) => {
             let id = whole.message_id.clone();
             s.record_mesh(
@@ -644,26 +603,89 @@ async fn send_chunk(
                 id.clone(),
                 &whole.body,
             );
-            (StatusCode::ACCEPTED, Json(json!({"message_id": id}))).into_response()
+            accepted(&id)
         }
-        Err((status, why)) => {
-            let code = if status == StatusCode::FORBIDDEN {
-                MeshErrorCode::AuthorisationRefused
-            } else {
-                MeshErrorCode::BadRequest
-            };
-            let response = mesh_error(status, code, &why);
-            s.record_mesh(
-                &first,
-                received_at,
-                status.as_u16(),
-                Some(why),
-                auth.is_ok(),
-                String::new(),
-                &body,
-            );
-            response
+        Err(refused) => s.refuse(&first, received_at, refused, auth_valid, &body),
+    }
+}
+
+/// Which chunk a `POST /{mailbox}/outbox/{message_id}/{n}` sends.
+struct Chunk<'a> {
+    mailbox: &'a str,
+    message_id: &'a str,
+    n: &'a str,
+}
+
+impl Shared {
+    /// Whether a first POST can be taken: authorised, addressed to a registered mailbox, the
+    /// first chunk, and decodable; its chunk range and decoded body when it can.
+    fn check_send(
+        &self,
+        auth: Result<(), AuthError>,
+        first: &FirstChunk,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(ChunkRange, Vec<u8>), Refused> {
+        auth.map_err(Refused::Auth)?;
+        let (Some(to), Some(_)) = (&first.to, &first.workflow) else {
+            return Err(Refused::MissingHeaders);
+        };
+        if !self.config.mailboxes.contains_key(to) {
+            return Err(Refused::Unregistered(to.clone()));
         }
+        let range = parse_range(header(headers, "mex-chunk-range").as_deref())?;
+        if range.n != 1 {
+            return Err(Refused::NotFirstChunk(range));
+        }
+        Ok((
+            range,
+            decode(header(headers, "content-encoding").as_deref(), body)?,
+        ))
+    }
+
+    /// Adds a later chunk to its message; the whole message when it was the last.
+    fn add_chunk(
+        &self,
+        auth: Result<(), AuthError>,
+        chunk: Chunk,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Option<super::chunks::Assembly>, Refused> {
+        auth.map_err(Refused::Auth)?;
+        let decoded = decode(header(headers, "content-encoding").as_deref(), body)?;
+        let range = header(headers, "mex-chunk-range");
+        let mut c = self.chunks.lock().map_err(|_| Refused::ChunkStore)?;
+        Ok(c.add(
+            chunk.mailbox,
+            chunk.message_id,
+            chunk.n,
+            range.as_deref(),
+            decoded,
+        )?)
+    }
+
+    /// Records a refused request with its reason, and answers as MESH does.
+    fn refuse(
+        &self,
+        first: &FirstChunk,
+        received_at: Timestamp,
+        refused: Refused,
+        auth_valid: bool,
+        body: &[u8],
+    ) -> Response {
+        let response = refused.response();
+        let status = refused.status().as_u16();
+        let why = Some(refused.to_string());
+        self.record_mesh(
+            first,
+            received_at,
+            status,
+            why,
+            auth_valid,
+            String::new(),
+            body,
+        );
+        response
     }
 }
 

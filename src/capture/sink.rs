@@ -7,14 +7,35 @@
 //! letter to the disk cannot be trusted.
 
 use super::store::{CaptureLog, CapturedLetter};
+use std::path::PathBuf;
 use std::sync::Mutex;
+
+/// Why a capture could not keep what it received.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A capture task panicked while it held the log; the text is the lock's.
+    #[error("{0}")]
+    Poisoned(String),
+    #[error("a capture task panicked")]
+    Panicked,
+    #[error("a message arrived after the capture was closed")]
+    ArrivedAfterClose,
+    #[error("the capture log was already closed")]
+    AlreadyClosed,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("failed to read the folder: {0}")]
+    ReadFolder(std::io::Error),
+    #[error("failed to read the watched folder {}: {error}", .dir.display())]
+    Watch { dir: PathBuf, error: std::io::Error },
+}
 
 #[derive(Debug)]
 pub struct LogSink {
     /// Taken by [`LogSink::close`]; a letter after that is a write error.
     log: Mutex<Option<CaptureLog>>,
     /// The first failure to write.
-    write_error: Mutex<Option<String>>,
+    write_error: Mutex<Option<SinkError>>,
 }
 
 impl LogSink {
@@ -31,12 +52,10 @@ impl LogSink {
         let result = self
             .log
             .lock()
-            .map_err(|e| e.to_string())
+            .map_err(|e| SinkError::Poisoned(e.to_string()))
             .and_then(|mut guard| {
-                let log = guard
-                    .as_mut()
-                    .ok_or("a message arrived after the capture was closed")?;
-                f(log).map_err(|e| e.to_string())
+                let log = guard.as_mut().ok_or(SinkError::ArrivedAfterClose)?;
+                Ok(f(log)?)
             });
         match result {
             Ok(r) => Some(r),
@@ -67,18 +86,18 @@ impl LogSink {
     }
 
     /// Keeps the first failure.
-    pub fn fail(&self, e: String) {
+    pub fn fail(&self, e: SinkError) {
         if let Ok(mut w) = self.write_error.lock() {
             w.get_or_insert(e);
         }
     }
 
     /// Closes the log and hands it back, flushed, unless a write failed.
-    pub fn close(&self) -> Result<CaptureLog, String> {
+    pub fn close(&self) -> Result<CaptureLog, SinkError> {
         if let Some(e) = self
             .write_error
             .lock()
-            .map_err(|_| "a capture task panicked".to_string())?
+            .map_err(|_| SinkError::Panicked)?
             .take()
         {
             return Err(e);
@@ -86,10 +105,10 @@ impl LogSink {
         let mut log = self
             .log
             .lock()
-            .map_err(|_| "a capture task panicked".to_string())?
+            .map_err(|_| SinkError::Panicked)?
             .take()
-            .ok_or("the capture log was already closed")?;
-        log.flush().map_err(|e| e.to_string())?;
+            .ok_or(SinkError::AlreadyClosed)?;
+        log.flush()?;
         Ok(log)
     }
 }

@@ -5,7 +5,7 @@ use super::inbox::{AckRecord, ReportRecord};
 use crate::protocol::clock::Timestamp;
 use crate::protocol::letter::Transport;
 use crate::protocol::mesh::CANARY_WORKFLOW;
-use crate::protocol::read::LetterFacts;
+use crate::protocol::read::{LetterFacts, ReadError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -44,7 +44,7 @@ pub struct CapturedLetter {
     #[serde(default)]
     pub body_offset: u64,
     /// The letter inside, or why it could not be read.
-    pub facts: Result<LetterFacts, String>,
+    pub facts: Result<LetterFacts, ReadError>,
     /// ITK3 acknowledgements the synthetic GP receiver sent back for it.
     #[serde(default)]
     pub acks: Vec<AckRecord>,
@@ -63,7 +63,7 @@ impl CapturedLetter {
         route: String,
         message_id: String,
         body_bytes: usize,
-        facts: Result<LetterFacts, String>,
+        facts: Result<LetterFacts, ReadError>,
     ) -> CapturedLetter {
         CapturedLetter {
             seq: 0,

@@ -30,12 +30,8 @@ impl Span {
     /// use lettergate::protocol::clock::Span;
     /// assert_eq!(Span::parse("1d 2h").unwrap(), Span::hours(26));
     /// ```
-    pub fn parse(text: &str) -> Result<Span, String> {
-        let bad = || {
-            format!(
-                "invalid duration `{text}`: expected a number and a unit (d, h, m, s), such as `7d`, `24h` or `1d 2h`"
-            )
-        };
+    pub fn parse(text: &str) -> Result<Span, SpanError> {
+        let bad = || SpanError(text.to_string());
         let mut total = 0i64;
         let mut any = false;
         for part in text.split_whitespace() {
@@ -95,18 +91,26 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
+/// A text that is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration `{0}`: expected a number and a unit (d, h, m, s), such as `7d`, `24h` or `1d 2h`")]
+pub struct SpanError(pub String);
+
+/// A text that is not an RFC 3339 time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid time `{0}`: expected RFC 3339 such as `2025-03-03T09:30:00Z`")]
+pub struct TimestampError(pub String);
+
 /// A point in (possibly virtual) time, in whole seconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
     /// Parses RFC 3339 (`2025-03-03T09:30:00Z`); a missing `:SS` or zone is refused.
-    pub fn parse(text: &str) -> Result<Timestamp, String> {
+    pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
         OffsetDateTime::parse(text, &Rfc3339)
             .map(|t| Timestamp(t.unix_timestamp()))
-            .map_err(|_| {
-                format!("invalid time `{text}`: expected RFC 3339 such as `2025-03-03T09:30:00Z`")
-            })
+            .map_err(|_| TimestampError(text.to_string()))
     }
 
     pub fn now() -> Timestamp {

@@ -118,21 +118,24 @@ impl<'de> Deserialize<'de> for NhsNumber {
 #[serde(transparent)]
 pub struct OdsCode(String);
 
+/// A text that is not a GP practice ODS code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid GP practice ODS code `{0}`: expected one letter (A-H, J-N, P-W, Y) and five digits, such as `A81001`")]
+pub struct OdsCodeError(pub String);
+
 /// `V81997`: the pseudo practice code for a patient with no registered GP.
 pub const NO_REGISTERED_GP: &str = "V81997";
 
 impl OdsCode {
     /// Parses a GP practice code such as `A81001`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, OdsCodeError> {
         let b = text.as_bytes();
         let letter_ok =
             b.len() == 6 && b[0].is_ascii_uppercase() && !matches!(b[0], b'I' | b'O' | b'X' | b'Z');
         if letter_ok && b[1..].iter().all(u8::is_ascii_digit) {
             Ok(OdsCode(text.to_string()))
         } else {
-            Err(format!(
-                "invalid GP practice ODS code `{text}`: expected one letter (A-H, J-N, P-W, Y) and five digits, such as `A81001`"
-            ))
+            Err(OdsCodeError(text.to_string()))
         }
     }
 

@@ -3,15 +3,67 @@
 //! a bundle or an MDM message (folder), and the kind of letter it is. FHIR comes as JSON or as
 //! XML ([`super::fhir::xml`]), on any transport.
 
+use super::fhir::xml::XmlError;
 use super::fhir::xml::{many, one};
+use super::hl7::Hl7ReadError;
 use crate::protocol::ids::NhsNumber;
 use crate::protocol::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 use crate::protocol::letter::{LetterKind, Transport, DOC_CLINIC_LETTER, DOC_DISCHARGE_SUMMARY};
 use crate::protocol::normalize::normalize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 pub use super::letter::{LetterContent, LetterFacts};
+
+/// Why a captured body is not a letter lettergate can read. The text is what the
+/// unreadable-letter finding says; causes are part of it, and kept as text where the cause
+/// cannot be cloned with the letter it belongs to.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    #[error("the body is a PDF document: lettergate keeps it, but cannot read whom it is for or what letter it is; send ITK3 FHIR (JSON or XML), a print request or an HL7 MDM^T02 message")]
+    Pdf,
+    #[error("the HL7 message is not UTF-8: {0}")]
+    Hl7NotUtf8(std::str::Utf8Error),
+    #[error("the XML body is not UTF-8: {0}")]
+    XmlNotUtf8(std::str::Utf8Error),
+    #[error("the body is XML but cannot be read as FHIR: {0}")]
+    Xml(XmlError),
+    #[error("body is neither JSON nor XML: {0}")]
+    NotJson(Arc<serde_json::Error>),
+    #[error("the message bundle's first entry is not a MessageHeader")]
+    NoMessageHeader,
+    #[error("body is neither an ITK3 message bundle nor a print request")]
+    NoEnvelope,
+    #[error("the MessageHeader's focus does not point at a document")]
+    NoFocus,
+    #[error("the focus is not a Bundle of type document")]
+    NotADocument,
+    #[error("the document has no Composition")]
+    NoComposition,
+    #[error(transparent)]
+    Hl7(#[from] Hl7ReadError),
+    /// lettergate's own liveness message, which is counted, never read as a letter.
+    #[error("a canary")]
+    Canary,
+    /// The reason as a capture log or ledger recorded it, read back.
+    #[error("{0}")]
+    Recorded(String),
+}
+
+/// Written as its text, so a capture log reads as before; read back as
+/// [`ReadError::Recorded`].
+impl serde::Serialize for ReadError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReadError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(ReadError::Recorded)
+    }
+}
 
 /// Who a letter was addressed to, as snapshots and reports name it: the practice's ODS code,
 /// `the patient`, or `unknown recipient`.
@@ -27,9 +79,9 @@ pub fn recipient_label(facts: Option<&LetterFacts>) -> String {
 }
 
 /// Reads a captured body. Errors say why it is not a letter.
-pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, String> {
+pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, ReadError> {
     if let Some(text) = hl7_text(transport, body)? {
-        return crate::protocol::hl7::mdm::read(&text).map(|(facts, _)| facts);
+        return Ok(crate::protocol::hl7::mdm::read(&text).map(|(facts, _)| facts)?);
     }
     let v = json_or_xml(body)?;
     match envelope(transport, &v)? {
@@ -40,9 +92,9 @@ pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, St
 
 /// The content of a captured body (its document's type, title and sections), read again from
 /// the body when a snapshot needs it.
-pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent, String> {
+pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent, ReadError> {
     if let Some(text) = hl7_text(transport, body)? {
-        return crate::protocol::hl7::mdm::read(&text).map(|(_, content)| content);
+        return Ok(crate::protocol::hl7::mdm::read(&text).map(|(_, content)| content)?);
     }
     let v = json_or_xml(body)?;
     let doc = match envelope(transport, &v)? {
@@ -69,7 +121,7 @@ pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent
 
 /// The text of an HL7 v2 body: always over MLLP, and for a dropped file when its content is
 /// an HL7 message rather than JSON. `None` for bodies to read as JSON.
-fn hl7_text(transport: Transport, body: &[u8]) -> Result<Option<String>, String> {
+fn hl7_text(transport: Transport, body: &[u8]) -> Result<Option<String>, ReadError> {
     let hl7 = match transport {
         Transport::Mllp => true,
         Transport::Folder => crate::protocol::hl7::mdm::looks_like_hl7(body),
@@ -80,22 +132,20 @@ fn hl7_text(transport: Transport, body: &[u8]) -> Result<Option<String>, String>
     }
     std::str::from_utf8(body)
         .map(|t| Some(t.to_string()))
-        .map_err(|e| format!("the HL7 message is not UTF-8: {e}"))
+        .map_err(ReadError::Hl7NotUtf8)
 }
 
 /// A body as FHIR's JSON shape: JSON as it is, FHIR XML read into that shape. A PDF is named
 /// as one, since it holds nothing lettergate can read.
-pub fn json_or_xml(body: &[u8]) -> Result<Value, String> {
+pub fn json_or_xml(body: &[u8]) -> Result<Value, ReadError> {
     if body.starts_with(b"%PDF-") {
-        return Err("the body is a PDF document: lettergate keeps it, but cannot read whom it is for or what letter it is; send ITK3 FHIR (JSON or XML), a print request or an HL7 MDM^T02 message".into());
+        return Err(ReadError::Pdf);
     }
     if super::fhir::xml::looks_like_xml(body) {
-        let text =
-            std::str::from_utf8(body).map_err(|e| format!("the XML body is not UTF-8: {e}"))?;
-        return super::fhir::xml::to_json(text)
-            .map_err(|e| format!("the body is XML but cannot be read as FHIR: {e}"));
+        let text = std::str::from_utf8(body).map_err(ReadError::XmlNotUtf8)?;
+        return super::fhir::xml::to_json(text).map_err(ReadError::Xml);
     }
-    serde_json::from_slice(body).map_err(|e| format!("body is neither JSON nor XML: {e}"))
+    serde_json::from_slice(body).map_err(|e| ReadError::NotJson(Arc::new(e)))
 }
 
 /// `Composition.type.coding[0]`.
@@ -110,30 +160,29 @@ enum Envelope<'a> {
     PrintRequest,
 }
 
-fn envelope(transport: Transport, v: &Value) -> Result<Envelope<'_>, String> {
+fn envelope(transport: Transport, v: &Value) -> Result<Envelope<'_>, ReadError> {
     match (transport, v.get("resourceType").and_then(Value::as_str)) {
         (_, Some("Bundle")) if v["type"] == "message" => resources(v)
             .next()
             .map(|(_, r)| r)
             .filter(|r| r["resourceType"] == "MessageHeader")
             .map(Envelope::Message)
-            .ok_or_else(|| "the message bundle's first entry is not a MessageHeader".into()),
+            .ok_or(ReadError::NoMessageHeader),
         (Transport::Http, _) if v.get("document").is_some() => Ok(Envelope::PrintRequest),
-        _ => Err("body is neither an ITK3 message bundle nor a print request".into()),
+        _ => Err(ReadError::NoEnvelope),
     }
 }
 
 /// The document a message's header focuses on.
-fn message_document<'a>(v: &'a Value, header: &'a Value) -> Result<&'a Value, String> {
-    by_ref(v, one(&header["focus"]))
-        .ok_or_else(|| "the MessageHeader's focus does not point at a document".into())
+fn message_document<'a>(v: &'a Value, header: &'a Value) -> Result<&'a Value, ReadError> {
+    by_ref(v, one(&header["focus"])).ok_or(ReadError::NoFocus)
 }
 
-fn composition(doc: &Value) -> Result<&Value, String> {
+fn composition(doc: &Value) -> Result<&Value, ReadError> {
     if doc["type"] != "document" {
-        return Err("the focus is not a Bundle of type document".into());
+        return Err(ReadError::NotADocument);
     }
-    by_type(doc, "Composition").ok_or_else(|| "the document has no Composition".into())
+    by_type(doc, "Composition").ok_or(ReadError::NoComposition)
 }
 
 fn resources(bundle: &Value) -> impl Iterator<Item = (&str, &Value)> {
@@ -158,7 +207,7 @@ fn identifier(resource: &Value, system: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn from_message(v: &Value, header: &Value) -> Result<LetterFacts, String> {
+fn from_message(v: &Value, header: &Value) -> Result<LetterFacts, ReadError> {
     let receiver = by_ref(v, &header["receiver"]);
     let mut facts = from_document(message_document(v, header)?, false)?;
     facts.itk3_event = header["event"]["code"].as_str().map(str::to_string);
@@ -167,7 +216,7 @@ fn from_message(v: &Value, header: &Value) -> Result<LetterFacts, String> {
     Ok(facts)
 }
 
-fn from_print_request(v: &Value) -> Result<LetterFacts, String> {
+fn from_print_request(v: &Value) -> Result<LetterFacts, ReadError> {
     let to_patient = v["recipient"]["type"] == "patient";
     let mut facts = from_document(&v["document"], to_patient)?;
     facts.reference = v["reference"].as_str().map(str::to_string);
@@ -177,7 +226,7 @@ fn from_print_request(v: &Value) -> Result<LetterFacts, String> {
     Ok(facts)
 }
 
-fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, String> {
+fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, ReadError> {
     let comp = composition(doc)?;
     let patient = by_type(doc, "Patient");
     let encounter = by_type(doc, "Encounter");
@@ -382,9 +431,13 @@ mod tests {
 
     #[test]
     fn a_pdf_is_kept_but_said_to_be_unreadable() {
-        let e = parse_letter(Transport::Http, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj").unwrap_err();
+        let e = parse_letter(Transport::Http, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a PDF document"), "{e}");
-        let e = parse_letter(Transport::Http, b"<html><body>hello</body></html>").unwrap_err();
+        let e = parse_letter(Transport::Http, b"<html><body>hello</body></html>")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("XML but cannot be read as FHIR"), "{e}");
     }
 

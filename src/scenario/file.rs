@@ -52,9 +52,10 @@ fn ctx<R>(f: impl FnOnce(&mut LoadContext) -> R) -> R {
 #[derive(Debug, Clone)]
 pub struct Checked<T>(pub T);
 
-/// Whole-entry rules for [`Checked`].
+/// Whole-entry rules for [`Checked`]; the error's text is the diagnostic's message.
 pub trait Check: Sized {
-    fn check(self) -> Result<Self, String>;
+    type Error: fmt::Display;
+    fn check(self) -> Result<Self, Self::Error>;
 }
 
 impl<'de, T: Deserialize<'de> + Check> Deserialize<'de> for Checked<T> {
@@ -218,18 +219,24 @@ pub enum RawPracticeStatus {
     Closed,
 }
 
+/// A practice entry whose fields do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PracticeError {
+    #[error("`{0}` is a pseudo practice code, not a practice: write `practice: none` on the patient instead")]
+    Pseudo(OdsCode),
+    #[error("a practice is either `status: closed` or `merged_into:` another, not both")]
+    ClosedAndMerged,
+}
+
 impl Check for RawPractice {
-    fn check(self) -> Result<Self, String> {
+    type Error = PracticeError;
+
+    fn check(self) -> Result<Self, PracticeError> {
         if self.ods.is_pseudo() {
-            return Err(format!(
-                "`{}` is a pseudo practice code, not a practice: write `practice: none` on the patient instead",
-                self.ods
-            ));
+            return Err(PracticeError::Pseudo(self.ods));
         }
         if self.merged_into.is_some() && self.status == Some(RawPracticeStatus::Closed) {
-            return Err(
-                "a practice is either `status: closed` or `merged_into:` another, not both".into(),
-            );
+            return Err(PracticeError::ClosedAndMerged);
         }
         Ok(self)
     }
@@ -246,12 +253,21 @@ pub struct RawPatient {
     pub named_gp: Option<String>,
 }
 
+/// A patient entry whose fields do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatientError {
+    #[error("`previous_practice` is the same as `practice`")]
+    SamePractice,
+}
+
 impl Check for RawPatient {
-    fn check(self) -> Result<Self, String> {
+    type Error = PatientError;
+
+    fn check(self) -> Result<Self, PatientError> {
         if self.previous_practice.is_some()
             && self.previous_practice.as_ref().map(|p| &p.0) == self.practice.0.as_ref()
         {
-            return Err("`previous_practice` is the same as `practice`".into());
+            return Err(PatientError::SamePractice);
         }
         Ok(self)
     }
@@ -271,41 +287,54 @@ pub struct RawEvent {
     pub resolved: Option<Timestamp>,
 }
 
+/// A timeline event whose fields do not go together, or that does not fit where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("give either `at:` or `after:` on an event, not both")]
+    AtAndAfter,
+    #[error("`after:` needs an earlier event or a `start:` time")]
+    AfterNothing,
+    #[error("this event needs a time: add `after: 1h` (after the previous event) or `at: 2025-03-03T09:30:00Z`")]
+    NoTime,
+    #[error("this event at {at} is earlier than the one before it ({prev}); events must be in time order")]
+    OutOfOrder { at: Timestamp, prev: Timestamp },
+    #[error("a `gp_change` needs `to:`, the practice the patient moves to")]
+    GpChangeWithoutTo,
+    #[error("`to:` belongs only on `gp_change`, not on `{0}`")]
+    ToOnOther(EventKind),
+    #[error("`second_signer:` belongs only on `outpatient_attendance`")]
+    SecondSignerOnOther,
+    #[error("`{event}` for `{patient}` comes before any `outpatient_attendance` of theirs: add the attendance first")]
+    LetterBeforeAttendance { event: EventKind, patient: String },
+}
+
 impl Check for RawEvent {
-    fn check(mut self) -> Result<Self, String> {
+    type Error = EventError;
+
+    fn check(mut self) -> Result<Self, EventError> {
         let (now, start) = ctx(|c| (c.now, c.start));
         let at = match (self.at, self.after) {
-            (Some(_), Some(_)) => {
-                return Err("give either `at:` or `after:` on an event, not both".into())
-            }
+            (Some(_), Some(_)) => return Err(EventError::AtAndAfter),
             (Some(at), None) => at,
-            (None, Some(after)) => now.or(start).ok_or("`after:` needs an earlier event or a `start:` time")?.plus(after),
+            (None, Some(after)) => now.or(start).ok_or(EventError::AfterNothing)?.plus(after),
             (None, None) => match (now, start) {
                 (None, Some(start)) => start,
-                _ => return Err("this event needs a time: add `after: 1h` (after the previous event) or `at: 2025-03-03T09:30:00Z`".into()),
+                _ => return Err(EventError::NoTime),
             },
         };
         if let Some(prev) = now {
             if at < prev {
-                return Err(format!(
-                    "this event at {at} is earlier than the one before it ({prev}); events must be in time order"
-                ));
+                return Err(EventError::OutOfOrder { at, prev });
             }
         }
         match (self.event, &self.to) {
-            (EventKind::GpChange, None) => {
-                return Err("a `gp_change` needs `to:`, the practice the patient moves to".into())
-            }
+            (EventKind::GpChange, None) => return Err(EventError::GpChangeWithoutTo),
             (EventKind::GpChange, Some(_)) => {}
-            (other, Some(_)) => {
-                return Err(format!(
-                    "`to:` belongs only on `gp_change`, not on `{other}`"
-                ))
-            }
+            (other, Some(_)) => return Err(EventError::ToOnOther(other)),
             _ => {}
         }
         if self.second_signer.is_some() && self.event != EventKind::OutpatientAttendance {
-            return Err("`second_signer:` belongs only on `outpatient_attendance`".into());
+            return Err(EventError::SecondSignerOnOther);
         }
         let patient = self.patient.0.clone();
         let attended = ctx(|c| {
@@ -320,10 +349,10 @@ impl Check for RawEvent {
             EventKind::LetterDrafted | EventKind::LetterSigned | EventKind::LetterCountersigned
         ) && attended == 0
         {
-            return Err(format!(
-                "`{}` for `{patient}` comes before any `outpatient_attendance` of theirs: add the attendance first",
-                self.event
-            ));
+            return Err(EventError::LetterBeforeAttendance {
+                event: self.event,
+                patient,
+            });
         }
         self.resolved = Some(at);
         Ok(self)
@@ -375,34 +404,44 @@ pub struct RawExpectation {
     pub business_ack: Option<Itk3Response>,
 }
 
+/// An expectation whose fields do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpectationError {
+    #[error("a {} goes to a practice, not `to: patient`; did you mean `letter: patient_copy`?", .0.words())]
+    PracticeLetterToPatient(LetterKind),
+    #[error("a patient_copy goes `to: patient`")]
+    PatientCopyToPractice,
+    #[error("`workflow:` is a MESH workflow id and only fits `transport: mesh`")]
+    WorkflowOffMesh,
+    #[error("`business_ack: {0}` is not an ITK3 business code: write 30001 (known here), 30002 (not known here), 30003 (no longer registered here) or 30004 (known here and recently deceased)")]
+    NotBusinessAck(Itk3Response),
+    #[error("ITK3 acknowledgements come from GP practices; a patient_copy has none")]
+    AcksForPatientCopy,
+}
+
 impl Check for RawExpectation {
-    fn check(self) -> Result<Self, String> {
+    type Error = ExpectationError;
+
+    fn check(self) -> Result<Self, ExpectationError> {
         let to_patient = matches!(self.to, Some(RawRecipient::Patient));
         if self.letter.goes_to_practice() && to_patient {
-            return Err(format!(
-                "a {} goes to a practice, not `to: patient`; did you mean `letter: patient_copy`?",
-                self.letter.words()
-            ));
+            return Err(ExpectationError::PracticeLetterToPatient(self.letter));
         }
         if !self.letter.goes_to_practice() && self.to.is_some() && !to_patient {
-            return Err("a patient_copy goes `to: patient`".into());
+            return Err(ExpectationError::PatientCopyToPractice);
         }
         let transport = self.transport.unwrap_or(self.letter.default_transport());
         if self.workflow.is_some() && transport != Transport::Mesh {
-            return Err("`workflow:` is a MESH workflow id and only fits `transport: mesh`".into());
+            return Err(ExpectationError::WorkflowOffMesh);
         }
         if let Some(code) = self.business_ack {
             if !Itk3Response::BUSINESS.contains(&code) {
-                return Err(format!(
-                    "`business_ack: {code}` is not an ITK3 business code: write 30001 (known here), 30002 (not known here), 30003 (no longer registered here) or 30004 (known here and recently deceased)"
-                ));
+                return Err(ExpectationError::NotBusinessAck(code));
             }
         }
         let wants_acks = self.business_ack.is_some() || self.acknowledged == Some(true);
         if wants_acks && !self.letter.goes_to_practice() {
-            return Err(
-                "ITK3 acknowledgements come from GP practices; a patient_copy has none".into(),
-            );
+            return Err(ExpectationError::AcksForPatientCopy);
         }
         Ok(self)
     }

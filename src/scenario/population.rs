@@ -55,23 +55,35 @@ pub struct RawDaily {
     pub death: u32,
 }
 
+/// A population whose sizes do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PopulationError {
+    #[error("a population needs at least one practice under `practices:`")]
+    NoPractice,
+    #[error("`days:` must be between 1 and 366")]
+    Days,
+    #[error("`patients:` must be between 1 and 800000")]
+    Patients,
+    #[error("{deaths} deaths need at least {} patients: each death is a patient of its own", .deaths * 2)]
+    TooFewForDeaths { deaths: u32 },
+}
+
 impl Check for RawPopulation {
-    fn check(self) -> Result<Self, String> {
+    type Error = PopulationError;
+
+    fn check(self) -> Result<Self, PopulationError> {
         if self.practices.is_empty() {
-            return Err("a population needs at least one practice under `practices:`".into());
+            return Err(PopulationError::NoPractice);
         }
         if self.days == 0 || self.days > 366 {
-            return Err("`days:` must be between 1 and 366".into());
+            return Err(PopulationError::Days);
         }
         if self.patients == 0 || self.patients > 800_000 {
-            return Err("`patients:` must be between 1 and 800000".into());
+            return Err(PopulationError::Patients);
         }
         let deaths = self.daily.death * self.days;
         if deaths * 2 > self.patients {
-            return Err(format!(
-                "{deaths} deaths need at least {} patients: each death is a patient of its own",
-                deaths * 2
-            ));
+            return Err(PopulationError::TooFewForDeaths { deaths });
         }
         Ok(self)
     }

@@ -178,14 +178,11 @@ impl SimConfig {
     }
 
     /// The configuration of a named profile, or the list of known names.
-    pub fn named(name: &str) -> Result<SimConfig, String> {
-        let p = PROFILES.iter().find(|p| p.name == name).ok_or_else(|| {
-            let names: Vec<_> = PROFILES.iter().map(|p| p.name).collect();
-            format!(
-                "unknown simulator profile `{name}`; known profiles: {}",
-                names.join(", ")
-            )
-        })?;
+    pub fn named(name: &str) -> Result<SimConfig, UnknownProfile> {
+        let p = PROFILES
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| UnknownProfile(name.to_string()))?;
         let mut config = SimConfig::baseline();
         config.profile = p.name.to_string();
         (p.apply)(&mut config);
@@ -204,6 +201,16 @@ impl SimConfig {
             .filter(move |r| r.on == event)
             .map(|r| r.letter)
     }
+}
+
+/// A simulator profile name that is not in [`PROFILES`]; the text lists the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown simulator profile `{0}`; known profiles: {known}", known = known_profiles())]
+pub struct UnknownProfile(pub String);
+
+fn known_profiles() -> String {
+    let names: Vec<_> = PROFILES.iter().map(|p| p.name).collect();
+    names.join(", ")
 }
 
 #[cfg(test)]
@@ -228,7 +235,7 @@ mod tests {
     #[test]
     fn baseline_is_the_default_profile_and_unknown_names_list_the_known_ones() {
         assert_eq!(SimConfig::named("baseline").unwrap().profile, "baseline");
-        let err = SimConfig::named("basline").unwrap_err();
+        let err = SimConfig::named("basline").unwrap_err().to_string();
         assert!(err.contains("baseline"), "{err}");
     }
 

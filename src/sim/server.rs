@@ -6,6 +6,7 @@ use super::ehr::{PatientRecord, PracticeRecord, SimError, SimEvent, Simulator};
 use crate::protocol::clock::Timestamp;
 use crate::protocol::fhir::r4::Read;
 use crate::protocol::fhir::r4::{self, PatientState};
+use crate::protocol::hl7::mllp::Refusal;
 use crate::protocol::ids::NhsNumber;
 use crate::protocol::letter::EventKind;
 use axum::extract::State;
@@ -27,6 +28,9 @@ pub struct SimState {
 }
 
 type Shared = Arc<Mutex<SimState>>;
+
+/// Why the simulator refuses a patient; it takes only test patients.
+const SYNTHETIC_ONLY: &str = "only synthetic NHS numbers (999 range) are accepted";
 type Reply = (StatusCode, Json<Value>);
 
 /// The routes of the simulator's HTTP API.
@@ -97,7 +101,7 @@ async fn add_patient(State(sim): State<Shared>, Json(p): Json<PatientRecord>) ->
     if !p.nhs_number.is_synthetic() {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": "only synthetic NHS numbers (999 range) are accepted"})),
+            Json(json!({"error": SYNTHETIC_ONLY})),
         );
     }
     sim.lock().await.sim.register_patient(p);
@@ -171,7 +175,7 @@ async fn fhir_write(
     }
     let read = match r4::read(&body) {
         Ok(r) => r,
-        Err(e) => return outcome(StatusCode::UNPROCESSABLE_ENTITY, &e),
+        Err(e) => return outcome(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     };
     let mut s = state.lock().await;
     let now = s.sim.now();
@@ -194,10 +198,7 @@ async fn fhir_write(
         }],
         Read::Patient(p) => {
             if !p.nhs_number.is_synthetic() {
-                return outcome(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "only synthetic NHS numbers (999 range) are accepted",
-                );
+                return outcome(StatusCode::UNPROCESSABLE_ENTITY, SYNTHETIC_ONLY);
             }
             let at = when(p.died_at);
             let before = s.fhir_patients.insert(p.nhs_number, p.clone());
@@ -270,7 +271,7 @@ pub async fn adt_listener(
                 let mut guard = state.lock().await;
                 let s = &mut *guard;
                 if !event.nhs_number.is_synthetic() {
-                    return Err("only synthetic NHS numbers (999 range) are accepted".to_string());
+                    return Err(Refusal::from(SYNTHETIC_ONLY));
                 }
                 if let std::collections::hash_map::Entry::Vacant(v) =
                     s.fhir_patients.entry(event.nhs_number)
@@ -294,7 +295,7 @@ pub async fn adt_listener(
                 }
                 let mut e = event.to_sim_event();
                 e.at = e.at.max(s.sim.now());
-                s.sim.apply(e).await.map_err(|e| e.to_string())
+                s.sim.apply(e).await.map_err(Refusal::from)
             })
         })
     });

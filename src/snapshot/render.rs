@@ -58,10 +58,11 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
         }
         if let Some(f) = facts {
             // The content is not kept in memory: read it again from the body on disk.
-            let content = l
-                .read_body()
-                .map_err(|e| format!("could not read the body back: {e}"))
-                .and_then(|body| crate::protocol::read::letter_content(l.transport, &body));
+            let content = match l.read_body() {
+                Err(e) => Err(format!("could not read the body back: {e}")),
+                Ok(body) => crate::protocol::read::letter_content(l.transport, &body)
+                    .map_err(|e| e.to_string()),
+            };
             let content = match content {
                 Ok(c) => c,
                 Err(why) => {
@@ -109,7 +110,7 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
             }
         }
         if let Err(why) = &l.facts {
-            field("unreadable", why);
+            field("unreadable", &why.to_string());
         }
         if !l.acks.is_empty() {
             let acks: Vec<String> = l

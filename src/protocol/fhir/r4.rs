@@ -22,7 +22,7 @@
 //! it reports. A target file can replace any row with its own request.
 
 use crate::protocol::clock::Timestamp;
-use crate::protocol::ids::{NhsNumber, OdsCode};
+use crate::protocol::ids::{NhsNumber, NhsNumberError, OdsCode, OdsCodeError};
 use crate::protocol::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 use crate::protocol::letter::EventKind;
 use serde_json::{json, Value};
@@ -183,7 +183,28 @@ fn event_identifier(v: &Value) -> Option<String> {
     id["value"].as_str().map(str::to_string)
 }
 
-fn nhs_of(v: &Value) -> Result<NhsNumber, String> {
+/// Why the simulator's FHIR API cannot read a resource as a patient or an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum R4ReadError {
+    #[error(
+        "no NHS number: give `subject.identifier` (or `identifier`) with the NHS number system"
+    )]
+    NoNhsNumber,
+    #[error(transparent)]
+    NhsNumber(#[from] NhsNumberError),
+    #[error(transparent)]
+    Practice(#[from] OdsCodeError),
+    #[error(
+        "an Encounter of class `{class}` and status `{status}` is not an event the simulator knows"
+    )]
+    UnknownEncounter { class: String, status: String },
+    #[error("a Composition of status `{0}` is not an event the simulator knows")]
+    UnknownComposition(String),
+    #[error("the simulator's FHIR API takes Patient, Encounter and Composition, not {}", .0.as_deref().unwrap_or("a body without resourceType"))]
+    UnknownResource(Option<String>),
+}
+
+fn nhs_of(v: &Value) -> Result<NhsNumber, R4ReadError> {
     let id = v["subject"]["identifier"]["value"]
         .as_str()
         .or_else(|| {
@@ -193,10 +214,8 @@ fn nhs_of(v: &Value) -> Result<NhsNumber, String> {
                     .and_then(|i| i["value"].as_str())
             })
         })
-        .ok_or(
-            "no NHS number: give `subject.identifier` (or `identifier`) with the NHS number system",
-        )?;
-    NhsNumber::parse(id).map_err(|e| e.to_string())
+        .ok_or(R4ReadError::NoNhsNumber)?;
+    Ok(NhsNumber::parse(id)?)
 }
 
 fn time(v: &Value) -> Option<Timestamp> {
@@ -204,92 +223,85 @@ fn time(v: &Value) -> Option<Timestamp> {
 }
 
 /// Reads a resource sent to the simulator's FHIR API.
-pub fn read(resource: &Value) -> Result<Read, String> {
+pub fn read(resource: &Value) -> Result<Read, R4ReadError> {
     match resource["resourceType"].as_str() {
-        Some("Patient") => {
-            let gps = resource["generalPractitioner"].as_array();
-            let practice = gps
-                .into_iter()
-                .flatten()
-                .find(|g| g["identifier"]["system"] == ODS_SYSTEM)
-                .and_then(|g| g["identifier"]["value"].as_str())
-                .map(OdsCode::parse)
-                .transpose()?;
-            let named_gp = gps
-                .into_iter()
-                .flatten()
-                .find(|g| g["type"] == "Practitioner")
-                .and_then(|g| g["display"].as_str())
-                .map(str::to_string);
-            Ok(Read::Patient(PatientState {
-                nhs_number: nhs_of(resource)?,
-                name: resource["name"][0]["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                born: resource["birthDate"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                practice,
-                named_gp,
-                died_at: time(&resource["deceasedDateTime"]),
-            }))
-        }
-        Some("Encounter") => {
-            let class = resource["class"]["code"].as_str().unwrap_or_default();
-            let finished = resource["status"] == "finished";
-            let kind = match (class, finished) {
-                ("AMB", true) => EventKind::OutpatientAttendance,
-                ("IMP", false) => EventKind::Admission,
-                ("IMP", true) => EventKind::Discharge,
-                ("EMER", false) => EventKind::EmergencyAttendance,
-                ("EMER", true) => EventKind::EmergencyDischarge,
-                _ => {
-                    return Err(format!(
-                        "an Encounter of class `{class}` and status `{}` is not an event the simulator knows",
-                        resource["status"].as_str().unwrap_or("")
-                    ))
-                }
-            };
-            let second_signer = resource["participant"].as_array().is_some_and(|ps| {
-                ps.iter()
-                    .any(|p| p["type"][0]["coding"][0]["code"] == "SPRF")
-            });
-            Ok(Read::Event {
-                kind,
-                nhs_number: nhs_of(resource)?,
-                at: time(&resource["period"]["end"]).or(time(&resource["period"]["start"])),
-                second_signer,
-                local_id: event_identifier(resource),
-            })
-        }
-        Some("Composition") => {
-            let attesters = resource["attester"].as_array().map_or(0, Vec::len);
-            let kind = match (resource["status"].as_str(), attesters) {
-                (Some("preliminary"), _) => EventKind::LetterDrafted,
-                (Some("final"), 2..) => EventKind::LetterCountersigned,
-                (Some("final"), _) => EventKind::LetterSigned,
-                (s, _) => {
-                    return Err(format!(
-                        "a Composition of status `{}` is not an event the simulator knows",
-                        s.unwrap_or("")
-                    ))
-                }
-            };
-            Ok(Read::Event {
-                kind,
-                nhs_number: nhs_of(resource)?,
-                at: time(&resource["date"]),
-                second_signer: false,
-                local_id: event_identifier(resource),
-            })
-        }
-        other => Err(format!(
-            "the simulator's FHIR API takes Patient, Encounter and Composition, not {}",
-            other.unwrap_or("a body without resourceType")
-        )),
+        Some("Patient") => read_patient(resource),
+        Some("Encounter") => read_encounter(resource),
+        Some("Composition") => read_composition(resource),
+        other => Err(R4ReadError::UnknownResource(other.map(str::to_string))),
     }
+}
+
+fn read_patient(resource: &Value) -> Result<Read, R4ReadError> {
+    let gps = resource["generalPractitioner"].as_array();
+    let practice = gps
+        .into_iter()
+        .flatten()
+        .find(|g| g["identifier"]["system"] == ODS_SYSTEM)
+        .and_then(|g| g["identifier"]["value"].as_str())
+        .map(OdsCode::parse)
+        .transpose()?;
+    let named_gp = gps
+        .into_iter()
+        .flatten()
+        .find(|g| g["type"] == "Practitioner")
+        .and_then(|g| g["display"].as_str())
+        .map(str::to_string);
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    Ok(Read::Patient(PatientState {
+        nhs_number: nhs_of(resource)?,
+        name: text(&resource["name"][0]["text"]),
+        born: text(&resource["birthDate"]),
+        practice,
+        named_gp,
+        died_at: time(&resource["deceasedDateTime"]),
+    }))
+}
+
+fn read_encounter(resource: &Value) -> Result<Read, R4ReadError> {
+    let class = resource["class"]["code"].as_str().unwrap_or_default();
+    let finished = resource["status"] == "finished";
+    let kind = match (class, finished) {
+        ("AMB", true) => EventKind::OutpatientAttendance,
+        ("IMP", false) => EventKind::Admission,
+        ("IMP", true) => EventKind::Discharge,
+        ("EMER", false) => EventKind::EmergencyAttendance,
+        ("EMER", true) => EventKind::EmergencyDischarge,
+        _ => {
+            return Err(R4ReadError::UnknownEncounter {
+                class: class.to_string(),
+                status: resource["status"].as_str().unwrap_or("").to_string(),
+            })
+        }
+    };
+    let second_signer = resource["participant"].as_array().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| p["type"][0]["coding"][0]["code"] == "SPRF")
+    });
+    Ok(Read::Event {
+        kind,
+        nhs_number: nhs_of(resource)?,
+        at: time(&resource["period"]["end"]).or(time(&resource["period"]["start"])),
+        second_signer,
+        local_id: event_identifier(resource),
+    })
+}
+
+fn read_composition(resource: &Value) -> Result<Read, R4ReadError> {
+    let attesters = resource["attester"].as_array().map_or(0, Vec::len);
+    let kind = match (resource["status"].as_str(), attesters) {
+        (Some("preliminary"), _) => EventKind::LetterDrafted,
+        (Some("final"), 2..) => EventKind::LetterCountersigned,
+        (Some("final"), _) => EventKind::LetterSigned,
+        (s, _) => return Err(R4ReadError::UnknownComposition(s.unwrap_or("").to_string())),
+    };
+    Ok(Read::Event {
+        kind,
+        nhs_number: nhs_of(resource)?,
+        at: time(&resource["date"]),
+        second_signer: false,
+        local_id: event_identifier(resource),
+    })
 }
 
 #[cfg(test)]
@@ -347,6 +359,9 @@ mod tests {
     #[test]
     fn other_resources_are_refused_with_what_is_taken() {
         let e = read(&json!({"resourceType": "Observation"})).unwrap_err();
-        assert!(e.contains("Patient, Encounter and Composition"), "{e}");
+        assert!(
+            e.to_string().contains("Patient, Encounter and Composition"),
+            "{e}"
+        );
     }
 }

@@ -48,8 +48,29 @@ pub fn many(v: &Value) -> impl Iterator<Item = &Value> {
     list.iter().chain(single)
 }
 
+/// Why a text is not FHIR XML: where the XML is broken, or what in it FHIR does not have.
+/// Causes from quick-xml are kept as text, so the error can be cloned with the letter it
+/// belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    #[error("the body is not well-formed XML (at byte {at}): {why}")]
+    NotWellFormed { at: u64, why: String },
+    #[error("the XML document has no element")]
+    NoElement,
+    #[error("an XML element name is not UTF-8")]
+    NameNotUtf8,
+    #[error("a broken XML attribute: {0}")]
+    Attribute(String),
+    #[error("the XML ends inside <{0}>")]
+    EndsInside(String),
+    #[error("text directly inside <{0}>, which FHIR's XML format does not have")]
+    Text(String),
+    #[error("the narrative is not UTF-8: {0}")]
+    NarrativeNotUtf8(String),
+}
+
 /// Reads a FHIR XML document. Errors say where the XML is broken or what is not FHIR.
-pub fn to_json(text: &str) -> Result<Value, String> {
+pub fn to_json(text: &str) -> Result<Value, XmlError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().trim_text(true);
     loop {
@@ -67,33 +88,33 @@ pub fn to_json(text: &str) -> Result<Value, String> {
                 root.insert("resourceType".into(), Value::String(local(&e)?));
                 return Ok(Value::Object(root));
             }
-            Event::Eof => return Err("the XML document has no element".into()),
+            Event::Eof => return Err(XmlError::NoElement),
             // The declaration, comments, processing instructions, a doctype.
             _ => {}
         }
     }
 }
 
-fn xml_error(reader: &Reader<&[u8]>, e: quick_xml::Error) -> String {
-    format!(
-        "the body is not well-formed XML (at byte {}): {e}",
-        reader.buffer_position()
-    )
+fn xml_error(reader: &Reader<&[u8]>, e: quick_xml::Error) -> XmlError {
+    XmlError::NotWellFormed {
+        at: reader.buffer_position(),
+        why: e.to_string(),
+    }
 }
 
-fn local(e: &BytesStart) -> Result<String, String> {
+fn local(e: &BytesStart) -> Result<String, XmlError> {
     std::str::from_utf8(e.local_name().as_ref())
         .map(str::to_string)
-        .map_err(|_| "an XML element name is not UTF-8".to_string())
+        .map_err(|_| XmlError::NameNotUtf8)
 }
 
-fn attr(e: &BytesStart, name: &str) -> Result<Option<String>, String> {
+fn attr(e: &BytesStart, name: &str) -> Result<Option<String>, XmlError> {
     for a in e.attributes() {
-        let a = a.map_err(|err| format!("a broken XML attribute: {err}"))?;
+        let a = a.map_err(|err| XmlError::Attribute(err.to_string()))?;
         if a.key.local_name().as_ref() == name.as_bytes() {
             let v = a
                 .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|err| format!("a broken XML attribute: {err}"))?;
+                .map_err(|err| XmlError::Attribute(err.to_string()))?;
             return Ok(Some(v.into_owned()));
         }
     }
@@ -101,7 +122,7 @@ fn attr(e: &BytesStart, name: &str) -> Result<Option<String>, String> {
 }
 
 /// An element's `url` and `id` attributes, as its JSON has them.
-fn attributes(e: &BytesStart, into: &mut Map<String, Value>) -> Result<(), String> {
+fn attributes(e: &BytesStart, into: &mut Map<String, Value>) -> Result<(), XmlError> {
     for name in ["url", "id"] {
         if let Some(v) = attr(e, name)? {
             into.insert(name.into(), Value::String(v));
@@ -129,7 +150,7 @@ fn children(
     reader: &mut Reader<&[u8]>,
     parent: &BytesStart,
     into: &mut Map<String, Value>,
-) -> Result<(), String> {
+) -> Result<(), XmlError> {
     loop {
         match reader.read_event().map_err(|e| xml_error(reader, e))? {
             Event::Start(e) => {
@@ -163,15 +184,13 @@ fn children(
             }
             Event::End(_) => return Ok(()),
             Event::Eof => {
-                return Err(format!(
-                    "the XML ends inside <{}>",
-                    String::from_utf8_lossy(parent.local_name().as_ref())
+                return Err(XmlError::EndsInside(
+                    String::from_utf8_lossy(parent.local_name().as_ref()).into_owned(),
                 ))
             }
             Event::Text(t) if !t.is_empty() => {
-                return Err(format!(
-                    "text directly inside <{}>, which FHIR's XML format does not have",
-                    String::from_utf8_lossy(parent.local_name().as_ref())
+                return Err(XmlError::Text(
+                    String::from_utf8_lossy(parent.local_name().as_ref()).into_owned(),
                 ))
             }
             _ => {}
@@ -180,14 +199,14 @@ fn children(
 }
 
 /// One element (its start just read) as JSON.
-fn element(reader: &mut Reader<&[u8]>, e: &BytesStart, name: &str) -> Result<Value, String> {
+fn element(reader: &mut Reader<&[u8]>, e: &BytesStart, name: &str) -> Result<Value, XmlError> {
     if name == "div" && attr(e, "xmlns")?.as_deref() == Some(XHTML) {
         let inner = reader
             .read_text(e.name())
             .map_err(|err| xml_error(reader, err))?;
         let inner = inner
             .decode()
-            .map_err(|err| format!("the narrative is not UTF-8: {err}"))?;
+            .map_err(|err| XmlError::NarrativeNotUtf8(err.to_string()))?;
         return Ok(Value::String(format!(
             "<div xmlns=\"{XHTML}\">{}</div>",
             inner.trim()
@@ -257,11 +276,15 @@ mod tests {
 
     #[test]
     fn broken_xml_says_what_and_where() {
-        let e = to_json("<Bundle><type value=\"message\"></Bundle>").unwrap_err();
+        let e = to_json("<Bundle><type value=\"message\"></Bundle>")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not well-formed XML"), "{e}");
-        let e = to_json("<Bundle><type value=\"message\"/>").unwrap_err();
+        let e = to_json("<Bundle><type value=\"message\"/>")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ends inside <Bundle>"), "{e}");
-        let e = to_json("<Bundle>hello</Bundle>").unwrap_err();
+        let e = to_json("<Bundle>hello</Bundle>").unwrap_err().to_string();
         assert!(e.contains("text directly inside <Bundle>"), "{e}");
         assert!(to_json("<?xml version=\"1.0\"?>").is_err());
         assert!(looks_like_xml(b"\xEF\xBB\xBF  <Bundle/>"));

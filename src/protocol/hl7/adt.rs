@@ -20,7 +20,7 @@
 
 use super::message::{escape, Message};
 use super::segments::{nhs_number, split_name};
-use super::{date, parse_ts, ts};
+use super::{date, parse_ts, ts, Hl7ReadError};
 use crate::protocol::clock::Timestamp;
 use crate::protocol::event::{PatientRecord, SimEvent};
 use crate::protocol::ids::{NhsNumber, OdsCode};
@@ -147,32 +147,30 @@ impl AdtEvent {
 
 /// Reads an ADT message built by [`build`] or by an EHR using the same fields. Errors say
 /// which field is missing or wrong.
-pub fn read(text: &str) -> Result<AdtEvent, String> {
+pub fn read(text: &str) -> Result<AdtEvent, Hl7ReadError> {
     let m = Message::parse(text)?;
     if m.get("MSH", 9, 1) != Some("ADT") {
-        return Err(format!(
-            "MSH-9 is `{}`, not an ADT message",
-            m.get("MSH", 9, 1).unwrap_or("")
-        ));
+        let got = m.get("MSH", 9, 1).unwrap_or("").to_string();
+        return Err(Hl7ReadError::NotAdt(got));
     }
     let trigger = m
         .get("MSH", 9, 2)
         .or_else(|| m.get("EVN", 1, 1))
-        .ok_or("the message has no trigger event in MSH-9.2 or EVN-1")?
+        .ok_or(Hl7ReadError::Missing("trigger event in MSH-9.2 or EVN-1"))?
         .to_string();
     let class = m.get("PV1", 2, 1).map(str::to_string);
     let nhs_number = nhs_number(&m)?;
     let practice_ods = match m.text("PD1", 3, 1) {
-        Some(code) => Some(OdsCode::parse(&code).map_err(|e| format!("PD1-3: {e}"))?),
+        Some(code) => Some(OdsCode::parse(&code).map_err(|e| field("PD1-3", e))?),
         None => None,
     };
     let at_text = m
         .get("EVN", 2, 1)
         .or_else(|| m.get("MSH", 7, 1))
-        .ok_or("the message has no time in EVN-2 or MSH-7")?;
+        .ok_or(Hl7ReadError::Missing("time in EVN-2 or MSH-7"))?;
     let at = parse_ts(at_text)?;
     let died_at = match (m.get("PID", 30, 1), m.get("PID", 29, 1)) {
-        (Some("Y"), Some(t)) => Some(parse_ts(t).map_err(|e| format!("PID-29: {e}"))?),
+        (Some("Y"), Some(t)) => Some(parse_ts(t).map_err(|e| field("PID-29", e))?),
         (Some("Y"), None) => Some(at),
         _ => None,
     };
@@ -185,8 +183,8 @@ pub fn read(text: &str) -> Result<AdtEvent, String> {
         "A03" => EventKind::Discharge,
         "A08" if died_at.is_some() => EventKind::Death,
         "A08" if practice_ods.is_some() => EventKind::GpChange,
-        "A08" => return Err("an A08 with neither a death (PID-30 `Y`) nor a practice (PD1-3) changes nothing lettergate tracks".into()),
-        other => return Err(format!("ADT^{other} is not one of A01, A03, A04, A08")),
+        "A08" => return Err(Hl7ReadError::A08ChangesNothing),
+        other => return Err(Hl7ReadError::UnknownTrigger(other.to_string())),
     };
     Ok(AdtEvent {
         trigger,
@@ -198,6 +196,14 @@ pub fn read(text: &str) -> Result<AdtEvent, String> {
         died_at,
         visit_id: m.text("PV1", 19, 1),
     })
+}
+
+/// A field that holds something wrong, with why.
+fn field(field: &'static str, why: impl std::fmt::Display) -> Hl7ReadError {
+    Hl7ReadError::Field {
+        field,
+        why: why.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -271,12 +277,15 @@ mod tests {
         let a04 = build(EventKind::OutpatientAttendance, &alice(), at(), "C1", None).unwrap();
         assert!(read(&a04.replace("9990000018", "9990000000"))
             .unwrap_err()
+            .to_string()
             .contains("NHS number"));
         assert!(read(&a04.replace("ADT^A04", "ADT^A05"))
             .unwrap_err()
+            .to_string()
             .contains("A05"));
         assert!(read(&a04.replace("ADT^A04", "ORU^R01"))
             .unwrap_err()
+            .to_string()
             .contains("not an ADT"));
         let mut nobody = alice();
         nobody.practice = None;

@@ -31,7 +31,7 @@
 
 use super::message::{component_of, escape, unescape, Message};
 use super::segments::pv1;
-use super::{date, ts};
+use super::{date, ts, Hl7ReadError};
 use crate::protocol::itk3::{self, LetterDoc};
 use crate::protocol::letter::LetterKind;
 use crate::protocol::letter::{LetterContent, LetterFacts};
@@ -109,27 +109,26 @@ pub fn build(doc: &LetterDoc, recipient_ods: Option<&str>) -> String {
 /// Reads a document message: its facts (kind from TXA-2, NHS number from PID-3, recipient
 /// from MSH-6, document id and reference from TXA-12, message id from MSH-10, a digest of
 /// everything after MSH and EVN) and its content. Errors say what is missing.
-pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), String> {
+pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), Hl7ReadError> {
     let m = Message::parse(text)?;
     match (m.get("MSH", 9, 1), m.get("MSH", 9, 2)) {
         (Some("MDM"), Some("T02")) => {}
         (t, e) => {
-            return Err(format!(
-                "MSH-9 is `{}^{}`, not a document message MDM^T02",
-                t.unwrap_or(""),
-                e.unwrap_or("")
-            ))
+            let got = format!("{}^{}", t.unwrap_or(""), e.unwrap_or(""));
+            return Err(Hl7ReadError::NotMdm(got));
         }
     }
     if m.segment("TXA").is_none() {
-        return Err("the MDM message has no TXA segment".into());
+        return Err(Hl7ReadError::NoTxa);
     }
     let nhs_number = super::segments::nhs_number(&m)?;
-    let code = m.get("TXA", 2, 1).ok_or("TXA-2 (document type) is empty")?;
+    let code = m
+        .get("TXA", 2, 1)
+        .ok_or(Hl7ReadError::EmptyField("TXA-2 (document type)"))?;
     let kind = kind_of(code);
     let document_id = m
         .text("TXA", 12, 1)
-        .ok_or("TXA-12 (unique document number) is empty")?;
+        .ok_or(Hl7ReadError::EmptyField("TXA-12 (unique document number)"))?;
     let to_patient = kind == Some(LetterKind::PatientCopy);
     // Everything that is the document: not the envelope (MSH, EVN) with its send time.
     let canonical: Vec<String> = segments_after_envelope(text);
@@ -280,10 +279,14 @@ pub(crate) mod tests {
         let msg = build(&doc(LetterKind::ClinicLetter), Some("A81001"));
         assert!(read(&msg.replace("MDM^T02", "ADT^A04"))
             .unwrap_err()
+            .to_string()
             .contains("MDM^T02"));
         assert!(read("canary").is_err());
         let no_txa: Vec<&str> = msg.split('\r').filter(|s| !s.starts_with("TXA")).collect();
-        assert!(read(&no_txa.join("\r")).unwrap_err().contains("TXA"));
+        assert!(read(&no_txa.join("\r"))
+            .unwrap_err()
+            .to_string()
+            .contains("TXA"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! builds declares in MSH-1 and MSH-2. A message declaring other delimiters is refused rather
 //! than misread.
 
+use super::Hl7ReadError;
+
 /// A parsed message: its segments, each split into fields. Fields keep their escapes; read
 /// text with [`Message::text`], which unescapes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +23,7 @@ impl Message {
     /// let m = Message::parse("MSH|^~\\&|A|B\rPID|1||9990000018^^^NHS^NH").unwrap();
     /// assert_eq!(m.get("PID", 3, 1), Some("9990000018"));
     /// ```
-    pub fn parse(text: &str) -> Result<Message, String> {
+    pub fn parse(text: &str) -> Result<Message, Hl7ReadError> {
         let segments: Vec<Vec<String>> = text
             .split(['\r', '\n'])
             .map(|s| s.trim_matches(|c: char| c == '\u{0b}' || c == '\u{1c}'))
@@ -29,16 +31,13 @@ impl Message {
             .map(|s| s.split('|').map(str::to_string).collect())
             .collect();
         let Some(msh) = segments.first() else {
-            return Err("the message is empty".into());
+            return Err(Hl7ReadError::Empty);
         };
         if msh[0] != "MSH" {
-            return Err(format!(
-                "the message does not start with an MSH segment but with `{}`",
-                msh[0].chars().take(10).collect::<String>()
-            ));
+            return Err(Hl7ReadError::NoMsh(msh[0].chars().take(10).collect()));
         }
         if msh.get(1).map(String::as_str) != Some("^~\\&") {
-            return Err("the MSH segment does not declare the delimiters `|^~\\&`".into());
+            return Err(Hl7ReadError::Delimiters);
         }
         Ok(Message { segments })
     }

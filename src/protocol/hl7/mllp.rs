@@ -9,7 +9,7 @@
 //! parser accepts a last segment without a CR.
 
 use super::message::Message;
-use super::Hl7Error;
+use super::{Hl7Error, Hl7ReadError};
 use crate::protocol::clock::Timestamp;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,13 +110,16 @@ pub async fn send(addr: SocketAddr, message: &str, timeout: Duration) -> Result<
             code: code.to_string(),
             text: parsed.text("MSA", 3, 1).unwrap_or_default(),
         }),
-        None => Err(Hl7Error::BadAck("the ACK has no MSA-1".into())),
+        None => Err(Hl7Error::BadAck(Hl7ReadError::NoAckCode)),
     }
 }
 
 /// What a [`Listener`] does with each message: `Ok` is answered `AA`, `Err(text)` is answered
 /// `AE` with the text in MSA-3.
-pub type Handler = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+pub type Handler = dyn Fn(&str) -> Result<(), Refusal> + Send + Sync;
+
+/// Why a [`Handler`] refused a message: any error; its text goes back in the `AE` ACK.
+pub type Refusal = Box<dyn std::error::Error + Send + Sync>;
 
 /// The ACK for `message`: MSA-1 `code`, MSA-2 the message's MSH-10 (empty when it has none),
 /// MSA-3 `text` when given. The ACK's own MSH swaps sender and receiver.
@@ -231,7 +234,7 @@ async fn serve(
         let text = String::from_utf8_lossy(&bytes);
         let answer = match handler(&text) {
             Ok(()) => ack(&text, "AA", None, now()),
-            Err(why) => ack(&text, "AE", Some(&why), now()),
+            Err(why) => ack(&text, "AE", Some(&why.to_string()), now()),
         };
         if write_all(reader.get_mut(), &frame(&answer)).await.is_err() {
             return;
@@ -251,12 +254,13 @@ mod tests {
 
     const MSG: &str = "MSH|^~\\&|SIM|RXX|GP|A81001|20250106090000||MDM^T02^MDM_T02|CTRL-1|P|2.4\rEVN|T02|20250106090000";
 
-    async fn listener(answer: Result<(), String>) -> (Listener, Arc<Mutex<Vec<String>>>) {
+    /// A listener that answers every message `AA`, or `AE` with the text of `refusal`.
+    async fn listener(refusal: Option<&'static str>) -> (Listener, Arc<Mutex<Vec<String>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         let handler: Arc<Handler> = Arc::new(move |m: &str| {
             s.lock().unwrap().push(m.to_string());
-            answer.clone()
+            refusal.map_or(Ok(()), |why| Err(Refusal::from(why)))
         });
         let l = Listener::bind("127.0.0.1:0".parse().unwrap(), handler)
             .await
@@ -266,7 +270,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_sent_is_received_intact_and_answered_aa_echoing_msh_10() {
-        let (l, seen) = listener(Ok(())).await;
+        let (l, seen) = listener(None).await;
         let ack = send(l.local_addr(), MSG, Duration::from_secs(5))
             .await
             .unwrap();
@@ -278,7 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_handler_error_is_an_ae_and_send_reports_its_text() {
-        let (l, _) = listener(Err("no such patient | here".into())).await;
+        let (l, _) = listener(Some("no such patient | here")).await;
         let err = send(l.local_addr(), MSG, Duration::from_secs(5))
             .await
             .unwrap_err();
@@ -294,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_reader_takes_a_last_segment_without_cr_and_several_frames_per_connection() {
-        let (l, seen) = listener(Ok(())).await;
+        let (l, seen) = listener(None).await;
         let mut stream = TcpStream::connect(l.local_addr()).await.unwrap();
         // As python's mllp_send frames it: no CR before the end block.
         let mut bytes = frame(MSG);
@@ -343,7 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_returns_with_an_idle_connection_open() {
-        let (l, _) = listener(Ok(())).await;
+        let (l, _) = listener(None).await;
         let _idle = TcpStream::connect(l.local_addr()).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), l.shutdown())
             .await

@@ -35,9 +35,50 @@ pub enum Hl7Error {
     #[error("no ACK within {0:?}")]
     Timeout(Duration),
     #[error("unreadable ACK: {0}")]
-    BadAck(String),
+    BadAck(Hl7ReadError),
     #[error("the receiver answered {code}: {text}")]
     Rejected { code: String, text: String },
+}
+
+/// Why a text is not the HL7 v2 message lettergate expected; each message says which field is
+/// missing or wrong, as a receiver's ACK or an unreadable-letter finding shows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Hl7ReadError {
+    #[error("the message is empty")]
+    Empty,
+    #[error("the message does not start with an MSH segment but with `{0}`")]
+    NoMsh(String),
+    #[error("the MSH segment does not declare the delimiters `|^~\\&`")]
+    Delimiters,
+    #[error("invalid HL7 date/time `{0}`: expected YYYYMMDD[HHMM[SS]]")]
+    Time(String),
+    #[error("the message has no {0} segment")]
+    NoSegment(&'static str),
+    #[error("the MDM message has no TXA segment")]
+    NoTxa,
+    /// A field that must have a value is empty; the text names it, e.g. `TXA-2 (document
+    /// type)`.
+    #[error("{0} is empty")]
+    EmptyField(&'static str),
+    #[error("PID-3 has no NHS number (an identifier with assigning authority `NHS`)")]
+    NoNhsNumber,
+    #[error("PID-3: invalid NHS number: {0}")]
+    NhsNumber(#[source] crate::protocol::ids::NhsNumberError),
+    #[error("MSH-9 is `{0}`, not a document message MDM^T02")]
+    NotMdm(String),
+    #[error("MSH-9 is `{0}`, not an ADT message")]
+    NotAdt(String),
+    #[error("the message has no {0}")]
+    Missing(&'static str),
+    #[error("the ACK has no MSA-1")]
+    NoAckCode,
+    /// A field that holds something wrong: `PD1-3`, `PID-29`, and why.
+    #[error("{field}: {why}")]
+    Field { field: &'static str, why: String },
+    #[error("an A08 with neither a death (PID-30 `Y`) nor a practice (PD1-3) changes nothing lettergate tracks")]
+    A08ChangesNothing,
+    #[error("ADT^{0} is not one of A01, A03, A04, A08")]
+    UnknownTrigger(String),
 }
 
 /// An HL7 TS in UTC to the second: `YYYYMMDDHHMMSS`.
@@ -56,8 +97,8 @@ pub fn ts(t: Timestamp) -> String {
 
 /// Reads an HL7 TS (`YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, fractions and an offset
 /// `+hhmm`/`-hhmm` allowed); without an offset it is taken as UTC.
-pub fn parse_ts(text: &str) -> Result<Timestamp, String> {
-    let bad = || format!("invalid HL7 date/time `{text}`: expected YYYYMMDD[HHMM[SS]]");
+pub fn parse_ts(text: &str) -> Result<Timestamp, Hl7ReadError> {
+    let bad = || Hl7ReadError::Time(text.to_string());
     let (body, offset) = match text.find(['+', '-']) {
         Some(i) => (&text[..i], Some(&text[i..])),
         None => (text, None),

@@ -2,18 +2,19 @@
 //! into PID-5's components, and PV1 with the visit number.
 
 use super::message::{escape, Message};
+use super::Hl7ReadError;
 use crate::protocol::ids::NhsNumber;
 
 /// The NHS number among PID-3's repetitions (the one whose assigning authority is `NHS`).
-pub fn nhs_number(m: &Message) -> Result<NhsNumber, String> {
-    let pid = m.segment("PID").ok_or("the message has no PID segment")?;
+pub fn nhs_number(m: &Message) -> Result<NhsNumber, Hl7ReadError> {
+    let pid = m.segment("PID").ok_or(Hl7ReadError::NoSegment("PID"))?;
     let ids = pid.get(3).map(String::as_str).unwrap_or("");
     let number = ids
         .split('~')
         .find(|rep| rep.split('^').nth(3) == Some("NHS"))
         .and_then(|rep| rep.split('^').next())
-        .ok_or("PID-3 has no NHS number (an identifier with assigning authority `NHS`)")?;
-    NhsNumber::parse(number).map_err(|e| format!("PID-3: invalid NHS number: {e}"))
+        .ok_or(Hl7ReadError::NoNhsNumber)?;
+    NhsNumber::parse(number).map_err(Hl7ReadError::NhsNumber)
 }
 
 /// `Alice Example` as (`Alice`, `Example`): the last word is the family name.

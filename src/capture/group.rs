@@ -110,7 +110,7 @@ pub enum CaptureGroupError {
     #[error("could not capture")]
     Log(#[source] std::io::Error),
     #[error("could not capture: {0}")]
-    Closed(String),
+    Closed(super::sink::SinkError),
     #[error("could not capture from MESH")]
     Poll(#[source] PollError),
     #[error("the capture path was not proven alive: {what} did not count its canary ({why})")]

@@ -80,7 +80,7 @@ pub enum LedgerError {
     #[error("could not collect")]
     Store(#[source] std::io::Error),
     #[error("could not collect: {0}")]
-    Closed(String),
+    Closed(crate::capture::sink::SinkError),
     #[error("could not collect")]
     Poller(#[source] PollError),
     #[error("could not collect from MESH")]

@@ -13,6 +13,7 @@ mod cli;
 mod detection;
 mod fhir_stu3;
 mod hl7_interop;
+mod layers;
 mod mesh_client_peer;
 mod mesh_sandbox;
 mod mesh_wire;

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod completions;
 mod error;
 mod progress;
 mod report;
@@ -82,6 +83,13 @@ enum Command {
     /// Benchmarks: print figures for loopback, volume, suite, validate and compare (use a
     /// release build: `cargo run --release -- bench`).
     Bench(BenchArgs),
+    /// Print a shell's completion script: `lettergate completions bash > /etc/bash_completion.d/lettergate`.
+    Completions {
+        /// The shell to complete in.
+        shell: completions::Shell,
+    },
+    /// Print the man page, lettergate(1), as roff: `lettergate man > lettergate.1`.
+    Man,
 }
 
 /// Parses the process arguments and runs the command.
@@ -100,6 +108,8 @@ pub fn main_entry() -> ExitStatus {
         Command::Sim(SimCommand::Matrix(args)) => sim::matrix(args),
         Command::Report(ReportCommand::Merge { files, reports }) => report::merge(&files, &reports),
         Command::Bench(args) => bench::bench(args),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man => completions::man(),
     };
     result.unwrap_or_else(|e| {
         let mut err = std::io::stderr().lock();

@@ -10,6 +10,7 @@ mod support;
 
 mod capture_endpoint;
 mod cli;
+mod completions;
 mod detection;
 mod fhir_stu3;
 mod hl7_interop;
@@ -20,3 +21,4 @@ mod mesh_wire;
 mod reports;
 mod sim_server;
 mod target;
+mod test_command;

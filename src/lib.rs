@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod schema;
 pub mod sim;
 pub mod snapshot;
 pub mod targets;

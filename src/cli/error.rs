@@ -81,6 +81,8 @@ pub enum UsageError {
     NoLedger(PathBuf),
     #[error("{} does not exist", .0.display())]
     Missing(PathBuf),
+    #[error("{} is not empty: `lettergate init` writes a new suite only into a new or empty folder", .0.display())]
+    NotEmpty(PathBuf),
     #[error("failed to read {}", .path.display())]
     ReadFolder {
         path: PathBuf,

@@ -5,9 +5,11 @@ mod args;
 mod bench;
 mod completions;
 mod error;
+mod init;
 mod progress;
 mod report;
 mod run;
+mod schema;
 mod sim;
 mod snapshots;
 mod targets;
@@ -22,6 +24,7 @@ use std::io::Write;
 use bench::BenchArgs;
 use report::ReportCommand;
 use run::RunArgs;
+use schema::SchemaArgs;
 use sim::SimCommand;
 use snapshots::SnapshotArgs;
 use std::path::PathBuf;
@@ -83,6 +86,17 @@ enum Command {
     /// Benchmarks: print figures for loopback, volume, suite, validate and compare (use a
     /// release build: `cargo run --release -- bench`).
     Bench(BenchArgs),
+    /// Start a suite of your own in a new folder: synthetic practices and patients, an
+    /// outpatient, a discharge and a death scenario with accepted snapshots, a target file per
+    /// driver, CI files for GitLab and GitHub, and the schemas editors read.
+    #[command(after_help = EXIT_CODES)]
+    Init {
+        /// The folder to create; it must not exist, or be empty.
+        dir: PathBuf,
+    },
+    /// Print or write the JSON Schemas of scenario, fixture and target files, for editors
+    /// (a YAML language server reads the `# yaml-language-server: $schema=` line).
+    Schema(SchemaArgs),
     /// Print a shell's completion script: `lettergate completions bash > /etc/bash_completion.d/lettergate`.
     Completions {
         /// The shell to complete in.
@@ -108,6 +122,8 @@ pub fn main_entry() -> ExitStatus {
         Command::Sim(SimCommand::Matrix(args)) => sim::matrix(args),
         Command::Report(ReportCommand::Merge { files, reports }) => report::merge(&files, &reports),
         Command::Bench(args) => bench::bench(args),
+        Command::Init { dir } => init::init(&dir),
+        Command::Schema(args) => schema::schema(args),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
     };

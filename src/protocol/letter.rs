@@ -11,7 +11,19 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A letter kind, as written in scenarios (`clinic_letter`, `discharge_summary`, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LetterKind {
     /// Outpatient clinic letter to the registered practice.
@@ -27,7 +39,19 @@ pub enum LetterKind {
 }
 
 /// How a letter travels; each has its capture in the `capture` layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// NHS MESH, carrying an ITK3 FHIR message bundle.
@@ -52,7 +76,19 @@ impl fmt::Display for Transport {
 }
 
 /// Clinical event kinds, as written in a scenario timeline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     OutpatientAttendance,

@@ -13,6 +13,7 @@ use crate::protocol::ids::{NhsNumber, OdsCode};
 use crate::protocol::itk3::Itk3Response;
 use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use crate::scenario::diagnostic::closest;
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -201,7 +202,7 @@ impl<'de> Deserialize<'de> for Mailbox {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPractice {
     pub ods: OdsCode,
@@ -212,7 +213,7 @@ pub struct RawPractice {
     pub route: Option<Transport>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawPracticeStatus {
     Active,
@@ -242,7 +243,7 @@ impl Check for RawPractice {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPatient {
     pub nhs_number: SyntheticNhs,
@@ -273,7 +274,7 @@ impl Check for RawPatient {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvent {
     pub at: Option<Timestamp>,
@@ -389,7 +390,7 @@ impl<'de> Deserialize<'de> for RawRecipient {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExpectation {
     pub letter: LetterKind,
@@ -447,7 +448,7 @@ impl Check for RawExpectation {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFixtures {
     #[serde(default)]
@@ -462,7 +463,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
     pub name: String,

@@ -10,13 +10,14 @@ use crate::protocol::ids::NhsNumber;
 use crate::protocol::letter::{EventKind, LetterKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Serial numbers of generated patients start here, clear of hand-written fixtures.
 const FIRST_SERIAL: u32 = 100_000;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPopulation {
     /// Seed of the generator: the same seed gives the same population and events.
@@ -40,7 +41,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDaily {
     /// Each is followed by the letter being signed 2 to 48 hours later.

@@ -7,12 +7,13 @@
 use crate::protocol::clock::Span;
 use crate::protocol::de::parse_scalar;
 use crate::protocol::letter::EventKind;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     /// Names the target in reports, and the folder of its snapshots (`snapshots/<name>/`).
@@ -55,7 +56,7 @@ impl<'de> Deserialize<'de> for TargetName {
 }
 
 /// How lettergate tells the system under test what happened: exactly one driver.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDrive {
     #[serde(default)]
@@ -66,7 +67,7 @@ pub struct RawDrive {
     pub http: Option<RawHttpDriver>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFhirDriver {
     /// The FHIR R4 base, e.g. `https://epr-staging.example.nhs.uk/fhir`.
@@ -78,7 +79,7 @@ pub struct RawFhirDriver {
     pub requests: BTreeMap<EventName, RawRequest>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHl7Driver {
     /// Where the EHR's MLLP listener is, `host:port`.
@@ -104,7 +105,7 @@ fn thirty_seconds() -> SpanValue {
     SpanValue(Span(30))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpDriver {
     pub base_url: HttpUrl,
@@ -142,7 +143,7 @@ impl<'de> Deserialize<'de> for EventName {
 
 /// A request template. `{{placeholder}}`s are filled from the event (see README, "Testing your
 /// staging EHR"); an unknown placeholder is an error when the file is loaded.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRequest {
     #[serde(default = "post")]
@@ -222,7 +223,7 @@ pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Bearer token or OAuth2 client credentials, each read from environment variables.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     #[serde(default)]
@@ -231,7 +232,7 @@ pub struct RawAuth {
     pub oauth2: Option<RawOAuth2>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOAuth2 {
     pub token_url: HttpUrl,
@@ -322,7 +323,7 @@ impl<'de> Deserialize<'de> for SpanValue {
 }
 
 /// Where the target's letters come out: any of these, at least one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCapture {
     /// lettergate's own MESH-compatible server (and HTTP catch-all), which the EHR sends to.
@@ -342,7 +343,7 @@ pub struct RawCapture {
     pub mesh_poll: Option<RawMeshPoll>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMeshEndpoint {
     pub listen: Listen,
@@ -352,13 +353,13 @@ pub struct RawMeshEndpoint {
     pub mailboxes: BTreeMap<String, EnvName>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListenOnly {
     pub listen: Listen,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFolder {
     pub path: PathBuf,
@@ -370,7 +371,7 @@ fn two_seconds() -> SpanValue {
     SpanValue(Span(2))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMeshPoll {
     pub url: HttpUrl,
@@ -391,14 +392,14 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMailbox {
     pub id: String,
     pub password_env: EnvName,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     /// PEM files: the client certificate and its key, and the CA that signs the server.
@@ -627,7 +628,7 @@ impl<'de> Deserialize<'de> for FieldPath {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWait {
     /// The longest to wait for letters after the last event was driven.

@@ -14,7 +14,9 @@ fn stdout_of(args: &[&str]) -> String {
 fn every_shell_gets_a_completion_script_naming_every_command() {
     for shell in ["bash", "zsh", "fish", "powershell"] {
         let script = stdout_of(&["completions", shell]);
-        for command in ["run", "validate", "accept", "targets", "man"] {
+        for command in [
+            "run", "validate", "accept", "targets", "schema", "init", "man",
+        ] {
             assert!(
                 script.contains(command),
                 "the {shell} script does not complete `{command}`"

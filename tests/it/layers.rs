@@ -22,6 +22,7 @@ const RANKS: &[(&str, u8)] = &[
     ("sim", 4),
     ("targets", 5),
     ("run", 6),
+    ("schema", 6),
     ("report", 7),
     ("matrix", 8),
     ("bench", 8),

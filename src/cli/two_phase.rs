@@ -106,7 +106,16 @@ pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
         .ok_or_else(|| UsageError::NoLedger(args.ledger.clone()))?;
     let target = lettergate::targets::load(&ledger.target)?;
     let paths: Vec<PathBuf> = ledger.scenarios.iter().map(|s| s.path.clone()).collect();
-    let (scenarios, _) = load_all(&paths)?;
+    let (mut scenarios, _) = load_all(&paths)?;
+    // Each file is given on its own here; keep the id it had when driven (its suite root
+    // may have been the folder given then).
+    for s in &mut scenarios {
+        if let Some(l) = ledger.scenarios.iter().find(|l| l.path == s.path) {
+            if l.id != s.id {
+                std::sync::Arc::make_mut(s).id = l.id.clone();
+            }
+        }
+    }
     let mut config = RunConfig::new(
         SimConfig::baseline(),
         SnapshotStore::new(&args.snapshots, target.name()),

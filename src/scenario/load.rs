@@ -29,6 +29,8 @@ struct Fixtures {
 pub struct Discovered {
     pub scenarios: Vec<PathBuf>,
     pub fixtures: Vec<PathBuf>,
+    /// The suite root each scenario's id is taken below (see [`suite_root`]).
+    pub roots: BTreeMap<PathBuf, PathBuf>,
 }
 
 /// Finds `*.yaml` and `*.yml` files under `paths`, sorted; those below a `fixtures` folder
@@ -36,11 +38,12 @@ pub struct Discovered {
 pub fn discover(paths: &[PathBuf]) -> Result<Discovered, Diagnostic> {
     let mut found = Discovered::default();
     for path in paths {
+        let root = suite_root(path);
         if path.is_dir() {
-            walk(path, &mut found)
+            walk(path, &root, &mut found)
                 .map_err(|e| Diagnostic::new(path, format!("failed to read directory: {e}")))?;
         } else if path.is_file() {
-            push(path.clone(), &mut found);
+            push(path.clone(), &root, &mut found);
         } else {
             return Err(
                 Diagnostic::new(path, "no such file or directory").with_help(Some(
@@ -56,39 +59,85 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, Diagnostic> {
     Ok(found)
 }
 
-fn walk(dir: &Path, found: &mut Discovered) -> std::io::Result<()> {
+fn walk(dir: &Path, root: &Path, found: &mut Discovered) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let p = e.path();
         if p.is_dir() {
-            walk(&p, found)?;
+            walk(&p, root, found)?;
         } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
-            push(p, found);
+            push(p, root, found);
         }
     }
     Ok(())
 }
 
-fn push(p: PathBuf, found: &mut Discovered) {
+fn push(p: PathBuf, root: &Path, found: &mut Discovered) {
     if p.components().any(|c| c.as_os_str() == "fixtures") {
         found.fixtures.push(p);
     } else {
+        // The first path given that reaches a scenario names it.
+        found
+            .roots
+            .entry(p.clone())
+            .or_insert_with(|| root.to_path_buf());
         found.scenarios.push(p);
     }
 }
 
-/// The stable id of a scenario file: its path below the last `scenarios` folder, without
-/// extension (`death/in_hospital`), or its file stem when it is not below one.
+/// The folder the ids of the scenarios under `given` (a folder or a file given on the command
+/// line) are taken below: the nearest folder, from `given` up, that holds a `fixtures` folder
+/// (a suite keeps its shared fixtures at its root, as `scenarios/fixtures/` does); failing
+/// that, `given` itself, or the folder of a file given.
+///
+/// Why not a folder's name: a trust's suite may live in any folder, and its ids (and so its
+/// snapshots' names) must not change when the folder is renamed or moved.
+pub fn suite_root(given: &Path) -> PathBuf {
+    let is_file = given.is_file()
+        || matches!(
+            given.extension().and_then(|x| x.to_str()),
+            Some("yaml" | "yml")
+        );
+    let start = match is_file {
+        true => given.parent().unwrap_or(Path::new("")),
+        false => given,
+    };
+    let holds_fixtures = |dir: &Path| {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        dir.join("fixtures").is_dir()
+    };
+    start
+        .ancestors()
+        .find(|dir| holds_fixtures(dir))
+        .unwrap_or(start)
+        .to_path_buf()
+}
+
+/// The stable id of a scenario file: its path below its suite root ([`suite_root`] of the
+/// file), without extension (`death/in_hospital`).
 pub fn scenario_id(path: &Path) -> String {
-    let comps: Vec<Component> = path.components().collect();
-    let after = comps
-        .iter()
-        .rposition(|c| c.as_os_str() == "scenarios")
-        .map(|i| comps[i + 1..].to_vec())
-        .unwrap_or_else(|| comps.last().cloned().into_iter().collect());
-    let mut id: Vec<String> = after
-        .iter()
+    scenario_id_below(&suite_root(path), path)
+}
+
+/// The id of the scenario file at `path` below `root`, `/`-separated, without extension; its
+/// file stem when it is not below `root`.
+pub fn scenario_id_below(root: &Path, path: &Path) -> String {
+    let below = lexical(path);
+    let below = below
+        .strip_prefix(lexical(root))
+        .ok()
+        .filter(|b| !b.as_os_str().is_empty())
+        .map_or_else(
+            || below.file_name().map(PathBuf::from).unwrap_or_default(),
+            Path::to_path_buf,
+        );
+    let mut id: Vec<String> = below
+        .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
     if let Some(last) = id.last_mut() {
@@ -135,8 +184,17 @@ impl Loader {
         Loader::default()
     }
 
-    /// Loads and checks one scenario file.
+    /// Loads and checks one scenario file; its id is its path below its [`suite_root`].
     pub fn load_scenario(&mut self, path: &Path) -> Result<Scenario, Diagnostic> {
+        self.load_scenario_below(&suite_root(path), path)
+    }
+
+    /// Loads and checks one scenario file, its id taken below `root`.
+    pub fn load_scenario_below(
+        &mut self,
+        root: &Path,
+        path: &Path,
+    ) -> Result<Scenario, Diagnostic> {
         let text = read(path)?;
         let pre = prepass(path, &text)?;
         let included = self.load_includes(path, &text, &pre.include, &mut vec![])?;
@@ -166,7 +224,8 @@ impl Loader {
             std::mem::take(&mut raw.patients),
         );
         merge_local(path, &text, &mut fixtures, practices, patients)?;
-        build(path, &text, fixtures, raw, start)
+        let id = scenario_id_below(root, path);
+        build(path, &text, fixtures, raw, (id, start))
     }
 
     /// Loads and checks one fixture file (and what it includes).
@@ -417,7 +476,7 @@ fn build(
     text: &str,
     fixtures: Fixtures,
     mut raw: RawScenario,
-    start: Timestamp,
+    (id, start): (String, Timestamp),
 ) -> Result<Scenario, Diagnostic> {
     let population = raw.population.take().map(|Checked(p)| p);
     let at_key = |key: &str, msg: &str| {
@@ -496,7 +555,7 @@ fn build(
     }
     let scenario = Scenario {
         path: path.to_path_buf(),
-        id: scenario_id(path),
+        id,
         name: raw.name,
         description: raw.description,
         tags: raw.tags,

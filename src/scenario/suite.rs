@@ -44,7 +44,8 @@ pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Arc<Scenario>>, usize), LoadEr
     }
     let mut scenarios = Vec::new();
     for p in &found.scenarios {
-        match loader.load_scenario(p) {
+        let root = found.roots.get(p).cloned().unwrap_or_default();
+        match loader.load_scenario_below(&root, p) {
             Ok(s) => scenarios.push(Arc::new(s)),
             Err(d) => diags.push(d),
         }
@@ -70,4 +71,78 @@ pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Arc<Scenario>>, usize), LoadEr
         }
     }
     Ok((scenarios, found.fixtures.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const SCENARIO: &str = "name: a letter\npractices:\n  riverside: {ods: A81001, name: Riverside}\npatients:\n  alice: {nhs_number: \"9990000018\", name: Alice Example, born: 1950-01-01, practice: riverside}\ntimeline:\n  - at: 2025-03-03T09:30:00Z\n    event: discharge\n    patient: alice\nexpect:\n  - letter: discharge_summary\n    patient: alice\n";
+
+    fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn ids(paths: &[PathBuf]) -> Vec<String> {
+        let (scenarios, _) = load_all(paths).unwrap();
+        scenarios.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// Before, only a folder named `scenarios` rooted the ids: these were `clinic` and `ward`.
+    #[test]
+    fn ids_are_the_path_below_the_folder_given_whatever_it_is_called() {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = dir.path().join("trust-regression");
+        write(&suite, "outpatient/clinic.yaml", SCENARIO);
+        write(&suite, "inpatient/ward.yaml", SCENARIO);
+        assert_eq!(
+            ids(&[suite.clone()]),
+            ["inpatient/ward", "outpatient/clinic"]
+        );
+    }
+
+    #[test]
+    fn a_suite_with_fixtures_names_its_scenarios_alike_from_a_file_a_subfolder_or_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = dir.path().join("letters");
+        write(&suite, "fixtures/none.yaml", "practices: {}\n");
+        let file = write(&suite, "inpatient/ward.yaml", SCENARIO);
+        for given in [suite.clone(), suite.join("inpatient"), file] {
+            assert_eq!(
+                ids(&[given.clone()]),
+                ["inpatient/ward"],
+                "{}",
+                given.display()
+            );
+        }
+    }
+
+    /// The shipped suite keeps its ids, and so the names of its accepted snapshots.
+    #[test]
+    fn the_shipped_suite_keeps_the_ids_its_snapshots_are_named_after() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let snaps = root.join("snapshots/simulator");
+        let mut accepted = Vec::new();
+        for dir in std::fs::read_dir(&snaps).unwrap() {
+            let dir = dir.unwrap().path();
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let f = f.unwrap().path();
+                let rel = f.strip_prefix(&snaps).unwrap().with_extension("");
+                accepted.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+        accepted.sort();
+        let scenarios = root.join("scenarios");
+        assert_eq!(ids(&[scenarios.clone()]), accepted);
+        let one = scenarios.join("death/in_hospital.yaml");
+        assert_eq!(ids(&[one]), ["death/in_hospital"]);
+        assert_eq!(
+            ids(&[scenarios.join("routing")])[0],
+            "routing/changed_practice"
+        );
+    }
 }

@@ -75,13 +75,14 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     let shard_note = args
         .shard
         .map_or(String::new(), |shard| format!(", shard {shard}"));
-    term.header(
-        &mut out,
-        scenarios.len(),
-        &system,
-        &format!("{profile}{shard_note}"),
-    )
-    .map_err(Error::WriteReport)?;
+    // Against the simulator the setting is its profile; a target has none, only its driver
+    // (and `system` names the target by its `name:`).
+    let setting = match &target {
+        Some(_) => format!("{profile}{shard_note}"),
+        None => format!("profile {profile}{shard_note}"),
+    };
+    term.header(&mut out, scenarios.len(), &system, &setting)
+        .map_err(Error::WriteReport)?;
     let outcomes = run_with_progress(&term, &mut out, target.as_ref(), &scenarios, config)?;
     let mut report = RunReport::new(
         &system,

@@ -58,11 +58,11 @@ impl Terminal {
         w: &mut dyn Write,
         scenarios: usize,
         target: &str,
-        profile: &str,
+        setting: &str,
     ) -> io::Result<()> {
         writeln!(
             w,
-            "running {} against {target} (profile {profile})",
+            "running {} against {target} ({setting})",
             plural(scenarios, "scenario", "scenarios")
         )
     }

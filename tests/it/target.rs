@@ -521,7 +521,11 @@ fn a_target_is_driven_over_hl7_v2_adt() {
     let out = text(&ok);
     assert_eq!(ok.status.code(), Some(0), "{out}");
     assert!(out.contains("2 scenarios: 2 passed"), "{out}");
-    assert!(out.contains("(profile hl7v2 driver)"), "{out}");
+    // The header names the target by its `name:` and its driver, not a "profile".
+    assert!(
+        out.contains("scenarios against target sim-hl7 (hl7v2 driver)\n"),
+        "{out}"
+    );
 
     // The local id goes as the visit number (PV1-19); the simulator's letters carry it, so the
     // same letters match by it, and the snapshots just accepted.
@@ -721,7 +725,10 @@ async fn a_target_is_driven_with_http_request_templates() {
         "{out}"
     );
     assert!(!out.contains("missing letter"), "{out}");
-    assert!(out.contains("(profile http driver)"), "{out}");
+    assert!(
+        out.contains("against target sim-http (http driver)\n"),
+        "{out}"
+    );
 
     // A scenario with an event the file has no request for is refused before anything is sent.
     let refused = tokio::task::block_in_place(|| run("scenarios/emergency/ed_discharge.yaml"));

@@ -172,7 +172,12 @@ pub async fn run_target(
     config: RunConfig,
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Vec<Outcome> {
-    if t.capture.mesh_endpoint.is_none() {
+    if !t.acknowledgements {
+        eprintln!(
+            "note: ITK3 acknowledgements are not checked against target {}: its target file says its EHR does not collect them (acknowledgements: false)",
+            t.name()
+        );
+    } else if t.capture.mesh_endpoint.is_none() {
         eprintln!(
             "note: ITK3 acknowledgements are not checked against target {}: they are seen only when lettergate runs the MESH endpoint (capture.mesh_endpoint)",
             t.name()

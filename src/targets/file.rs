@@ -32,6 +32,10 @@ pub struct RawTarget {
     /// Severity overrides for kinds of finding, for every scenario run against this target.
     #[serde(default)]
     pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
+    /// `false`: the EHR does not collect ITK3 acknowledgements, so no scenario run against
+    /// this target checks them (said once here, not in every scenario).
+    #[serde(default)]
+    pub acknowledgements: Option<bool>,
 }
 
 /// Letters, digits, `-` and `_`: it becomes a folder name.

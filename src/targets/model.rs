@@ -33,6 +33,9 @@ pub struct Target {
     pub wait: Wait,
     /// Severity overrides for kinds of finding, for every scenario run against this target.
     pub severity: BTreeMap<FindingKind, Severity>,
+    /// Whether the EHR collects ITK3 acknowledgements (`acknowledgements: false` says it does
+    /// not); when it does not, no scenario run against it checks them.
+    pub acknowledgements: bool,
 }
 
 /// The one driver of a target: a closed set, so a `match` says what each does.
@@ -143,6 +146,7 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
         match_by: raw.match_by,
         wait: wait(&raw.wait),
         severity: raw.severity,
+        acknowledgements: raw.acknowledgements.unwrap_or(true),
     })
 }
 
@@ -270,6 +274,7 @@ mod tests {
     #[test]
     fn reads_a_target_file() {
         let t = load_text(GOOD).unwrap();
+        assert!(t.acknowledgements, "collected unless the file says not");
         assert_eq!(t.name(), "staging-epr");
         assert_eq!(t.driver_kind(), "fhir");
         let Drive::Fhir(fhir) = t.drive else {

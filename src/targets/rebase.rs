@@ -21,9 +21,10 @@ pub fn rebase(t: &Target, s: &Scenario, driven: &[Timestamp]) -> Scenario {
     for (kind, severity) in &t.severity {
         r.severity.entry(*kind).or_insert(*severity);
     }
-    if t.capture.mesh_endpoint.is_none() {
+    if t.capture.mesh_endpoint.is_none() || !t.acknowledgements {
         // ITK3 acknowledgements are seen only where lettergate is the MESH server; polling
-        // a real MESH it does not see the EHR collect them (see the run's note).
+        // a real MESH it does not see the EHR collect them (see the run's note). A target
+        // whose EHR does not collect them says so once (`acknowledgements: false`).
         r.acknowledgements = false;
         for x in &mut r.expect {
             x.acknowledged = false;
@@ -44,4 +45,39 @@ pub fn event_patients(s: &Scenario) -> Vec<NhsNumber> {
     p.sort_unstable();
     p.dedup();
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Loader;
+    use std::path::Path;
+
+    fn target(more: &str) -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.yaml");
+        let text = format!("name: staging-epr\nnon_production: true\ndrive:\n  fhir:\n    base_url: https://epr.example/fhir\ncapture:\n  mesh_endpoint:\n    listen: 127.0.0.1:0\n    shared_key_env: MESH_KEY\n    mailboxes: {{A81001HC001: MESH_PW}}\n{more}");
+        std::fs::write(&p, text).unwrap();
+        crate::targets::load(&p).unwrap()
+    }
+
+    fn acknowledged(t: &Target) -> Vec<bool> {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/outpatient/clinic_letter.yaml");
+        let s = Loader::new().load_scenario(&path).unwrap();
+        let r = rebase(t, &s, &[]);
+        let mut acks: Vec<bool> = r.expect.iter().map(|x| x.acknowledged).collect();
+        acks.push(r.acknowledgements);
+        acks
+    }
+
+    #[test]
+    fn a_target_that_says_its_ehr_collects_no_acknowledgements_checks_none_in_any_scenario() {
+        // With its own MESH endpoint lettergate checks the clinic letter's acknowledgements...
+        assert_eq!(acknowledged(&target("")), [true, false, true]);
+        // ...unless the target file says once that its EHR does not collect them.
+        let none = target("acknowledgements: false\n");
+        assert!(!none.acknowledgements);
+        assert_eq!(acknowledged(&none), [false, false, false]);
+    }
 }

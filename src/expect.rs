@@ -473,6 +473,19 @@ fn check_acks(
     }
 }
 
+/// Where a misrouted letter went, in words: the practice it names and the MESH mailbox it was
+/// sent to (`B82002 (mailbox B82002HC001)`), or the route it came in on when there is no
+/// mailbox (`F86006 (via POST /docman/v1/documents)`).
+fn went_to(l: &CapturedLetter) -> String {
+    let ods = l.facts.as_ref().ok().and_then(|f| f.recipient_ods.clone());
+    match (ods, &l.to_mailbox) {
+        (Some(ods), Some(mb)) => format!("{ods} (mailbox {mb})"),
+        (Some(ods), None) => format!("{ods} (via {})", l.route),
+        (None, Some(mb)) => format!("mailbox {mb}"),
+        (None, None) => l.route.clone(),
+    }
+}
+
 /// Captured letters by kind and patient, so each expectation looks only at its own.
 type ByKindAndPatient<'a> = HashMap<(LetterKind, NhsNumber), Vec<&'a CapturedLetter>>;
 
@@ -534,29 +547,25 @@ fn check_one(
             }
         });
     for l in &wrong {
-        let f = l.facts.as_ref().ok();
-        let got = match (f.and_then(|f| f.recipient_ods.clone()), &l.to_mailbox) {
-            (Some(ods), Some(mb)) => format!("{ods} (mailbox {mb})"),
-            (Some(ods), None) => ods,
-            (None, Some(mb)) => format!("mailbox {mb}"),
-            (None, None) => l.route.clone(),
-        };
         out.push(Finding::WrongRecipient {
             seq: l.seq,
             kind: x.letter,
             patient: who.clone(),
             expected: to_words.clone(),
-            got,
+            got: went_to(l),
         });
     }
     let found = right.len() as u32;
-    if found < x.count {
+    // A misrouted letter was sent: it is reported once, as a wrong recipient, not also as
+    // missing; only letters never captured at all are missing.
+    let sent = found + wrong.len() as u32;
+    if sent < x.count {
         out.push(Finding::MissingLetter {
             kind: x.letter,
             patient: who.clone(),
             to: to_words.clone(),
             expected: x.count,
-            found,
+            found: sent,
         });
     } else if found > x.count {
         out.push(Finding::Duplicate {
@@ -757,11 +766,43 @@ expect:
     }
 
     #[test]
-    fn reports_wrong_recipient_and_missing_when_sent_to_another_practice() {
+    fn a_letter_sent_to_another_practice_is_a_wrong_recipient_naming_its_mailbox_and_not_also_missing(
+    ) {
         let s = scenario();
         let found = check(&s, &[summary(1, &s, Span::hours(1), "B82002")]);
+        // Before, the same letter was also "missing letter: ... captured 0".
+        assert_eq!(
+            described(&found),
+            ["wrong recipient: discharge summary #1 for alice (NHS *******018) went to B82002 (mailbox B82002HC001); expected A81001 Riverside (mailbox A81001HC001)"]
+        );
+        // A letter on a route without a mailbox names the route it came in on.
+        let mut by_http = summary(1, &s, Span::hours(1), "B82002");
+        by_http.to_mailbox = None;
+        by_http.route = "POST /docman/v1/documents".into();
+        let found = check(&s, &[by_http]);
         assert!(
-            matches!(&found[..], [Finding::WrongRecipient { got, .. }, Finding::MissingLetter { found: 0, .. }] if got == "B82002 (mailbox B82002HC001)"),
+            matches!(&found[..], [Finding::WrongRecipient { got, .. }] if got == "B82002 (via POST /docman/v1/documents)"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_letter_never_sent_beside_a_misrouted_one_is_still_missing() {
+        let mut s = scenario();
+        s.expect[0].count = 2;
+        let found = check(&s, &[summary(1, &s, Span::hours(1), "B82002")]);
+        assert!(
+            matches!(
+                &found[..],
+                [
+                    Finding::WrongRecipient { .. },
+                    Finding::MissingLetter {
+                        expected: 2,
+                        found: 1,
+                        ..
+                    }
+                ]
+            ),
             "{found:?}"
         );
     }

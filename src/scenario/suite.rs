@@ -87,8 +87,8 @@ mod tests {
         p
     }
 
-    fn ids(paths: &[PathBuf]) -> Vec<String> {
-        let (scenarios, _) = load_all(paths).unwrap();
+    fn ids(given: &Path) -> Vec<String> {
+        let (scenarios, _) = load_all(&[given.to_path_buf()]).unwrap();
         scenarios.iter().map(|s| s.id.clone()).collect()
     }
 
@@ -99,10 +99,7 @@ mod tests {
         let suite = dir.path().join("trust-regression");
         write(&suite, "outpatient/clinic.yaml", SCENARIO);
         write(&suite, "inpatient/ward.yaml", SCENARIO);
-        assert_eq!(
-            ids(&[suite.clone()]),
-            ["inpatient/ward", "outpatient/clinic"]
-        );
+        assert_eq!(ids(&suite), ["inpatient/ward", "outpatient/clinic"]);
     }
 
     #[test]
@@ -112,12 +109,7 @@ mod tests {
         write(&suite, "fixtures/none.yaml", "practices: {}\n");
         let file = write(&suite, "inpatient/ward.yaml", SCENARIO);
         for given in [suite.clone(), suite.join("inpatient"), file] {
-            assert_eq!(
-                ids(&[given.clone()]),
-                ["inpatient/ward"],
-                "{}",
-                given.display()
-            );
+            assert_eq!(ids(&given), ["inpatient/ward"], "{}", given.display());
         }
     }
 
@@ -137,11 +129,11 @@ mod tests {
         }
         accepted.sort();
         let scenarios = root.join("scenarios");
-        assert_eq!(ids(&[scenarios.clone()]), accepted);
+        assert_eq!(ids(&scenarios), accepted);
         let one = scenarios.join("death/in_hospital.yaml");
-        assert_eq!(ids(&[one]), ["death/in_hospital"]);
+        assert_eq!(ids(&one), ["death/in_hospital"]);
         assert_eq!(
-            ids(&[scenarios.join("routing")])[0],
+            ids(&scenarios.join("routing"))[0],
             "routing/changed_practice"
         );
     }

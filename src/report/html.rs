@@ -33,13 +33,12 @@ h3{font-size:1rem;margin:1.2rem 0 .4rem}
 #verdict strong{font-size:2rem;display:block;letter-spacing:.05em}
 .GO{background:#1a7f37}.NO-GO{background:#b42318}.REVIEW{background:#1f5fae}.INCOMPLETE{background:#6b3fa0}
 table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92rem}
-th,td{border:1px solid #d0d0d0;padding:.3rem .6rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#f3f3f3}
+th,td{border:1px solid #d0d0d0;padding:.3rem .6rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{background:#f3f3f3;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.short td{background:#fde8e6;font-weight:600}
 .blocker{color:#b42318;font-weight:700}.major{color:#9a6700;font-weight:700}.review{color:#1f5fae;font-weight:700}
-.side{display:grid;grid-template-columns:repeat(auto-fit,minmax(26rem,1fr));gap:1.5rem;align-items:start}
-.side>div{overflow-x:auto}.side table{width:100%}
+.side>div{overflow-x:auto}
 h4{margin:.8rem 0 .3rem}
 pre{background:#f6f8fa;padding:.8rem;overflow:auto;font-size:.85rem}
 pre .add{color:#1a7f37}pre .del{color:#b42318}
@@ -233,18 +232,31 @@ fn patients(o: &mut String, s: &ScenarioReport) {
     let _ = writeln!(o, "</tbody></table>");
 }
 
-/// The scenario's events in order.
+/// The scenario's events in order; a detail column (where a patient moved to, ...) only
+/// when an event has one, so the table has no empty column.
 fn timeline(o: &mut String, s: &ScenarioReport) {
-    let _ = writeln!(o, "<table class=\"timeline\"><thead><tr><th>time</th><th>event</th><th>patient</th><th></th></tr></thead><tbody>");
+    let details = s.timeline.iter().any(|e| e.detail.is_some());
+    let _ = write!(
+        o,
+        "<table class=\"timeline\"><thead><tr><th>time</th><th>event</th><th>patient</th>"
+    );
+    let _ = writeln!(
+        o,
+        "{}</tr></thead><tbody>",
+        if details { "<th>detail</th>" } else { "" }
+    );
     for e in &s.timeline {
-        let _ = writeln!(
+        let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td>",
             escape(&e.at.rfc3339()),
             escape(e.event.name()),
             escape(&e.patient),
-            escape(e.detail.as_deref().unwrap_or(""))
         );
+        if details {
+            let _ = write!(o, "<td>{}</td>", escape(e.detail.as_deref().unwrap_or("")));
+        }
+        let _ = writeln!(o, "</tr>");
     }
     let _ = writeln!(o, "</tbody></table>");
 }

@@ -260,12 +260,13 @@ fn findings(o: &Outcome, identifiers: Identifiers) -> Vec<FindingReport> {
             kind: f.kind(),
             text: f.describe(identifiers),
             diff: match &f.finding {
-                Finding::ContentChanged { diff, .. } if identifiers.are_shown() => {
-                    Some(diff.clone())
-                }
-                Finding::ContentChanged { diff, .. } => Some(mask_diff(diff)),
-                _ => None,
-            },
+                Finding::ContentChanged { diff, .. } => Some(diff),
+                _ => f.snapshot_diff.as_ref(),
+            }
+            .map(|diff| match identifiers.are_shown() {
+                true => diff.clone(),
+                false => mask_diff(diff),
+            }),
         })
         .collect()
 }
@@ -525,7 +526,7 @@ impl RunReport {
             for l in s.baseline.iter().flatten() {
                 rows.entry((l.kind.clone(), l.recipient.clone()))
                     .or_default()
-                    .2 += 1;
+                    .2 += l.count;
             }
         }
         rows.into_iter()

@@ -24,7 +24,8 @@ pub fn check(
     let body = snapshot::render(s, letters);
     // Only a clean scenario may become the accepted baseline.
     let snap = compare(s, &config.store, config.mode, &body, found.is_empty());
-    found.extend(snap.finding.map(|f| (Scope::Snapshot, f)));
+    let (snap_finding, attached) = fold_no_longer_sent(&found, snap.finding);
+    found.extend(snap_finding.map(|f| (Scope::Snapshot, f)));
     let verdict = match (&snap.error, found.is_empty()) {
         (Some(_), _) => Verdict::Error,
         (None, true) => Verdict::Pass,
@@ -37,10 +38,15 @@ pub fn check(
         verdict,
         findings: found
             .into_iter()
-            .map(|(scope, finding)| ScopedFinding {
+            .enumerate()
+            .map(|(i, (scope, finding))| ScopedFinding {
                 severity: s.severity_of(finding.kind()),
                 finding,
                 scope,
+                snapshot_diff: attached
+                    .as_ref()
+                    .filter(|(at, _)| *at == i)
+                    .map(|(_, diff)| diff.clone()),
             })
             .collect(),
         captured: letters.iter().map(|l| LetterLine::of(s, l)).collect(),
@@ -51,6 +57,45 @@ pub fn check(
         pending_snapshot: snap.pending,
         capture_dir: config.work_dir.join(&s.id),
         elapsed_ms: 0,
+    }
+}
+
+/// A letter that is missing is one finding, not two: the snapshot's "(no longer sent)" entry
+/// for a letter the expectations already found missing is dropped from its content-changed
+/// finding. When nothing else changed, that finding goes, and its diff is returned to be
+/// attached to the first missing letter (by its index in `found`); when something else
+/// changed too, the finding stays with the rest and keeps the diff.
+fn fold_no_longer_sent(
+    found: &[(Scope, Finding)],
+    snap: Option<Finding>,
+) -> (Option<Finding>, Option<(usize, String)>) {
+    let Some(Finding::ContentChanged { letters, diff }) = snap else {
+        return (snap, None);
+    };
+    // `letter 2: clinic_letter for carol to A81001 (no longer sent)`
+    let missing_one = |entry: &str| {
+        found.iter().position(|(_, f)| match f {
+            Finding::MissingLetter { kind, patient, .. } => {
+                entry.ends_with(" (no longer sent)")
+                    && entry.contains(&format!(": {} for {} to ", kind.name(), patient.key))
+            }
+            _ => false,
+        })
+    };
+    let first = letters.iter().find_map(|l| missing_one(l));
+    let rest: Vec<String> = letters
+        .into_iter()
+        .filter(|l| missing_one(l).is_none())
+        .collect();
+    match first {
+        Some(at) if rest.is_empty() => (None, Some((at, diff))),
+        _ => (
+            Some(Finding::ContentChanged {
+                letters: rest,
+                diff,
+            }),
+            None,
+        ),
     }
 }
 
@@ -128,4 +173,64 @@ fn compare(
     }
     c.finding = Some(finding);
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold_no_longer_sent;
+    use crate::expect::{Finding, PatientLabel, Scope};
+    use crate::protocol::letter::LetterKind;
+
+    fn missing(patient: &str) -> (Scope, Finding) {
+        let finding = Finding::MissingLetter {
+            kind: LetterKind::ClinicLetter,
+            patient: PatientLabel {
+                key: patient.into(),
+                nhs_number: None,
+            },
+            to: "A81001".into(),
+            expected: 1,
+            found: 0,
+        };
+        (Scope::Scenario, finding)
+    }
+
+    fn changed(letters: &[&str]) -> Option<Finding> {
+        Some(Finding::ContentChanged {
+            letters: letters.iter().map(|l| l.to_string()).collect(),
+            diff: "-letter 1".into(),
+        })
+    }
+
+    #[test]
+    fn a_missing_letter_takes_the_snapshot_diff_instead_of_a_second_finding() {
+        let found = [missing("alice")];
+        let snap = changed(&["letter 1: clinic_letter for alice to A81001 (no longer sent)"]);
+        let (finding, attached) = fold_no_longer_sent(&found, snap);
+        assert_eq!(finding, None);
+        assert_eq!(attached, Some((0, "-letter 1".to_string())));
+    }
+
+    #[test]
+    fn a_snapshot_that_changed_in_more_keeps_its_finding_for_the_rest() {
+        let found = [missing("alice")];
+        let snap = changed(&[
+            "letter 1: clinic_letter for alice to A81001 (no longer sent)",
+            "letter 1: patient_copy for alice to the patient (changed: title)",
+        ]);
+        let (finding, attached) = fold_no_longer_sent(&found, snap);
+        assert_eq!(
+            finding,
+            changed(&["letter 1: patient_copy for alice to the patient (changed: title)"])
+        );
+        assert_eq!(attached, None);
+    }
+
+    #[test]
+    fn a_letter_no_longer_sent_that_no_expectation_missed_stays_a_content_change() {
+        let found = [missing("bob")];
+        let snap = changed(&["letter 1: clinic_letter for alice to A81001 (no longer sent)"]);
+        let (finding, attached) = fold_no_longer_sent(&found, snap.clone());
+        assert_eq!((finding, attached), (snap, None));
+    }
 }

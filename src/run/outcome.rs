@@ -71,6 +71,18 @@ pub struct LetterLine {
     pub received_at: Option<Timestamp>,
     pub status: u16,
     pub acks: Vec<u32>,
+    /// How many letters this line stands for: 1, or a row of an aggregate (volume) snapshot,
+    /// which counts letters per kind, recipient and day instead of listing them.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl LetterLine {
@@ -93,11 +105,21 @@ impl LetterLine {
             received_at: Some(l.received_at),
             status: l.status,
             acks: l.acks.iter().map(|a| a.code.code()).collect(),
+            count: 1,
         }
     }
 
-    /// The letters of a snapshot body, from their `letter N: kind for patient to recipient` lines.
+    /// The letters of a snapshot body, from their `letter N: kind for patient to recipient`
+    /// lines, or, in an aggregate (volume) snapshot, from its table's rows, each counting the
+    /// letters of one kind, recipient and day.
     pub fn from_snapshot(body: &str) -> Vec<LetterLine> {
+        let aggregate = body.lines().any(|l| {
+            l.split_whitespace()
+                .eq(["kind", "recipient", "day", "letters"])
+        });
+        if aggregate {
+            return body.lines().filter_map(Self::from_aggregate_row).collect();
+        }
         body.lines()
             .filter_map(|l| {
                 let rest = l.strip_prefix("letter ")?;
@@ -115,9 +137,42 @@ impl LetterLine {
                     received_at: None,
                     status: 0,
                     acks: vec![],
+                    count: 1,
                 })
             })
             .collect()
+    }
+
+    /// `clinic_letter   A81001   2025-01-06   665`: a kind, a recipient (which may have
+    /// spaces: `the patient`), a day (or `unknown day`) and how many letters.
+    fn from_aggregate_row(line: &str) -> Option<LetterLine> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (count, rest) = words.split_last()?;
+        let count: u32 = count.parse().ok()?;
+        let day_words = if rest.ends_with(&["unknown", "day"]) {
+            2
+        } else {
+            1
+        };
+        let recipient = rest.get(1..rest.len().checked_sub(day_words)?)?;
+        let day = rest[rest.len() - day_words];
+        let is_day = day_words == 2 || (day.len() == 10 && day.as_bytes()[4] == b'-');
+        if recipient.is_empty() || !is_day {
+            return None;
+        }
+        Some(LetterLine {
+            seq: 0,
+            kind: rest[0].into(),
+            patient: String::new(),
+            recipient: recipient.join(" "),
+            transport: None,
+            route: String::new(),
+            workflow: None,
+            received_at: None,
+            status: 0,
+            acks: vec![],
+            count,
+        })
     }
 }
 
@@ -127,6 +182,10 @@ pub struct ScopedFinding {
     pub finding: Finding,
     pub scope: Scope,
     pub severity: Severity,
+    /// The snapshot's diff, on a missing letter that the snapshot shows as no longer sent:
+    /// one finding with its evidence, instead of a second "content changed" finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_diff: Option<String>,
 }
 
 /// A scoped finding reads as its finding (`f.kind()`, `f.describe(..)`), so code that only
@@ -157,5 +216,42 @@ impl Outcome {
             capture_dir,
             elapsed_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LetterLine;
+
+    #[test]
+    fn an_aggregate_snapshot_counts_its_letters_per_kind_and_recipient() {
+        let body = "scenario: a week\nletters: 1318\nrefused: 0\nunreadable: 0\ncontent digest: efeddbbf\n\n\
+            kind                   recipient      day          letters\n\
+            clinic_letter          A81001         2025-01-06       665\n\
+            clinic_letter          A81001         2025-01-07       651\n\
+            patient_copy           the patient    2025-01-06         1\n\
+            unrecognised           unknown recipient unknown day       1\n";
+        let lines: Vec<(String, String, u32)> = LetterLine::from_snapshot(body)
+            .into_iter()
+            .map(|l| (l.kind, l.recipient, l.count))
+            .collect();
+        let row = |k: &str, r: &str, n| (k.to_string(), r.to_string(), n);
+        assert_eq!(
+            lines,
+            [
+                row("clinic_letter", "A81001", 665),
+                row("clinic_letter", "A81001", 651),
+                row("patient_copy", "the patient", 1),
+                row("unrecognised", "unknown recipient", 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_letter_by_letter_snapshot_counts_each_letter_once() {
+        let body = "scenario: s\nletters: 1\n\nletter 1: clinic_letter for alice to A81001\n  acks: 20013, 30001\n";
+        let lines = LetterLine::from_snapshot(body);
+        assert_eq!(lines.len(), 1);
+        assert_eq!((lines[0].seq, lines[0].count), (1, 1));
     }
 }

@@ -216,3 +216,90 @@ async fn the_html_report_renders_in_chromium_with_the_verdict_first() {
     );
     println!("screenshot of the NO-GO report: {}", shot.display());
 }
+
+/// Measures the report as Chromium lays it out, from inside the page: a column with nothing in
+/// any row, a table wider than the page, a header on two lines, or a word broken in two. The
+/// test adds it to its own copy of the report; the report itself has no script.
+const LAYOUT_PROBE: &str = r#"<script>
+(function(){
+const bad=[];
+const lines=(el)=>{const r=document.createRange();r.selectNodeContents(el);return new Set([...r.getClientRects()].filter(x=>x.width>0).map(x=>Math.round(x.top))).size;};
+for (const t of document.querySelectorAll('table')) {
+  const name=t.id||t.className;
+  const rows=[...t.rows];
+  if (rows.length<2) continue;
+  for (let c=0;c<rows[0].cells.length;c++){
+    if (rows.slice(1).every(r=>!r.cells[c]||r.cells[c].textContent.trim()===''))
+      bad.push('empty column '+(c+1)+' in '+name);
+  }
+  if (t.getBoundingClientRect().right>document.documentElement.clientWidth+1) bad.push(name+' is wider than the page');
+  for (const cell of t.querySelectorAll('th,td')) {
+    const words=cell.textContent.trim().split(/\s+/).filter(w=>w).length;
+    if (words && lines(cell)>words) bad.push('a word broken in '+name+': '+cell.textContent.trim());
+    if (cell.tagName==='TH' && lines(cell)>1) bad.push('a header wraps in '+name+': '+cell.textContent.trim());
+  }
+}
+document.body.setAttribute('data-layout', bad.length ? bad.join(' | ') : 'ok');
+})();
+</script>"#;
+
+/// Issue 15: at 1280 px every table of a failing report is readable: no empty column, none
+/// wider than the page, no header on two lines, no word broken in two ("notificati on").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_at_1280_px_has_no_empty_column_wrapped_header_or_broken_word() {
+    let browser = chromium();
+    let r = report("op-letters-silently-dropped").await;
+    let html = html::render(&r).replace("</body>", &format!("{LAYOUT_PROBE}</body>"));
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, html).unwrap();
+    assert_eq!(layout_of(&browser, &page), "ok", "the report at 1280 px");
+
+    // Negative control: the probe sees an empty column and a squeezed header.
+    let bad = dir.path().join("bad.html");
+    std::fs::write(
+        &bad,
+        format!(
+            "<!DOCTYPE html><html><body><table class=\"bad\" style=\"width:3rem\"><tr><th>times</th><th></th></tr>\
+             <tr><td>1</td><td></td></tr></table>{LAYOUT_PROBE}</body></html>"
+        ),
+    )
+    .unwrap();
+    let layout = layout_of(&browser, &bad);
+    assert!(layout.contains("empty column 2 in bad"), "{layout}");
+}
+
+/// What [`LAYOUT_PROBE`] found in `page` at 1280 px: `ok`, or the problems.
+fn layout_of(browser: &str, page: &std::path::Path) -> String {
+    let profile = page.with_extension("profile");
+    let dom = headless(browser, &profile)
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let at = dom.find("data-layout=\"").expect("the probe ran") + "data-layout=\"".len();
+    dom[at..at + dom[at..].find('"').unwrap()].to_string()
+}
+
+/// Issue 15: the baseline column counts an aggregate (volume) snapshot's letters, not its
+/// rows: the shipped volume snapshot's rows add up to the letters its header counts.
+#[test]
+fn the_baseline_of_an_aggregate_snapshot_counts_every_letter_it_stands_for() {
+    let path = crate::support::root().join("snapshots/simulator/volume/week_mid_sized_trust.snap");
+    let body = std::fs::read_to_string(path).unwrap();
+    let header: u32 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("letters: "))
+        .and_then(|n| n.parse().ok())
+        .expect("a letters: line");
+    let lines = lettergate::run::LetterLine::from_snapshot(&body);
+    let clinic_a81001: u32 = lines
+        .iter()
+        .filter(|l| l.kind == "clinic_letter" && l.recipient == "A81001")
+        .map(|l| l.count)
+        .sum();
+    println!("baseline clinic_letter to A81001: {clinic_a81001}; all: {header}");
+    assert_eq!(lines.iter().map(|l| l.count).sum::<u32>(), header);
+    assert!(clinic_a81001 > 4_000, "{clinic_a81001}");
+}

@@ -333,15 +333,18 @@ pub fn unmatched_letter(
     }
 }
 
-/// Checks every expectation of `s` against `letters`, and that nothing else was sent.
-pub fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
+/// Checks every expectation of `s` against `letters`, and that nothing else was sent. Only
+/// the unit tests below use this unscoped form; the run pipeline uses [`check_scoped`].
+#[cfg(test)]
+fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
     check_scoped(s, letters)
         .into_iter()
         .map(|(_, f)| f)
         .collect()
 }
 
-/// As [`check`], with the check each finding belongs to.
+/// Checks every expectation of `s` against `letters`, and that nothing else was sent: each
+/// finding with the check it belongs to.
 pub fn check_scoped(s: &Scenario, letters: &[CapturedLetter]) -> Vec<(Scope, Finding)> {
     let mut scoped = Vec::new();
     let mut findings = Vec::new();
@@ -640,7 +643,7 @@ fn check_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::LetterFacts;
+    use crate::protocol::read::LetterFacts;
     use crate::scenario::Loader;
 
     const SCENARIO: &str = r#"
@@ -701,11 +704,11 @@ expect:
                 visit_id: None,
             }),
             acks: vec![
-                crate::capture::AckRecord {
+                crate::capture::inbox::AckRecord {
                     code: Itk3Response::Success,
                     collected: true,
                 },
-                crate::capture::AckRecord {
+                crate::capture::inbox::AckRecord {
                     code: Itk3Response::PatientKnown,
                     collected: true,
                 },
@@ -898,7 +901,7 @@ expect:
     fn a_mesh_report_is_a_finding_even_for_an_expected_letter() {
         let s = scenario();
         let mut l = summary(1, &s, Span::hours(1), "A81001");
-        l.reports.push(crate::capture::ReportRecord {
+        l.reports.push(crate::capture::inbox::ReportRecord {
             code: MeshErrorCode::NotCollected,
             description: "not collected".into(),
             collected: true,

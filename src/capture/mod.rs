@@ -14,11 +14,9 @@ pub mod server;
 pub mod sink;
 pub mod store;
 
-pub use crate::protocol::read::LetterFacts;
 pub use folder::FolderCapture;
 pub use group::{CaptureGroup, CaptureGroupError, CapturePlan, Carried};
-pub use inbox::{AckRecord, ReportRecord};
 pub use mllp::MllpCapture;
-pub use server::{CaptureConfig, CaptureError, CaptureServer, Endpoint, GpReceiver};
+pub use server::{CaptureConfig, CaptureServer, Endpoint, GpReceiver};
 pub use sink::LogSink;
 pub use store::{CaptureLog, CapturedLetter};

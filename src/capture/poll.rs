@@ -20,8 +20,8 @@
 //!   own acknowledgements and reports.
 //!
 //! ```no_run
-//! # async fn f(log: &mut lettergate::capture::CaptureLog) -> Result<(), Box<dyn std::error::Error>> {
-//! use lettergate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig};
+//! # async fn f(log: &mut lettergate::CaptureLog) -> Result<(), Box<dyn std::error::Error>> {
+//! use lettergate::{MailboxCredentials, MeshPoller, PollConfig};
 //! use std::time::{Duration, Instant};
 //! let config = PollConfig {
 //!     base_url: "https://mesh.staging.example".into(),

@@ -2,7 +2,7 @@
 //! [`ReportArgs`] (`run`, `collect`, `report merge`).
 
 use clap::Args;
-use lettergate::report::ReportFiles;
+use lettergate::ReportFiles;
 use std::path::PathBuf;
 
 /// Options `run` and `sim matrix` share.

@@ -3,7 +3,7 @@
 
 use super::error::{Error, ExitStatus, UsageError};
 use clap::Args;
-use lettergate::bench;
+use lettergate::{bench_target, run_bench, BenchSizes};
 use std::path::Path;
 
 #[derive(Args, Debug)]
@@ -64,7 +64,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
                 .find_map(|f| f.strip_prefix("letters_per_s="))
                 .and_then(|v| v.parse().ok());
         }
-        if let Some((met, what)) = bench::target(&text) {
+        if let Some((met, what)) = bench_target(&text) {
             all_met &= met;
             println!("  target {}: {what}", if met { "met" } else { "NOT met" });
         }
@@ -78,7 +78,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
 
 /// `bench --child --only NAME`: runs one benchmark in this process and prints its line.
 fn child(args: &BenchArgs) -> Result<ExitStatus, Error> {
-    let sizes = bench::Sizes {
+    let sizes = BenchSizes {
         letters: args.letters,
         scenarios: args.scenarios,
     };
@@ -86,7 +86,7 @@ fn child(args: &BenchArgs) -> Result<ExitStatus, Error> {
         .only
         .first()
         .ok_or_else(|| Error::from(UsageError::ChildWithoutOnly))?;
-    let out = bench::run_one(name, &sizes, args.loopback_rate).map_err(Error::layer)?;
+    let out = run_bench(name, &sizes, args.loopback_rate).map_err(Error::layer)?;
     println!("{out}");
     Ok(ExitStatus::Pass)
 }

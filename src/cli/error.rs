@@ -8,9 +8,9 @@
 //! exit codes would tie every layer to this one command line. Each variant wraps the layer's
 //! error as its `source`, and [`DisplayErrorChain`] prints the whole chain on one line.
 
-use lettergate::report::{MergeError, ReportError};
-use lettergate::scenario::suite::plural;
-use lettergate::scenario::{Diagnostic, LoadError};
+use lettergate::plural;
+use lettergate::{Diagnostic, LoadError};
+use lettergate::{MergeError, ReportError};
 use std::fmt;
 use std::path::PathBuf;
 

@@ -4,8 +4,8 @@
 use super::args::ReportArgs;
 use super::error::{Error, ExitStatus};
 use clap::Subcommand;
-use lettergate::report::{RunReport, Terminal};
-use lettergate::scenario::Diagnostic;
+use lettergate::Diagnostic;
+use lettergate::{RunReport, Terminal};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -43,13 +43,13 @@ pub fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Erro
                 "give files written by `lettergate run --report-json FILE`".into(),
             ))])
         })?;
-        if part.schema != lettergate::report::model::SCHEMA {
+        if part.schema != lettergate::SCHEMA {
             return Err(Error::Input(vec![Diagnostic::new(
                 f,
                 format!(
                     "report schema `{}` is not `{}`",
                     part.schema,
-                    lettergate::report::model::SCHEMA
+                    lettergate::SCHEMA
                 ),
             )]));
         }
@@ -82,7 +82,7 @@ pub fn conclude(
     term: &Terminal,
     out: &mut impl Write,
     report: RunReport,
-    outcomes: &[lettergate::run::Outcome],
+    outcomes: &[lettergate::Outcome],
     reports: &ReportArgs,
 ) -> Result<ExitStatus, Error> {
     term.summary(out, &report, outcomes)
@@ -93,7 +93,7 @@ pub fn conclude(
     Ok(decision_status(report.decision()))
 }
 
-fn decision_status(d: lettergate::report::model::Decision) -> ExitStatus {
+fn decision_status(d: lettergate::Decision) -> ExitStatus {
     match d.exit_code() {
         0 => ExitStatus::Pass,
         3 => ExitStatus::HarnessFailure,

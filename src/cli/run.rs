@@ -8,12 +8,12 @@ use super::runtime;
 use super::workdir::new_run_dir;
 use clap::Args;
 use lettergate::protocol::ids::Identifiers;
-use lettergate::report::{RunReport, Terminal};
-use lettergate::run::{run_all, Outcome, RunConfig};
-use lettergate::scenario::{load_all, Scenario, Shard};
-use lettergate::sim::SimConfig;
-use lettergate::snapshot::{SnapshotMode, SnapshotStore};
-use lettergate::targets::Target;
+use lettergate::SimConfig;
+use lettergate::Target;
+use lettergate::{load_all, Scenario, Shard};
+use lettergate::{run_all, Outcome, RunConfig};
+use lettergate::{RunReport, Terminal};
+use lettergate::{SnapshotMode, SnapshotStore};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -54,7 +54,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     let sim = SimConfig::named(&args.sim_profile).map_err(Error::config)?;
     let target = match &args.target {
-        Some(path) => Some(lettergate::targets::load(path)?),
+        Some(path) => Some(lettergate::load_target(path)?),
         None => None,
     };
     let scenarios = select(&args, target.is_some())?;
@@ -149,9 +149,7 @@ fn run_with_progress(
         progress.step();
     };
     let outcomes = match target {
-        Some(t) => runtime()?.block_on(lettergate::run::run_target(
-            t, scenarios, config, on_outcome,
-        )),
+        Some(t) => runtime()?.block_on(lettergate::run_target(t, scenarios, config, on_outcome)),
         None => runtime()?.block_on(run_all(scenarios, config, on_outcome)),
     };
     progress.bar.finish_and_clear();

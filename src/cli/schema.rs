@@ -1,9 +1,9 @@
 //! `lettergate schema [KIND] [--out DIR]`: the JSON Schemas of scenario, fixture and target
-//! files (see [`lettergate::schema`]), printed or written for editors to read.
+//! files (see [`lettergate::SchemaKind`]), printed or written for editors to read.
 
 use super::error::{Error, ExitStatus};
 use clap::{Args, ValueEnum};
-use lettergate::schema::SchemaKind;
+use lettergate::SchemaKind;
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -9,11 +9,11 @@ use clap::{Args, Subcommand};
 use lettergate::protocol::clock::ClockKind;
 use lettergate::protocol::ids::Identifiers;
 use lettergate::protocol::mesh::client::MeshConfig;
-use lettergate::scenario::{load_all, Loader};
-use lettergate::sim::ehr::Outbound;
-use lettergate::sim::profile::PROFILES;
-use lettergate::sim::server::SimState;
-use lettergate::sim::SimConfig;
+use lettergate::sim_server::SimState;
+use lettergate::Outbound;
+use lettergate::SimConfig;
+use lettergate::PROFILES;
+use lettergate::{load_all, Loader};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,7 +64,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub drop_folder: Option<PathBuf>,
     /// The simulator's own MESH mailbox.
-    #[arg(long, default_value = lettergate::run::SENDER_MAILBOX, value_name = "MAILBOX")]
+    #[arg(long, default_value = lettergate::SENDER_MAILBOX, value_name = "MAILBOX")]
     pub mailbox: String,
     /// How the simulator behaves.
     #[arg(long, default_value = "baseline", value_name = "NAME")]
@@ -114,7 +114,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
         scenarios.len(),
         PROFILES.len()
     );
-    let m = runtime()?.block_on(lettergate::matrix::build(
+    let m = runtime()?.block_on(lettergate::build_matrix(
         scenarios,
         &args.common.snapshots,
         &work_dir,
@@ -156,11 +156,11 @@ pub fn serve(args: ServeArgs) -> Result<ExitStatus, Error> {
             .no_proxy()
             .build()
             .map_err(|e| Error::harness("failed to build the HTTP client", e))?;
-        let mut sim = lettergate::sim::Simulator::new(config, clock, out, http);
-        for p in lettergate::run::practice_records(&directory) {
+        let mut sim = lettergate::Simulator::new(config, clock, out, http);
+        for p in lettergate::practice_records(&directory) {
             sim.register_practice(p);
         }
-        listen(&args, lettergate::sim::server::shared(sim)).await
+        listen(&args, lettergate::sim_server::shared(sim)).await
     })
 }
 
@@ -191,7 +191,7 @@ async fn listen(
     args: &ServeArgs,
     state: Arc<tokio::sync::Mutex<SimState>>,
 ) -> Result<ExitStatus, Error> {
-    use lettergate::sim::server;
+    use lettergate::sim_server as server;
     // Held to the end: dropping the listener would stop taking ADT.
     let _adt = match args.adt_listen {
         Some(addr) => {

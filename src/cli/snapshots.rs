@@ -2,9 +2,9 @@
 
 use super::error::{Error, ExitStatus, UsageError};
 use clap::Args;
-use lettergate::scenario::load::scenario_id;
-use lettergate::snapshot::store::new_path;
-use lettergate::snapshot::SnapshotStore;
+use lettergate::new_path;
+use lettergate::scenario_id;
+use lettergate::SnapshotStore;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]

@@ -19,14 +19,14 @@ pub enum TargetsCommand {
 }
 
 pub fn check(file: &std::path::Path) -> Result<ExitStatus, Error> {
-    let target = lettergate::targets::load(file)?;
+    let target = lettergate::load_target(file)?;
     println!(
         "target {} ({} driver), {}",
         target.name(),
         target.driver_kind(),
         file.display()
     );
-    let lines = runtime()?.block_on(lettergate::targets::check::run(&target));
+    let lines = runtime()?.block_on(lettergate::check_target(&target));
     let width = lines.iter().map(|l| l.what.len()).max().unwrap_or(0);
     for l in &lines {
         let mark = if l.ok { "ok    " } else { "FAILED" };

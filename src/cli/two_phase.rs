@@ -5,12 +5,12 @@ use super::error::{Error, ExitStatus, UsageError};
 use super::report::conclude;
 use super::runtime;
 use clap::Args;
+use lettergate::load_all;
 use lettergate::protocol::ids::Identifiers;
-use lettergate::report::{RunReport, Terminal};
-use lettergate::run::RunConfig;
-use lettergate::scenario::load_all;
-use lettergate::sim::SimConfig;
-use lettergate::snapshot::{SnapshotMode, SnapshotStore};
+use lettergate::RunConfig;
+use lettergate::SimConfig;
+use lettergate::{RunReport, Terminal};
+use lettergate::{SnapshotMode, SnapshotStore};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -50,8 +50,8 @@ pub struct CollectArgs {
 }
 
 pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
-    let target = lettergate::targets::load(&args.target)?;
-    lettergate::targets::ledger::check_two_phase(&target).map_err(Error::config)?;
+    let target = lettergate::load_target(&args.target)?;
+    lettergate::ledger::check_two_phase(&target).map_err(Error::config)?;
     let (scenarios, _) = load_all(&args.paths)?;
     println!(
         "driving {} scenarios against target {} ({} driver); ledger {}",
@@ -61,7 +61,7 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
         args.ledger.display()
     );
     let ledger = runtime()?
-        .block_on(lettergate::targets::ledger::drive(
+        .block_on(lettergate::ledger::drive(
             &target,
             &args.target,
             &scenarios,
@@ -101,10 +101,10 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
 }
 
 pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
-    let ledger = lettergate::targets::ledger::Ledger::load(&args.ledger)
+    let ledger = lettergate::ledger::Ledger::load(&args.ledger)
         .map_err(Error::config)?
         .ok_or_else(|| UsageError::NoLedger(args.ledger.clone()))?;
-    let target = lettergate::targets::load(&ledger.target)?;
+    let target = lettergate::load_target(&ledger.target)?;
     let paths: Vec<PathBuf> = ledger.scenarios.iter().map(|s| s.path.clone()).collect();
     let (mut scenarios, _) = load_all(&paths)?;
     // Each file is given on its own here; keep the id it had when driven (its suite root
@@ -136,7 +136,7 @@ pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
     term.header(&mut out, ledger.scenarios.len(), &system, &profile)
         .map_err(Error::WriteReport)?;
     let (outcomes, attributed) = runtime()?
-        .block_on(lettergate::run::collect(
+        .block_on(lettergate::collect(
             &target,
             &ledger,
             &scenarios,

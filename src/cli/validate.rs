@@ -1,7 +1,7 @@
 //! `lettergate validate`: load scenario and fixture files without running them.
 
 use super::error::{Error, ExitStatus};
-use lettergate::scenario::load_all;
+use lettergate::load_all;
 use std::path::PathBuf;
 
 pub fn validate(paths: &[PathBuf]) -> Result<ExitStatus, Error> {

@@ -9,7 +9,7 @@ pub mod outcome;
 pub mod pipeline;
 
 pub use collect::collect;
-pub use outcome::{LetterLine, Outcome, ScopedFinding, SnapshotStatus, Verdict};
-pub use pipeline::{run_all, run_scenario, run_target, RunConfig, RunError};
+pub use outcome::{LetterLine, Outcome, SnapshotStatus, Verdict};
+pub use pipeline::{run_all, run_target, RunConfig};
 // The simulator's run-time pieces, where callers have always found them.
 pub use crate::targets::sim::{drive_simulator, practice_records, SENDER_MAILBOX};

@@ -451,6 +451,9 @@ impl Check for RawExpectation {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFixtures {
+    // Read by the loader's first pass (`Prepass` in load.rs); declared here so that
+    // `deny_unknown_fields` accepts the key.
+    #[allow(dead_code)]
     #[serde(default)]
     pub include: Vec<String>,
     #[serde(default)]
@@ -470,8 +473,12 @@ pub struct RawScenario {
     pub description: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    // `include` and `start` are read by the loader's first pass (`Prepass` in load.rs);
+    // declared here so that `deny_unknown_fields` accepts the keys.
+    #[allow(dead_code)]
     #[serde(default)]
     pub include: Vec<String>,
+    #[allow(dead_code)]
     pub start: Option<Timestamp>,
     pub observe_for: Option<Span>,
     #[serde(default)]

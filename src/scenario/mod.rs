@@ -11,7 +11,7 @@ pub mod shard;
 pub mod suite;
 
 pub use diagnostic::Diagnostic;
-pub use load::{discover, Discovered, Loader};
-pub use model::{Event, Expectation, Patient, Practice, Recipient, Scenario};
+pub use load::{discover, Loader};
+pub use model::{Event, Expectation, Practice, Recipient, Scenario};
 pub use shard::Shard;
 pub use suite::{load_all, LoadError};

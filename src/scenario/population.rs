@@ -102,13 +102,6 @@ fn minutes(rng: &mut StdRng, from: i64, to: i64) -> Span {
 }
 
 impl RawPopulation {
-    /// The letters this population calls for, by kind.
-    pub fn letters(&self) -> u64 {
-        let d = &self.daily;
-        u64::from(self.days)
-            * u64::from(2 * d.outpatient_attendance + d.discharge + d.emergency_discharge + d.death)
-    }
-
     pub fn generate(&self, start: Timestamp) -> Generated {
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut patients = BTreeMap::new();

@@ -6,7 +6,7 @@
 //! would move half of them, and two jobs of one pipeline could then disagree).
 //!
 //! ```
-//! use lettergate::scenario::Shard;
+//! use lettergate::Shard;
 //! let shard: Shard = "2/3".parse().unwrap();
 //! assert_eq!(shard.to_string(), "2/3");
 //! let ids = ["a/one", "a/two", "b/three"];

@@ -11,5 +11,5 @@ pub mod ehr;
 pub mod profile;
 pub mod server;
 
-pub use ehr::{PatientRecord, PracticeRecord, SentRecord, SimError, SimEvent, Simulator};
-pub use profile::{LetterRule, SimConfig};
+pub use ehr::{PatientRecord, PracticeRecord, SimEvent, Simulator};
+pub use profile::SimConfig;

@@ -21,7 +21,7 @@ pub mod rebase;
 pub mod sim;
 
 pub use driver::{DriveError, Driver};
-pub use model::{load, Drive, Target};
+pub use model::{load, Target};
 
 /// Why lettergate could not use what a target file names.
 #[derive(Debug, thiserror::Error)]

@@ -2,12 +2,12 @@
 
 use crate::support::fixtures::capture_config;
 use crate::support::http;
-use lettergate::capture::CaptureServer;
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::letter::Transport;
 use lettergate::protocol::mesh::auth;
 use lettergate::protocol::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
 use lettergate::protocol::mesh::CANARY_WORKFLOW;
+use lettergate::CaptureServer;
 
 async fn server(dir: &std::path::Path) -> CaptureServer {
     let config = capture_config(dir, &[("RXXHC001", "sender-pw"), ("A81001HC001", "gp-pw")]);

@@ -5,11 +5,11 @@
 use crate::support::assert_snapshot;
 use crate::support::fixtures::{run_on_simulator, shipped};
 use crate::support::root;
-use lettergate::expect::Finding;
 use lettergate::protocol::letter::LetterKind;
-use lettergate::run::{Outcome, Verdict};
-use lettergate::scenario::Scenario;
-use lettergate::sim::SimConfig;
+use lettergate::Finding;
+use lettergate::Scenario;
+use lettergate::SimConfig;
+use lettergate::{Outcome, Verdict};
 use std::sync::Arc;
 
 async fn run(sim: SimConfig, scenarios: &[Arc<Scenario>]) -> Vec<Outcome> {
@@ -75,7 +75,7 @@ async fn the_baseline_gives_identical_verdicts_and_snapshots_fifty_times() {
     for o in &first {
         assert_eq!(
             o.snapshot,
-            lettergate::run::SnapshotStatus::Matched,
+            lettergate::SnapshotStatus::Matched,
             "{}",
             o.scenario_id
         );
@@ -97,10 +97,10 @@ async fn the_baseline_gives_identical_verdicts_and_snapshots_fifty_times() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_profile_is_caught_and_baseline_is_clean_in_the_detection_matrix() {
     let work = tempfile::tempdir().unwrap();
-    let m = lettergate::matrix::build(shipped(), &root().join("snapshots"), work.path(), 8).await;
+    let m = lettergate::build_matrix(shipped(), &root().join("snapshots"), work.path(), 8).await;
     assert!(m.baseline_clean());
     assert_eq!(m.uncaught(), Vec::<&str>::new());
-    assert_eq!(m.rows.len(), lettergate::sim::profile::PROFILES.len());
+    assert_eq!(m.rows.len(), lettergate::PROFILES.len());
     let mut out = Vec::new();
     m.render(&mut out, lettergate::protocol::ids::Identifiers::Masked)
         .unwrap();
@@ -227,7 +227,7 @@ caught!(
 #[test]
 fn every_fault_profile_has_a_test_above() {
     let source = include_str!("detection.rs");
-    for p in lettergate::sim::profile::PROFILES.iter().skip(1) {
+    for p in lettergate::PROFILES.iter().skip(1) {
         assert!(
             source.contains(&format!("\"{}\"", p.name)),
             "profile {} has no caught! test",

@@ -4,14 +4,14 @@
 
 use crate::support::fixtures::{alice, alice_letter, load, run_on_simulator};
 use crate::support::{peers, root};
-use lettergate::capture::{CaptureLog, LogSink, MllpCapture};
-use lettergate::expect::Finding;
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::hl7::{adt, mdm};
 use lettergate::protocol::ids::NhsNumber;
 use lettergate::protocol::letter::{EventKind, LetterKind, Transport};
-use lettergate::run::Verdict;
-use lettergate::sim::SimConfig;
+use lettergate::Finding;
+use lettergate::SimConfig;
+use lettergate::Verdict;
+use lettergate::{CaptureLog, LogSink, MllpCapture};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -203,7 +203,7 @@ fn hl7apy_strictly_validates_every_mdm_and_adt_message_lettergate_builds() {
     }
 }
 
-async fn run_scenario(sim: SimConfig) -> lettergate::run::Outcome {
+async fn run_scenario(sim: SimConfig) -> lettergate::Outcome {
     let scenario = load(&[root().join("scenarios/routing/mllp_and_folder_practices.yaml")]);
     run_on_simulator(sim, &scenario).await.1.remove(0)
 }

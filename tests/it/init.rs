@@ -91,7 +91,7 @@ fn init_writes_a_suite_that_runs_go_at_once_and_passes_every_schema() {
     }
     for driver in ["fhir", "hl7v2", "http"] {
         let file = dir.join(format!("targets/{driver}.yaml"));
-        let target = lettergate::targets::load(&file);
+        let target = lettergate::load_target(&file);
         assert!(
             target.is_ok(),
             "targets/{driver}.yaml: {}",

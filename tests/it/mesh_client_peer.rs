@@ -6,12 +6,12 @@
 
 use crate::support::fixtures::capture_config;
 use crate::support::{http, peers};
-use lettergate::capture::{CaptureLog, CaptureServer, Endpoint};
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::mesh::auth;
 use lettergate::protocol::mesh::client::{
     gzip, MeshClient, MeshConfig, OutboundMessage, SendOutcome, TransferOptions,
 };
+use lettergate::{CaptureLog, CaptureServer, Endpoint};
 use serde_json::Value;
 
 const KEY: &str = "TestKey";
@@ -80,7 +80,7 @@ with MeshClient(url, mailbox=mbx, password=pw, shared_key=wrong_key.encode(), ma
 print(json.dumps(out))
 "#;
 
-fn by_local_id<'a>(log: &'a CaptureLog, local_id: &str) -> &'a lettergate::capture::CapturedLetter {
+fn by_local_id<'a>(log: &'a CaptureLog, local_id: &str) -> &'a lettergate::CapturedLetter {
     let found: Vec<_> = log
         .letters
         .iter()

@@ -6,13 +6,13 @@
 use crate::support::fixtures::{load, trust_outbound};
 use crate::support::loopback::free_port;
 use crate::support::{http, peers, root};
-use lettergate::capture::poll::{MailboxCredentials, MeshPoller, PollConfig, PollError};
-use lettergate::capture::CaptureLog;
 use lettergate::protocol::clock::Clock;
 use lettergate::protocol::mesh::client::{
     MeshClient, MeshConfig, MeshError, OutboundMessage, SendOutcome, TransferOptions,
 };
-use lettergate::sim::{SimConfig, Simulator};
+use lettergate::CaptureLog;
+use lettergate::{MailboxCredentials, MeshPoller, PollConfig, PollError};
+use lettergate::{SimConfig, Simulator};
 use peers::SANDBOX_PASSWORD;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -119,7 +119,7 @@ async fn a_refused_listing_is_an_error_not_an_empty_inbox() {
 }
 
 /// Loads scenarios from the project's `scenarios/` folder.
-fn scenarios(names: &[&str]) -> Vec<std::sync::Arc<lettergate::scenario::Scenario>> {
+fn scenarios(names: &[&str]) -> Vec<std::sync::Arc<lettergate::Scenario>> {
     let paths: Vec<_> = names
         .iter()
         .map(|n| root().join("scenarios").join(n))
@@ -189,7 +189,7 @@ async fn the_poller_collects_what_the_simulator_sent_to_mesh_sandbox_and_attache
         let clock = Clock::virtual_at(s.start);
         let out = trust_outbound(base(sandbox.port), SANDBOX_PASSWORD, KEY, print.uri());
         let mut sim = Simulator::new(SimConfig::baseline(), clock.clone(), out, http());
-        lettergate::run::drive_simulator(&mut sim, s).await.unwrap();
+        lettergate::drive_simulator(&mut sim, s).await.unwrap();
         for r in sim.sent().iter().filter(|r| r.message_id.is_some()) {
             assert_eq!(r.outcome, "sent", "mesh-sandbox refused {r:?}");
             let ods = log_ods(s, r.nhs_number);
@@ -259,10 +259,7 @@ async fn the_poller_collects_what_the_simulator_sent_to_mesh_sandbox_and_attache
 }
 
 /// The mailbox the scenario's practices route a patient's letters to (no merges here).
-fn log_ods(
-    s: &lettergate::scenario::Scenario,
-    nhs: lettergate::protocol::ids::NhsNumber,
-) -> String {
+fn log_ods(s: &lettergate::Scenario, nhs: lettergate::protocol::ids::NhsNumber) -> String {
     let patient = s.patients.values().find(|p| p.nhs_number == nhs).unwrap();
     let practice = patient.practice.as_ref().unwrap();
     s.practices[practice].mailbox.clone()

@@ -7,7 +7,7 @@ use crate::support::http;
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::letter::{EventKind, LetterKind};
 use lettergate::protocol::mesh::auth::{signature, Token};
-use lettergate::sim::{SimConfig, SimEvent, Simulator};
+use lettergate::{SimConfig, SimEvent, Simulator};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use wiremock::matchers::{method, path};

@@ -3,10 +3,10 @@
 
 use crate::support::assert_snapshot;
 use crate::support::fixtures::{load, run_on_simulator};
-use lettergate::report::model::Decision;
-use lettergate::report::{html, junit, markdown, RunReport, Terminal};
-use lettergate::scenario::Scenario;
-use lettergate::sim::SimConfig;
+use lettergate::Decision;
+use lettergate::Scenario;
+use lettergate::SimConfig;
+use lettergate::{html, junit, markdown, RunReport, Terminal};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -293,7 +293,7 @@ fn the_baseline_of_an_aggregate_snapshot_counts_every_letter_it_stands_for() {
         .find_map(|l| l.strip_prefix("letters: "))
         .and_then(|n| n.parse().ok())
         .expect("a letters: line");
-    let lines = lettergate::run::LetterLine::from_snapshot(&body);
+    let lines = lettergate::LetterLine::from_snapshot(&body);
     let clinic_a81001: u32 = lines
         .iter()
         .filter(|l| l.kind == "clinic_letter" && l.recipient == "A81001")

@@ -2,17 +2,17 @@
 
 use crate::support::fixtures::{alice, capture_config, riverside, trust_outbound};
 use crate::support::http;
-use lettergate::capture::{CaptureConfig, CaptureServer};
 use lettergate::protocol::clock::{Clock, Timestamp};
 use lettergate::protocol::letter::LetterKind;
-use lettergate::sim::{SimConfig, Simulator};
+use lettergate::{CaptureConfig, CaptureServer};
+use lettergate::{SimConfig, Simulator};
 use serde_json::{json, Value};
 
 /// A capture endpoint on loopback (mailboxes RXXHC001 and A81001HC001, the latter collected;
 /// `gp` acknowledges) and a simulator sending to it on a virtual clock from 2025-01-06 09:00.
 async fn capture_and_simulator(
     config: SimConfig,
-    gp: Option<lettergate::capture::GpReceiver>,
+    gp: Option<lettergate::GpReceiver>,
 ) -> (tempfile::TempDir, CaptureServer, Simulator) {
     let dir = tempfile::tempdir().unwrap();
     let start = Timestamp::parse("2025-01-06T09:00:00Z").unwrap();
@@ -36,16 +36,16 @@ async fn capture_and_simulator(
 async fn the_http_api_registers_patients_takes_events_and_sends_letters() {
     let (_dir, capture, sim) = capture_and_simulator(
         SimConfig::baseline(),
-        Some(lettergate::capture::GpReceiver(std::sync::Arc::new(
-            |_, _, _| lettergate::protocol::itk3::Itk3Response::PatientKnown,
-        ))),
+        Some(lettergate::GpReceiver(std::sync::Arc::new(|_, _, _| {
+            lettergate::protocol::itk3::Itk3Response::PatientKnown
+        }))),
     )
     .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server =
         tokio::spawn(
-            async move { axum::serve(listener, lettergate::sim::server::router(sim)).await },
+            async move { axum::serve(listener, lettergate::sim_server::router(sim)).await },
         );
     let http = http();
     let post = |path: &str, body: Value| http.post(format!("{base}{path}")).json(&body).send();
@@ -162,7 +162,7 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
         (30, lettergate::protocol::letter::EventKind::LetterSigned),
     ] {
         let at = start.plus(lettergate::protocol::clock::Span::hours(h));
-        sim.apply(lettergate::sim::SimEvent {
+        sim.apply(lettergate::SimEvent {
             at,
             event,
             nhs_number: nhs,

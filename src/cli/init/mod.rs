@@ -10,11 +10,11 @@
 use super::error::{Error, ExitStatus, UsageError};
 use super::runtime;
 use super::workdir::new_run_dir;
-use lettergate::run::{run_all, RunConfig, Verdict};
-use lettergate::scenario::load_all;
-use lettergate::schema::SchemaKind;
-use lettergate::sim::SimConfig;
-use lettergate::snapshot::{SnapshotMode, SnapshotStore};
+use lettergate::load_all;
+use lettergate::SchemaKind;
+use lettergate::SimConfig;
+use lettergate::{run_all, RunConfig, Verdict};
+use lettergate::{SnapshotMode, SnapshotStore};
 use std::path::{Path, PathBuf};
 
 /// The suite's files: where each goes below DIR, and its text.

@@ -4,17 +4,17 @@
 //! built-in simulator.
 
 use super::root;
-use lettergate::capture::CaptureConfig;
 use lettergate::protocol::clock::Timestamp;
 use lettergate::protocol::ids::{NhsNumber, OdsCode};
 use lettergate::protocol::itk3::{self, LetterDoc};
 use lettergate::protocol::letter::{LetterKind, Transport};
 use lettergate::protocol::mesh::client::MeshConfig;
-use lettergate::run::{run_all, Outcome, RunConfig};
-use lettergate::scenario::Scenario;
-use lettergate::sim::ehr::{all_workflows, Outbound};
-use lettergate::sim::{PatientRecord, PracticeRecord, SimConfig};
-use lettergate::snapshot::{SnapshotMode, SnapshotStore};
+use lettergate::CaptureConfig;
+use lettergate::Scenario;
+use lettergate::{all_workflows, Outbound};
+use lettergate::{run_all, Outcome, RunConfig};
+use lettergate::{PatientRecord, PracticeRecord, SimConfig};
+use lettergate::{SnapshotMode, SnapshotStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -70,9 +70,7 @@ pub fn alice_letter(kind: LetterKind) -> LetterDoc {
 
 /// The scenarios at `paths` (files or folders), as the CLI loads them.
 pub fn load(paths: &[PathBuf]) -> Vec<Arc<Scenario>> {
-    lettergate::scenario::load_all(paths)
-        .expect("the scenarios load")
-        .0
+    lettergate::load_all(paths).expect("the scenarios load").0
 }
 
 /// The shipped hand-written scenarios; the generated volume scenario is exercised by the

@@ -702,6 +702,9 @@ expect:
                 message_id: Some(format!("bundle-{seq}")),
                 reference: None,
                 visit_id: None,
+                signals: Default::default(),
+                status: None,
+                date: None,
             }),
             acks: vec![
                 crate::capture::inbox::AckRecord {

@@ -141,6 +141,7 @@ pub fn title(kind: LetterKind) -> &'static str {
         LetterKind::DischargeSummary => "Inpatient discharge summary",
         LetterKind::EmergencyDischarge => "Emergency department discharge letter",
         LetterKind::DeathNotification => "Notification of death in hospital",
+        LetterKind::MentalHealthDischarge => "Mental health discharge summary",
     }
 }
 
@@ -479,6 +480,11 @@ pub fn default_sections(kind: LetterKind) -> Vec<(String, String)> {
         LetterKind::DeathNotification => vec![
             s("Death", "Died in hospital; verification of death completed"),
             s("Cause of death", "To be confirmed by the medical examiner"),
+        ],
+        LetterKind::MentalHealthDischarge => vec![
+            s("Diagnoses", "Moderate depressive episode"),
+            s("Medications", "Sertraline 50 mg once daily"),
+            s("Follow-up", "Community mental health team review in 7 days"),
         ],
     }
 }

@@ -1,9 +1,12 @@
-//! The kinds of letter lettergate knows, and everything DOMAIN.md fixes for each:
+//! The kinds of letter lettergate knows, and everything the specifications fix for each:
 //! [`LetterKind`] with its MESH workflow id, ITK3 event code, document type, default
-//! transport, the event its deadline runs from and the deadline itself.
+//! transport, the event its deadline runs from and the deadline itself; and the letter table
+//! ([`SPEC_ROWS`], [`KindTable`]) that says how a captured letter is recognised as a kind.
 //!
-//! This table is the one place these facts live: the simulator builds letters from it,
-//! scenario defaults come from it, and captured letters are classified with it.
+//! This file is the one place these facts live: the simulator builds letters from it,
+//! scenario defaults come from it, and captured letters are classified with it. Each row of
+//! the table names the specification file it comes from (README, "Kinds of letter"); a target
+//! file can add rows of its own for an EHR that uses local codes ([`KindTable::with_local`]).
 
 use super::ids::NhsNumber;
 use crate::protocol::clock::Span;
@@ -32,6 +35,8 @@ pub enum LetterKind {
     DischargeSummary,
     /// Emergency care discharge letter to the registered practice.
     EmergencyDischarge,
+    /// Mental health inpatient discharge summary to the registered practice.
+    MentalHealthDischarge,
     /// Notice to the registered practice that the patient died in hospital.
     DeathNotification,
     /// The patient's own copy of a clinic letter, sent to print and post.
@@ -149,19 +154,39 @@ pub struct DocumentType {
     pub display: &'static str,
 }
 
-/// `Report of clinical encounter`, used for outpatient letters (code choice unverified).
+/// `Report of clinical encounter`, which the simulator puts on outpatient letters (code choice
+/// unverified: no specification names it; the Outpatient Letter specification advises
+/// [`DOC_OUTPATIENT_LETTER`], which the table accepts too).
 pub const DOC_CLINIC_LETTER: DocumentType = DocumentType {
     code: "371531000",
     display: "Report of clinical encounter",
 };
-/// `Discharge summary`, used for inpatient, emergency and death-in-hospital summaries.
+/// `Outpatient letter`, the document type the ITK3 Outpatient Letter specification advises
+/// (`nhsconnect/ITK-FHIR-Outpatient-Letter`, `pages/explore/explore_headings.md`).
+pub const DOC_OUTPATIENT_LETTER: DocumentType = DocumentType {
+    code: "823681000000100",
+    display: "Outpatient letter",
+};
+/// `Discharge summary`, which the specifications advise for every eDischarge (inpatient, mental
+/// health, emergency care; `explore_headings.md` of each), so death-in-hospital summaries too.
 pub const DOC_DISCHARGE_SUMMARY: DocumentType = DocumentType {
     code: "373942005",
     display: "Discharge summary",
 };
 
 impl LetterKind {
-    pub const ALL: [LetterKind; 5] = [
+    pub const ALL: [LetterKind; 6] = [
+        LetterKind::ClinicLetter,
+        LetterKind::DischargeSummary,
+        LetterKind::EmergencyDischarge,
+        LetterKind::MentalHealthDischarge,
+        LetterKind::DeathNotification,
+        LetterKind::PatientCopy,
+    ];
+
+    /// The kinds the built-in simulator sends (every kind but the mental health discharge,
+    /// which scenarios may expect from a target).
+    pub const SIMULATED: [LetterKind; 5] = [
         LetterKind::ClinicLetter,
         LetterKind::DischargeSummary,
         LetterKind::EmergencyDischarge,
@@ -174,6 +199,7 @@ impl LetterKind {
             LetterKind::ClinicLetter => "clinic_letter",
             LetterKind::DischargeSummary => "discharge_summary",
             LetterKind::EmergencyDischarge => "emergency_discharge",
+            LetterKind::MentalHealthDischarge => "mental_health_discharge",
             LetterKind::DeathNotification => "death_notification",
             LetterKind::PatientCopy => "patient_copy",
         }
@@ -194,6 +220,7 @@ impl LetterKind {
                 Some("TOC_FHIR_IP_DISCH")
             }
             LetterKind::EmergencyDischarge => Some("TOC_FHIR_EC_DISCH"),
+            LetterKind::MentalHealthDischarge => Some("TOC_FHIR_MH_DISCH"),
             LetterKind::PatientCopy => None,
         }
     }
@@ -204,6 +231,7 @@ impl LetterKind {
             LetterKind::ClinicLetter => Some("ITK006D"),
             LetterKind::DischargeSummary | LetterKind::DeathNotification => Some("ITK003D"),
             LetterKind::EmergencyDischarge => Some("ITK005D"),
+            LetterKind::MentalHealthDischarge => Some("ITK004D"),
             LetterKind::PatientCopy => None,
         }
     }
@@ -215,6 +243,7 @@ impl LetterKind {
                 "ITK Inpatient Discharge"
             }
             LetterKind::EmergencyDischarge => "ITK Emergency Care Discharge",
+            LetterKind::MentalHealthDischarge => "ITK Mental Health eDischarge",
             LetterKind::PatientCopy => "",
         }
     }
@@ -237,7 +266,9 @@ impl LetterKind {
     pub fn trigger(self) -> EventKind {
         match self {
             LetterKind::ClinicLetter | LetterKind::PatientCopy => EventKind::OutpatientAttendance,
-            LetterKind::DischargeSummary => EventKind::Discharge,
+            LetterKind::DischargeSummary | LetterKind::MentalHealthDischarge => {
+                EventKind::Discharge
+            }
             LetterKind::EmergencyDischarge => EventKind::EmergencyDischarge,
             LetterKind::DeathNotification => EventKind::Death,
         }
@@ -260,6 +291,244 @@ impl LetterKind {
 impl fmt::Display for LetterKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Where a row of the letter table comes from: the nhsconnect repositories on GitHub, read at
+/// the commit README cites, or DOMAIN.md where no specification file names the value.
+const EVENTS: &str = "nhsconnect/STU3-FHIR-Assets CodeSystems/CodeSystem-ITK-MessageEvent-2.xml";
+
+/// One row of the letter table: a kind, and the values that say a letter is of it. Where a
+/// specification allows several codes, the row lists each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecRow {
+    pub kind: LetterKind,
+    /// MESH workflow ids (`mex-WorkflowID`).
+    pub workflow_ids: &'static [&'static str],
+    /// ITK3 `MessageHeader.event` codes.
+    pub itk3_events: &'static [&'static str],
+    /// SNOMED CT `Composition.type` codes.
+    pub document_types: &'static [&'static str],
+    /// The specification files that say so.
+    pub sources: &'static [&'static str],
+}
+
+/// The letter table from the specifications. README "Kinds of letter" shows the same rows.
+pub const SPEC_ROWS: [SpecRow; 6] = [
+    SpecRow {
+        kind: LetterKind::ClinicLetter,
+        workflow_ids: &["TOC_FHIR_OP_ATTEN"],
+        itk3_events: &["ITK006D"],
+        // The second is lettergate's own choice (unverified), kept so the simulator's letters
+        // and existing baselines still read.
+        document_types: &[DOC_OUTPATIENT_LETTER.code, DOC_CLINIC_LETTER.code],
+        sources: &[
+            "nhsconnect/ITK-FHIR-Outpatient-Letter pages/explore/explore_headings.md (document type)",
+            "nhsconnect/STU3-FHIR-Assets MessageDefinitions/ITK-OPL-MessageDefinition-4.xml (event)",
+            EVENTS,
+            "DOMAIN.md (workflow id; no specification file found)",
+        ],
+    },
+    SpecRow {
+        kind: LetterKind::DischargeSummary,
+        workflow_ids: &["TOC_FHIR_IP_DISCH"],
+        itk3_events: &["ITK003D"],
+        document_types: &[DOC_DISCHARGE_SUMMARY.code],
+        sources: &[
+            "nhsconnect/ITK3-FHIR-eDischarge pages/explore/explore_headings.md (document type)",
+            "nhsconnect/STU3-FHIR-Assets MessageDefinitions/ITK-eDischarge-MessageDefinition-4.xml (event)",
+            EVENTS,
+            "DOMAIN.md (workflow id; no specification file found)",
+        ],
+    },
+    SpecRow {
+        kind: LetterKind::EmergencyDischarge,
+        workflow_ids: &["TOC_FHIR_EC_DISCH"],
+        itk3_events: &["ITK005D"],
+        document_types: &[DOC_DISCHARGE_SUMMARY.code],
+        sources: &[
+            "nhsconnect/ITK-FHIR-Emergency-Care-eDischarge pages/explore/explore_headings.md (document type)",
+            "nhsconnect/STU3-FHIR-Assets MessageDefinitions/ITK-EC-eDischarge-MessageDefinition-4.xml (event)",
+            EVENTS,
+            "https://digital.nhs.uk/developer/api-catalogue/transfer-of-care-emergency-care-discharge-fhir (workflow id)",
+        ],
+    },
+    SpecRow {
+        kind: LetterKind::MentalHealthDischarge,
+        workflow_ids: &["TOC_FHIR_MH_DISCH"],
+        itk3_events: &["ITK004D"],
+        document_types: &[DOC_DISCHARGE_SUMMARY.code],
+        sources: &[
+            "nhsconnect/ITK-FHIR-Mental-Health-eDischarge pages/explore/explore_headings.md (document type)",
+            "nhsconnect/STU3-FHIR-Assets MessageDefinitions/ITK-MH-eDischarge-MessageDefinition-4.xml (event)",
+            EVENTS,
+            "https://digital.nhs.uk/developer/api-catalogue/transfer-of-care-mental-health-discharge-fhir (workflow id)",
+        ],
+    },
+    // No specification defines a message of its own for a death in hospital: it is an
+    // inpatient discharge whose patient died (see `KindSignals::died`).
+    SpecRow {
+        kind: LetterKind::DeathNotification,
+        workflow_ids: &["TOC_FHIR_IP_DISCH"],
+        itk3_events: &["ITK003D"],
+        document_types: &[DOC_DISCHARGE_SUMMARY.code],
+        sources: &[
+            "as discharge_summary",
+            "nhsconnect/STU3-FHIR-Assets StructureDefinitions/CareConnect-ITK-Encounter-1.xml (Encounter.hospitalization.extension:dischargeMethod, Extension-CareConnect-DischargeMethod-1; dischargeDisposition bound to CareConnect-DischargeDestination-1)",
+            "FHIR STU3 Patient.deceased[x]",
+        ],
+    },
+    SpecRow {
+        kind: LetterKind::PatientCopy,
+        workflow_ids: &[],
+        itk3_events: &[],
+        document_types: &[DOC_OUTPATIENT_LETTER.code, DOC_CLINIC_LETTER.code],
+        sources: &["as clinic_letter, addressed to the patient (no ITK3 message: print and post)"],
+    },
+];
+
+/// The discharge method code meaning "Patient died" (NHS Data Dictionary discharge method 4,
+/// as `Extension-CareConnect-DischargeMethod-1` carries it).
+pub const DISCHARGE_METHOD_DIED: &str = "4";
+/// The discharge destination code "Not applicable - Patient died or still birth" (NHS Data
+/// Dictionary discharge destination 79), for `Encounter.hospitalization.dischargeDisposition`.
+pub const DISCHARGE_DESTINATION_DIED: &str = "79";
+
+/// What a letter's document says about its kind, besides its ITK3 event and whether it is
+/// addressed to the patient: kept with the letter so a target's own rows can classify it again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindSignals {
+    /// The `Composition.type` code, or what a target's reader reads as the kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_type: Option<String>,
+    /// The `Encounter.class` code (v3 ActCode `AMB`, `IMP`, `EMER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encounter_class: Option<String>,
+    /// The patient died: the discharge method says so ([`DISCHARGE_METHOD_DIED`]), or the
+    /// discharge destination ([`DISCHARGE_DESTINATION_DIED`]), or `Patient.deceased[x]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub died: bool,
+}
+
+/// A row of a [`KindTable`]: a row of [`SPEC_ROWS`], or one a target file adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KindRow {
+    pub kind: LetterKind,
+    pub itk3_events: Vec<String>,
+    pub document_types: Vec<String>,
+    /// A target's own row: a code it names is its alone (it overrides the specification rows
+    /// that share the code).
+    pub local: bool,
+}
+
+/// The rows letters are classified with: the specification rows, after a target's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KindTable {
+    rows: Vec<KindRow>,
+}
+
+impl KindTable {
+    /// The table of the specifications alone.
+    pub fn standard() -> &'static KindTable {
+        static TABLE: std::sync::LazyLock<KindTable> = std::sync::LazyLock::new(|| KindTable {
+            rows: SPEC_ROWS
+                .iter()
+                .map(|r| KindRow {
+                    kind: r.kind,
+                    itk3_events: r.itk3_events.iter().map(|c| c.to_string()).collect(),
+                    document_types: r.document_types.iter().map(|c| c.to_string()).collect(),
+                    local: false,
+                })
+                .collect(),
+        });
+        &TABLE
+    }
+
+    /// The specification rows with a target's own: a code a local row names is that row's
+    /// alone, so a target can both add codes and take one from the kind the specifications
+    /// give it.
+    pub fn with_local(local: Vec<KindRow>) -> KindTable {
+        let mut rows: Vec<KindRow> = local
+            .into_iter()
+            .map(|r| KindRow { local: true, ..r })
+            .collect();
+        rows.extend(KindTable::standard().rows.iter().cloned());
+        KindTable { rows }
+    }
+
+    /// The kind of a letter, or `None` when nothing in the table recognises it.
+    ///
+    /// The document type names the candidate kinds (or, when the table does not know it, the
+    /// ITK3 event does); the patient's copy is told by its recipient; the discharges that
+    /// share `Discharge summary` are told apart by the encounter class `EMER`, then the ITK3
+    /// event, then whether the patient died. The document type decides before the event so
+    /// that a letter sent with the wrong event is still its kind, with a wrong-event finding.
+    pub fn classify(
+        &self,
+        signals: &KindSignals,
+        itk3_event: Option<&str>,
+        to_patient: bool,
+    ) -> Option<LetterKind> {
+        let by_type = signals
+            .document_type
+            .as_deref()
+            .map(|code| self.kinds_where(|r| r.document_types.iter().any(|c| c == code)))
+            .unwrap_or_default();
+        let by_event = itk3_event
+            .map(|code| self.kinds_where(|r| r.itk3_events.iter().any(|c| c == code)))
+            .unwrap_or_default();
+        let mut kinds = if by_type.is_empty() {
+            by_event.clone()
+        } else {
+            by_type
+        };
+        // A clinic letter addressed to the patient is the patient's copy, whichever row named
+        // its document type.
+        let copy = [LetterKind::PatientCopy, LetterKind::ClinicLetter];
+        if to_patient && kinds.iter().any(|k| copy.contains(k)) {
+            return Some(LetterKind::PatientCopy);
+        }
+        kinds.retain(|k| *k != LetterKind::PatientCopy);
+        let emergency = signals.encounter_class.as_deref() == Some("EMER");
+        if emergency && kinds.contains(&LetterKind::EmergencyDischarge) {
+            return Some(LetterKind::EmergencyDischarge);
+        }
+        let fitting: Vec<LetterKind> = kinds
+            .iter()
+            .copied()
+            .filter(|k| by_event.contains(k))
+            .collect();
+        if !fitting.is_empty() {
+            kinds = fitting;
+        }
+        if signals.died && kinds.contains(&LetterKind::DeathNotification) {
+            return Some(LetterKind::DeathNotification);
+        }
+        kinds.retain(|k| *k != LetterKind::DeathNotification);
+        match kinds.as_slice() {
+            [one] => Some(*one),
+            _ if kinds.contains(&LetterKind::DischargeSummary) => {
+                Some(LetterKind::DischargeSummary)
+            }
+            _ => kinds.first().copied(),
+        }
+    }
+
+    /// The kinds of the rows `hit` picks, in table order, each once: the local rows' alone
+    /// when any local row is picked.
+    fn kinds_where(&self, hit: impl Fn(&KindRow) -> bool) -> Vec<LetterKind> {
+        let local: Vec<&KindRow> = self.rows.iter().filter(|r| r.local && hit(r)).collect();
+        let rows = match local.is_empty() {
+            true => self.rows.iter().filter(|r| !r.local && hit(r)).collect(),
+            false => local,
+        };
+        let mut kinds = Vec::new();
+        for r in rows {
+            if !kinds.contains(&r.kind) {
+                kinds.push(r.kind);
+            }
+        }
+        kinds
     }
 }
 
@@ -288,6 +557,17 @@ pub struct LetterFacts {
     /// HL7 message. Where the EHR keeps the local id lettergate drove the event with.
     #[serde(default)]
     pub visit_id: Option<String>,
+    /// What the document says about its kind, kept so that a target's own letter rows can
+    /// classify it again ([`KindTable::with_local`]).
+    #[serde(default)]
+    pub signals: KindSignals,
+    /// The document's status as written (`Composition.status`, or what a target's reader
+    /// reads), when the reader found one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The document's date as written, when a target's reader reads one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
 }
 
 /// What a letter says, as snapshots show it.
@@ -325,12 +605,176 @@ mod tests {
                     Some("ITK005D")
                 ),
                 (
+                    "mental_health_discharge",
+                    Some("TOC_FHIR_MH_DISCH"),
+                    Some("ITK004D")
+                ),
+                (
                     "death_notification",
                     Some("TOC_FHIR_IP_DISCH"),
                     Some("ITK003D")
                 ),
                 ("patient_copy", None, None),
             ]
+        );
+    }
+
+    /// The signals of a letter as the specifications write it for `row`, with its first
+    /// document type, event and the died flag and class that tell its kind.
+    fn as_specified(row: &SpecRow, doc: &str) -> (KindSignals, Option<&'static str>, bool) {
+        let class = match row.kind {
+            LetterKind::ClinicLetter | LetterKind::PatientCopy => "AMB",
+            LetterKind::EmergencyDischarge => "EMER",
+            _ => "IMP",
+        };
+        let signals = KindSignals {
+            document_type: Some(doc.to_string()),
+            encounter_class: Some(class.to_string()),
+            died: row.kind == LetterKind::DeathNotification,
+        };
+        (
+            signals,
+            row.itk3_events.first().copied(),
+            row.kind == LetterKind::PatientCopy,
+        )
+    }
+
+    #[test]
+    fn every_row_of_the_table_classifies_as_its_kind_with_each_of_its_document_types() {
+        let table = KindTable::standard();
+        for row in &SPEC_ROWS {
+            assert!(!row.sources.is_empty(), "{:?} names no source", row.kind);
+            for doc in row.document_types {
+                let (signals, event, to_patient) = as_specified(row, doc);
+                assert_eq!(
+                    table.classify(&signals, event, to_patient),
+                    Some(row.kind),
+                    "{:?} with document type {doc}",
+                    row.kind
+                );
+            }
+            assert_eq!(
+                (
+                    row.workflow_ids.first().copied(),
+                    row.itk3_events.first().copied()
+                ),
+                (row.kind.workflow_id(), row.kind.itk3_event()),
+                "the row and LetterKind agree for {:?}",
+                row.kind
+            );
+        }
+        let kinds: Vec<LetterKind> = SPEC_ROWS.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, LetterKind::ALL, "one row per kind");
+    }
+
+    #[test]
+    fn discharges_sharing_discharge_summary_are_told_apart_by_event_class_and_death() {
+        let t = KindTable::standard();
+        let ds = |class: &str, died| KindSignals {
+            document_type: Some(DOC_DISCHARGE_SUMMARY.code.into()),
+            encounter_class: Some(class.into()),
+            died,
+        };
+        assert_eq!(
+            t.classify(&ds("IMP", false), Some("ITK004D"), false),
+            Some(LetterKind::MentalHealthDischarge)
+        );
+        assert_eq!(
+            t.classify(&ds("EMER", false), Some("ITK005D"), false),
+            Some(LetterKind::EmergencyDischarge)
+        );
+        // The class alone, as lettergate read emergency discharges before.
+        assert_eq!(
+            t.classify(&ds("EMER", false), Some("ITK003D"), false),
+            Some(LetterKind::EmergencyDischarge)
+        );
+        // The event alone, as the specifications tell them apart.
+        assert_eq!(
+            t.classify(&ds("", false), Some("ITK005D"), false),
+            Some(LetterKind::EmergencyDischarge)
+        );
+        assert_eq!(
+            t.classify(&ds("IMP", true), Some("ITK003D"), false),
+            Some(LetterKind::DeathNotification)
+        );
+        assert_eq!(
+            t.classify(&ds("IMP", true), None, false),
+            Some(LetterKind::DeathNotification)
+        );
+        assert_eq!(
+            t.classify(&ds("IMP", false), None, false),
+            Some(LetterKind::DischargeSummary)
+        );
+        // A wrong event does not change the kind: the check says the event is wrong.
+        assert_eq!(
+            t.classify(&ds("IMP", false), Some("ITK006D"), false),
+            Some(LetterKind::DischargeSummary)
+        );
+    }
+
+    #[test]
+    fn an_unknown_document_type_is_read_by_its_event_and_nothing_else_is_unrecognised() {
+        let t = KindTable::standard();
+        let local = KindSignals {
+            document_type: Some("717301000000105".into()),
+            encounter_class: None,
+            died: false,
+        };
+        assert_eq!(
+            t.classify(&local, Some("ITK005D"), false),
+            Some(LetterKind::EmergencyDischarge)
+        );
+        assert_eq!(t.classify(&local, None, false), None);
+        assert_eq!(
+            t.classify(&KindSignals::default(), Some("ITK999X"), false),
+            None
+        );
+        // A clinic letter for a patient who has since died is still a clinic letter.
+        let opl = KindSignals {
+            document_type: Some(DOC_OUTPATIENT_LETTER.code.into()),
+            encounter_class: Some("AMB".into()),
+            died: true,
+        };
+        assert_eq!(
+            t.classify(&opl, Some("ITK006D"), false),
+            Some(LetterKind::ClinicLetter)
+        );
+        assert_eq!(t.classify(&opl, None, true), Some(LetterKind::PatientCopy));
+    }
+
+    #[test]
+    fn a_local_row_adds_codes_and_takes_a_code_from_the_specification_rows() {
+        let local = KindTable::with_local(vec![KindRow {
+            kind: LetterKind::ClinicLetter,
+            itk3_events: vec![],
+            document_types: vec!["OPL-LOCAL".into(), DOC_DISCHARGE_SUMMARY.code.into()],
+            local: false,
+        }]);
+        let signals = |doc: &str| KindSignals {
+            document_type: Some(doc.into()),
+            ..KindSignals::default()
+        };
+        assert_eq!(
+            local.classify(&signals("OPL-LOCAL"), None, false),
+            Some(LetterKind::ClinicLetter)
+        );
+        assert_eq!(
+            local.classify(&signals("OPL-LOCAL"), None, true),
+            Some(LetterKind::PatientCopy)
+        );
+        assert_eq!(
+            local.classify(&signals(DOC_DISCHARGE_SUMMARY.code), Some("ITK003D"), false),
+            Some(LetterKind::ClinicLetter),
+            "the local row's code is its alone"
+        );
+        assert_eq!(
+            local.classify(&signals(DOC_OUTPATIENT_LETTER.code), None, false),
+            Some(LetterKind::ClinicLetter),
+            "the specification rows still read"
+        );
+        assert_eq!(
+            KindTable::standard().classify(&signals("OPL-LOCAL"), None, false),
+            None
         );
     }
 

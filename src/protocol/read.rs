@@ -8,7 +8,10 @@ use super::fhir::xml::{many, one};
 use super::hl7::Hl7ReadError;
 use crate::protocol::ids::NhsNumber;
 use crate::protocol::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
-use crate::protocol::letter::{LetterKind, Transport, DOC_CLINIC_LETTER, DOC_DISCHARGE_SUMMARY};
+use crate::protocol::letter::{
+    KindSignals, KindTable, LetterKind, Transport, DISCHARGE_DESTINATION_DIED,
+    DISCHARGE_METHOD_DIED,
+};
 use crate::protocol::normalize::normalize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -211,6 +214,7 @@ fn from_message(v: &Value, header: &Value) -> Result<LetterFacts, ReadError> {
     let receiver = by_ref(v, &header["receiver"]);
     let mut facts = from_document(message_document(v, header)?, false)?;
     facts.itk3_event = header["event"]["code"].as_str().map(str::to_string);
+    facts.kind = classify(&facts, KindTable::standard());
     facts.recipient_ods = receiver.and_then(|r| identifier(r, ODS_SYSTEM));
     facts.message_id = one(&v["identifier"])["value"].as_str().map(str::to_string);
     Ok(facts)
@@ -230,19 +234,12 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, ReadError
     let comp = composition(doc)?;
     let patient = by_type(doc, "Patient");
     let encounter = by_type(doc, "Encounter");
-    let code = type_coding(comp)["code"].as_str().unwrap_or_default();
-    let class = encounter
-        .and_then(|e| e["class"]["code"].as_str())
-        .unwrap_or_default();
-    let died = encounter
-        .map(|e| one(&e["hospitalization"]["dischargeDisposition"]["coding"])["code"] == "4")
-        .unwrap_or(false);
-    let kind = classify(code, class, died, to_patient);
+    let signals = kind_signals(comp, patient, encounter);
     // serde_json's map is ordered by key, so this rendering is canonical.
     let canonical = serde_json::to_string_pretty(doc).unwrap_or_default();
     let digest = hex::encode(Sha256::digest(normalize(&canonical).as_bytes()));
-    Ok(LetterFacts {
-        kind,
+    let mut facts = LetterFacts {
+        kind: None,
         itk3_event: None,
         nhs_number: patient
             .and_then(|p| identifier(p, NHS_NUMBER_SYSTEM))
@@ -257,25 +254,61 @@ fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, ReadError
         reference: None,
         visit_id: encounter
             .and_then(|e| one(&e["identifier"])["value"].as_str().map(str::to_string)),
-    })
+        signals,
+        status: None,
+        date: None,
+    };
+    facts.kind = classify(&facts, KindTable::standard());
+    Ok(facts)
 }
 
-/// The kind of a letter from what its document says: its type, encounter class and
-/// discharge method, and whether it is addressed to the patient.
-pub fn classify(
-    doc_type: &str,
-    encounter_class: &str,
-    died: bool,
-    to_patient: bool,
-) -> Option<LetterKind> {
-    match (doc_type, encounter_class) {
-        (c, _) if c == DOC_CLINIC_LETTER.code && to_patient => Some(LetterKind::PatientCopy),
-        (c, _) if c == DOC_CLINIC_LETTER.code => Some(LetterKind::ClinicLetter),
-        (c, "EMER") if c == DOC_DISCHARGE_SUMMARY.code => Some(LetterKind::EmergencyDischarge),
-        (c, _) if c == DOC_DISCHARGE_SUMMARY.code && died => Some(LetterKind::DeathNotification),
-        (c, _) if c == DOC_DISCHARGE_SUMMARY.code => Some(LetterKind::DischargeSummary),
-        _ => None,
+/// The kind of a letter from what its document says (its type, encounter class, whether the
+/// patient died), its ITK3 event and whether it is addressed to the patient, by `kinds`: the
+/// specification rows ([`KindTable::standard`]) or those with a target's own.
+pub fn classify(facts: &LetterFacts, kinds: &KindTable) -> Option<LetterKind> {
+    kinds.classify(
+        &facts.signals,
+        facts.itk3_event.as_deref(),
+        facts.to_patient,
+    )
+}
+
+/// What a document says about its kind. The patient died when the Encounter's discharge method
+/// (`Extension-CareConnect-DischargeMethod-1`) or discharge destination says so, or when the
+/// Patient is `deceased[x]`. A discharge disposition of `4` is the discharge method's code in
+/// the wrong element, as lettergate's simulator writes it: read as died too.
+fn kind_signals(comp: &Value, patient: Option<&Value>, encounter: Option<&Value>) -> KindSignals {
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let hospitalization = encounter.map(|e| &e["hospitalization"]);
+    let method_died = hospitalization.is_some_and(|h| {
+        many(&h["extension"])
+            .filter(|x| {
+                x["url"]
+                    .as_str()
+                    .is_some_and(|u| u.contains("DischargeMethod"))
+            })
+            .any(|x| codes(&x["valueCodeableConcept"]).any(|c| c == DISCHARGE_METHOD_DIED))
+    });
+    let destination_died = hospitalization.is_some_and(|h| {
+        codes(&h["dischargeDisposition"])
+            .any(|c| c == DISCHARGE_DESTINATION_DIED || c == DISCHARGE_METHOD_DIED)
+    });
+    let deceased = patient.is_some_and(|p| {
+        // FHIR XML read into JSON's shape keeps a boolean as its text.
+        p["deceasedBoolean"] == true
+            || p["deceasedBoolean"] == "true"
+            || p["deceasedDateTime"].as_str().is_some()
+    });
+    KindSignals {
+        document_type: text(&type_coding(comp)["code"]),
+        encounter_class: encounter.and_then(|e| text(&e["class"]["code"])),
+        died: method_died || destination_died || deceased,
     }
+}
+
+/// The codes of a CodeableConcept.
+fn codes(concept: &Value) -> impl Iterator<Item = &str> {
+    many(&concept["coding"]).filter_map(|c| c["code"].as_str())
 }
 
 fn strip_tags(html: &str) -> String {
@@ -299,6 +332,7 @@ mod tests {
     use super::*;
     use crate::protocol::clock::Timestamp;
     use crate::protocol::itk3::{self, LetterDoc};
+    use crate::protocol::letter::DOC_CLINIC_LETTER;
 
     fn doc(kind: LetterKind) -> LetterDoc {
         LetterDoc {
@@ -339,6 +373,77 @@ mod tests {
                 assert_eq!(facts.recipient_ods.as_deref(), Some("A81001"));
             }
         }
+    }
+
+    /// A letter as the specifications let an EHR write it, not as the simulator does.
+    fn message_json(kind: LetterKind, edit: impl Fn(&mut Value)) -> Vec<u8> {
+        let mut v = itk3::message_bundle(&doc(kind));
+        edit(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    /// The resource of type `t` in the document nested in message `v`.
+    fn in_document<'a>(v: &'a mut Value, t: &str) -> &'a mut Value {
+        let entries = document_entries(v);
+        let e = entries
+            .iter_mut()
+            .find(|e| e["resource"]["resourceType"] == t);
+        &mut e.unwrap()["resource"]
+    }
+
+    fn document_entries(v: &mut Value) -> &mut Vec<Value> {
+        let message = v["entry"].as_array_mut().unwrap();
+        let doc = message
+            .iter_mut()
+            .find(|e| e["resource"]["type"] == "document");
+        doc.unwrap()["resource"]["entry"].as_array_mut().unwrap()
+    }
+
+    #[test]
+    fn a_death_is_read_from_the_discharge_method_the_destination_or_patient_deceased() {
+        let kind = |body: &[u8]| parse_letter(Transport::Mesh, body).unwrap().kind;
+        let method = message_json(LetterKind::DischargeSummary, |v| {
+            in_document(v, "Encounter")["hospitalization"] = serde_json::json!({"extension": [{
+                "url": "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-DischargeMethod-1",
+                "valueCodeableConcept": {"coding": [{"code": "4", "display": "Patient died"}]}}]});
+        });
+        let destination = message_json(LetterKind::DischargeSummary, |v| {
+            in_document(v, "Encounter")["hospitalization"] =
+                serde_json::json!({"dischargeDisposition": {"coding": [{"code": "79"}]}});
+        });
+        // A death notification with no discharge Encounter at all.
+        let deceased = message_json(LetterKind::DischargeSummary, |v| {
+            in_document(v, "Patient")["deceasedDateTime"] = "2025-01-06T09:00:00Z".into();
+            document_entries(v).retain(|e| e["resource"]["resourceType"] != "Encounter");
+        });
+        for body in [&method, &destination, &deceased] {
+            assert_eq!(kind(body), Some(LetterKind::DeathNotification));
+        }
+        let alive = message_json(LetterKind::DischargeSummary, |_| {});
+        assert_eq!(kind(&alive), Some(LetterKind::DischargeSummary));
+    }
+
+    #[test]
+    fn each_discharge_is_read_by_its_event_and_the_outpatient_letter_by_its_document_type() {
+        let kind = |body: &[u8]| parse_letter(Transport::Mesh, body).unwrap().kind;
+        let with_event = |code: &'static str| {
+            message_json(LetterKind::DischargeSummary, move |v| {
+                v["entry"][0]["resource"]["event"]["code"] = code.into();
+            })
+        };
+        assert_eq!(
+            kind(&with_event("ITK004D")),
+            Some(LetterKind::MentalHealthDischarge)
+        );
+        assert_eq!(
+            kind(&with_event("ITK005D")),
+            Some(LetterKind::EmergencyDischarge)
+        );
+        let opl = message_json(LetterKind::ClinicLetter, |v| {
+            let comp = in_document(v, "Composition");
+            comp["type"]["coding"][0]["code"] = "823681000000100".into();
+        });
+        assert_eq!(kind(&opl), Some(LetterKind::ClinicLetter));
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub fn document_type(kind: LetterKind) -> (&'static str, &'static str) {
         LetterKind::DischargeSummary => ("DS", "Discharge summary"),
         LetterKind::EmergencyDischarge => ("ED", "Emergency department report"),
         LetterKind::DeathNotification => ("DN", "Notification of death in hospital"),
+        // lettergate's own TXA-2 code, as for the other kinds (HL7 table 0270 is user-defined).
+        LetterKind::MentalHealthDischarge => ("MH", "Mental health discharge summary"),
         LetterKind::PatientCopy => ("CP", "Patient copy of a clinic letter"),
     }
 }
@@ -59,7 +61,9 @@ fn class(kind: LetterKind) -> &'static str {
     match kind {
         LetterKind::ClinicLetter | LetterKind::PatientCopy => "O",
         LetterKind::EmergencyDischarge => "E",
-        LetterKind::DischargeSummary | LetterKind::DeathNotification => "I",
+        LetterKind::DischargeSummary
+        | LetterKind::DeathNotification
+        | LetterKind::MentalHealthDischarge => "I",
     }
 }
 
@@ -148,6 +152,13 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), Hl7ReadError> {
         message_id: m.text("MSH", 10, 1),
         reference: Some(document_id),
         visit_id: m.text("PV1", 19, 1),
+        // TXA-2, so that a target's own letter rows can name a local document type.
+        signals: crate::protocol::letter::KindSignals {
+            document_type: Some(code.to_string()),
+            ..Default::default()
+        },
+        status: None,
+        date: None,
     };
     let mut content = LetterContent {
         document_type: Some(match kind {

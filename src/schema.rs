@@ -17,8 +17,8 @@ use crate::scenario::file::{
     RawRecipient, RawScenario, SyntheticNhs,
 };
 use crate::targets::file::{
-    Address, EnvName, EventName, FieldPath, HttpUrl, Listen, MatchBy, Method, RawTarget, SpanValue,
-    TargetName, Template,
+    Address, EnvName, EventName, FieldPath, HttpUrl, KindName, KindSource, Listen, MatchBy, Method,
+    RawTarget, RecipientSource, SpanValue, TargetName, Template, TransportName,
 };
 use schemars::generate::SchemaSettings;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
@@ -242,6 +242,39 @@ impl JsonSchema for EventName {
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         crate::protocol::letter::EventKind::json_schema(generator)
+    }
+}
+
+scalar_schema!(RecipientSource, "RecipientSource", {
+    "description": "Where a reader finds whom a letter is for: a field path to a practice's ODS code (or the word `patient`), or `patient` when every letter it reads goes to the patient.",
+    "type": "string"
+});
+scalar_schema!(KindSource, "KindSource", {
+    "description": "Where a reader finds a letter's kind: a field path to a document type code or a kind's name, or a kind's name such as `patient_copy`.",
+    "type": "string"
+});
+
+impl JsonSchema for KindName {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "KindName".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        crate::protocol::letter::LetterKind::json_schema(generator)
+    }
+}
+
+impl JsonSchema for TransportName {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "TransportName".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        crate::protocol::letter::Transport::json_schema(generator)
     }
 }
 

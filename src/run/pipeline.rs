@@ -228,7 +228,8 @@ async fn run_target_scenario(
     });
     let ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok((rebased, _, letters)) => {
+        Ok((rebased, _, mut letters)) => {
+            crate::targets::readers::read_again(t, &mut letters);
             let (mine, before) = sort_out(&t.match_by, &rebased, letters, history);
             let mut o = check(&rebased, config, &mine, before);
             o.elapsed_ms = started.elapsed().as_millis() as u64;

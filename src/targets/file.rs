@@ -6,7 +6,7 @@
 
 use crate::protocol::clock::Span;
 use crate::protocol::de::parse_scalar;
-use crate::protocol::letter::EventKind;
+use crate::protocol::letter::{EventKind, LetterKind, Transport};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -36,6 +36,159 @@ pub struct RawTarget {
     /// this target checks them (said once here, not in every scenario).
     #[serde(default)]
     pub acknowledgements: Option<bool>,
+    /// Rows of the letter table of this EHR's own: local codes for a kind (README, "When
+    /// lettergate cannot read your EHR's letters").
+    #[serde(default)]
+    pub letters: Vec<RawLetterRow>,
+    /// How to read bodies that are not ITK3, HL7 MDM or lettergate's print request, per
+    /// transport and route.
+    #[serde(default)]
+    pub readers: Vec<RawReader>,
+}
+
+/// A row of the letter table that a target adds: codes that say a letter is of `kind`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLetterRow {
+    pub kind: KindName,
+    /// `Composition.type` codes (or TXA-2 codes of an MDM message, or what a reader's `kind:`
+    /// path holds).
+    #[serde(default)]
+    pub document_types: Vec<String>,
+    /// ITK3 `MessageHeader.event` codes.
+    #[serde(default)]
+    pub itk3_events: Vec<String>,
+}
+
+/// A letter kind's name (`clinic_letter`, `discharge_summary`...), with did-you-mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindName(pub LetterKind);
+
+impl KindName {
+    fn parse(s: &str) -> Result<KindName, String> {
+        LetterKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .map(KindName)
+            .ok_or_else(|| {
+                let names = LetterKind::ALL.map(|k| k.name());
+                match crate::scenario::diagnostic::closest(s, names) {
+                    Some(best) => format!("unknown letter kind `{s}`; did you mean `{best}`?"),
+                    None => format!(
+                        "unknown letter kind `{s}`; known kinds: {}",
+                        names.join(", ")
+                    ),
+                }
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for KindName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a letter kind", KindName::parse)
+    }
+}
+
+/// How to read the letters that come on one transport (and route): where in the body each
+/// fact is. Paths are those `match: {field: …}` takes ([`FieldPath`]).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReader {
+    /// The transport whose letters it reads: `http`, `mesh`, `mllp` or `folder`.
+    pub on: TransportName,
+    /// Only letters whose route contains this text (`POST /api/v2/print-jobs`, a mailbox, a
+    /// file name); every letter on the transport when absent.
+    #[serde(default)]
+    pub route: Option<String>,
+    pub nhs_number: FieldPath,
+    /// Who the letter is for: a path to a practice's ODS code (or the word `patient`), or
+    /// `patient` for a capture where every letter goes to the patient.
+    pub recipient: RecipientSource,
+    /// What kind of letter it is: a path to a document type code (looked up in the letter
+    /// table, with the target's own `letters:`) or a kind's name, or a kind's name.
+    pub kind: KindSource,
+    #[serde(default)]
+    pub date: Option<FieldPath>,
+    #[serde(default)]
+    pub status: Option<FieldPath>,
+    /// The letter's own id: duplicates are told by it.
+    #[serde(default)]
+    pub document_id: Option<FieldPath>,
+    /// The sender's reference for the letter, which `match: local_id` looks at.
+    #[serde(default)]
+    pub reference: Option<FieldPath>,
+}
+
+/// A transport's name, with did-you-mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportName(pub Transport);
+
+impl<'de> Deserialize<'de> for TransportName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const ALL: [Transport; 4] = [
+            Transport::Http,
+            Transport::Mesh,
+            Transport::Mllp,
+            Transport::Folder,
+        ];
+        parse_scalar(d, "a transport", |s| {
+            ALL.into_iter()
+                .find(|t| t.to_string() == s)
+                .map(TransportName)
+                .ok_or_else(|| {
+                    let names = ALL.map(|t| t.to_string());
+                    match crate::scenario::diagnostic::closest(s, names.iter().map(String::as_str))
+                    {
+                        Some(best) => format!("unknown transport `{s}`; did you mean `{best}`?"),
+                        None => format!("unknown transport `{s}`; use http, mesh, mllp or folder"),
+                    }
+                })
+        })
+    }
+}
+
+/// Where a reader finds whom a letter is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientSource {
+    /// Every letter it reads goes to the patient (a print service).
+    Patient,
+    /// The value here: an ODS code, or `patient` (in any case).
+    At(FieldPath),
+}
+
+impl<'de> Deserialize<'de> for RecipientSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a recipient", |s| match s {
+            "patient" => Ok(RecipientSource::Patient),
+            _ => FieldPath::parse(s).map(RecipientSource::At).map_err(|e| {
+                format!("{e}; or write `patient` when every letter read here goes to the patient")
+            }),
+        })
+    }
+}
+
+/// Where a reader finds what kind a letter is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindSource {
+    /// Every letter it reads is of this kind.
+    Fixed(LetterKind),
+    /// The value here: a document type code or a kind's name.
+    At(FieldPath),
+}
+
+impl<'de> Deserialize<'de> for KindSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a letter kind or a field path", |s| {
+            if let Ok(path) = FieldPath::parse(s) {
+                return Ok(KindSource::At(path));
+            }
+            KindName::parse(s)
+                .map(|k| KindSource::Fixed(k.0))
+                .map_err(|e| {
+                    format!("{e}; or give the field path that holds the kind or document type")
+                })
+        })
+    }
 }
 
 /// Letters, digits, `-` and `_`: it becomes a folder name.

@@ -405,11 +405,12 @@ async fn collect_into_store(
 fn attribute_all(
     t: &Target,
     ledger: &Ledger,
-    letters: Vec<CapturedLetter>,
+    mut letters: Vec<CapturedLetter>,
 ) -> (
     BTreeMap<String, Vec<(CapturedLetter, Option<String>)>>,
     Vec<CapturedLetter>,
 ) {
+    super::readers::read_again(t, &mut letters);
     let driven: Vec<Driven> = ledger
         .scenarios
         .iter()

@@ -17,6 +17,7 @@ pub mod file;
 pub mod ledger;
 pub mod matching;
 pub mod model;
+pub mod readers;
 pub mod rebase;
 pub mod sim;
 

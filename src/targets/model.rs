@@ -4,12 +4,12 @@
 //! defaults are filled in. Nothing after [`load`] sees the raw file.
 
 use super::file::{
-    MatchBy, RawAuth, RawCapture, RawDrive, RawHl7Driver, RawMeshEndpoint, RawMeshPoll, RawRequest,
-    RawTarget, RawWait,
+    MatchBy, RawAuth, RawCapture, RawDrive, RawHl7Driver, RawLetterRow, RawMeshEndpoint,
+    RawMeshPoll, RawReader, RawRequest, RawTarget, RawWait,
 };
 use crate::expect::{FindingKind, Severity};
 use crate::protocol::clock::Span;
-use crate::protocol::letter::EventKind;
+use crate::protocol::letter::{EventKind, KindRow, KindTable};
 use crate::scenario::load::{locate, yaml_diagnostic};
 use crate::scenario::Diagnostic;
 use std::collections::BTreeMap;
@@ -36,6 +36,11 @@ pub struct Target {
     /// Whether the EHR collects ITK3 acknowledgements (`acknowledgements: false` says it does
     /// not); when it does not, no scenario run against it checks them.
     pub acknowledgements: bool,
+    /// The letter table letters are classified with: the specifications' rows after the
+    /// target's own `letters:`; `None` when it gives none (the specifications' table alone).
+    pub kinds: Option<KindTable>,
+    /// How to read the bodies of given transports and routes (see [`super::readers`]).
+    pub readers: Vec<RawReader>,
 }
 
 /// The one driver of a target: a closed set, so a `match` says what each does.
@@ -137,6 +142,7 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
         )
     })?;
     let capture = somewhere_to_capture(path, raw.capture).map_err(|(key, d)| at(key, *d))?;
+    let kinds = letter_rows(path, raw.letters).map_err(|(key, d)| at(key, *d))?;
     Ok(Target {
         path: path.to_path_buf(),
         name: raw.name.0,
@@ -147,7 +153,37 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
         wait: wait(&raw.wait),
         severity: raw.severity,
         acknowledgements: raw.acknowledgements.unwrap_or(true),
+        kinds,
+        readers: raw.readers,
     })
+}
+
+/// The target's own rows of the letter table, each naming at least one code.
+fn letter_rows(path: &Path, rows: Vec<RawLetterRow>) -> Result<Option<KindTable>, Misplaced> {
+    if let Some(r) = rows
+        .iter()
+        .find(|r| r.document_types.is_empty() && r.itk3_events.is_empty())
+    {
+        let kind = r.kind.0;
+        let d = Diagnostic::new(path, format!("the `letters:` row for `{kind}` names no code"))
+            .with_help(Some(format!(
+                "give the codes your EHR writes for a {}: `document_types: [CODE]` (Composition.type, TXA-2, or what a reader's `kind:` path holds) or `itk3_events: [CODE]`",
+                kind.words()
+            )));
+        return Err(("letters:", Box::new(d)));
+    }
+    Ok((!rows.is_empty()).then(|| {
+        KindTable::with_local(
+            rows.into_iter()
+                .map(|r| KindRow {
+                    kind: r.kind.0,
+                    itk3_events: r.itk3_events,
+                    document_types: r.document_types,
+                    local: true,
+                })
+                .collect(),
+        )
+    }))
 }
 
 /// An error in the file, with the key it points at (boxed: a diagnostic is large).

@@ -52,6 +52,17 @@ pub enum ReadError {
     /// The reason as a capture log or ledger recorded it, read back.
     #[error("{0}")]
     Recorded(String),
+    /// A target's reader (`readers:` in the target file) found nothing at a path: the letter's
+    /// patient or recipient cannot be known.
+    #[error("the reader for {on} found no {what} at {path}")]
+    NotAtPath {
+        on: Transport,
+        what: &'static str,
+        path: String,
+    },
+    /// The body a target's reader was to read could not be read back from disk.
+    #[error("its body could not be read back: {0}")]
+    NotReadBack(Arc<std::io::Error>),
 }
 
 /// Written as its text, so a capture log reads as before; read back as

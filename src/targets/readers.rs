@@ -197,7 +197,10 @@ mod tests {
         for (i, l) in letters.iter_mut().enumerate() {
             l.seq = i as u32 + 1;
         }
-        crate::expect::check(s, &letters)
+        crate::expect::check_scoped(s, &letters)
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect()
     }
 
     #[test]

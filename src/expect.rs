@@ -212,6 +212,8 @@ impl Finding {
         }
     }
 
+    // One arm per finding, each its sentence: a table to read down, longer than a screen on
+    // purpose, since splitting it would scatter the wording a change board reads.
     fn describe_unmasked(&self, identifiers: Identifiers) -> String {
         let p = |l: &PatientLabel| l.show(identifiers);
         match self {
@@ -350,50 +352,7 @@ pub fn check_scoped(s: &Scenario, letters: &[CapturedLetter]) -> Vec<(Scope, Fin
     let mut findings = Vec::new();
     let mut consumed: BTreeSet<u32> = BTreeSet::new();
     for l in letters {
-        for r in &l.reports {
-            findings.push(Finding::ReportReceived {
-                seq: l.seq,
-                route: l.route.clone(),
-                code: r.code.clone(),
-                description: r.description.clone(),
-            });
-        }
-        let facts = l.facts.as_ref().ok();
-        let deceased = facts
-            .filter(|f| f.to_patient)
-            .and_then(|f| f.nhs_number)
-            .and_then(|n| s.patient_by_nhs(&n))
-            .and_then(|p| Some((p, s.death_of(&p.key)?)));
-        if let (Some((p, died)), Some(kind)) = (deceased, facts.and_then(|f| f.kind)) {
-            if l.received_at > died {
-                findings.push(Finding::LetterToDeceased {
-                    seq: l.seq,
-                    kind,
-                    patient: PatientLabel {
-                        key: p.key.clone(),
-                        nhs_number: Some(p.nhs_number),
-                    },
-                    after_death: l.received_at.since(died),
-                });
-                consumed.insert(l.seq);
-                continue;
-            }
-        }
-        if let Some(reason) = &l.refusal {
-            findings.push(Finding::Refused {
-                seq: l.seq,
-                route: l.route.clone(),
-                reason: reason.clone(),
-            });
-            consumed.insert(l.seq);
-        } else if let Err(reason) = &l.facts {
-            findings.push(Finding::Unreadable {
-                seq: l.seq,
-                route: l.route.clone(),
-                reason: reason.to_string(),
-            });
-            consumed.insert(l.seq);
-        }
+        check_letter(s, l, &mut consumed, &mut findings);
     }
     scoped.extend(findings.drain(..).map(|f| (Scope::Scenario, f)));
     let mut by_kind: ByKindAndPatient = HashMap::new();
@@ -422,6 +381,61 @@ pub fn check_scoped(s: &Scenario, letters: &[CapturedLetter]) -> Vec<(Scope, Fin
     }
     scoped.extend(findings.into_iter().map(|f| (Scope::Scenario, f)));
     scoped
+}
+
+/// What is wrong with one letter whatever was expected: MESH reports about it, a letter to a
+/// patient after their death, a refusal, a body that cannot be read. A letter to the dead,
+/// refused or unreadable is consumed: no expectation counts it.
+fn check_letter(
+    s: &Scenario,
+    l: &CapturedLetter,
+    consumed: &mut BTreeSet<u32>,
+    findings: &mut Vec<Finding>,
+) {
+    for r in &l.reports {
+        findings.push(Finding::ReportReceived {
+            seq: l.seq,
+            route: l.route.clone(),
+            code: r.code.clone(),
+            description: r.description.clone(),
+        });
+    }
+    let facts = l.facts.as_ref().ok();
+    let deceased = facts
+        .filter(|f| f.to_patient)
+        .and_then(|f| f.nhs_number)
+        .and_then(|n| s.patient_by_nhs(&n))
+        .and_then(|p| Some((p, s.death_of(&p.key)?)));
+    if let (Some((p, died)), Some(kind)) = (deceased, facts.and_then(|f| f.kind)) {
+        if l.received_at > died {
+            findings.push(Finding::LetterToDeceased {
+                seq: l.seq,
+                kind,
+                patient: PatientLabel {
+                    key: p.key.clone(),
+                    nhs_number: Some(p.nhs_number),
+                },
+                after_death: l.received_at.since(died),
+            });
+            consumed.insert(l.seq);
+            return;
+        }
+    }
+    if let Some(reason) = &l.refusal {
+        findings.push(Finding::Refused {
+            seq: l.seq,
+            route: l.route.clone(),
+            reason: reason.clone(),
+        });
+        consumed.insert(l.seq);
+    } else if let Err(reason) = &l.facts {
+        findings.push(Finding::Unreadable {
+            seq: l.seq,
+            route: l.route.clone(),
+            reason: reason.to_string(),
+        });
+        consumed.insert(l.seq);
+    }
 }
 
 /// Both ITK3 acknowledgements came back, were positive, and were collected by the sender.
@@ -492,6 +506,8 @@ fn went_to(l: &CapturedLetter) -> String {
 /// Captured letters by kind and patient, so each expectation looks only at its own.
 type ByKindAndPatient<'a> = HashMap<(LetterKind, NhsNumber), Vec<&'a CapturedLetter>>;
 
+/// One expectation against the letters of its kind and patient not yet consumed by an
+/// earlier one; consumes them.
 fn check_one(
     s: &Scenario,
     x: &Expectation,
@@ -515,106 +531,16 @@ fn check_one(
         .collect();
     candidates.sort_by_key(|l| (l.received_at, l.seq));
     consumed.extend(candidates.iter().map(|l| l.seq));
+    let check = Checking { s, x, who };
     if x.count == 0 {
-        for l in candidates {
-            out.push(Finding::UnexpectedLetter {
-                seq: l.seq,
-                kind: Some(x.letter),
-                patient: Some(who.clone()),
-                route: l.route.clone(),
-                why: "the scenario expects none".into(),
-            });
-        }
+        check.none_expected(&candidates, out);
         return;
     }
-    // Where the letter should have gone, as (ODS code, mailbox), or the patient.
-    let target = match &x.to {
-        Recipient::RegisteredPractice => s.recipient_practice_at(&x.patient, s.end()),
-        Recipient::Practice(k) => s.practices.get(k),
-        Recipient::Patient => None,
-    };
-    let to_words = target.map_or_else(
-        || "the patient".to_string(),
-        |p| format!("{} {} (mailbox {})", p.ods, p.name, p.mailbox),
-    );
-    let (right, wrong): (Vec<&CapturedLetter>, Vec<&CapturedLetter>) =
-        candidates.into_iter().partition(|l| {
-            let f = l.facts.as_ref().ok();
-            match target {
-                Some(p) => {
-                    f.and_then(|f| f.recipient_ods.as_deref()) == Some(p.ods.as_str())
-                        && (l.transport != Transport::Mesh
-                            || l.to_mailbox.as_deref() == Some(p.mailbox.as_str()))
-                }
-                None => f.is_some_and(|f| f.to_patient),
-            }
-        });
-    for l in &wrong {
-        out.push(Finding::WrongRecipient {
-            seq: l.seq,
-            kind: x.letter,
-            patient: who.clone(),
-            expected: to_words.clone(),
-            got: went_to(l),
-        });
-    }
-    let found = right.len() as u32;
-    // A misrouted letter was sent: it is reported once, as a wrong recipient, not also as
-    // missing; only letters never captured at all are missing.
-    let sent = found + wrong.len() as u32;
-    if sent < x.count {
-        out.push(Finding::MissingLetter {
-            kind: x.letter,
-            patient: who.clone(),
-            to: to_words.clone(),
-            expected: x.count,
-            found: sent,
-        });
-    } else if found > x.count {
-        out.push(Finding::Duplicate {
-            kind: x.letter,
-            patient: who.clone(),
-            expected: x.count,
-            found,
-        });
-    }
+    let (right, misrouted) = check.recipients(candidates, out);
+    check.count(right.len() as u32, misrouted, out);
     let anchors: Vec<Timestamp> = s.events_of(&x.patient, x.of).iter().map(|e| e.at).collect();
     for (i, l) in right.iter().enumerate() {
-        let f = l.facts.as_ref().ok();
-        if l.transport != x.transport {
-            out.push(Finding::WrongTransport {
-                seq: l.seq,
-                kind: x.letter,
-                patient: who.clone(),
-                expected: x.transport,
-                got: l.transport,
-            });
-        }
-        if l.transport == Transport::Mesh {
-            if let (Some(want), got) = (&x.workflow, l.workflow_id.clone().unwrap_or_default()) {
-                if &got != want {
-                    out.push(Finding::WrongWorkflow {
-                        seq: l.seq,
-                        kind: x.letter,
-                        patient: who.clone(),
-                        expected: want.clone(),
-                        got,
-                    });
-                }
-            }
-            if let Some(want) = x.letter.itk3_event() {
-                let got = f.and_then(|f| f.itk3_event.clone()).unwrap_or_default();
-                if got != want {
-                    out.push(Finding::WrongEventCode {
-                        seq: l.seq,
-                        kind: x.letter,
-                        patient: who.clone(),
-                        expected: want.into(),
-                        got,
-                    });
-                }
-            }
-        }
+        check.route(l, out);
         if x.acknowledged && l.transport == Transport::Mesh {
             let died = s.death_of(&x.patient).filter(|d| *d <= l.received_at);
             let expected = x.business_ack.unwrap_or(if died.is_some() {
@@ -622,20 +548,165 @@ fn check_one(
             } else {
                 Itk3Response::PatientKnown
             });
-            check_acks(l, x.letter, &who, expected, out);
+            check_acks(l, x.letter, &check.who, expected, out);
         }
+        // The i-th letter answers the i-th event it reports on; extra letters the last one.
         if let Some(anchor) = anchors.get(i.min(anchors.len().saturating_sub(1))) {
-            let deadline = anchor.plus(x.within);
-            if l.received_at > deadline {
-                out.push(Finding::Late {
+            check.deadline(l, *anchor, out);
+        }
+    }
+}
+
+/// One expectation being checked: the scenario, the expectation and its patient.
+struct Checking<'a> {
+    s: &'a Scenario,
+    x: &'a Expectation,
+    who: PatientLabel,
+}
+
+impl Checking<'_> {
+    /// For `count: 0`: every candidate is unexpected.
+    fn none_expected(&self, candidates: &[&CapturedLetter], out: &mut Vec<Finding>) {
+        for l in candidates {
+            out.push(Finding::UnexpectedLetter {
+                seq: l.seq,
+                kind: Some(self.x.letter),
+                patient: Some(self.who.clone()),
+                route: l.route.clone(),
+                why: "the scenario expects none".into(),
+            });
+        }
+    }
+
+    /// Where the letter should have gone, as the practice (ODS code, mailbox), or `None` for
+    /// the patient.
+    fn target(&self) -> Option<&crate::scenario::Practice> {
+        match &self.x.to {
+            Recipient::RegisteredPractice => {
+                self.s.recipient_practice_at(&self.x.patient, self.s.end())
+            }
+            Recipient::Practice(k) => self.s.practices.get(k),
+            Recipient::Patient => None,
+        }
+    }
+
+    fn to_words(&self) -> String {
+        self.target().map_or_else(
+            || "the patient".to_string(),
+            |p| format!("{} {} (mailbox {})", p.ods, p.name, p.mailbox),
+        )
+    }
+
+    /// Splits the candidates into those that went to the right recipient, which it returns
+    /// with how many did not, each of those a wrong-recipient finding.
+    fn recipients<'l>(
+        &self,
+        candidates: Vec<&'l CapturedLetter>,
+        out: &mut Vec<Finding>,
+    ) -> (Vec<&'l CapturedLetter>, u32) {
+        let target = self.target();
+        let (right, wrong): (Vec<&CapturedLetter>, Vec<&CapturedLetter>) =
+            candidates.into_iter().partition(|l| {
+                let f = l.facts.as_ref().ok();
+                match target {
+                    Some(p) => {
+                        f.and_then(|f| f.recipient_ods.as_deref()) == Some(p.ods.as_str())
+                            && (l.transport != Transport::Mesh
+                                || l.to_mailbox.as_deref() == Some(p.mailbox.as_str()))
+                    }
+                    None => f.is_some_and(|f| f.to_patient),
+                }
+            });
+        for l in &wrong {
+            out.push(Finding::WrongRecipient {
+                seq: l.seq,
+                kind: self.x.letter,
+                patient: self.who.clone(),
+                expected: self.to_words(),
+                got: went_to(l),
+            });
+        }
+        (right, wrong.len() as u32)
+    }
+
+    /// Too few letters sent, or too many to the right recipient.
+    fn count(&self, found: u32, misrouted: u32, out: &mut Vec<Finding>) {
+        let (x, who) = (self.x, self.who.clone());
+        // A misrouted letter was sent: it is reported once, as a wrong recipient, not also as
+        // missing; only letters never captured at all are missing.
+        let sent = found + misrouted;
+        if sent < x.count {
+            out.push(Finding::MissingLetter {
+                kind: x.letter,
+                patient: who,
+                to: self.to_words(),
+                expected: x.count,
+                found: sent,
+            });
+        } else if found > x.count {
+            out.push(Finding::Duplicate {
+                kind: x.letter,
+                patient: who,
+                expected: x.count,
+                found,
+            });
+        }
+    }
+
+    /// The transport, and for MESH the workflow id and ITK3 event.
+    fn route(&self, l: &CapturedLetter, out: &mut Vec<Finding>) {
+        let x = self.x;
+        let f = l.facts.as_ref().ok();
+        if l.transport != x.transport {
+            out.push(Finding::WrongTransport {
+                seq: l.seq,
+                kind: x.letter,
+                patient: self.who.clone(),
+                expected: x.transport,
+                got: l.transport,
+            });
+        }
+        if l.transport != Transport::Mesh {
+            return;
+        }
+        if let (Some(want), got) = (&x.workflow, l.workflow_id.clone().unwrap_or_default()) {
+            if &got != want {
+                out.push(Finding::WrongWorkflow {
                     seq: l.seq,
                     kind: x.letter,
-                    patient: who.clone(),
-                    of: x.of,
-                    within: x.within,
-                    late_by: l.received_at.since(deadline),
+                    patient: self.who.clone(),
+                    expected: want.clone(),
+                    got,
                 });
             }
+        }
+        if let Some(want) = x.letter.itk3_event() {
+            let got = f.and_then(|f| f.itk3_event.clone()).unwrap_or_default();
+            if got != want {
+                out.push(Finding::WrongEventCode {
+                    seq: l.seq,
+                    kind: x.letter,
+                    patient: self.who.clone(),
+                    expected: want.into(),
+                    got,
+                });
+            }
+        }
+    }
+
+    /// Sent within `within` of the event it reports on (`anchor`).
+    fn deadline(&self, l: &CapturedLetter, anchor: Timestamp, out: &mut Vec<Finding>) {
+        let x = self.x;
+        let deadline = anchor.plus(x.within);
+        if l.received_at > deadline {
+            out.push(Finding::Late {
+                seq: l.seq,
+                kind: x.letter,
+                patient: self.who.clone(),
+                of: x.of,
+                within: x.within,
+                late_by: l.received_at.since(deadline),
+            });
         }
     }
 }

@@ -479,31 +479,8 @@ fn build(
     (id, start): (String, Timestamp),
 ) -> Result<Scenario, Diagnostic> {
     let population = raw.population.take().map(|Checked(p)| p);
-    let at_key = |key: &str, msg: &str| {
-        let (line, col) = text
-            .lines()
-            .enumerate()
-            .find(|(_, l)| l.starts_with(&format!("{key}:")))
-            .map_or((1, 1), |(i, _)| (i + 1, 1));
-        Diagnostic::new(path, msg).at(text, line, col)
-    };
-    match (&population, raw.timeline.is_empty()) {
-        (Some(_), false) => {
-            return Err(at_key(
-                "population",
-                "give either a `timeline:` or a `population:`, not both",
-            ))
-        }
-        (None, true) => {
-            return Err(Diagnostic::new(
-                path,
-                "a scenario needs a `timeline:` of events (or a `population:` for a volume run)",
-            )
-            .with_help(Some("add `timeline:` with at least one event".into())))
-        }
-        _ => {}
-    }
-    let timeline: Vec<Event> = raw
+    timeline_or_population(path, text, &population, raw.timeline.is_empty())?;
+    let mut timeline: Vec<Event> = raw
         .timeline
         .into_iter()
         .map(|Checked(e)| Event {
@@ -520,40 +497,19 @@ fn build(
         .iter()
         .map(|Checked(x)| x.transport.is_some())
         .collect();
-    let expect: Vec<Expectation> = raw
+    let mut expect: Vec<Expectation> = raw
         .expect
         .into_iter()
-        .map(|Checked(x)| Expectation {
-            letter: x.letter,
-            patient: x.patient.0,
-            to: match x.to {
-                None if x.letter.goes_to_practice() => Recipient::RegisteredPractice,
-                None => Recipient::Patient,
-                Some(super::file::RawRecipient::RegisteredPractice) => {
-                    Recipient::RegisteredPractice
-                }
-                Some(super::file::RawRecipient::Patient) => Recipient::Patient,
-                Some(super::file::RawRecipient::Practice(p)) => Recipient::Practice(p),
-            },
-            transport: x.transport.unwrap_or(x.letter.default_transport()),
-            workflow: x
-                .workflow
-                .or_else(|| x.letter.workflow_id().map(str::to_string)),
-            within: x.within.unwrap_or(x.letter.default_deadline()),
-            of: x.of.unwrap_or(x.letter.trigger()),
-            count: x.count.unwrap_or(1),
-            acknowledged: x.acknowledged.unwrap_or(x.letter.goes_to_practice()),
-            business_ack: x.business_ack,
-        })
+        .map(|Checked(x)| expectation(x))
         .collect();
-    let (mut timeline, mut expect, mut patients) = (timeline, expect, fixtures.patients);
+    let mut patients = fixtures.patients;
     if let Some(pop) = &population {
         let g = pop.generate(start);
         patients.extend(g.patients);
         timeline = g.timeline;
         expect.extend(g.expect);
     }
-    let scenario = Scenario {
+    let mut scenario = Scenario {
         path: path.to_path_buf(),
         id,
         name: raw.name,
@@ -572,11 +528,61 @@ fn build(
         severity: raw.severity,
         index: Default::default(),
     };
-    let mut scenario = scenario;
     scenario.reindex();
     resolve_routes(&mut scenario, &given);
     check_expectations(path, text, &scenario)?;
     Ok(scenario)
+}
+
+/// A scenario has a `timeline:` or a `population:`, exactly one of them.
+fn timeline_or_population(
+    path: &Path,
+    text: &str,
+    population: &Option<super::population::RawPopulation>,
+    no_timeline: bool,
+) -> Result<(), Diagnostic> {
+    match (population, no_timeline) {
+        (Some(_), false) => {
+            let (line, col) = text
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.starts_with("population:"))
+                .map_or((1, 1), |(i, _)| (i + 1, 1));
+            let msg = "give either a `timeline:` or a `population:`, not both";
+            Err(Diagnostic::new(path, msg).at(text, line, col))
+        }
+        (None, true) => Err(Diagnostic::new(
+            path,
+            "a scenario needs a `timeline:` of events (or a `population:` for a volume run)",
+        )
+        .with_help(Some("add `timeline:` with at least one event".into()))),
+        _ => Ok(()),
+    }
+}
+
+/// An expectation as written, with the defaults of its letter kind filled in.
+fn expectation(x: super::file::RawExpectation) -> Expectation {
+    use super::file::RawRecipient;
+    Expectation {
+        letter: x.letter,
+        patient: x.patient.0,
+        to: match x.to {
+            None if x.letter.goes_to_practice() => Recipient::RegisteredPractice,
+            None => Recipient::Patient,
+            Some(RawRecipient::RegisteredPractice) => Recipient::RegisteredPractice,
+            Some(RawRecipient::Patient) => Recipient::Patient,
+            Some(RawRecipient::Practice(p)) => Recipient::Practice(p),
+        },
+        transport: x.transport.unwrap_or(x.letter.default_transport()),
+        workflow: x
+            .workflow
+            .or_else(|| x.letter.workflow_id().map(str::to_string)),
+        within: x.within.unwrap_or(x.letter.default_deadline()),
+        of: x.of.unwrap_or(x.letter.trigger()),
+        count: x.count.unwrap_or(1),
+        acknowledged: x.acknowledged.unwrap_or(x.letter.goes_to_practice()),
+        business_ack: x.business_ack,
+    }
 }
 
 /// An expectation that does not name its transport follows the recipient practice's route:

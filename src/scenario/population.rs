@@ -102,8 +102,41 @@ fn minutes(rng: &mut StdRng, from: i64, to: i64) -> Span {
 }
 
 impl RawPopulation {
+    /// The patients, their events and the letters expected, the same for the same seed.
     pub fn generate(&self, start: Timestamp) -> Generated {
-        let mut rng = StdRng::seed_from_u64(self.seed);
+        let (patients, keys) = self.patients();
+        // The last patients are kept for deaths, so nobody who died has other events.
+        let deaths_total = (self.daily.death * self.days) as usize;
+        let living = keys.len() - deaths_total;
+        let mut t = Timeline {
+            rng: StdRng::seed_from_u64(self.seed),
+            keys: &keys,
+            living,
+            next_death: living,
+            events: Vec::new(),
+            counts: BTreeMap::new(),
+        };
+        for day in 0..self.days {
+            t.day(&self.daily, start.plus(Span::days(i64::from(day))));
+        }
+        let Timeline {
+            mut events, counts, ..
+        } = t;
+        // Time order; ties keep generation order, so the result is the same every time.
+        events.sort_by_key(|e| e.at);
+        let expect = counts
+            .into_iter()
+            .map(|((patient, letter), count)| self.expectation(patient, letter, count))
+            .collect();
+        Generated {
+            patients,
+            timeline: events,
+            expect,
+        }
+    }
+
+    /// `patients` synthetic patients, spread over the practices in turn, and their keys.
+    fn patients(&self) -> (BTreeMap<String, Patient>, Vec<String>) {
         let mut patients = BTreeMap::new();
         let mut serial = FIRST_SERIAL;
         let mut keys = Vec::with_capacity(self.patients as usize);
@@ -130,89 +163,115 @@ impl RawPopulation {
             );
             keys.push(key);
         }
-        // The last patients are kept for deaths, so nobody who died has other events.
-        let deaths_total = (self.daily.death * self.days) as usize;
-        let living = keys.len() - deaths_total;
-        let mut next_death = living;
-        let mut events: Vec<Event> = Vec::new();
-        let mut counts: BTreeMap<(String, LetterKind), u32> = BTreeMap::new();
-        let event = |at, kind, patient: &str| Event {
+        (patients, keys)
+    }
+
+    /// What `count` letters of kind `letter` to `patient` must look like.
+    fn expectation(&self, patient: String, letter: LetterKind, count: u32) -> Expectation {
+        Expectation {
+            letter,
+            patient,
+            to: if letter.goes_to_practice() {
+                Recipient::RegisteredPractice
+            } else {
+                Recipient::Patient
+            },
+            transport: letter.default_transport(),
+            workflow: letter.workflow_id().map(str::to_string),
+            within: letter.default_deadline(),
+            of: letter.trigger(),
+            count,
+            acknowledged: letter.goes_to_practice() && self.acknowledgements,
+            business_ack: None,
+        }
+    }
+}
+
+/// The timeline being generated, day by day, and the letters it calls for.
+///
+/// Design constraint: the random numbers are drawn in a fixed order (each day's attendances,
+/// discharges, emergency discharges, then deaths), so a seed always gives the same timeline
+/// and accepted snapshots of generated scenarios keep passing.
+struct Timeline<'a> {
+    rng: StdRng,
+    keys: &'a [String],
+    /// Patients `0..living` have events; the others are kept for deaths.
+    living: usize,
+    next_death: usize,
+    events: Vec<Event>,
+    counts: BTreeMap<(String, LetterKind), u32>,
+}
+
+impl Timeline<'_> {
+    fn day(&mut self, daily: &RawDaily, day_start: Timestamp) {
+        for _ in 0..daily.outpatient_attendance {
+            let p = self.living_patient();
+            let at = day_start
+                .plus(Span::hours(8))
+                .plus(minutes(&mut self.rng, 0, 600));
+            let signed = at.plus(minutes(&mut self.rng, 120, 2880));
+            self.push(at, EventKind::OutpatientAttendance, &p, None);
+            self.push(
+                signed,
+                EventKind::LetterSigned,
+                &p,
+                Some(LetterKind::ClinicLetter),
+            );
+            self.expect(&p, LetterKind::PatientCopy);
+        }
+        for _ in 0..daily.discharge {
+            let p = self.living_patient();
+            let at = day_start
+                .plus(Span::hours(10))
+                .plus(minutes(&mut self.rng, 0, 600));
+            self.push(
+                at,
+                EventKind::Discharge,
+                &p,
+                Some(LetterKind::DischargeSummary),
+            );
+        }
+        for _ in 0..daily.emergency_discharge {
+            let p = self.living_patient();
+            let at = day_start.plus(minutes(&mut self.rng, 0, 1440));
+            let letter = Some(LetterKind::EmergencyDischarge);
+            self.push(at, EventKind::EmergencyDischarge, &p, letter);
+        }
+        for _ in 0..daily.death {
+            let p = self.keys[self.next_death].clone();
+            self.next_death += 1;
+            let at = day_start.plus(minutes(&mut self.rng, 0, 1440));
+            self.push(
+                at,
+                EventKind::Death,
+                &p,
+                Some(LetterKind::DeathNotification),
+            );
+        }
+    }
+
+    fn living_patient(&mut self) -> String {
+        self.keys[self.rng.gen_range(0..self.living)].clone()
+    }
+
+    /// An event, and the letter it calls for.
+    fn push(&mut self, at: Timestamp, kind: EventKind, patient: &str, letter: Option<LetterKind>) {
+        self.events.push(Event {
             at,
             kind,
             patient: patient.to_string(),
             to_practice: None,
             second_signer: false,
-        };
-        for day in 0..self.days {
-            let day_start = start.plus(Span::days(i64::from(day)));
-            for _ in 0..self.daily.outpatient_attendance {
-                let p = &keys[rng.gen_range(0..living)];
-                let at = day_start
-                    .plus(Span::hours(8))
-                    .plus(minutes(&mut rng, 0, 600));
-                let signed = at.plus(minutes(&mut rng, 120, 2880));
-                events.push(event(at, EventKind::OutpatientAttendance, p));
-                events.push(event(signed, EventKind::LetterSigned, p));
-                *counts
-                    .entry((p.clone(), LetterKind::ClinicLetter))
-                    .or_default() += 1;
-                *counts
-                    .entry((p.clone(), LetterKind::PatientCopy))
-                    .or_default() += 1;
-            }
-            for _ in 0..self.daily.discharge {
-                let p = &keys[rng.gen_range(0..living)];
-                let at = day_start
-                    .plus(Span::hours(10))
-                    .plus(minutes(&mut rng, 0, 600));
-                events.push(event(at, EventKind::Discharge, p));
-                *counts
-                    .entry((p.clone(), LetterKind::DischargeSummary))
-                    .or_default() += 1;
-            }
-            for _ in 0..self.daily.emergency_discharge {
-                let p = &keys[rng.gen_range(0..living)];
-                let at = day_start.plus(minutes(&mut rng, 0, 1440));
-                events.push(event(at, EventKind::EmergencyDischarge, p));
-                *counts
-                    .entry((p.clone(), LetterKind::EmergencyDischarge))
-                    .or_default() += 1;
-            }
-            for _ in 0..self.daily.death {
-                let p = &keys[next_death];
-                next_death += 1;
-                let at = day_start.plus(minutes(&mut rng, 0, 1440));
-                events.push(event(at, EventKind::Death, p));
-                *counts
-                    .entry((p.clone(), LetterKind::DeathNotification))
-                    .or_default() += 1;
-            }
+        });
+        if let Some(letter) = letter {
+            self.expect(patient, letter);
         }
-        // Time order; ties keep generation order, so the result is the same every time.
-        events.sort_by_key(|e| e.at);
-        let expect = counts
-            .into_iter()
-            .map(|((patient, letter), count)| Expectation {
-                letter,
-                patient,
-                to: if letter.goes_to_practice() {
-                    Recipient::RegisteredPractice
-                } else {
-                    Recipient::Patient
-                },
-                transport: letter.default_transport(),
-                workflow: letter.workflow_id().map(str::to_string),
-                within: letter.default_deadline(),
-                of: letter.trigger(),
-                count,
-                acknowledged: letter.goes_to_practice() && self.acknowledgements,
-                business_ack: None,
-            })
-            .collect();
-        Generated {
-            patients,
-            timeline: events,
-            expect,
-        }
+    }
+
+    fn expect(&mut self, patient: &str, letter: LetterKind) {
+        *self
+            .counts
+            .entry((patient.to_string(), letter))
+            .or_default() += 1;
     }
 }

@@ -2,8 +2,10 @@
 //! with volatile values replaced by [`crate::protocol::normalize`] steps.
 
 use crate::capture::CapturedLetter;
-use crate::protocol::letter::Transport;
+use crate::protocol::letter::{LetterKind, Transport};
 use crate::protocol::normalize::normalize;
+use crate::protocol::read::LetterFacts;
+use crate::scenario::model::Patient;
 use crate::scenario::Scenario;
 use std::fmt::Write;
 
@@ -18,119 +20,153 @@ pub fn render(s: &Scenario, letters: &[CapturedLetter]) -> String {
     let _ = writeln!(out, "letters: {}", letters.len());
     for l in letters {
         let _ = writeln!(out);
-        let facts = l.facts.as_ref().ok();
-        let kind = facts.and_then(|f| f.kind);
-        let patient = facts
-            .and_then(|f| f.nhs_number)
-            .and_then(|n| s.patient_by_nhs(&n));
-        let to = crate::protocol::read::recipient_label(facts);
-        let _ = writeln!(
-            out,
-            "letter {}: {} for {} to {to}",
-            l.seq,
-            kind.map_or("unrecognised".into(), |k| k.name().to_string()),
-            patient.map_or("unknown patient", |p| p.key.as_str()),
-        );
-        let mut field = |name: &str, value: &str| {
-            let _ = writeln!(out, "  {name}: {value}");
-        };
-        field("transport", &l.transport.to_string());
-        field("route", &l.route);
-        // MLLP answers with an ACK code and a folder answers nothing; only HTTP has a status.
-        match (l.transport, &l.refusal) {
-            (Transport::Mllp, None) => field("status", "AA accepted"),
-            (Transport::Mllp, Some(why)) => field("status", &format!("AE refused: {why}")),
-            (Transport::Folder, _) => field("status", "picked up"),
-            (_, None) => field("status", &format!("{} accepted", l.status)),
-            (_, Some(why)) => field("status", &format!("{} refused: {why}", l.status)),
-        }
-        if !l.message_id.is_empty() {
-            if s.real_time {
-                // A target's ids (MESH's, or ones made from the EHR's own counters) depend on
-                // everything the system sent before; number them by order instead.
-                field("message_id", &format!("[message-id-{}]", l.seq));
-            } else {
-                field("message_id", &l.message_id);
-            }
-        }
-        if let Some(w) = &l.workflow_id {
-            field("workflow", w);
-        }
-        if let Some(f) = facts {
-            // The content is not kept in memory: read it again from the body on disk.
-            let content = match l.read_body() {
-                Err(e) => Err(format!("could not read the body back: {e}")),
-                Ok(body) => crate::protocol::read::letter_content(l.transport, &body)
-                    .map_err(|e| e.to_string()),
-            };
-            let content = match content {
-                Ok(c) => c,
-                Err(why) => {
-                    field("content_unreadable", &why);
-                    Default::default()
-                }
-            };
-            {
-                if let Some(e) = &f.itk3_event {
-                    field("itk3_event", e);
-                }
-                if let Some(ods) = &f.recipient_ods {
-                    field("recipient_ods", ods);
-                }
-                if let Some(n) = f.nhs_number {
-                    field("nhs_number", &n.to_string());
-                }
-                if let Some(t) = &content.document_type {
-                    field("document_type", t);
-                }
-                if let Some(k) = kind.filter(|_| !s.real_time) {
-                    let trigger = k.trigger();
-                    let anchor = patient
-                        .map(|p| s.events_of(&p.key, trigger))
-                        .and_then(|ev| {
-                            ev.into_iter()
-                                .rev()
-                                .find(|e| e.at <= l.received_at)
-                                .map(|e| e.at)
-                        });
-                    match anchor {
-                        Some(at) => {
-                            field("sent", &format!("{trigger} + {}", l.received_at.since(at)))
-                        }
-                        None => field("sent", &format!("start + {}", l.received_at.since(s.start))),
-                    }
-                }
-                if let Some(t) = &content.title {
-                    field("title", t);
-                }
-                for (title, text) in &content.sections {
-                    field(&format!("section {title}"), text);
-                }
-                field("digest", &f.digest);
-            }
-        }
-        if let Err(why) = &l.facts {
-            field("unreadable", &why.to_string());
-        }
-        if !l.acks.is_empty() {
-            let acks: Vec<String> = l
-                .acks
-                .iter()
-                .map(|a| {
-                    format!(
-                        "{}{}",
-                        a.code,
-                        if a.collected { "" } else { " (not collected)" }
-                    )
-                })
-                .collect();
-            field("acks", &acks.join(", "));
-        }
-        for r in &l.reports {
-            field("report", &format!("{} {}", r.code, r.description));
-        }
+        letter_block(&mut out, s, l);
     }
     normalize(&out)
+}
+
+/// One `  name: value` line after another, under a letter's heading.
+struct Block<'a>(&'a mut String);
+
+impl Block<'_> {
+    fn field(&mut self, name: &str, value: &str) {
+        let _ = writeln!(self.0, "  {name}: {value}");
+    }
+}
+
+/// A letter's heading and fields: how it came, what it is, what came back about it.
+fn letter_block(out: &mut String, s: &Scenario, l: &CapturedLetter) {
+    let facts = l.facts.as_ref().ok();
+    let kind = facts.and_then(|f| f.kind);
+    let patient = facts
+        .and_then(|f| f.nhs_number)
+        .and_then(|n| s.patient_by_nhs(&n));
+    let to = crate::protocol::read::recipient_label(facts);
+    let _ = writeln!(
+        out,
+        "letter {}: {} for {} to {to}",
+        l.seq,
+        kind.map_or("unrecognised".into(), |k| k.name().to_string()),
+        patient.map_or("unknown patient", |p| p.key.as_str()),
+    );
+    let mut b = Block(out);
+    transport_fields(&mut b, s, l);
+    if let Some(f) = facts {
+        letter_fields(&mut b, s, l, f, patient);
+    }
+    if let Err(why) = &l.facts {
+        b.field("unreadable", &why.to_string());
+    }
+    if !l.acks.is_empty() {
+        let acks: Vec<String> = l
+            .acks
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}{}",
+                    a.code,
+                    if a.collected { "" } else { " (not collected)" }
+                )
+            })
+            .collect();
+        b.field("acks", &acks.join(", "));
+    }
+    for r in &l.reports {
+        b.field("report", &format!("{} {}", r.code, r.description));
+    }
+}
+
+/// How the letter came: transport, route, the answer it got, its message id and workflow.
+fn transport_fields(b: &mut Block, s: &Scenario, l: &CapturedLetter) {
+    b.field("transport", &l.transport.to_string());
+    b.field("route", &l.route);
+    // MLLP answers with an ACK code and a folder answers nothing; only HTTP has a status.
+    match (l.transport, &l.refusal) {
+        (Transport::Mllp, None) => b.field("status", "AA accepted"),
+        (Transport::Mllp, Some(why)) => b.field("status", &format!("AE refused: {why}")),
+        (Transport::Folder, _) => b.field("status", "picked up"),
+        (_, None) => b.field("status", &format!("{} accepted", l.status)),
+        (_, Some(why)) => b.field("status", &format!("{} refused: {why}", l.status)),
+    }
+    if !l.message_id.is_empty() {
+        if s.real_time {
+            // A target's ids (MESH's, or ones made from the EHR's own counters) depend on
+            // everything the system sent before; number them by order instead.
+            b.field("message_id", &format!("[message-id-{}]", l.seq));
+        } else {
+            b.field("message_id", &l.message_id);
+        }
+    }
+    if let Some(w) = &l.workflow_id {
+        b.field("workflow", w);
+    }
+}
+
+/// What the letter is: its ITK3 event, recipient, patient, document, when it was sent after
+/// its event, title, sections and digest.
+fn letter_fields(
+    b: &mut Block,
+    s: &Scenario,
+    l: &CapturedLetter,
+    f: &LetterFacts,
+    patient: Option<&Patient>,
+) {
+    // The content is not kept in memory: read it again from the body on disk.
+    let content = match l.read_body() {
+        Err(e) => Err(format!("could not read the body back: {e}")),
+        Ok(body) => {
+            crate::protocol::read::letter_content(l.transport, &body).map_err(|e| e.to_string())
+        }
+    };
+    let content = content.unwrap_or_else(|why| {
+        b.field("content_unreadable", &why);
+        Default::default()
+    });
+    if let Some(e) = &f.itk3_event {
+        b.field("itk3_event", e);
+    }
+    if let Some(ods) = &f.recipient_ods {
+        b.field("recipient_ods", ods);
+    }
+    if let Some(n) = f.nhs_number {
+        b.field("nhs_number", &n.to_string());
+    }
+    if let Some(t) = &content.document_type {
+        b.field("document_type", t);
+    }
+    if let Some(k) = f.kind.filter(|_| !s.real_time) {
+        b.field("sent", &sent_after(s, l, k, patient));
+    }
+    if let Some(t) = &content.title {
+        b.field("title", t);
+    }
+    for (title, text) in &content.sections {
+        b.field(&format!("section {title}"), text);
+    }
+    b.field("digest", &f.digest);
+}
+
+/// When a letter was sent, after the patient's latest event that triggers its kind (or the
+/// scenario's start): `discharge + 1d 2h`.
+fn sent_after(
+    s: &Scenario,
+    l: &CapturedLetter,
+    kind: LetterKind,
+    patient: Option<&Patient>,
+) -> String {
+    let trigger = kind.trigger();
+    let anchor = patient
+        .map(|p| s.events_of(&p.key, trigger))
+        .and_then(|ev| {
+            ev.into_iter()
+                .rev()
+                .find(|e| e.at <= l.received_at)
+                .map(|e| e.at)
+        });
+    match anchor {
+        Some(at) => format!("{trigger} + {}", l.received_at.since(at)),
+        None => format!("start + {}", l.received_at.since(s.start)),
+    }
 }
 
 /// The day of the clinical event a letter reports on: the patient's latest event of the kind

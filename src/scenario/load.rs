@@ -400,6 +400,8 @@ pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
         .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
 }
 
+/// Adds the practices and patients a file defines itself to those of its includes; a name
+/// defined twice, or an NHS number given to two patients, is an error at the second one.
 fn merge_local(
     path: &Path,
     text: &str,
@@ -420,24 +422,7 @@ fn merge_local(
         if fixtures.practices.contains_key(&key) {
             return Err(clash("practice", &key));
         }
-        let mailbox = p.mailbox.map_or_else(|| format!("{}HC001", p.ods), |m| m.0);
-        let status = match (p.status, p.merged_into) {
-            (_, Some(into)) => PracticeStatus::MergedInto(into.0),
-            (Some(RawPracticeStatus::Closed), None) => PracticeStatus::Closed,
-            _ => PracticeStatus::Active,
-        };
-        let route = p.route.unwrap_or(Transport::Mesh);
-        fixtures.practices.insert(
-            key.clone(),
-            Practice {
-                key,
-                ods: p.ods,
-                name: p.name,
-                mailbox,
-                status,
-                route,
-            },
-        );
+        fixtures.practices.insert(key.clone(), practice(key, p));
     }
     for (key, Checked(p)) in patients {
         if fixtures.patients.contains_key(&key) {
@@ -455,20 +440,36 @@ fn merge_local(
             )
             .at(text, line, col));
         }
-        fixtures.patients.insert(
-            key.clone(),
-            Patient {
-                key,
-                nhs_number: p.nhs_number.0,
-                name: p.name,
-                born: p.born.0,
-                practice: p.practice.0,
-                previous_practice: p.previous_practice.map(|r| r.0),
-                named_gp: p.named_gp,
-            },
-        );
+        let patient = Patient {
+            key: key.clone(),
+            nhs_number: p.nhs_number.0,
+            name: p.name,
+            born: p.born.0,
+            practice: p.practice.0,
+            previous_practice: p.previous_practice.map(|r| r.0),
+            named_gp: p.named_gp,
+        };
+        fixtures.patients.insert(key, patient);
     }
     Ok(())
+}
+
+/// A practice as written, with its default mailbox (`{ods}HC001`) and route (MESH).
+fn practice(key: String, p: RawPractice) -> Practice {
+    let mailbox = p.mailbox.map_or_else(|| format!("{}HC001", p.ods), |m| m.0);
+    let status = match (p.status, p.merged_into) {
+        (_, Some(into)) => PracticeStatus::MergedInto(into.0),
+        (Some(RawPracticeStatus::Closed), None) => PracticeStatus::Closed,
+        _ => PracticeStatus::Active,
+    };
+    Practice {
+        key,
+        ods: p.ods,
+        name: p.name,
+        mailbox,
+        status,
+        route: p.route.unwrap_or(Transport::Mesh),
+    }
 }
 
 fn build(

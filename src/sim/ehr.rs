@@ -492,6 +492,26 @@ impl Simulator {
             });
         }
         self.advance_to(e.at).await?;
+        let Some(reported) = self.record_event(&e)? else {
+            return Ok(());
+        };
+        // A countersigned letter is final exactly as a signed one is.
+        let rule_event = match e.event {
+            EventKind::LetterCountersigned => EventKind::LetterSigned,
+            other => other,
+        };
+        let kinds: Vec<LetterKind> = self.config.letters_for(rule_event).collect();
+        for kind in kinds {
+            self.queue_letter(kind, e.nhs_number, e.at, reported.clone());
+        }
+        Ok(())
+    }
+
+    /// Writes the event into the patient's chart and the patient index; what the letters it
+    /// finalises report on, or `None` when it finalises none (an attendance waits for its
+    /// letter to be signed, a letter for its second signer).
+    fn record_event(&mut self, e: &SimEvent) -> Result<Option<Reported>, SimError> {
+        let countersign_lost = self.config.faults.countersign_lost;
         let Some(patient) = self.pds.get_mut(&e.nhs_number) else {
             return Err(SimError::UnknownPatient(e.nhs_number.masked()));
         };
@@ -506,8 +526,15 @@ impl Simulator {
         }
         // The event's own id, else the visit it belongs to.
         let visit_id = e.local_id.clone().or_else(|| chart.visit_id.clone());
+        let reports = |(event_at, practice_then, visit_id)| {
+            Ok(Some(Reported {
+                event_at,
+                practice_then,
+                visit_id,
+            }))
+        };
         // The attendance a clinic letter reports on, or the event itself for the others.
-        let (event_at, practice_then, visit_id) = match e.event {
+        match e.event {
             EventKind::OutpatientAttendance => {
                 chart.unsigned.push_back(Attendance {
                     at: e.at,
@@ -515,54 +542,41 @@ impl Simulator {
                     practice_then: practice_now,
                     visit_id,
                 });
-                return Ok(());
+                Ok(None)
             }
             EventKind::LetterSigned => match chart.unsigned.pop_front() {
                 Some(a) if a.second_signer => {
                     chart.awaiting_second_signer.push_back(a);
-                    return Ok(());
+                    Ok(None)
                 }
-                Some(a) => (a.at, a.practice_then, a.visit_id.or(visit_id)),
-                None => return Ok(()),
+                Some(a) => reports((a.at, a.practice_then, a.visit_id.or(visit_id))),
+                None => Ok(None),
             },
             // fault: countersign_lost
-            EventKind::LetterCountersigned if self.config.faults.countersign_lost => return Ok(()),
+            EventKind::LetterCountersigned if countersign_lost => Ok(None),
             EventKind::LetterCountersigned => match chart.awaiting_second_signer.pop_front() {
-                Some(a) => (a.at, a.practice_then, a.visit_id.or(visit_id)),
-                None => return Ok(()),
+                Some(a) => reports((a.at, a.practice_then, a.visit_id.or(visit_id))),
+                None => Ok(None),
             },
             EventKind::Death => {
                 chart.deceased = true;
-                (e.at, practice_now, visit_id)
+                reports((e.at, practice_now, visit_id))
             }
             EventKind::GpChange => {
                 patient.practice = e.to.clone();
-                return Ok(());
+                Ok(None)
             }
             EventKind::NamedGpLeft => {
                 chart.named_gp_left = true;
-                return Ok(());
+                Ok(None)
             }
-            EventKind::Discharge | EventKind::EmergencyDischarge => (e.at, practice_now, visit_id),
+            EventKind::Discharge | EventKind::EmergencyDischarge => {
+                reports((e.at, practice_now, visit_id))
+            }
             EventKind::LetterDrafted | EventKind::Admission | EventKind::EmergencyAttendance => {
-                return Ok(())
+                Ok(None)
             }
-        };
-        // A countersigned letter is final exactly as a signed one is.
-        let rule_event = match e.event {
-            EventKind::LetterCountersigned => EventKind::LetterSigned,
-            other => other,
-        };
-        let kinds: Vec<LetterKind> = self.config.letters_for(rule_event).collect();
-        let reported = Reported {
-            event_at,
-            practice_then,
-            visit_id,
-        };
-        for kind in kinds {
-            self.queue_letter(kind, e.nhs_number, e.at, reported.clone());
         }
-        Ok(())
     }
 
     fn queue_letter(

@@ -27,6 +27,42 @@ pub struct SimState {
     fhir_patients: HashMap<NhsNumber, PatientState>,
 }
 
+impl SimState {
+    /// A patient as the FHIR API was told it: registered when first seen, else the events its
+    /// change means (a new practice, the named GP gone, a death), each at `at`.
+    fn patient_update(&mut self, p: PatientState, at: Timestamp) -> Vec<SimEvent> {
+        let Some(b) = self.fhir_patients.insert(p.nhs_number, p.clone()) else {
+            self.sim.register_patient(PatientRecord {
+                nhs_number: p.nhs_number,
+                name: p.name.clone(),
+                born: p.born.clone(),
+                practice: p.practice.clone(),
+                named_gp: p.named_gp.clone(),
+            });
+            return vec![];
+        };
+        let event = |kind: EventKind, to| SimEvent {
+            at,
+            event: kind,
+            nhs_number: p.nhs_number,
+            to,
+            second_signer: false,
+            local_id: None,
+        };
+        let mut ev = Vec::new();
+        if b.practice != p.practice {
+            ev.push(event(EventKind::GpChange, p.practice.clone()));
+        }
+        if b.named_gp.is_some() && p.named_gp.is_none() {
+            ev.push(event(EventKind::NamedGpLeft, None));
+        }
+        if b.died_at.is_none() && p.died_at.is_some() {
+            ev.push(event(EventKind::Death, None));
+        }
+        ev
+    }
+}
+
 type Shared = Arc<Mutex<SimState>>;
 
 /// Why the simulator refuses a patient; it takes only test patients.
@@ -179,8 +215,7 @@ async fn fhir_write(
     };
     let mut s = state.lock().await;
     let now = s.sim.now();
-    let when =
-        |at: Option<crate::protocol::clock::Timestamp>| at.filter(|t| *t >= now).unwrap_or(now);
+    let when = |at: Option<Timestamp>| at.filter(|t| *t >= now).unwrap_or(now);
     let events: Vec<SimEvent> = match read {
         Read::Event {
             kind,
@@ -196,45 +231,12 @@ async fn fhir_write(
             second_signer,
             local_id,
         }],
+        Read::Patient(p) if !p.nhs_number.is_synthetic() => {
+            return outcome(StatusCode::UNPROCESSABLE_ENTITY, SYNTHETIC_ONLY);
+        }
         Read::Patient(p) => {
-            if !p.nhs_number.is_synthetic() {
-                return outcome(StatusCode::UNPROCESSABLE_ENTITY, SYNTHETIC_ONLY);
-            }
             let at = when(p.died_at);
-            let before = s.fhir_patients.insert(p.nhs_number, p.clone());
-            match before {
-                None => {
-                    s.sim.register_patient(PatientRecord {
-                        nhs_number: p.nhs_number,
-                        name: p.name.clone(),
-                        born: p.born.clone(),
-                        practice: p.practice.clone(),
-                        named_gp: p.named_gp.clone(),
-                    });
-                    vec![]
-                }
-                Some(b) => {
-                    let mut ev = Vec::new();
-                    let event = |kind: EventKind, to| SimEvent {
-                        at,
-                        event: kind,
-                        nhs_number: p.nhs_number,
-                        to,
-                        second_signer: false,
-                        local_id: None,
-                    };
-                    if b.practice != p.practice {
-                        ev.push(event(EventKind::GpChange, p.practice.clone()));
-                    }
-                    if b.named_gp.is_some() && p.named_gp.is_none() {
-                        ev.push(event(EventKind::NamedGpLeft, None));
-                    }
-                    if b.died_at.is_none() && p.died_at.is_some() {
-                        ev.push(event(EventKind::Death, None));
-                    }
-                    ev
-                }
-            }
+            s.patient_update(p, at)
         }
     };
     for e in events {

@@ -93,26 +93,54 @@ pub fn request_for(
     second_signer: bool,
     local_id: Option<&str>,
 ) -> Option<FhirRequest> {
-    let identifier = local_id.map(|id| json!({"system": LOCAL_ID_SYSTEM, "value": id}));
-    let encounter = |class: &str, status: &str, discharged: bool| {
+    let e = Driven {
+        nhs,
+        at,
+        second_signer,
+        identifier: local_id.map(|id| json!({"system": LOCAL_ID_SYSTEM, "value": id})),
+    };
+    Some(match kind {
+        EventKind::OutpatientAttendance => e.encounter("AMB", "finished", false),
+        EventKind::Admission => e.encounter("IMP", "in-progress", false),
+        EventKind::EmergencyAttendance => e.encounter("EMER", "in-progress", false),
+        EventKind::Discharge => e.encounter("IMP", "finished", true),
+        EventKind::EmergencyDischarge => e.encounter("EMER", "finished", true),
+        EventKind::LetterDrafted => e.composition("preliminary", &[]),
+        EventKind::LetterSigned => e.composition("final", &["legal"]),
+        EventKind::LetterCountersigned => e.composition("final", &["legal", "professional"]),
+        EventKind::GpChange | EventKind::NamedGpLeft | EventKind::Death => return None,
+    })
+}
+
+/// What every event's resource carries: the patient, the time, a second signer, the local id.
+struct Driven<'a> {
+    nhs: &'a NhsNumber,
+    at: Timestamp,
+    second_signer: bool,
+    identifier: Option<Value>,
+}
+
+impl Driven<'_> {
+    fn encounter(&self, class: &str, status: &str, discharged: bool) -> FhirRequest {
+        let at = self.at.rfc3339();
         let mut e = json!({
             "resourceType": "Encounter",
             "status": status,
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class},
-            "subject": subject(nhs),
-            "period": {"start": at.rfc3339()},
+            "subject": subject(self.nhs),
+            "period": {"start": at},
         });
         if status == "finished" {
-            e["period"]["end"] = json!(at.rfc3339());
+            e["period"]["end"] = json!(at);
         }
-        if let Some(id) = &identifier {
+        if let Some(id) = &self.identifier {
             e["identifier"] = json!([id]);
         }
         if discharged {
             e["hospitalization"] = json!({"dischargeDisposition": {"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "home"}]}});
         }
-        if second_signer {
+        if self.second_signer {
             e["participant"] = json!([
                 {"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PPRF"}]}]},
                 {"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "SPRF"}]}]}
@@ -123,19 +151,21 @@ pub fn request_for(
             path: "Encounter".into(),
             body: e,
         }
-    };
-    let composition = |status: &str, attesters: &[&str]| {
+    }
+
+    fn composition(&self, status: &str, attesters: &[&str]) -> FhirRequest {
+        let at = self.at.rfc3339();
         let mut c = json!({
             "resourceType": "Composition",
             "status": status,
             "type": {"coding": [{"system": "http://snomed.info/sct", "code": "371531000", "display": "Report of clinical encounter"}]},
-            "subject": subject(nhs),
-            "date": at.rfc3339(),
+            "subject": subject(self.nhs),
+            "date": at,
             "title": "Outpatient clinic letter",
-            "attester": attesters.iter().map(|m| json!({"mode": m, "time": at.rfc3339()})).collect::<Vec<_>>(),
+            "attester": attesters.iter().map(|m| json!({"mode": m, "time": at})).collect::<Vec<_>>(),
         });
         // R4's Composition has one identifier, not a list.
-        if let Some(id) = &identifier {
+        if let Some(id) = &self.identifier {
             c["identifier"] = id.clone();
         }
         FhirRequest {
@@ -143,18 +173,7 @@ pub fn request_for(
             path: "Composition".into(),
             body: c,
         }
-    };
-    Some(match kind {
-        EventKind::OutpatientAttendance => encounter("AMB", "finished", false),
-        EventKind::Admission => encounter("IMP", "in-progress", false),
-        EventKind::EmergencyAttendance => encounter("EMER", "in-progress", false),
-        EventKind::Discharge => encounter("IMP", "finished", true),
-        EventKind::EmergencyDischarge => encounter("EMER", "finished", true),
-        EventKind::LetterDrafted => composition("preliminary", &[]),
-        EventKind::LetterSigned => composition("final", &["legal"]),
-        EventKind::LetterCountersigned => composition("final", &["legal", "professional"]),
-        EventKind::GpChange | EventKind::NamedGpLeft | EventKind::Death => return None,
-    })
+    }
 }
 
 /// What a FHIR request told the simulator.

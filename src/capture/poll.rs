@@ -370,6 +370,8 @@ impl MeshPoller {
         }
     }
 
+    /// Lists a recipient's inbox and takes each message not seen before: a REPORT is kept to
+    /// attach, a letter of a wanted workflow recorded (and acknowledged when configured).
     async fn poll_recipient(
         &mut self,
         client: &MeshClient,
@@ -406,39 +408,40 @@ impl MeshPoller {
                 self.unmatched.push(report_of(&m, received_at, false));
                 continue;
             }
-            let wanted = match (&self.config.workflows, m.header("mex-WorkflowID")) {
-                (None, _) => true,
-                (Some(set), Some(w)) => set.contains(w),
-                (Some(_), None) => false,
-            };
-            if !wanted {
+            if !self.wanted(&m) {
                 self.seen.insert(key);
                 st.skipped += 1;
                 continue;
             }
-            let headers: Vec<(String, String)> = m
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            log.record_message(letter_of(&m, &mailbox, received_at), &headers, &m.body)
-                .map_err(|source| PollError::Store {
-                    mailbox: mailbox.clone(),
-                    source,
-                })?;
+            let store = |source| PollError::Store {
+                mailbox: mailbox.clone(),
+                source,
+            };
+            log.record_message(
+                letter_of(&m, &mailbox, received_at),
+                &header_list(&m),
+                &m.body,
+            )
+            .map_err(store)?;
             self.seen.insert(key);
             st.recorded += 1;
             // On disk before the message leaves the mailbox: a crash loses nothing.
-            log.flush().map_err(|source| PollError::Store {
-                mailbox: mailbox.clone(),
-                source,
-            })?;
+            log.flush().map_err(store)?;
             if self.config.acknowledge {
                 self.acknowledge(client, &id).await?;
                 st.acknowledged += 1;
             }
         }
         Ok(())
+    }
+
+    /// Whether a message's workflow is one the poll takes.
+    fn wanted(&self, m: &InboxMessage) -> bool {
+        match (&self.config.workflows, m.header("mex-WorkflowID")) {
+            (None, _) => true,
+            (Some(set), Some(w)) => set.contains(w),
+            (Some(_), None) => false,
+        }
     }
 
     /// True when message `id` is a letter in the log (not a skipped message).
@@ -544,6 +547,14 @@ fn letter_of(m: &InboxMessage, polled: &str, received_at: Timestamp) -> Captured
             parse_letter(Transport::Mesh, &m.body),
         )
     }
+}
+
+/// A message's headers as the log keeps them.
+fn header_list(m: &InboxMessage) -> Vec<(String, String)> {
+    m.headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn report_of(m: &InboxMessage, received_at: Timestamp, collected: bool) -> PolledReport {

@@ -116,6 +116,33 @@ pub enum CaptureError {
     Crashed,
 }
 
+/// The MESH API under [`API_ROOT`]; any other path is an HTTP capture.
+fn routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(&format!("{API_ROOT}/{{mailbox}}"), post(handshake))
+        .route(&format!("{API_ROOT}/{{mailbox}}/outbox"), post(send))
+        .route(
+            &format!("{API_ROOT}/{{mailbox}}/outbox/{{id}}/{{chunk}}"),
+            post(send_chunk),
+        )
+        .route(
+            &format!("{API_ROOT}/endpointlookup/{{ods}}/{{workflow}}"),
+            get(endpoint_lookup),
+        )
+        .route(&format!("{API_ROOT}/{{mailbox}}/inbox"), get(list_inbox))
+        .route(
+            &format!("{API_ROOT}/{{mailbox}}/inbox/{{id}}"),
+            get(download),
+        )
+        .route(
+            &format!("{API_ROOT}/{{mailbox}}/inbox/{{id}}/status/acknowledged"),
+            put(acknowledge),
+        )
+        .fallback(http_capture)
+        .layer(DefaultBodyLimit::max(100 * 1024 * 1024))
+        .with_state(shared)
+}
+
 /// A mailbox as MESH endpoint lookup (`GET /endpointlookup/{ods}/{workflow}`) answers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -164,29 +191,7 @@ impl CaptureServer {
             chunks: Mutex::new(Assemblies::default()),
             directory,
         });
-        let app = Router::new()
-            .route(&format!("{API_ROOT}/{{mailbox}}"), post(handshake))
-            .route(&format!("{API_ROOT}/{{mailbox}}/outbox"), post(send))
-            .route(
-                &format!("{API_ROOT}/{{mailbox}}/outbox/{{id}}/{{chunk}}"),
-                post(send_chunk),
-            )
-            .route(
-                &format!("{API_ROOT}/endpointlookup/{{ods}}/{{workflow}}"),
-                get(endpoint_lookup),
-            )
-            .route(&format!("{API_ROOT}/{{mailbox}}/inbox"), get(list_inbox))
-            .route(
-                &format!("{API_ROOT}/{{mailbox}}/inbox/{{id}}"),
-                get(download),
-            )
-            .route(
-                &format!("{API_ROOT}/{{mailbox}}/inbox/{{id}}/status/acknowledged"),
-                put(acknowledge),
-            )
-            .fallback(http_capture)
-            .layer(DefaultBodyLimit::max(100 * 1024 * 1024))
-            .with_state(shared.clone());
+        let app = routes(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)

@@ -58,22 +58,7 @@ fn encounter_class(kind: LetterKind) -> (&'static str, &'static str) {
 pub fn document_bundle(doc: &LetterDoc) -> Value {
     let (comp, pat, prac, gp, trust, enc) = (urn(), urn(), urn(), urn(), urn(), urn());
     let dt = doc.kind.document_type();
-    let (class, class_display) = encounter_class(doc.kind);
-    let mut encounter = json!({
-        "resourceType": "Encounter",
-        "status": "finished",
-        "class": {"system": "http://hl7.org/fhir/v3/ActCode", "code": class, "display": class_display},
-        "subject": {"reference": pat},
-        "period": {"start": doc.event_at.rfc3339()},
-    });
-    if let Some(id) = &doc.visit_id {
-        encounter["identifier"] = json!([{"system": LOCAL_ID_SYSTEM, "value": id}]);
-    }
-    if doc.kind == LetterKind::DeathNotification {
-        encounter["hospitalization"] = json!({"dischargeDisposition": {"coding": [{
-            "system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-DischargeMethod-1",
-            "code": "4", "display": "Patient died"}]}});
-    }
+    let encounter = encounter(doc, &pat);
     let sections: Vec<Value> = doc
         .sections
         .iter()
@@ -119,6 +104,28 @@ pub fn document_bundle(doc: &LetterDoc) -> Value {
         "type": "document",
         "entry": entries,
     })
+}
+
+/// The `Encounter` a letter reports on, of the patient at `pat`: its class, when it began,
+/// the visit's id, and for a death the discharge method `4` (patient died).
+fn encounter(doc: &LetterDoc, pat: &str) -> Value {
+    let (class, class_display) = encounter_class(doc.kind);
+    let mut encounter = json!({
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://hl7.org/fhir/v3/ActCode", "code": class, "display": class_display},
+        "subject": {"reference": pat},
+        "period": {"start": doc.event_at.rfc3339()},
+    });
+    if let Some(id) = &doc.visit_id {
+        encounter["identifier"] = json!([{"system": LOCAL_ID_SYSTEM, "value": id}]);
+    }
+    if doc.kind == LetterKind::DeathNotification {
+        encounter["hospitalization"] = json!({"dischargeDisposition": {"coding": [{
+            "system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-DischargeMethod-1",
+            "code": "4", "display": "Patient died"}]}});
+    }
+    encounter
 }
 
 /// An `Organization` by ODS code and name; an unknown (empty) code or name is left out, as FHIR

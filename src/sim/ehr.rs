@@ -300,29 +300,7 @@ impl Delivery {
                 url,
                 body,
                 paper_copy,
-            } => {
-                let resp =
-                    http.post(&url)
-                        .json(&body)
-                        .send()
-                        .await
-                        .map_err(|source| TransportError {
-                            url: url.clone(),
-                            source,
-                        })?;
-                let outcome = if resp.status().is_success() {
-                    LetterOutcome::Sent
-                } else {
-                    LetterOutcome::Rejected {
-                        answer: resp.status().to_string(),
-                        detail: None,
-                    }
-                };
-                Ok(Delivered::one(match paper_copy {
-                    true => LetterOutcome::PaperCopyInstead(Box::new(outcome)),
-                    false => outcome,
-                }))
-            }
+            } => deliver_http(http, &url, &body, paper_copy).await,
             Delivery::Mllp { addr, message } => {
                 let outcome =
                     match crate::protocol::hl7::mllp::send(addr, &message, MLLP_TIMEOUT).await {
@@ -351,6 +329,36 @@ impl Delivery {
             }
         }
     }
+}
+
+/// Posts a letter as JSON; any 2xx status is sent.
+async fn deliver_http(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    paper_copy: bool,
+) -> Result<Delivered, SimError> {
+    let resp = http
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|source| TransportError {
+            url: url.to_string(),
+            source,
+        })?;
+    let outcome = if resp.status().is_success() {
+        LetterOutcome::Sent
+    } else {
+        LetterOutcome::Rejected {
+            answer: resp.status().to_string(),
+            detail: None,
+        }
+    };
+    Ok(Delivered::one(match paper_copy {
+        true => LetterOutcome::PaperCopyInstead(Box::new(outcome)),
+        false => outcome,
+    }))
 }
 
 /// Sends over MESH `attempts` times (more than once only under `duplicate_sends`); the last
@@ -533,7 +541,8 @@ impl Simulator {
                 visit_id,
             }))
         };
-        // The attendance a clinic letter reports on, or the event itself for the others.
+        // The attendance a clinic letter reports on, or the event itself for the others. One
+        // arm per event kind, read as a table: what each does to the chart.
         match e.event {
             EventKind::OutpatientAttendance => {
                 chart.unsigned.push_back(Attendance {

@@ -160,11 +160,18 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), Hl7ReadError> {
         status: None,
         date: None,
     };
+    let document_type = match kind {
+        Some(k) => format!("{code} {}", document_type(k).1),
+        None => code.to_string(),
+    };
+    Ok((facts, content(&m, document_type)))
+}
+
+/// The title and sections of a document message, from its text OBX segments: OBX-3 `TITLE`
+/// holds the title, any other OBX-3 names a section.
+fn content(m: &Message, document_type: String) -> LetterContent {
     let mut content = LetterContent {
-        document_type: Some(match kind {
-            Some(k) => format!("{code} {}", document_type(k).1),
-            None => code.to_string(),
-        }),
+        document_type: Some(document_type),
         title: None,
         sections: vec![],
     };
@@ -184,7 +191,7 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), Hl7ReadError> {
             }
         }
     }
-    Ok((facts, content))
+    content
 }
 
 fn segments_after_envelope(text: &str) -> Vec<String> {

@@ -151,8 +151,20 @@ pub fn scenario_id_below(root: &Path, path: &Path) -> String {
 /// Loads files, reading each fixture file once however many scenarios include it.
 #[derive(Default)]
 pub struct Loader {
-    /// Each fixture file's result, good or bad, so a broken one is read and reported once.
-    cache: HashMap<PathBuf, Result<Fixtures, Diagnostic>>,
+    /// Each fixture file's result, good or bad, so a broken one is read and reported once,
+    /// by the names the other fixture files of its scenario give it (see [`Shared`]).
+    cache: HashMap<(PathBuf, Shared), Result<Fixtures, Diagnostic>>,
+    /// The fixture files read for a scenario, which need no check on their own.
+    included: BTreeSet<PathBuf>,
+}
+
+/// The practices and patients every fixture file a scenario includes (directly or through
+/// another fixture file) defines. Each of those files may refer to any of them, so a file of
+/// patients can use the practices of a file of practices included beside it.
+#[derive(Default, Clone, Debug, PartialEq, Eq, Hash)]
+struct Shared {
+    practices: BTreeSet<String>,
+    patients: BTreeSet<String>,
 }
 
 /// `a/b/../c` -> `a/c`, without touching the file system, so every scenario names an included
@@ -197,7 +209,13 @@ impl Loader {
     ) -> Result<Scenario, Diagnostic> {
         let text = read(path)?;
         let pre = prepass(path, &text)?;
-        let included = self.load_includes(path, &text, &pre.include, &mut vec![])?;
+        let mut shared = Shared::default();
+        shared_names(path, &pre.include, &mut shared, &mut BTreeSet::new());
+        let included = self.load_includes(path, &text, &pre.include, &mut vec![], &shared);
+        // Good or bad, these files were checked (and reported) as this scenario's.
+        self.included
+            .extend(self.cache.keys().map(|(k, _)| k.clone()));
+        let included = included?;
         let start = pre.start.unwrap_or(DEFAULT_START);
         let ctx = LoadContext {
             practices: included
@@ -228,9 +246,16 @@ impl Loader {
         build(path, &text, fixtures, raw, (id, start))
     }
 
-    /// Loads and checks one fixture file (and what it includes).
+    /// Loads and checks one fixture file (and what it includes) on its own.
     pub fn load_fixtures(&mut self, path: &Path) -> Result<(), Diagnostic> {
-        self.fixture_file(path, &mut vec![]).map(|_| ())
+        self.fixture_file(path, &mut vec![], &Shared::default())
+            .map(|_| ())
+    }
+
+    /// Whether a scenario loaded so far included the fixture file at `path`: it was checked
+    /// with the names of the fixture files beside it, and needs no check on its own.
+    pub fn was_included(&self, path: &Path) -> bool {
+        self.included.contains(&canonical(path))
     }
 
     /// The practices a fixture file (and what it includes) defines.
@@ -238,16 +263,18 @@ impl Loader {
         &mut self,
         path: &Path,
     ) -> Result<BTreeMap<String, Practice>, Diagnostic> {
-        self.fixture_file(path, &mut vec![]).map(|f| f.practices)
+        self.fixture_file(path, &mut vec![], &Shared::default())
+            .map(|f| f.practices)
     }
 
     fn fixture_file(
         &mut self,
         path: &Path,
         stack: &mut Vec<PathBuf>,
+        shared: &Shared,
     ) -> Result<Fixtures, Diagnostic> {
-        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        if let Some(f) = self.cache.get(&key) {
+        let key = canonical(path);
+        if let Some(f) = self.cache.get(&(key.clone(), shared.clone())) {
             return f.clone();
         }
         if stack.contains(&key) {
@@ -257,9 +284,9 @@ impl Loader {
             ));
         }
         stack.push(key.clone());
-        let result = self.read_fixture_file(path, stack);
+        let result = self.read_fixture_file(path, stack, shared);
         stack.pop();
-        self.cache.insert(key, result.clone());
+        self.cache.insert((key, shared.clone()), result.clone());
         result
     }
 
@@ -267,18 +294,25 @@ impl Loader {
         &mut self,
         path: &Path,
         stack: &mut Vec<PathBuf>,
+        shared: &Shared,
     ) -> Result<Fixtures, Diagnostic> {
         let text = read(path)?;
         let pre = prepass(path, &text)?;
-        let mut fixtures = self.load_includes(path, &text, &pre.include, stack)?;
+        let mut fixtures = self.load_includes(path, &text, &pre.include, stack, shared)?;
         let ctx = LoadContext {
             practices: fixtures
                 .practices
                 .keys()
                 .cloned()
                 .chain(pre.practices)
+                .chain(shared.practices.iter().cloned())
                 .collect(),
-            patients: fixtures.patients.keys().cloned().collect(),
+            patients: fixtures
+                .patients
+                .keys()
+                .cloned()
+                .chain(shared.patients.iter().cloned())
+                .collect(),
             ..LoadContext::default()
         };
         let raw: RawFixtures = with_context(ctx, || yaml_serde::from_str(&text))
@@ -293,6 +327,7 @@ impl Loader {
         text: &str,
         include: &[String],
         stack: &mut Vec<PathBuf>,
+        shared: &Shared,
     ) -> Result<Fixtures, Diagnostic> {
         let mut all = Fixtures::default();
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -309,7 +344,7 @@ impl Loader {
                         ))),
                 );
             }
-            let f = self.fixture_file(&inc_path, stack)?;
+            let f = self.fixture_file(&inc_path, stack, shared)?;
             for (k, v) in f.practices {
                 all.practices.entry(k).or_insert(v);
             }
@@ -318,6 +353,37 @@ impl Loader {
             }
         }
         Ok(all)
+    }
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Adds to `shared` the names the fixture files `include`d by the file at `path` define, and
+/// those they include in turn. Files that cannot be read are left to the typed pass, which
+/// reports them where they are named.
+fn shared_names(
+    path: &Path,
+    include: &[String],
+    shared: &mut Shared,
+    seen: &mut BTreeSet<PathBuf>,
+) {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for inc in include {
+        let inc_path = lexical(&dir.join(inc));
+        if !seen.insert(canonical(&inc_path)) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&inc_path) else {
+            continue;
+        };
+        let Ok(pre) = prepass(&inc_path, &text) else {
+            continue;
+        };
+        shared.practices.extend(pre.practices);
+        shared.patients.extend(pre.patients);
+        shared_names(&inc_path, &pre.include, shared, seen);
     }
 }
 

@@ -37,11 +37,6 @@ pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Arc<Scenario>>, usize), LoadEr
     let found = discover(paths).map_err(|d| LoadError::Input(vec![d]))?;
     let mut loader = Loader::new();
     let mut diags: Vec<Diagnostic> = Vec::new();
-    for f in &found.fixtures {
-        if let Err(d) = loader.load_fixtures(f) {
-            diags.push(d);
-        }
-    }
     let mut scenarios = Vec::new();
     for p in &found.scenarios {
         let root = found.roots.get(p).cloned().unwrap_or_default();
@@ -50,6 +45,20 @@ pub fn load_all(paths: &[PathBuf]) -> Result<(Vec<Arc<Scenario>>, usize), LoadEr
             Err(d) => diags.push(d),
         }
     }
+    // A fixture file a scenario includes was checked with the names of the fixture files
+    // beside it; one that no scenario includes is checked on its own.
+    let alone: Vec<&PathBuf> = found
+        .fixtures
+        .iter()
+        .filter(|f| !loader.was_included(f))
+        .collect();
+    for f in alone {
+        if let Err(d) = loader.load_fixtures(f) {
+            diags.push(d);
+        }
+    }
+    // Fixture files' diagnostics first, as they are what the scenarios' depend on.
+    diags.sort_by_key(|d| !found.fixtures.contains(&d.file));
     // A broken fixture file is reported once, not again by every scenario that includes it.
     let mut seen = std::collections::HashSet::new();
     diags.retain(|d| seen.insert(d.to_string()));
@@ -136,5 +145,67 @@ mod tests {
             ids(&scenarios.join("routing"))[0],
             "routing/changed_practice"
         );
+    }
+
+    const PRACTICES: &str = "practices:\n  riverside: {ods: A81001, name: Riverside}\n";
+    const PATIENTS: &str = "patients:\n  alice:\n    nhs_number: \"9990000018\"\n    name: Alice Example\n    born: 1950-01-01\n    practice: riverside\n";
+    const USES_BOTH: &str = "name: a letter\ninclude: [../fixtures/practices.yaml, ../fixtures/patients.yaml]\ntimeline:\n  - at: 2025-03-03T09:30:00Z\n    event: discharge\n    patient: alice\nexpect:\n  - letter: discharge_summary\n    patient: alice\n";
+
+    /// Before, `patients.yaml` was read on its own and `riverside` was an unknown practice.
+    #[test]
+    fn a_fixture_file_uses_the_practices_of_another_the_scenario_includes() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "fixtures/practices.yaml", PRACTICES);
+        write(dir.path(), "fixtures/patients.yaml", PATIENTS);
+        write(dir.path(), "inpatient/ward.yaml", USES_BOTH);
+        let (scenarios, fixtures) = load_all(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(fixtures, 2);
+        assert_eq!(
+            scenarios[0].patients["alice"].practice.as_deref(),
+            Some("riverside")
+        );
+        assert_eq!(scenarios[0].practices["riverside"].ods.as_str(), "A81001");
+    }
+
+    #[test]
+    fn a_name_no_fixture_of_the_scenario_defines_points_at_its_line_with_the_likely_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "fixtures/practices.yaml", PRACTICES);
+        let patients = write(
+            dir.path(),
+            "fixtures/patients.yaml",
+            &PATIENTS.replace("practice: riverside", "practice: riversde"),
+        );
+        write(dir.path(), "inpatient/ward.yaml", USES_BOTH);
+        let Err(LoadError::Input(diags)) = load_all(&[dir.path().to_path_buf()]) else {
+            panic!("loaded")
+        };
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        let d = &diags[0];
+        assert_eq!((&d.file, d.line, d.column), (&patients, 6, 15), "{d}");
+        assert!(d.message.contains("unknown practice `riversde`"), "{d}");
+        assert!(
+            d.help
+                .as_ref()
+                .unwrap()
+                .starts_with("did you mean `riverside`?"),
+            "{d}"
+        );
+    }
+
+    /// The names are shared only among the fixture files of one scenario: a fixture file no
+    /// scenario includes is checked on its own.
+    #[test]
+    fn a_fixture_file_no_scenario_includes_is_checked_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "fixtures/practices.yaml", PRACTICES);
+        let patients = write(dir.path(), "fixtures/patients.yaml", PATIENTS);
+        write(dir.path(), "inpatient/ward.yaml", SCENARIO);
+        let Err(LoadError::Input(diags)) = load_all(&[dir.path().to_path_buf()]) else {
+            panic!("loaded")
+        };
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].file, patients);
+        assert!(diags[0].message.contains("unknown practice `riverside`"));
     }
 }

@@ -172,6 +172,13 @@ pub async fn run_target(
     config: RunConfig,
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Vec<Outcome> {
+    if let crate::targets::Drive::Http(_) = t.drive {
+        eprintln!(
+            "note: patients are {} (target {})",
+            crate::targets::check::registration(&t.drive),
+            t.name()
+        );
+    }
     if !t.acknowledgements {
         eprintln!(
             "note: ITK3 acknowledgements are not checked against target {}: its target file says its EHR does not collect them (acknowledgements: false)",

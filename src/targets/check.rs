@@ -272,6 +272,16 @@ pub async fn run(t: &Target) -> Vec<CheckLine> {
     lines
 }
 
+/// How the driver makes the EHR know a scenario's patients, said by `targets check` and at
+/// the start of a run, so a request template is never taken to register them when it does not.
+pub fn registration(d: &Drive) -> &'static str {
+    match d {
+        Drive::Fhir(_) => "each patient is registered (`PUT Patient`) before their first event, also when the file gives that event's request",
+        Drive::Http(_) => "not registered by lettergate: only the file's request templates are sent, so they (or the EHR's own data) must give the EHR each patient; `{{patient_name}}`, `{{born}}`, `{{practice_ods}}` fill in their details",
+        Drive::Hl7v2(_) => "each event's ADT message carries the patient (PID, PD1)",
+    }
+}
+
 /// An error met once and said on every line it stops, as its message.
 fn again(e: &TargetError) -> CheckFailure {
     CheckFailure::Again(crate::protocol::chain(e))
@@ -285,10 +295,20 @@ async fn check_drive(d: &Drive) -> Vec<CheckLine> {
                 Ok(http) => fhir_metadata(http, &f.base_url, f.auth.as_ref()).await,
                 Err(e) => Err(again(e)),
             };
-            vec![CheckLine::new("drive.fhir", r)]
+            vec![
+                CheckLine::new("drive.fhir", r),
+                CheckLine::new("drive.fhir patients", Ok(registration(d).into())),
+            ]
         }
         Drive::Hl7v2(h) => vec![CheckLine::new("drive.hl7v2", can_connect(&h.address).await)],
-        Drive::Http(h) => check_http_drive(h, &plain).await,
+        Drive::Http(h) => {
+            let mut lines = check_http_drive(h, &plain).await;
+            lines.insert(
+                1,
+                CheckLine::new("drive.http patients", Ok(registration(d).into())),
+            );
+            lines
+        }
     }
 }
 

@@ -308,9 +308,13 @@ impl Ehr<'_> {
             .await
     }
 
-    /// A FHIR event: the file's request for its kind if it gives one; else the patient first
-    /// (as the EHR's registration would have them), then the event's default mapping, or the
+    /// A FHIR event: the patient first (as the EHR's registration would have them), then the
+    /// file's request for its kind if it gives one, else the event's default mapping, or the
     /// patient updated for an event that only changes them.
+    ///
+    /// Why the patient comes first also before the file's own request: an EHR told of an
+    /// attendance for a patient it has never seen refuses it, or files it under nobody, and
+    /// nothing in the target file would say why.
     async fn fhir_event(
         &mut self,
         f: &HttpDrive,
@@ -319,14 +323,14 @@ impl Ehr<'_> {
     ) -> Result<(), DriveError> {
         let s = self.scenario;
         let e: &Event = &s.timeline[i];
-        if let Some(r) = f.requests.get(&e.kind) {
-            return self.template(&f.base_url, r, i, at).await;
-        }
         if !self.patients.contains_key(&e.patient) {
             let p = self.initial(&e.patient);
             self.fhir(&f.base_url, r4::patient(&p), "register the patient")
                 .await?;
             self.patients.insert(e.patient.clone(), p);
+        }
+        if let Some(r) = f.requests.get(&e.kind) {
+            return self.template(&f.base_url, r, i, at).await;
         }
         let nhs = s.patients[&e.patient].nhs_number;
         let local_id = self.local_ids[i].clone();
@@ -463,6 +467,37 @@ pub fn fill(template: &str, values: &BTreeMap<&'static str, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Before, an event with the file's own request skipped `PUT Patient`: the EHR was told
+    /// of an attendance of a patient it had never seen.
+    #[tokio::test]
+    async fn a_fhir_event_with_the_files_own_request_still_registers_the_patient_first() {
+        use wiremock::{matchers::any, Mock, MockServer, ResponseTemplate};
+        let ehr = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&ehr)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.yaml");
+        let text = format!("name: staging-epr\nnon_production: true\ndrive:\n  fhir:\n    base_url: {}/fhir\n    requests:\n      outpatient_attendance: {{path: /Appointment, body: '{{{{nhs_number}}}}'}}\ncapture:\n  http_endpoint: {{listen: 127.0.0.1:0}}\n", ehr.uri());
+        std::fs::write(&file, text).unwrap();
+        let t = crate::targets::load(&file).unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/outpatient/clinic_letter.yaml");
+        let s = crate::scenario::Loader::new().load_scenario(&path).unwrap();
+        let ids = (0..s.timeline.len()).map(|i| format!("LG-{i}")).collect();
+        let mut d = Driver::for_target(&t, &s, ids).await.unwrap();
+        d.event(0, Timestamp::now()).await.unwrap();
+        let sent: Vec<String> = ehr
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.url.path()))
+            .collect();
+        assert_eq!(sent, ["PUT /fhir/Patient", "POST /fhir/Appointment"]);
+    }
 
     #[test]
     fn fills_placeholders_and_leaves_the_rest() {

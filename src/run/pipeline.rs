@@ -172,7 +172,7 @@ pub async fn run_target(
     config: RunConfig,
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Vec<Outcome> {
-    if let crate::targets::Drive::Http(_) = t.drive {
+    if let crate::targets::model::Drive::Http(_) = t.drive {
         eprintln!(
             "note: patients are {} (target {})",
             crate::targets::check::registration(&t.drive),

@@ -4,6 +4,9 @@
 //! (the built-in `sim`ulator) is driven through their timelines; every outbound letter is
 //! received by `capture`; letters are normalised, checked against expectations (`expect`)
 //! and accepted snapshots (`snapshot`) by `run`; and a finished result is `report`ed.
+//! `ARCHITECTURE.md` at the top of the repository gives the layers (kept by
+//! `tests/it/layers.rs`), the pipeline from scenario to verdict, and where each kind of
+//! change goes.
 //!
 //! Of the modules only [`protocol`] is public whole; the others are private behind a chosen
 //! surface of re-exports (what the binary and the tests use: items, and the small modules

@@ -64,8 +64,17 @@ pub struct RawLetterRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KindName(pub LetterKind);
 
+/// A letter kind's name that names no kind, with the closest one when there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum UnknownKind {
+    #[error("unknown letter kind `{given}`; did you mean `{best}`?")]
+    DidYouMean { given: String, best: &'static str },
+    #[error("unknown letter kind `{given}`; known kinds: {known}")]
+    Known { given: String, known: String },
+}
+
 impl KindName {
-    fn parse(s: &str) -> Result<KindName, String> {
+    fn parse(s: &str) -> Result<KindName, UnknownKind> {
         LetterKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
@@ -73,11 +82,14 @@ impl KindName {
             .ok_or_else(|| {
                 let names = LetterKind::ALL.map(|k| k.name());
                 match crate::scenario::diagnostic::closest(s, names) {
-                    Some(best) => format!("unknown letter kind `{s}`; did you mean `{best}`?"),
-                    None => format!(
-                        "unknown letter kind `{s}`; known kinds: {}",
-                        names.join(", ")
-                    ),
+                    Some(best) => UnknownKind::DidYouMean {
+                        given: s.to_string(),
+                        best,
+                    },
+                    None => UnknownKind::Known {
+                        given: s.to_string(),
+                        known: names.join(", "),
+                    },
                 }
             })
     }

@@ -22,5 +22,6 @@ mod mesh_wire;
 mod reports;
 mod schemas;
 mod sim_server;
+mod standin;
 mod target;
 mod test_command;

@@ -49,3 +49,45 @@ macro_rules! assert_snapshot {
     }};
 }
 pub(crate) use assert_snapshot;
+
+/// Runs `command` to its end, or kills it and fails the test after `limit`: a hung child
+/// must not hang the test binary (`Command::output` waits for ever). Its output goes through
+/// temporary files, not pipes, so a chatty child cannot block on a full pipe while we poll.
+pub fn output_within(command: &mut Command, limit: std::time::Duration) -> project::Ran {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let mut child = command
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to start {command:?}: {e}"));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{command:?} did not finish within {limit:?}; it printed:\n{}{}",
+                read_all(out),
+                read_all(err)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    project::Ran {
+        code: status.code().unwrap_or(-1),
+        stdout: read_all(out),
+        stderr: read_all(err),
+    }
+}
+
+fn read_all(mut file: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut bytes = Vec::new();
+    file.rewind().unwrap();
+    file.read_to_end(&mut bytes).unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
+}

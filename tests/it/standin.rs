@@ -1,0 +1,292 @@
+//! The stand-in EHR of `tests/standin/` against lettergate, for the Proof of issue 11. The
+//! stand-in was written from the NHS ITK3 specifications by someone who never read
+//! lettergate's reader, so what lettergate says about it is what it would say about a real
+//! supplier's staging EHR.
+//!
+//! Each fault switch, after a healthy baseline of the same scenarios, fails the run with a
+//! finding whose words name the problem; the test compares every blocker and major finding
+//! word for word, so a fault caught under the wrong name (or twice) fails too. Only the
+//! faults lettergate reads correctly today are here; the rest of the Proof (the healthy
+//! baseline of every kind, the structural variants, the other faults) follows as the reader
+//! learns them.
+//!
+//! Every run starts its own stand-in on free loopback ports with a copy of
+//! `tests/standin/target.yaml` rewritten for them and with short waits. Why not one stand-in
+//! for several runs: it keeps its patients in memory as an EHR does, so a second run against
+//! the same process would find a patient who died in the first already dead.
+
+use crate::support::loopback::{free_port, Server};
+use crate::support::project::Ran;
+use crate::support::{bin, output_within, peers, root};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const DISCHARGE: &str = "scenarios/inpatient/discharge_summary.yaml";
+const EMERGENCY: &str = "scenarios/emergency/ed_discharge.yaml";
+
+/// The target file's waits for these runs. Why this short: the stand-in sends within a
+/// second of being told, and a fault run waits `max` for each letter that never comes.
+const WAIT: &str = "wait: {max: 6s, poll_interval: 1s, settle: 1s}";
+
+/// Longest a lettergate run may take before the test kills it and fails.
+const RUN_LIMIT: Duration = Duration::from_secs(150);
+
+/// The secrets `tests/standin/target.yaml` names, and the stand-in's own two.
+const SECRETS: [(&str, &str); 3] = [
+    ("STANDIN_MESH_SHARED_KEY", "TestKey"),
+    ("STANDIN_MESH_PASSWORD", "password"),
+    ("STANDIN_PRACTICE_PASSWORD", "practice"),
+];
+
+/// The stand-in EHR running on loopback with a target file pointing lettergate at it; killed
+/// when dropped.
+struct StandIn {
+    _server: Server,
+    dir: tempfile::TempDir,
+    target: PathBuf,
+    flags: String,
+}
+
+/// How a run treats snapshots.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `--accept`: record a baseline.
+    Accept,
+    /// `--check`: compare, write nothing.
+    Check,
+}
+
+impl Mode {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Mode::Accept => &["--accept"],
+            Mode::Check => &["--check"],
+        }
+    }
+}
+
+/// `tests/standin/target.yaml` with the stand-in's FHIR port and lettergate's MESH and HTTP
+/// capture ports moved to `fhir`, `mesh` and `http`, and [`WAIT`]; as `try.sh` rewrites it.
+fn target_for(fhir: u16, mesh: u16, http: u16) -> String {
+    let text = std::fs::read_to_string(root().join("tests/standin/target.yaml")).unwrap();
+    let wait = regex::Regex::new(r"(?m)^wait: \{[^}]*\}$").unwrap();
+    assert!(
+        wait.is_match(&text),
+        "tests/standin/target.yaml has no one-line `wait:`"
+    );
+    wait.replace(&text, WAIT)
+        .replace("127.0.0.1:18800", &format!("127.0.0.1:{fhir}"))
+        .replace("127.0.0.1:18702", &format!("127.0.0.1:{mesh}"))
+        .replace("127.0.0.1:18703", &format!("127.0.0.1:{http}"))
+}
+
+impl StandIn {
+    /// Starts `tests/standin/ehr.py` with `flags` on free ports, with the shipped fixture
+    /// practices as its directory, and waits until it answers.
+    fn start(flags: &[&str]) -> StandIn {
+        let dir = tempfile::tempdir().unwrap();
+        let (fhir, mesh, http) = (free_port(), free_port(), free_port());
+        let target = dir.path().join("target.yaml");
+        std::fs::write(&target, target_for(fhir, mesh, http)).unwrap();
+        let log = std::fs::File::create(dir.path().join("standin.log")).unwrap();
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let child = Command::new(peers::bin("python"))
+            .current_dir(root())
+            .arg("tests/standin/ehr.py")
+            .args(["--directory", "scenarios/fixtures/common.yaml"])
+            .args(["--port", &fhir.to_string(), "--mesh-url", &url(mesh)])
+            .args(["--print-url", &url(http), "--docman-url", &url(http)])
+            .args(flags)
+            .envs(SECRETS)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the stand-in EHR");
+        let server = Server { child, port: fhir }.wait_listening(Duration::from_secs(30));
+        StandIn {
+            _server: server,
+            dir,
+            target,
+            flags: flags.join(" "),
+        }
+    }
+
+    /// `lettergate run --target` against this stand-in on `scenarios`, with snapshots in
+    /// `snapshots` and its work folder in the stand-in's temporary folder.
+    fn run(&self, mode: Mode, snapshots: &Path, scenarios: &[&str]) -> Said {
+        let mut command = Command::new(bin());
+        command
+            .current_dir(root())
+            .arg("run")
+            .arg("--target")
+            .arg(&self.target)
+            .arg("--snapshots")
+            .arg(snapshots)
+            .arg("--work-dir")
+            .arg(self.dir.path().join("work"))
+            .args(mode.args())
+            .args(scenarios)
+            .envs(SECRETS)
+            .env("NO_COLOR", "1");
+        let ran = output_within(&mut command, RUN_LIMIT);
+        let log = std::fs::read_to_string(self.dir.path().join("standin.log")).unwrap_or_default();
+        Said {
+            ran,
+            log,
+            flags: self.flags.clone(),
+        }
+    }
+}
+
+/// What lettergate printed about one run against the stand-in, and the stand-in's log.
+struct Said {
+    ran: Ran,
+    log: String,
+    flags: String,
+}
+
+impl Said {
+    /// Every finding as `SEVERITY scenario/id: text`, in the order printed.
+    fn findings(&self) -> Vec<String> {
+        let heading = regex::Regex::new(r"^([A-Z][A-Z-]*) \(\d+\)$").unwrap();
+        let mut severity = None;
+        let mut found = Vec::new();
+        for line in self.ran.stdout.lines() {
+            if let Some(c) = heading.captures(line) {
+                severity = Some(c[1].to_string());
+            } else if line.is_empty() || !line.starts_with("  ") {
+                severity = None;
+            } else if let Some(s) = &severity {
+                found.push(format!("{s} {}", line.trim_start()));
+            }
+        }
+        found
+    }
+
+    /// The findings that decide GO or NO-GO: every one but the REVIEW ones.
+    fn blocking(&self) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .findings()
+            .into_iter()
+            .filter(|f| !f.starts_with("REVIEW "))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The decision line's label: GO, NO-GO, REVIEW or INCOMPLETE.
+    fn decision(&self) -> &str {
+        let last = self.ran.stdout.lines().rev().find(|l| !l.is_empty());
+        last.and_then(|l| l.split(':').next()).unwrap_or("")
+    }
+
+    /// All of it, for a failed assertion.
+    fn shown(&self) -> String {
+        format!(
+            "stand-in flags: [{}]\nlettergate exit {}\n--- stdout\n{}--- stderr\n{}--- stand-in log\n{}",
+            self.flags, self.ran.code, self.ran.stdout, self.ran.stderr, self.log
+        )
+    }
+
+    fn assert_go(&self, what: &str) {
+        assert!(
+            self.ran.code == 0 && self.decision() == "GO",
+            "{what}: expected GO (exit 0)\n{}",
+            self.shown()
+        );
+    }
+
+    /// NO-GO (exit 1) with exactly `expected` as its blocker and major findings.
+    fn assert_no_go_with(&self, what: &str, expected: &[&str]) {
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(
+            self.blocking(),
+            expected,
+            "{what}: not the findings expected\n{}",
+            self.shown()
+        );
+        assert!(
+            self.ran.code == 1 && self.decision() == "NO-GO",
+            "{what}: expected NO-GO (exit 1)\n{}",
+            self.shown()
+        );
+    }
+}
+
+/// Every file below `dir` with its bytes.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, at: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(at).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+/// Accepts a baseline of the stand-in started with `flags` on `scenarios`, which must be GO
+/// with one snapshot per scenario; returns the snapshots folder.
+fn baseline(flags: &[&str], scenarios: &[&str]) -> tempfile::TempDir {
+    let snapshots = tempfile::tempdir().unwrap();
+    let said = StandIn::start(flags).run(Mode::Accept, snapshots.path(), scenarios);
+    said.assert_go("accepting a baseline of the healthy stand-in");
+    let written = files(snapshots.path());
+    assert!(
+        written.len() == scenarios.len()
+            && written
+                .keys()
+                .all(|p| p.extension().is_some_and(|e| e == "snap")),
+        "accepting wrote {:?}, not one .snap per scenario\n{}",
+        written.keys().collect::<Vec<_>>(),
+        said.shown()
+    );
+    snapshots
+}
+
+/// After a healthy baseline of `scenarios`, the stand-in with the fault switches `fault` is
+/// NO-GO with exactly the findings `expected`.
+fn fault_is_caught(fault: &[&str], scenarios: &[&str], expected: &[&str]) {
+    let snapshots = baseline(&[], scenarios);
+    StandIn::start(fault)
+        .run(Mode::Check, snapshots.path(), scenarios)
+        .assert_no_go_with("checking the faulty stand-in", expected);
+}
+
+#[test]
+fn a_silent_practice_is_a_missing_letter() {
+    fault_is_caught(
+        &["--fault", "silent-practice=B82002"],
+        &[DISCHARGE],
+        &["BLOCKER inpatient/discharge_summary: missing letter: discharge summary for bob (NHS *******026) to B82002 Hillside Medical Centre (mailbox B82002HC001): expected 1, captured 0"],
+    );
+}
+
+#[test]
+fn a_letter_sent_twice_is_a_duplicate() {
+    fault_is_caught(
+        &["--fault", "duplicate"],
+        &[DISCHARGE],
+        &["MAJOR inpatient/discharge_summary: duplicate: discharge summary for bob (NHS *******026) sent 2 times; expected 1"],
+    );
+}
+
+#[test]
+fn emergency_discharges_never_sent_are_missing() {
+    fault_is_caught(
+        &["--fault", "stop-kind=emergency"],
+        &[EMERGENCY],
+        &["BLOCKER emergency/ed_discharge: missing letter: emergency discharge for dave (NHS *******042) to A81001 Riverside Surgery (mailbox A81001HC001): expected 1, captured 0"],
+    );
+}

@@ -9,7 +9,7 @@
 //! file can add rows of its own for an EHR that uses local codes ([`KindTable::with_local`]).
 
 use super::ids::NhsNumber;
-use crate::protocol::clock::Span;
+use crate::protocol::clock::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -536,7 +536,7 @@ impl KindTable {
 /// identity, and a digest of the content. The content itself ([`LetterContent`]) stays in the
 /// body on disk and is read again when a snapshot shows it, so a run of tens of thousands of
 /// letters holds only this index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LetterFacts {
     /// `None` when the document is not of a kind lettergate knows.
     pub kind: Option<LetterKind>,
@@ -568,6 +568,83 @@ pub struct LetterFacts {
     /// The document's date as written, when a target's reader reads one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
+    /// The receiving mailbox the message names (`MessageHeader.destination.endpoint`), for a
+    /// message that names its recipient by mailbox rather than by ODS code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_mailbox: Option<String>,
+    /// When the clinical event the letter reports on happened (the Encounter's period, else
+    /// `Composition.date`): part of the key letters are numbered by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinical_at: Option<Timestamp>,
+    /// The ITK3 or FHIR rules the message breaks, though it could be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nonconformance: Vec<Rule>,
+}
+
+/// An ITK3 or FHIR rule a letter's message breaks although lettergate could read it: each is
+/// a `non-conformant letter` finding, so a receiving system that is stricter than lettergate
+/// is not a surprise. Ordered as a reader meets them, from the envelope inwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// FHIR messaging: a message bundle's first entry is its MessageHeader.
+    HeaderNotFirst,
+    /// FHIR: `Bundle.identifier` identifies a message; ITK3 acknowledgements refer to it.
+    MessageWithoutIdentifier,
+    /// ITK-MessageHeader-2 allows no `destination` (0..0): the recipient is `receiver`.
+    DestinationInHeader,
+    /// ITK-MessageHeader-2: `focus` names the payload; here it is missing or leads nowhere,
+    /// and the message's only document was taken.
+    FocusMissing,
+    /// The ITK3 MessageDefinitions' focus is the document `Bundle`; here it is a Composition
+    /// whose resources lie in the message bundle itself.
+    FocusNotDocumentBundle,
+    /// FHIR documents: a document bundle's first entry is its Composition.
+    CompositionNotFirst,
+    /// FHIR: `Composition.status` is required (1..1).
+    CompositionWithoutStatus,
+    /// FHIR resolves references through `entry.fullUrl`; an entry without one can be reached
+    /// only by guessing from its resource id.
+    EntryWithoutFullUrl,
+    /// A reference that names no entry's `fullUrl`, followed by resource id only.
+    ReferenceById,
+    /// A reference that leads to no resource of the bundle; the first resource of its type
+    /// was taken instead.
+    UnresolvedReference,
+}
+
+impl Rule {
+    /// The rule in words, as the finding names it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Rule::HeaderNotFirst => "the MessageHeader is not the message bundle's first entry (FHIR messaging)",
+            Rule::MessageWithoutIdentifier => "the message bundle has no identifier, which acknowledgements refer to (ITK3)",
+            Rule::DestinationInHeader => "the MessageHeader names its recipient in destination, which ITK-MessageHeader-2 does not allow; ITK3 uses receiver",
+            Rule::FocusMissing => "the MessageHeader's focus does not lead to the document (ITK-MessageHeader-2)",
+            Rule::FocusNotDocumentBundle => "the MessageHeader's focus is a Composition, not a document Bundle (ITK3 MessageDefinitions)",
+            Rule::CompositionNotFirst => "the Composition is not the document bundle's first entry (FHIR documents)",
+            Rule::CompositionWithoutStatus => "the Composition has no status (FHIR: required)",
+            Rule::EntryWithoutFullUrl => "an entry without fullUrl (FHIR Bundle: references resolve through fullUrl)",
+            Rule::ReferenceById => "a reference that matches no entry's fullUrl, followed by resource id only (FHIR Bundle references)",
+            Rule::UnresolvedReference => "a reference that leads to no resource of the bundle (FHIR Bundle references)",
+        }
+    }
+
+    /// The name a snapshot and a report use: `entry_without_full_url`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::HeaderNotFirst => "header_not_first",
+            Rule::MessageWithoutIdentifier => "message_without_identifier",
+            Rule::DestinationInHeader => "destination_in_header",
+            Rule::FocusMissing => "focus_missing",
+            Rule::FocusNotDocumentBundle => "focus_not_document_bundle",
+            Rule::CompositionNotFirst => "composition_not_first",
+            Rule::CompositionWithoutStatus => "composition_without_status",
+            Rule::EntryWithoutFullUrl => "entry_without_full_url",
+            Rule::ReferenceById => "reference_by_id",
+            Rule::UnresolvedReference => "unresolved_reference",
+        }
+    }
 }
 
 /// What a letter says, as snapshots show it.

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod itk3;
 pub mod letter;
 pub mod mesh;
+pub mod message;
 pub mod normalize;
 pub mod read;
 

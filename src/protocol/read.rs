@@ -6,8 +6,7 @@
 use super::fhir::xml::XmlError;
 use super::fhir::xml::{many, one};
 use super::hl7::Hl7ReadError;
-use crate::protocol::ids::NhsNumber;
-use crate::protocol::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use super::message::{self, Document, Fact, MessageError, Trail};
 use crate::protocol::letter::{
     KindSignals, KindTable, LetterKind, Transport, DISCHARGE_DESTINATION_DIED,
     DISCHARGE_METHOD_DIED,
@@ -34,16 +33,10 @@ pub enum ReadError {
     Xml(XmlError),
     #[error("body is neither JSON nor XML: {0}")]
     NotJson(Arc<serde_json::Error>),
-    #[error("the message bundle's first entry is not a MessageHeader")]
-    NoMessageHeader,
     #[error("body is neither an ITK3 message bundle nor a print request")]
     NoEnvelope,
-    #[error("the MessageHeader's focus does not point at a document")]
-    NoFocus,
-    #[error("the focus is not a Bundle of type document")]
-    NotADocument,
-    #[error("the document has no Composition")]
-    NoComposition,
+    #[error(transparent)]
+    Message(#[from] MessageError),
     #[error(transparent)]
     Hl7(#[from] Hl7ReadError),
     /// lettergate's own liveness message, which is counted, never read as a letter.
@@ -94,12 +87,22 @@ pub fn recipient_label(facts: Option<&LetterFacts>) -> String {
 
 /// Reads a captured body. Errors say why it is not a letter.
 pub fn parse_letter(transport: Transport, body: &[u8]) -> Result<LetterFacts, ReadError> {
+    explain_letter(transport, body).map(|(facts, _)| facts)
+}
+
+/// Reads a captured body as [`parse_letter`] does, and says where each fact was read from
+/// (`lettergate explain`).
+pub fn explain_letter(
+    transport: Transport,
+    body: &[u8],
+) -> Result<(LetterFacts, Trail), ReadError> {
     if let Some(text) = hl7_text(transport, body)? {
-        return Ok(crate::protocol::hl7::mdm::read(&text).map(|(facts, _)| facts)?);
+        let (facts, _) = crate::protocol::hl7::mdm::read(&text)?;
+        return Ok((facts, hl7_trail()));
     }
     let v = json_or_xml(body)?;
     match envelope(transport, &v)? {
-        Envelope::Message(header) => from_message(&v, header),
+        Envelope::Message => from_message(&v),
         Envelope::PrintRequest => from_print_request(&v),
     }
 }
@@ -112,10 +115,12 @@ pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent
     }
     let v = json_or_xml(body)?;
     let doc = match envelope(transport, &v)? {
-        Envelope::Message(header) => message_document(&v, header)?,
-        Envelope::PrintRequest => &v["document"],
+        Envelope::Message => message::read_message(&v)?.0,
+        Envelope::PrintRequest => {
+            message::read_document(&v["document"], "document", &mut Trail::default())?
+        }
     };
-    let comp = composition(doc)?;
+    let comp = doc.composition.resource;
     let coding = type_coding(comp);
     Ok(LetterContent {
         document_type: coding["code"]
@@ -131,6 +136,20 @@ pub fn letter_content(transport: Transport, body: &[u8]) -> Result<LetterContent
             })
             .collect(),
     })
+}
+
+/// Where an HL7 v2 document message's facts come from (fixed by the MDM^T02 layout).
+fn hl7_trail() -> Trail {
+    let mut t = Trail::default();
+    t.note(Fact::Recipient, "MSH-6", "MSH-6 receiving facility");
+    t.note(
+        Fact::Patient,
+        "PID-3",
+        "PID-3 patient identifier list (NHS number)",
+    );
+    t.note(Fact::DocumentType, "TXA-2", "TXA-2 document type");
+    t.note(Fact::MessageId, "MSH-10", "MSH-10 message control id");
+    t
 }
 
 /// The text of an HL7 v2 body: always over MLLP, and for a dropped file when its content is
@@ -169,108 +188,71 @@ fn type_coding(comp: &Value) -> &Value {
 
 /// How a letter travels: inside an ITK3 message bundle (with its MessageHeader) or as a print
 /// or document request.
-enum Envelope<'a> {
-    Message(&'a Value),
+enum Envelope {
+    Message,
     PrintRequest,
 }
 
-fn envelope(transport: Transport, v: &Value) -> Result<Envelope<'_>, ReadError> {
+fn envelope(transport: Transport, v: &Value) -> Result<Envelope, ReadError> {
     match (transport, v.get("resourceType").and_then(Value::as_str)) {
-        (_, Some("Bundle")) if v["type"] == "message" => resources(v)
-            .next()
-            .map(|(_, r)| r)
-            .filter(|r| r["resourceType"] == "MessageHeader")
-            .map(Envelope::Message)
-            .ok_or(ReadError::NoMessageHeader),
+        (_, Some("Bundle")) if v["type"] == "message" => Ok(Envelope::Message),
         (Transport::Http, _) if v.get("document").is_some() => Ok(Envelope::PrintRequest),
         _ => Err(ReadError::NoEnvelope),
     }
 }
 
-/// The document a message's header focuses on.
-fn message_document<'a>(v: &'a Value, header: &'a Value) -> Result<&'a Value, ReadError> {
-    by_ref(v, one(&header["focus"])).ok_or(ReadError::NoFocus)
-}
-
-fn composition(doc: &Value) -> Result<&Value, ReadError> {
-    if doc["type"] != "document" {
-        return Err(ReadError::NotADocument);
-    }
-    by_type(doc, "Composition").ok_or(ReadError::NoComposition)
-}
-
-fn resources(bundle: &Value) -> impl Iterator<Item = (&str, &Value)> {
-    many(&bundle["entry"]).map(|e| (e["fullUrl"].as_str().unwrap_or_default(), &e["resource"]))
-}
-
-fn by_type<'a>(bundle: &'a Value, t: &str) -> Option<&'a Value> {
-    resources(bundle)
-        .map(|(_, r)| r)
-        .find(|r| r["resourceType"] == t)
-}
-
-fn by_ref<'a>(bundle: &'a Value, reference: &Value) -> Option<&'a Value> {
-    let r = reference["reference"].as_str()?;
-    resources(bundle).find(|(url, _)| *url == r).map(|(_, r)| r)
-}
-
-fn identifier(resource: &Value, system: &str) -> Option<String> {
-    many(&resource["identifier"])
-        .find(|i| i["system"] == system)
-        .and_then(|i| i["value"].as_str())
-        .map(str::to_string)
-}
-
-fn from_message(v: &Value, header: &Value) -> Result<LetterFacts, ReadError> {
-    let receiver = by_ref(v, &header["receiver"]);
-    let mut facts = from_document(message_document(v, header)?, false)?;
-    facts.itk3_event = header["event"]["code"].as_str().map(str::to_string);
+fn from_message(v: &Value) -> Result<(LetterFacts, Trail), ReadError> {
+    let (doc, env, mut t) = message::read_message(v)?;
+    let mut facts = from_document(&doc, false, &mut t);
+    facts.itk3_event = env.event;
+    // The ITK3 event is one of the signals of a letter's kind.
     facts.kind = classify(&facts, KindTable::standard());
-    facts.recipient_ods = receiver.and_then(|r| identifier(r, ODS_SYSTEM));
-    facts.message_id = one(&v["identifier"])["value"].as_str().map(str::to_string);
-    Ok(facts)
+    facts.recipient_ods = env.recipient_ods;
+    facts.recipient_mailbox = env.recipient_mailbox;
+    facts.message_id = env.message_id;
+    facts.nonconformance = t.rules.iter().copied().collect();
+    Ok((facts, t))
 }
 
-fn from_print_request(v: &Value) -> Result<LetterFacts, ReadError> {
+fn from_print_request(v: &Value) -> Result<(LetterFacts, Trail), ReadError> {
     let to_patient = v["recipient"]["type"] == "patient";
-    let mut facts = from_document(&v["document"], to_patient)?;
+    let mut t = Trail::default();
+    let doc = message::read_document(&v["document"], "document", &mut t)?;
+    let mut facts = from_document(&doc, to_patient, &mut t);
     facts.reference = v["reference"].as_str().map(str::to_string);
     if v["recipient"]["type"] == "practice" {
         facts.recipient_ods = v["recipient"]["ods"].as_str().map(str::to_string);
+        if let Some(ods) = &facts.recipient_ods {
+            t.note(Fact::Recipient, ods, "recipient.ods of the print request");
+        }
     }
-    Ok(facts)
+    facts.nonconformance = t.rules.iter().copied().collect();
+    Ok((facts, t))
 }
 
-fn from_document(doc: &Value, to_patient: bool) -> Result<LetterFacts, ReadError> {
-    let comp = composition(doc)?;
-    let patient = by_type(doc, "Patient");
-    let encounter = by_type(doc, "Encounter");
-    let signals = kind_signals(comp, patient, encounter);
+fn from_document(doc: &Document, to_patient: bool, t: &mut Trail) -> LetterFacts {
+    let comp = doc.composition.resource;
+    let patient = doc.patient.as_ref().map(|p| p.resource);
+    let encounter = doc.encounter.as_ref().map(|e| e.resource);
     // serde_json's map is ordered by key, so this rendering is canonical.
-    let canonical = serde_json::to_string_pretty(doc).unwrap_or_default();
+    let canonical = serde_json::to_string_pretty(doc.bundle.value()).unwrap_or_default();
     let digest = hex::encode(Sha256::digest(normalize(&canonical).as_bytes()));
     let mut facts = LetterFacts {
-        kind: None,
-        itk3_event: None,
-        nhs_number: patient
-            .and_then(|p| identifier(p, NHS_NUMBER_SYSTEM))
-            .and_then(|n| NhsNumber::parse(&n).ok()),
-        recipient_ods: None,
+        nhs_number: message::nhs_number(doc, t),
         to_patient,
         document_id: one(&comp["identifier"])["value"]
             .as_str()
             .map(str::to_string),
         digest: digest[..16].to_string(),
-        message_id: None,
-        reference: None,
         visit_id: encounter
             .and_then(|e| one(&e["identifier"])["value"].as_str().map(str::to_string)),
-        signals,
-        status: None,
-        date: None,
+        signals: kind_signals(comp, patient, encounter),
+        status: comp["status"].as_str().map(str::to_string),
+        clinical_at: message::clinical_at(doc, t),
+        ..LetterFacts::default()
     };
     facts.kind = classify(&facts, KindTable::standard());
-    Ok(facts)
+    facts
 }
 
 /// The kind of a letter from what its document says (its type, encounter class, whether the
@@ -342,6 +324,7 @@ fn strip_tags(html: &str) -> String {
 mod tests {
     use super::*;
     use crate::protocol::clock::Timestamp;
+    use crate::protocol::ids::NhsNumber;
     use crate::protocol::itk3::{self, LetterDoc};
     use crate::protocol::letter::DOC_CLINIC_LETTER;
 
@@ -380,6 +363,10 @@ mod tests {
             assert_eq!(facts.kind, Some(kind));
             assert_eq!(facts.itk3_event.as_deref(), kind.itk3_event());
             assert_eq!(facts.nhs_number, Some(d.nhs_number));
+            // The simulator's letters are conformant and final: no finding of issue 11.
+            assert_eq!(facts.nonconformance, vec![]);
+            assert_eq!(facts.status.as_deref(), Some("final"));
+            assert!(facts.clinical_at.is_some());
             if kind.goes_to_practice() {
                 assert_eq!(facts.recipient_ods.as_deref(), Some("A81001"));
             }

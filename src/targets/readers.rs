@@ -101,6 +101,7 @@ fn read(
         signals: KindSignals::default(),
         status: reader.status.as_ref().and_then(first),
         date: reader.date.as_ref().and_then(first),
+        ..LetterFacts::default()
     };
     facts.kind = match &reader.kind {
         KindSource::Fixed(kind) => Some(copy_if_to_patient(*kind, to_patient)),

@@ -159,6 +159,7 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), Hl7ReadError> {
         },
         status: None,
         date: None,
+        ..Default::default()
     };
     let document_type = match kind {
         Some(k) => format!("{code} {}", document_type(k).1),

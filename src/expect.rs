@@ -1,11 +1,11 @@
 //! Expected routing checked against captured letters: [`check`] turns a scenario and what was
 //! captured into [`Finding`]s. A failure of the system under test is a finding, never an `Err`.
 
-use crate::capture::CapturedLetter;
+use crate::capture::{CapturedLetter, Routing};
 use crate::protocol::clock::{Span, Timestamp};
 use crate::protocol::ids::{Identifiers, NhsNumber};
 use crate::protocol::itk3::Itk3Response;
-use crate::protocol::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::letter::{EventKind, LetterKind, Rule, Transport};
 use crate::protocol::mesh::MeshErrorCode;
 use crate::scenario::{Expectation, Recipient, Scenario};
 use serde::Serialize;
@@ -126,6 +126,30 @@ pub enum Finding {
         letters: Vec<String>,
         diff: String,
     },
+    /// A letter read, routed and checked although its message breaks ITK3 or FHIR rules.
+    NonConformant {
+        seq: u32,
+        kind: Option<LetterKind>,
+        patient: Option<PatientLabel>,
+        route: String,
+        rules: Vec<Rule>,
+    },
+    /// The message names one recipient and the transport another; each with where it was
+    /// read.
+    RecipientsDisagree {
+        seq: u32,
+        kind: Option<LetterKind>,
+        patient: Option<PatientLabel>,
+        message: String,
+        transport: String,
+    },
+    /// A letter sent while its Composition was not final.
+    NotFinal {
+        seq: u32,
+        kind: Option<LetterKind>,
+        patient: Option<PatientLabel>,
+        status: String,
+    },
     /// A letter for a patient went to the patient after they had died.
     LetterToDeceased {
         seq: u32,
@@ -192,6 +216,9 @@ impl Finding {
             Finding::Refused { .. } => K::Refused,
             Finding::Unreadable { .. } => K::Unreadable,
             Finding::ContentChanged { .. } => K::ContentChanged,
+            Finding::NonConformant { .. } => K::NonConformantLetter,
+            Finding::RecipientsDisagree { .. } => K::RecipientsDisagree,
+            Finding::NotFinal { .. } => K::NotFinal,
             Finding::NewSnapshot { .. } => K::NewSnapshot,
             Finding::LetterToDeceased { .. } => K::LetterToDeceased,
             Finding::ReportReceived { .. } => K::ReportReceived,
@@ -266,6 +293,22 @@ impl Finding {
             Finding::ContentChanged { letters, .. } => {
                 format!("content changed: the snapshot differs in {}", letters.join("; "))
             }
+            Finding::NonConformant { seq, kind, patient, route, rules } => format!(
+                "non-conformant letter: {} #{seq} for {} via {route} was read, but {}",
+                kind.map_or("unrecognised letter".into(), |k| k.words()),
+                patient.as_ref().map_or("unknown patient".into(), p),
+                rules.iter().map(|r| r.words()).collect::<Vec<_>>().join("; ")
+            ),
+            Finding::RecipientsDisagree { seq, kind, patient, message, transport } => format!(
+                "recipients disagree: {} #{seq} for {} is addressed to {message} by the message, but was sent to {transport}",
+                kind.map_or("unrecognised letter".into(), |k| k.words()),
+                patient.as_ref().map_or("unknown patient".into(), p)
+            ),
+            Finding::NotFinal { seq, kind, patient, status } => format!(
+                "letter not final: {} #{seq} for {} was sent with Composition.status `{status}`",
+                kind.map_or("unrecognised letter".into(), |k| k.words()),
+                patient.as_ref().map_or("unknown patient".into(), p)
+            ),
             Finding::LetterToDeceased { seq, kind, patient, after_death } => format!(
                 "letter to a deceased patient: {} #{seq} for {} was sent to the patient {after_death} after their death",
                 kind.words(),
@@ -435,7 +478,69 @@ fn check_letter(
             reason: reason.to_string(),
         });
         consumed.insert(l.seq);
+    } else if reading_findings(s, l, findings) {
+        consumed.insert(l.seq);
     }
+}
+
+/// What reading and routing a letter found before any expectation looks at it. A letter
+/// whose patient or recipient cannot be found is unreadable (true: no expectation may count
+/// it). One that breaks ITK3 or FHIR rules, whose message and transport name different
+/// recipients, or whose Composition is not final, is read and checked like any other, with a
+/// finding for each of these.
+fn reading_findings(s: &Scenario, l: &CapturedLetter, out: &mut Vec<Finding>) -> bool {
+    let Ok(f) = &l.facts else {
+        return false;
+    };
+    let routing = Routing::of(s, l);
+    let unreadable = match (f.nhs_number, f.to_patient || routing.chosen().is_some()) {
+        (None, _) => Some("no patient: the letter names no valid NHS number"),
+        (_, false) => Some("no recipient: neither the message nor the transport names one"),
+        _ => None,
+    };
+    if let Some(why) = unreadable {
+        out.push(Finding::Unreadable {
+            seq: l.seq,
+            route: l.route.clone(),
+            reason: why.into(),
+        });
+        return true;
+    }
+    let (seq, kind, patient) = (l.seq, f.kind, label(s, f.nhs_number));
+    if !f.nonconformance.is_empty() {
+        out.push(Finding::NonConformant {
+            seq,
+            kind,
+            patient: patient.clone(),
+            route: l.route.clone(),
+            rules: f.nonconformance.clone(),
+        });
+    }
+    if let Some((m, t)) = routing.disagreement() {
+        out.push(Finding::RecipientsDisagree {
+            seq,
+            kind,
+            patient: patient.clone(),
+            message: format!("{} ({})", m.label, m.from),
+            transport: format!("{} ({})", t.label, t.from),
+        });
+    }
+    // FHIR STU3 CompositionStatus: `amended` is complete and verified after a correction, as
+    // `final` is; `preliminary` may be incomplete or unverified, and `entered-in-error` says
+    // the document should not have been issued.
+    if let Some(status) = f
+        .status
+        .as_deref()
+        .filter(|st| !matches!(*st, "final" | "amended"))
+    {
+        out.push(Finding::NotFinal {
+            seq,
+            kind,
+            patient,
+            status: status.into(),
+        });
+    }
+    false
 }
 
 /// Both ITK3 acknowledgements came back, were positive, and were collected by the sender.
@@ -610,7 +715,7 @@ impl Checking<'_> {
                 let f = l.facts.as_ref().ok();
                 match target {
                     Some(p) => {
-                        f.and_then(|f| f.recipient_ods.as_deref()) == Some(p.ods.as_str())
+                        Routing::of(self.s, l).ods() == Some(p.ods.as_str())
                             && (l.transport != Transport::Mesh
                                 || l.to_mailbox.as_deref() == Some(p.mailbox.as_str()))
                     }
@@ -776,6 +881,7 @@ expect:
                 signals: Default::default(),
                 status: None,
                 date: None,
+                ..Default::default()
             }),
             acks: vec![
                 crate::capture::inbox::AckRecord {
@@ -984,5 +1090,93 @@ expect:
             described(&check(&s, &[l])),
             ["MESH report received: message #1 via RXXHC001 -> A81001HC001: status 14, not collected"]
         );
+    }
+
+    #[test]
+    fn a_letter_breaking_an_itk3_rule_is_checked_and_gets_a_non_conformant_finding() {
+        let s = scenario();
+        assert_eq!(
+            check(&s, &[summary(1, &s, Span::hours(1), "A81001")]),
+            vec![]
+        );
+        let mut l = summary(1, &s, Span::hours(1), "A81001");
+        if let Ok(f) = &mut l.facts {
+            f.nonconformance = vec![Rule::EntryWithoutFullUrl];
+        }
+        let found = check_scoped(&s, &[l]);
+        assert_eq!(
+            described(&found.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>()),
+            ["non-conformant letter: discharge summary #1 for alice (NHS *******018) via RXXHC001 -> A81001HC001 was read, but an entry without fullUrl (FHIR Bundle: references resolve through fullUrl)"]
+        );
+        assert_eq!(found[0].1.kind(), FindingKind::NonConformantLetter);
+        assert_eq!(
+            FindingKind::NonConformantLetter.default_severity(),
+            Severity::Major
+        );
+    }
+
+    #[test]
+    fn a_letter_sent_preliminary_or_entered_in_error_is_not_final_and_amended_is_fine() {
+        let s = scenario();
+        let with = |status: &str| {
+            let mut l = summary(1, &s, Span::hours(1), "A81001");
+            if let Ok(f) = &mut l.facts {
+                f.status = Some(status.into());
+            }
+            described(&check(&s, &[l]))
+        };
+        assert!(with("final").is_empty());
+        assert!(with("amended").is_empty());
+        assert_eq!(
+            with("preliminary"),
+            ["letter not final: discharge summary #1 for alice (NHS *******018) was sent with Composition.status `preliminary`"]
+        );
+        assert_eq!(with("entered-in-error").len(), 1);
+        assert_eq!(FindingKind::NotFinal.default_severity(), Severity::Major);
+    }
+
+    #[test]
+    fn a_message_without_recipient_is_routed_by_its_mex_to_mailbox() {
+        let s = scenario();
+        let mut l = summary(1, &s, Span::hours(1), "A81001");
+        if let Ok(f) = &mut l.facts {
+            f.recipient_ods = None;
+        }
+        assert_eq!(check(&s, &[l]), vec![]);
+    }
+
+    #[test]
+    fn a_receiver_the_mailbox_does_not_belong_to_is_a_disagreement_naming_both() {
+        let s = scenario();
+        let mut l = summary(1, &s, Span::hours(1), "A81001");
+        l.to_mailbox = Some("B82002HC001".into());
+        let found = described(&check(&s, &[l]));
+        assert_eq!(
+            found[0],
+            "recipients disagree: discharge summary #1 for alice (NHS *******018) is addressed to A81001 (MessageHeader.receiver) by the message, but was sent to B82002 (MESH mex-To B82002HC001 (the mailbox of B82002 Hillside))"
+        );
+    }
+
+    #[test]
+    fn a_letter_with_no_patient_or_no_recipient_is_unreadable_and_not_counted() {
+        let s = scenario();
+        let mut nobody = summary(1, &s, Span::hours(1), "A81001");
+        if let Ok(f) = &mut nobody.facts {
+            f.nhs_number = None;
+        }
+        let found = described(&check(&s, &[nobody]));
+        assert_eq!(
+            found[0],
+            "unreadable letter: message #1 via RXXHC001 -> A81001HC001: no patient: the letter names no valid NHS number"
+        );
+        let mut nowhere = summary(1, &s, Span::hours(1), "A81001");
+        nowhere.transport = Transport::Folder;
+        nowhere.to_mailbox = None;
+        if let Ok(f) = &mut nowhere.facts {
+            f.recipient_ods = None;
+        }
+        let found = described(&check(&s, &[nowhere]));
+        assert!(found[0].ends_with("no recipient: neither the message nor the transport names one"));
+        assert!(found[1].starts_with("missing letter"), "{found:?}");
     }
 }

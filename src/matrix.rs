@@ -36,7 +36,7 @@ const KEY: &[(char, &str)] = &[
 pub fn code(f: &Finding) -> char {
     match f {
         Finding::MissingLetter { .. } => 'M',
-        Finding::WrongRecipient { .. } => 'R',
+        Finding::WrongRecipient { .. } | Finding::RecipientsDisagree { .. } => 'R',
         Finding::WrongWorkflow { .. } | Finding::WrongEventCode { .. } => 'W',
         Finding::WrongTransport { .. } => 'T',
         Finding::Late { .. } => 'L',
@@ -49,7 +49,10 @@ pub fn code(f: &Finding) -> char {
         | Finding::AckNotCollected { .. } => 'A',
         Finding::UnexpectedLetter { .. } | Finding::UnmatchedLetter { .. } => 'U',
         Finding::Refused { .. } => 'F',
-        Finding::Unreadable { .. } => '?',
+        // No simulator profile sends these; they share the code of a letter read badly.
+        Finding::Unreadable { .. } | Finding::NonConformant { .. } | Finding::NotFinal { .. } => {
+            '?'
+        }
         Finding::ContentChanged { .. } => 'C',
         Finding::NewSnapshot { .. } => 'N',
     }

@@ -270,7 +270,7 @@ impl<'c> CaptureGroup<'c> {
         for l in logs {
             all.letters.extend(l.letters);
         }
-        all.renumber();
+        all.renumber(super::store::Numbering::for_clock(&self.clock));
         Ok(all.letters)
     }
 

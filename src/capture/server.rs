@@ -234,7 +234,7 @@ impl CaptureServer {
         // Connection tasks may still hold the shared state for a moment after shutdown, so the
         // log is taken out of the sink rather than the state unwrapped.
         let mut log = self.shared.sink.close().map_err(CaptureError::Write)?;
-        log.renumber();
+        log.renumber(super::store::Numbering::for_clock(&self.shared.clock));
         Ok(log)
     }
 }

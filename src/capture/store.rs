@@ -2,8 +2,9 @@
 //! store that keeps every body out of memory so large runs stay bounded.
 
 use super::inbox::{AckRecord, ReportRecord};
-use crate::protocol::clock::Timestamp;
-use crate::protocol::letter::Transport;
+use crate::protocol::clock::{Clock, Timestamp};
+use crate::protocol::ids::NhsNumber;
+use crate::protocol::letter::{LetterKind, Transport};
 use crate::protocol::mesh::CANARY_WORKFLOW;
 use crate::protocol::read::{LetterFacts, ReadError};
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,65 @@ impl CapturedLetter {
         f.read_exact(&mut body)?;
         Ok(body)
     }
+}
+
+/// How the letters of a scenario are numbered, for snapshots and reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Numbering {
+    /// By arrival on the simulator's virtual clock, then by the simulator's own counter: there
+    /// both are part of what the scenario's timeline made happen, identical every run.
+    Arrival,
+    /// By content (issue 11): a readable letter's clinical time, patient, kind, recipient and
+    /// digest, then its arrival; unreadable letters after the readable ones. On the system
+    /// clock the arrival second and the ids an EHR makes up differ from run to run, so they
+    /// decide only between letters alike in everything else.
+    Content,
+}
+
+impl Numbering {
+    /// The numbering for letters stamped by `clock`.
+    pub fn for_clock(clock: &Clock) -> Numbering {
+        match clock {
+            Clock::Virtual(_) => Numbering::Arrival,
+            Clock::System => Numbering::Content,
+        }
+    }
+}
+
+/// What [`Numbering::Content`] orders letters by.
+#[allow(clippy::type_complexity)]
+fn content_key(
+    l: &CapturedLetter,
+) -> (
+    bool,
+    Option<Timestamp>,
+    Option<NhsNumber>,
+    Option<LetterKind>,
+    Option<&str>,
+    &str,
+    Timestamp,
+    &str,
+    u32,
+) {
+    let f = l.facts.as_ref().ok();
+    let recipient = f
+        .and_then(|f| {
+            f.recipient_ods
+                .as_deref()
+                .or(f.recipient_mailbox.as_deref())
+        })
+        .or(l.to_mailbox.as_deref());
+    (
+        f.is_none(),
+        f.and_then(|f| f.clinical_at),
+        f.and_then(|f| f.nhs_number),
+        f.and_then(|f| f.kind),
+        recipient,
+        f.map_or("", |f| f.digest.as_str()),
+        l.received_at,
+        &l.route,
+        l.seq,
+    )
 }
 
 /// One line of `messages.ndjson`: the letter's metadata and the message's `mex-` headers
@@ -228,21 +288,24 @@ impl CaptureLog {
         self.record(letter, headers, body).map(Some)
     }
 
-    /// Numbers the letters in the order the sender sent them: by arrival on the clock, then
-    /// by the sender's own id. Letters of one dispatch batch arrive in any order when several
-    /// are in flight; this makes the numbering, and so snapshots and reports, the same every
-    /// run. (`messages.ndjson` keeps the order of arrival.)
-    pub fn renumber(&mut self) {
+    /// Numbers the letters as `numbering` says (see [`Numbering`]): the same every run of the
+    /// same EHR, however its sends interleave. (`messages.ndjson` keeps the order of arrival.)
+    pub fn renumber(&mut self, numbering: Numbering) {
         // `seq` is unique, so an unstable sort gives the same order, without a buffer the size
         // of the index.
-        self.letters.sort_unstable_by(|a, b| {
-            (a.received_at, &a.local_id, &a.route, a.seq).cmp(&(
-                b.received_at,
-                &b.local_id,
-                &b.route,
-                b.seq,
-            ))
-        });
+        match numbering {
+            Numbering::Arrival => self.letters.sort_unstable_by(|a, b| {
+                (a.received_at, &a.local_id, &a.route, a.seq).cmp(&(
+                    b.received_at,
+                    &b.local_id,
+                    &b.route,
+                    b.seq,
+                ))
+            }),
+            Numbering::Content => self
+                .letters
+                .sort_unstable_by(|a, b| content_key(a).cmp(&content_key(b))),
+        }
         for (i, l) in self.letters.iter_mut().enumerate() {
             l.seq = i as u32 + 1;
         }
@@ -252,5 +315,83 @@ impl CaptureLog {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.bodies.flush()?;
         self.meta.flush()
+    }
+}
+
+#[cfg(test)]
+mod numbering_tests {
+    use super::*;
+    use crate::protocol::read::LetterFacts;
+
+    /// A letter for `nhs` about an event at `clinical`, arriving at `arrived` with the
+    /// sender's made-up `local_id`.
+    fn letter(nhs: &str, clinical: i64, arrived: i64, local_id: &str) -> CapturedLetter {
+        let facts = LetterFacts {
+            kind: Some(LetterKind::ClinicLetter),
+            nhs_number: NhsNumber::parse(nhs).ok(),
+            recipient_ods: Some("A81001".into()),
+            clinical_at: Some(Timestamp(clinical)),
+            digest: format!("d{nhs}"),
+            ..LetterFacts::default()
+        };
+        let mut l = CapturedLetter::received(
+            Transport::Mesh,
+            Timestamp(arrived),
+            "RXXHC001 -> A81001HC001".into(),
+            local_id.into(),
+            0,
+            Ok(facts),
+        );
+        l.local_id = Some(local_id.into());
+        l
+    }
+
+    fn numbered(letters: Vec<CapturedLetter>, numbering: Numbering) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = CaptureLog::create(dir.path()).unwrap();
+        for l in letters {
+            log.record(l, &[], b"").unwrap();
+        }
+        log.renumber(numbering);
+        log.letters
+            .iter()
+            .map(|l| format!("{} {}", l.seq, l.facts.as_ref().unwrap().digest))
+            .collect()
+    }
+
+    #[test]
+    fn two_runs_whose_letters_arrive_in_another_order_with_other_ids_number_them_alike() {
+        // Issue 11: three letters sent within one second, numbered by arrival then by the
+        // EHR's random ids, came out in another order on a second healthy run.
+        let first = vec![
+            letter("9990000018", 100, 1000, "7f3a"),
+            letter("9990000026", 100, 1000, "01bc"),
+            letter("9990000034", 50, 1001, "c9d2"),
+        ];
+        let second = vec![
+            letter("9990000034", 50, 2000, "aa01"),
+            letter("9990000026", 100, 2000, "ff00"),
+            letter("9990000018", 100, 2001, "0b0b"),
+        ];
+        let a = numbered(first, Numbering::Content);
+        assert_eq!(a, numbered(second, Numbering::Content));
+        assert_eq!(a, ["1 d9990000034", "2 d9990000018", "3 d9990000026"]);
+    }
+
+    #[test]
+    fn on_the_virtual_clock_letters_keep_their_order_of_arrival() {
+        let letters = vec![
+            letter("9990000018", 100, 1000, "SIM-000002"),
+            letter("9990000034", 50, 1001, "SIM-000003"),
+        ];
+        assert_eq!(
+            numbered(letters, Numbering::Arrival),
+            ["1 d9990000018", "2 d9990000034"]
+        );
+        assert_eq!(
+            Numbering::for_clock(&Clock::virtual_at(Timestamp(0))),
+            Numbering::Arrival
+        );
+        assert_eq!(Numbering::for_clock(&Clock::System), Numbering::Content);
     }
 }

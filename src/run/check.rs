@@ -22,8 +22,17 @@ pub fn check(
     let mut found: Vec<(Scope, Finding)> = expect::check_scoped(s, letters);
     found.extend(before.into_iter().map(|f| (Scope::Scenario, f)));
     let body = snapshot::render(s, letters);
-    // Only a clean scenario may become the accepted baseline.
-    let snap = compare(s, &config.store, config.mode, &body, found.is_empty());
+    // A sender's known non-conformance is part of its accepted snapshot (issue 11): only a
+    // rule the baseline does not record for the letter is a finding.
+    if let Ok(Some(accepted)) = config.store.accepted_body(&s.id) {
+        found.retain(|(_, f)| !baselined(f, &accepted));
+    }
+    // Only a clean scenario may become the accepted baseline; non-conformant letters may,
+    // since the snapshot records the rules they break.
+    let clean = found
+        .iter()
+        .all(|(_, f)| matches!(f, Finding::NonConformant { .. }));
+    let snap = compare(s, &config.store, config.mode, &body, clean);
     let (snap_finding, attached) = fold_no_longer_sent(&found, snap.finding);
     found.extend(snap_finding.map(|f| (Scope::Snapshot, f)));
     let verdict = match (&snap.error, found.is_empty()) {
@@ -96,6 +105,16 @@ fn fold_no_longer_sent(
             }),
             None,
         ),
+    }
+}
+
+/// A non-conformant letter whose rules the accepted snapshot records for it.
+fn baselined(f: &Finding, accepted: &str) -> bool {
+    match f {
+        Finding::NonConformant { seq, rules, .. } => {
+            snapshot::render::records_nonconformance(accepted, *seq, rules)
+        }
+        _ => false,
     }
 }
 

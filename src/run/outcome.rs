@@ -88,7 +88,7 @@ fn is_one(n: &u32) -> bool {
 impl LetterLine {
     pub(crate) fn of(s: &Scenario, l: &CapturedLetter) -> LetterLine {
         let facts = l.facts.as_ref().ok();
-        let recipient = crate::protocol::read::recipient_label(facts);
+        let recipient = crate::capture::route::recipient_label(s, l);
         LetterLine {
             seq: l.seq,
             kind: facts

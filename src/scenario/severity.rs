@@ -67,6 +67,12 @@ pub enum FindingKind {
     UnexpectedLetter,
     Refused,
     Unreadable,
+    /// A letter read although its message breaks an ITK3 or FHIR rule.
+    NonConformantLetter,
+    /// The message names one recipient, the transport (MESH mailbox, HTTP route) another.
+    RecipientsDisagree,
+    /// A letter sent while its Composition was not final (`preliminary`, `entered-in-error`).
+    NotFinal,
     MissingAck,
     NegativeAck,
     WrongBusinessAck,

@@ -2,12 +2,25 @@
 //! with volatile values replaced by [`crate::protocol::normalize`] steps.
 
 use crate::capture::CapturedLetter;
-use crate::protocol::letter::{LetterKind, Transport};
+use crate::protocol::letter::{LetterKind, Rule, Transport};
 use crate::protocol::normalize::normalize;
 use crate::protocol::read::LetterFacts;
 use crate::scenario::model::Patient;
 use crate::scenario::Scenario;
 use std::fmt::Write;
+
+/// True when the snapshot `body` records exactly `rules` as the non-conformance of letter
+/// `seq`: a sender's known non-conformance, accepted with its baseline.
+pub fn records_nonconformance(body: &str, seq: u32, rules: &[Rule]) -> bool {
+    let names: Vec<&str> = rules.iter().map(|r| r.name()).collect();
+    let want = format!("  nonconformant: {}", names.join(", "));
+    let head = format!("letter {seq}: ");
+    body.lines()
+        .skip_while(|l| !l.starts_with(&head))
+        .skip(1)
+        .take_while(|l| !l.starts_with("letter "))
+        .any(|l| l == want)
+}
 
 /// Renders the letters of a run. Times are shown relative to the clinical event the letter
 /// reports, never as absolute timestamps.
@@ -41,7 +54,7 @@ fn letter_block(out: &mut String, s: &Scenario, l: &CapturedLetter) {
     let patient = facts
         .and_then(|f| f.nhs_number)
         .and_then(|n| s.patient_by_nhs(&n));
-    let to = crate::protocol::read::recipient_label(facts);
+    let to = crate::capture::route::recipient_label(s, l);
     let _ = writeln!(
         out,
         "letter {}: {} for {} to {to}",
@@ -144,6 +157,12 @@ fn letter_fields(
         b.field(&format!("section {title}"), text);
     }
     b.field("digest", &f.digest);
+    // Only a letter that breaks a rule has this line, so a sender's known non-conformance is
+    // part of its baseline and a new one is a change.
+    if !f.nonconformance.is_empty() {
+        let rules: Vec<&str> = f.nonconformance.iter().map(|r| r.name()).collect();
+        b.field("nonconformant", &rules.join(", "));
+    }
 }
 
 /// When a letter was sent, after the patient's latest event that triggers its kind (or the
@@ -251,4 +270,24 @@ fn render_volume(s: &Scenario, letters: &[CapturedLetter]) -> String {
         let _ = writeln!(out, "{kind:<22} {recipient:<14} {day:<12} {n:>7}");
     }
     out
+}
+
+#[cfg(test)]
+mod nonconformance_tests {
+    use super::*;
+
+    const BODY: &str = "scenario: s\nletters: 2\n\nletter 1: clinic_letter for alice to A81001\n  digest: 1\n  nonconformant: entry_without_full_url, reference_by_id\n\nletter 2: clinic_letter for bob to A81001\n  digest: 2\n";
+
+    #[test]
+    fn a_baseline_records_the_rules_of_its_own_letter_only() {
+        let both = [Rule::EntryWithoutFullUrl, Rule::ReferenceById];
+        assert!(records_nonconformance(BODY, 1, &both));
+        assert!(!records_nonconformance(
+            BODY,
+            1,
+            &[Rule::EntryWithoutFullUrl]
+        ));
+        assert!(!records_nonconformance(BODY, 2, &both));
+        assert!(!records_nonconformance(BODY, 3, &both));
+    }
 }

@@ -339,7 +339,8 @@ pub async fn gather(t: &Target, ledger: &Ledger, dir: &Path) -> Result<Collected
         !(l.transport == crate::protocol::letter::Transport::Folder
             && ledger.waiting_before.files.contains(&l.message_id))
     });
-    log.renumber();
+    // Collected on the system clock: numbered by content.
+    log.renumber(crate::capture::Numbering::Content);
     let collected = log.letters.len();
     let (by_scenario, unattributed) = attribute_all(t, ledger, log.letters);
     if !unattributed.is_empty() {

@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod completions;
 mod error;
+mod explain;
 mod init;
 mod progress;
 mod report;
@@ -22,6 +23,7 @@ use error::{DisplayErrorChain, Error, ExitStatus};
 use std::io::Write;
 
 use bench::BenchArgs;
+use explain::ExplainArgs;
 use report::ReportCommand;
 use run::RunArgs;
 use schema::SchemaArgs;
@@ -83,6 +85,9 @@ enum Command {
     /// them. Run it again and again: it adds what arrived since and gives the same verdict.
     #[command(after_help = EXIT_CODES)]
     Collect(CollectArgs),
+    /// Say where each fact a letter is checked on was read from: the letters of a capture
+    /// folder (`captured messages:` in a run's output), or one body file.
+    Explain(ExplainArgs),
     /// Benchmarks: print figures for loopback, volume, suite, validate and compare (use a
     /// release build: `cargo run --release -- bench`).
     Bench(BenchArgs),
@@ -126,6 +131,7 @@ pub fn main_entry() -> ExitStatus {
         Command::Schema(args) => schema::schema(args),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man => completions::man(),
+        Command::Explain(args) => explain::explain(args),
     };
     result.unwrap_or_else(|e| {
         let mut err = std::io::stderr().lock();

@@ -67,11 +67,11 @@ pub enum FindingKind {
     UnexpectedLetter,
     Refused,
     Unreadable,
-    /// A letter read although its message breaks an ITK3 or FHIR rule.
+    // Issue 11: a letter read although its message breaks an ITK3 or FHIR rule; the message
+    // and the transport naming different recipients; a Composition sent not final. (Plain
+    // comments: doc comments would change the JSON Schema's shape for the severity map.)
     NonConformantLetter,
-    /// The message names one recipient, the transport (MESH mailbox, HTTP route) another.
     RecipientsDisagree,
-    /// A letter sent while its Composition was not final (`preliminary`, `entered-in-error`).
     NotFinal,
     MissingAck,
     NegativeAck,

@@ -12,6 +12,7 @@ mod capture_endpoint;
 mod cli;
 mod completions;
 mod detection;
+mod explain;
 mod fhir_stu3;
 mod hl7_interop;
 mod init;

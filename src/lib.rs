@@ -36,7 +36,7 @@ pub use bench::{run_one as run_bench, target as bench_target, Sizes as BenchSize
 pub use capture::poll::{MailboxCredentials, MeshPoller, PollConfig, PollError};
 pub use capture::{
     CaptureConfig, CaptureLog, CaptureServer, CapturedLetter, Endpoint, GpReceiver, LogSink,
-    MllpCapture,
+    MllpCapture, Numbering,
 };
 pub use expect::Finding;
 pub use matrix::{build as build_matrix, Matrix};

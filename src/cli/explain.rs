@@ -5,10 +5,10 @@
 
 use super::error::{Error, ExitStatus, UsageError};
 use clap::Args;
-use lettergate::capture::CaptureLog;
 use lettergate::protocol::ids::mask_in_text;
 use lettergate::protocol::letter::Transport;
 use lettergate::protocol::read::explain_letter;
+use lettergate::{CaptureLog, Numbering};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -63,7 +63,7 @@ fn explain_folder(dir: &Path, only: &[u32]) -> Result<String, Error> {
         source,
     })?;
     // A target run's numbering, by content (a simulator run's follows its virtual clock).
-    log.renumber(lettergate::capture::Numbering::Content);
+    log.renumber(Numbering::Content);
     let mut text = String::new();
     for l in log
         .letters

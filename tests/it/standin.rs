@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+const OUTPATIENT: &str = "scenarios/outpatient/clinic_letter.yaml";
 const DISCHARGE: &str = "scenarios/inpatient/discharge_summary.yaml";
 const EMERGENCY: &str = "scenarios/emergency/ed_discharge.yaml";
+const DEATH: &str = "scenarios/death/in_hospital.yaml";
 
 /// The target file's waits for these runs. Why this short: the stand-in sends within a
 /// second of being told, and a fault run waits `max` for each letter that never comes.
@@ -288,5 +290,23 @@ fn emergency_discharges_never_sent_are_missing() {
         &["--fault", "stop-kind=emergency"],
         &[EMERGENCY],
         &["BLOCKER emergency/ed_discharge: missing letter: emergency discharge for dave (NHS *******042) to A81001 Riverside Surgery (mailbox A81001HC001): expected 1, captured 0"],
+    );
+}
+
+#[test]
+fn a_death_notification_never_sent_is_missing() {
+    fault_is_caught(
+        &["--fault", "stop-kind=death"],
+        &[DEATH],
+        &["BLOCKER death/in_hospital: missing letter: death notification for carol (NHS *******034) to A81001 Riverside Surgery (mailbox A81001HC001): expected 1, captured 0"],
+    );
+}
+
+#[test]
+fn a_patient_copy_never_posted_is_missing() {
+    fault_is_caught(
+        &["--fault", "stop-kind=patient-copy"],
+        &[OUTPATIENT],
+        &["BLOCKER outpatient/clinic_letter: missing letter: patient copy for alice (NHS *******018) to the patient: expected 1, captured 0"],
     );
 }

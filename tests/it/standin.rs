@@ -1,14 +1,17 @@
-//! The stand-in EHR of `tests/standin/` against lettergate, for the Proof of issue 11. The
+//! The stand-in EHR of `tests/standin/` against lettergate: the Proof of issue 11. The
 //! stand-in was written from the NHS ITK3 specifications by someone who never read
 //! lettergate's reader, so what lettergate says about it is what it would say about a real
 //! supplier's staging EHR.
 //!
-//! Each fault switch, after a healthy baseline of the same scenarios, fails the run with a
-//! finding whose words name the problem; the test compares every blocker and major finding
-//! word for word, so a fault caught under the wrong name (or twice) fails too. Only the
-//! faults lettergate reads correctly today are here; the rest of the Proof (the healthy
-//! baseline of every kind, the structural variants, the other faults) follows as the reader
-//! learns them.
+//! - The healthy stand-in is baselined (GO), and two more runs are GO and would write
+//!   byte-identical snapshots.
+//! - Each structural variant the specifications allow (relative references, no receiver, FHIR
+//!   XML, the EHR's running numbers) is GO against its own baseline; the ones ITK3 does not
+//!   allow (`MessageHeader.destination`, a focus on a Composition in a flat message) are read
+//!   and reported as non-conformant letters, naming the rule.
+//! - Each fault switch, after a healthy baseline of the same scenarios, fails the run with a
+//!   finding whose words name the problem; the test compares every blocker and major finding
+//!   word for word, so a fault caught under the wrong name (or twice) fails too.
 //!
 //! Every run starts its own stand-in on free loopback ports with a copy of
 //! `tests/standin/target.yaml` rewritten for them and with short waits. Why not one stand-in
@@ -27,6 +30,15 @@ const OUTPATIENT: &str = "scenarios/outpatient/clinic_letter.yaml";
 const DISCHARGE: &str = "scenarios/inpatient/discharge_summary.yaml";
 const EMERGENCY: &str = "scenarios/emergency/ed_discharge.yaml";
 const DEATH: &str = "scenarios/death/in_hospital.yaml";
+const ROUTING: &str = "scenarios/routing/changed_practice.yaml";
+
+/// One scenario per kind of letter the stand-in sends: a clinic letter with the patient's
+/// print-service copy, an inpatient and an emergency discharge, a death in hospital. The
+/// structural variants change how letters are written, not where they go, so these suffice.
+const KINDS: [&str; 4] = [OUTPATIENT, DISCHARGE, EMERGENCY, DEATH];
+
+/// [`KINDS`] and a change of practice before the letter is signed.
+const HEALTHY: [&str; 5] = [OUTPATIENT, DISCHARGE, EMERGENCY, DEATH, ROUTING];
 
 /// The target file's waits for these runs. Why this short: the stand-in sends within a
 /// second of being told, and a fault run waits `max` for each letter that never comes.
@@ -58,6 +70,8 @@ enum Mode {
     Accept,
     /// `--check`: compare, write nothing.
     Check,
+    /// Neither: compare, and write a `.snap.new` where the snapshot would change.
+    Compare,
 }
 
 impl Mode {
@@ -65,6 +79,7 @@ impl Mode {
         match self {
             Mode::Accept => &["--accept"],
             Mode::Check => &["--check"],
+            Mode::Compare => &[],
         }
     }
 }
@@ -238,6 +253,17 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// A fresh temporary folder holding a copy of `files`.
+fn copy_of(files: &BTreeMap<PathBuf, Vec<u8>>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, bytes) in files {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    dir
+}
+
 /// Accepts a baseline of the stand-in started with `flags` on `scenarios`, which must be GO
 /// with one snapshot per scenario; returns the snapshots folder.
 fn baseline(flags: &[&str], scenarios: &[&str]) -> tempfile::TempDir {
@@ -257,6 +283,14 @@ fn baseline(flags: &[&str], scenarios: &[&str]) -> tempfile::TempDir {
     snapshots
 }
 
+/// The stand-in with `flags` is GO against a baseline accepted with the same flags.
+fn go_against_its_own_baseline(flags: &[&str]) {
+    let snapshots = baseline(flags, &KINDS);
+    StandIn::start(flags)
+        .run(Mode::Check, snapshots.path(), &KINDS)
+        .assert_go("checking against its own baseline");
+}
+
 /// After a healthy baseline of `scenarios`, the stand-in with the fault switches `fault` is
 /// NO-GO with exactly the findings `expected`.
 fn fault_is_caught(fault: &[&str], scenarios: &[&str], expected: &[&str]) {
@@ -267,11 +301,58 @@ fn fault_is_caught(fault: &[&str], scenarios: &[&str], expected: &[&str]) {
 }
 
 #[test]
+fn the_healthy_stand_in_is_baselined_and_two_runs_after_are_go_with_identical_snapshots() {
+    let accepted = files(baseline(&[], &HEALTHY).path());
+    for n in 1..=2 {
+        // Why not `--check`: a run that compares may also write, so a `.snap.new` (or any
+        // changed byte) shows what a check would only summarise.
+        let snapshots = copy_of(&accepted);
+        let said = StandIn::start(&[]).run(Mode::Compare, snapshots.path(), &HEALTHY);
+        said.assert_go(&format!("run {n} after the baseline"));
+        assert!(
+            files(snapshots.path()) == accepted,
+            "run {n} after the baseline would write other snapshots: {:?}\n{}",
+            files(snapshots.path()).keys().collect::<Vec<_>>(),
+            said.shown()
+        );
+    }
+}
+
+#[test]
+fn relative_references_are_go_against_their_own_baseline() {
+    go_against_its_own_baseline(&["--refs", "relative"]);
+}
+
+#[test]
+fn a_message_with_no_receiver_is_routed_by_its_mesh_mailbox_and_go() {
+    go_against_its_own_baseline(&["--recipient", "none"]);
+}
+
+#[test]
+fn fhir_xml_letters_are_go_against_their_own_baseline() {
+    go_against_its_own_baseline(&["--format", "xml"]);
+}
+
+#[test]
+fn xml_with_relative_references_is_go_against_its_own_baseline() {
+    go_against_its_own_baseline(&["--format", "xml", "--refs", "relative"]);
+}
+
+#[test]
 fn a_silent_practice_is_a_missing_letter() {
     fault_is_caught(
         &["--fault", "silent-practice=B82002"],
         &[DISCHARGE],
         &["BLOCKER inpatient/discharge_summary: missing letter: discharge summary for bob (NHS *******026) to B82002 Hillside Medical Centre (mailbox B82002HC001): expected 1, captured 0"],
+    );
+}
+
+#[test]
+fn a_letter_to_the_previous_practice_is_a_wrong_recipient_and_not_also_missing() {
+    fault_is_caught(
+        &["--fault", "previous-practice"],
+        &[ROUTING],
+        &["BLOCKER routing/changed_practice: wrong recipient: clinic letter #1 for erin (NHS *******050) went to C83003 (mailbox C83003HC001); expected B82002 Hillside Medical Centre (mailbox B82002HC001)"],
     );
 }
 
@@ -308,5 +389,14 @@ fn a_patient_copy_never_posted_is_missing() {
         &["--fault", "stop-kind=patient-copy"],
         &[OUTPATIENT],
         &["BLOCKER outpatient/clinic_letter: missing letter: patient copy for alice (NHS *******018) to the patient: expected 1, captured 0"],
+    );
+}
+
+#[test]
+fn a_preliminary_letter_is_not_final() {
+    fault_is_caught(
+        &["--fault", "preliminary"],
+        &[DISCHARGE],
+        &["MAJOR inpatient/discharge_summary: letter not final: discharge summary #1 for bob (NHS *******026) was sent with Composition.status `preliminary`"],
     );
 }

@@ -15,6 +15,7 @@ mod detection;
 mod explain;
 mod fhir_stu3;
 mod hl7_interop;
+mod hostile;
 mod init;
 mod layers;
 mod mesh_client_peer;

@@ -18,6 +18,10 @@
 // to NHS messaging, and what the interop tests exercise piece by piece.
 pub mod protocol;
 
+// Writing through exclusive temporary files, private run folders, reads of regular files
+// only: the lowest layer with `protocol`, used by every layer that touches the file system.
+pub mod files;
+
 // Every other module is private: what the binary and the tests use is re-exported below, so
 // anything else that nothing uses is a dead-code warning.
 mod bench;
@@ -42,7 +46,8 @@ pub use expect::Finding;
 pub use matrix::{build as build_matrix, Matrix};
 pub use report::model::{Decision, SCHEMA};
 pub use report::{
-    html, junit, markdown, MergeError, ReportError, ReportFiles, RunReport, Terminal,
+    html, junit, markdown, MergeError, ReportError, ReportFiles, ReportPathError, RunReport,
+    Terminal,
 };
 pub use run::{
     collect, drive_simulator, practice_records, run_all, run_target, LetterLine, Outcome,

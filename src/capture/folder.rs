@@ -37,9 +37,17 @@ pub const CANARY_PREFIX: &str = "lettergate-canary-";
 pub fn drop_canary(dir: &Path) -> std::io::Result<PathBuf> {
     let name = format!("{CANARY_PREFIX}{}.txt", uuid::Uuid::new_v4());
     let tmp = dir.join(format!("{name}.tmp"));
-    std::fs::write(&tmp, b"canary")?;
     let path = dir.join(name);
-    std::fs::rename(&tmp, &path)?;
+    // Created exclusively, and removed if it cannot be renamed: the folder may be shared.
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"canary"));
+    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, &path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(path)
 }
 

@@ -189,15 +189,20 @@ pub struct CaptureLog {
 }
 
 impl CaptureLog {
+    /// A new log in `dir`, its folder and files private to their owner (0700, 0600): the
+    /// bodies are letters about patients.
     pub fn create(dir: &Path) -> std::io::Result<CaptureLog> {
-        std::fs::create_dir_all(dir)?;
+        crate::files::create_private_dir(dir, false)?;
         Ok(CaptureLog {
             body_file: dir.join("bodies.bin").into(),
             letters: Vec::new(),
             canaries: 0,
             handshakes: 0,
-            bodies: BufWriter::new(std::fs::File::create(dir.join("bodies.bin"))?),
-            meta: BufWriter::new(std::fs::File::create(dir.join("messages.ndjson"))?),
+            bodies: BufWriter::new(crate::files::open_private(&dir.join("bodies.bin"), false)?),
+            meta: BufWriter::new(crate::files::open_private(
+                &dir.join("messages.ndjson"),
+                false,
+            )?),
             written: 0,
         })
     }
@@ -205,12 +210,13 @@ impl CaptureLog {
     /// Opens a folder's log to add to it, with the letters already in it (a two-phase run's
     /// store, which `lettergate collect` adds to each time); creates it when it is new.
     pub fn open(dir: &Path) -> std::io::Result<CaptureLog> {
-        std::fs::create_dir_all(dir)?;
+        crate::files::create_private_dir(dir, false)?;
         let body_file: Arc<Path> = dir.join("bodies.bin").into();
         let meta_path = dir.join("messages.ndjson");
         let mut letters = Vec::new();
         if meta_path.exists() {
-            let text = std::fs::read_to_string(&meta_path)?;
+            let text =
+                crate::files::read_regular_to_string(&meta_path, crate::files::Links::Refuse)?;
             for (i, line) in text.lines().enumerate() {
                 // A line cut short by a crash is the last one; what it describes is lost and
                 // will be collected again, so it is skipped.
@@ -228,12 +234,7 @@ impl CaptureLog {
                 letters.push(l);
             }
         }
-        let append = |p: &Path| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-        };
+        let append = |p: &Path| crate::files::open_private(p, true);
         let bodies = append(&body_file)?;
         let written = bodies.metadata()?.len();
         Ok(CaptureLog {

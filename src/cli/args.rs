@@ -40,6 +40,11 @@ pub struct ReportArgs {
 }
 
 impl ReportArgs {
+    /// Refuses report paths that could not be written (exit 2), before anything runs.
+    pub fn check(&self) -> Result<(), super::error::Error> {
+        self.files().check().map_err(super::error::Error::config)
+    }
+
     pub fn files(&self) -> ReportFiles {
         ReportFiles {
             junit: self.report_junit.clone(),

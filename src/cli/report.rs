@@ -25,6 +25,7 @@ pub enum ReportCommand {
 }
 
 pub fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Error> {
+    reports.check()?;
     let mut parts = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f).map_err(|e| {

@@ -52,6 +52,7 @@ pub struct RunArgs {
 
 /// Loads, selects and runs the scenarios, a line for each as it finishes, then concludes.
 pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
+    args.reports.check()?;
     let sim = SimConfig::named(&args.sim_profile).map_err(Error::config)?;
     let target = match &args.target {
         Some(path) => Some(lettergate::load_target(path)?),

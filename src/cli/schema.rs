@@ -56,7 +56,7 @@ pub fn schema(args: SchemaArgs) -> Result<ExitStatus, Error> {
         .map_err(|e| Error::harness(format!("failed to create {}", out.display()), e))?;
     for kind in kinds {
         let path = out.join(kind.file_name());
-        std::fs::write(&path, kind.render())
+        lettergate::files::write(&path, kind.render().as_bytes())
             .map_err(|e| Error::harness(format!("failed to write {}", path.display()), e))?;
         println!("wrote {}", path.display());
     }

@@ -101,6 +101,7 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
 }
 
 pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
+    args.reports.check()?;
     let ledger = lettergate::ledger::Ledger::load(&args.ledger)
         .map_err(Error::config)?
         .ok_or_else(|| UsageError::NoLedger(args.ledger.clone()))?;

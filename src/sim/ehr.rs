@@ -388,16 +388,27 @@ async fn deliver_mesh(
 
 /// Writes a file so a watcher never sees it half written: `<name>.tmp` first, its mtime set to
 /// the simulator's clock (the time the letter was sent, on the scenario's clock), then renamed.
+/// The temporary name is the drop-folder convention watchers know (so it is not random), but
+/// it is created exclusively: a file or link planted there fails the write instead of being
+/// written through, and a failed write removes what it created.
 fn drop_file(dir: &Path, name: &str, body: &[u8], at: Timestamp) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(body)?;
-    f.sync_all()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(at.0.max(0) as u64);
-    f.set_modified(mtime)?;
+    let written = f
+        .write_all(body)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| f.set_modified(mtime));
     drop(f);
-    std::fs::rename(&tmp, dir.join(name))
+    let result = written.and_then(|_| std::fs::rename(&tmp, dir.join(name)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Where the print service and the HTTP document route take letters.

@@ -3,9 +3,10 @@
 //! `source:`, a `---` line, then the body) so `cargo insta review` can read them too.
 //!
 //! A changed or new result is written as `.snap.new`, never over the `.snap`; only an explicit
-//! accept writes a `.snap`. Every write goes to a temporary file first and is renamed into
-//! place, so a failed run never leaves a half-written snapshot.
+//! accept writes a `.snap`. Every write goes through [`crate::files::write`] (a random
+//! temporary file renamed into place), so a failed run never leaves a half-written snapshot.
 
+use crate::files::Links;
 use similar::TextDiff;
 use std::path::{Path, PathBuf};
 
@@ -59,7 +60,7 @@ impl SnapshotStore {
 
     /// The body of the accepted snapshot of `scenario_id`, if there is one.
     pub fn accepted_body(&self, scenario_id: &str) -> std::io::Result<Option<String>> {
-        match std::fs::read_to_string(self.path(scenario_id)) {
+        match crate::files::read_regular_to_string(&self.path(scenario_id), Links::Follow) {
             Ok(text) => Ok(Some(body_of(&text).to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -83,7 +84,10 @@ impl SnapshotStore {
         body: &str,
     ) -> std::io::Result<PathBuf> {
         let path = self.pending_path(scenario_id);
-        write_atomic(&path, &file_text(source, description, &self.target, body))?;
+        crate::files::write(
+            &path,
+            file_text(source, description, &self.target, body).as_bytes(),
+        )?;
         Ok(path)
     }
 
@@ -96,7 +100,10 @@ impl SnapshotStore {
         body: &str,
     ) -> std::io::Result<PathBuf> {
         let path = self.path(scenario_id);
-        write_atomic(&path, &file_text(source, description, &self.target, body))?;
+        crate::files::write(
+            &path,
+            file_text(source, description, &self.target, body).as_bytes(),
+        )?;
         remove_if_present(&self.pending_path(scenario_id))?;
         Ok(path)
     }
@@ -163,18 +170,6 @@ pub fn body_of(text: &str) -> &str {
         Some(i) => &text[i + 5..],
         None => text,
     }
-}
-
-/// Writes through a temporary file in the same folder, then renames it into place.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// A unified diff, accepted (`-`) against captured (`+`), with three lines of context.

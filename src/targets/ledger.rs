@@ -168,10 +168,11 @@ impl Ledger {
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| LedgerError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = crate::files::read_regular_to_string(&path, crate::files::Links::Refuse)
+            .map_err(|source| LedgerError::Read {
+                path: path.clone(),
+                source,
+            })?;
         let l: Ledger = serde_json::from_str(&text).map_err(|source| LedgerError::NotALedger {
             path: path.clone(),
             source,
@@ -185,17 +186,16 @@ impl Ledger {
         Ok(Some(l))
     }
 
-    /// Writes the ledger whole, to a temporary file renamed into place.
+    /// Writes the ledger whole, private to its owner, through a random temporary file renamed
+    /// into place ([`crate::files::write_private`]).
     pub fn save(&self, dir: &Path) -> Result<(), LedgerError> {
-        std::fs::create_dir_all(dir).map_err(|source| LedgerError::Create {
+        crate::files::create_private_dir(dir, false).map_err(|source| LedgerError::Create {
             dir: dir.to_path_buf(),
             source,
         })?;
         let path = Ledger::path(dir);
-        let tmp = dir.join("ledger.json.tmp");
         let text = serde_json::to_string_pretty(self).map_err(LedgerError::Serialise)?;
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &path))
+        crate::files::write_private(&path, text.as_bytes())
             .map_err(|source| LedgerError::Write { path, source })
     }
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 /// rank, or itself. A new top-level module must be given a rank here.
 const RANKS: &[(&str, u8)] = &[
     ("protocol", 0),
+    ("files", 0),
     ("scenario", 1),
     ("capture", 2),
     ("expect", 3),

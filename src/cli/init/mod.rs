@@ -99,10 +99,7 @@ fn refuse_non_empty(dir: &Path) -> Result<(), Error> {
 fn write(dir: &Path, rel: &str, text: &str) -> Result<PathBuf, Error> {
     let path = dir.join(rel);
     let fail = |e| Error::harness(format!("failed to write {}", path.display()), e);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(fail)?;
-    }
-    std::fs::write(&path, text).map_err(fail)?;
+    lettergate::files::write(&path, text.as_bytes()).map_err(fail)?;
     Ok(path)
 }
 

@@ -47,6 +47,8 @@ pub fn explain(args: ExplainArgs) -> Result<ExitStatus, Error> {
     } else {
         mask_in_text(&text)
     };
+    // Every value was read from a letter the EHR sent: escaped, line by line.
+    let text = lettergate::protocol::text::escape_controls_keeping_lines(&text);
     out.write_all(text.as_bytes()).map_err(Error::WriteReport)?;
     Ok(ExitStatus::Pass)
 }

@@ -140,7 +140,13 @@ pub fn main_entry() -> ExitStatus {
                 let _ = writeln!(err, "{d}\n");
             }
         }
-        let _ = writeln!(err, "error: {}", DisplayErrorChain(&e));
+        // The chain may quote a file name or what an EHR answered: escaped, one line.
+        let chain = DisplayErrorChain(&e).to_string();
+        let _ = writeln!(
+            err,
+            "error: {}",
+            lettergate::protocol::text::escape_controls(&chain)
+        );
         e.exit_status()
     })
 }

@@ -53,15 +53,12 @@ fn pending_files(args: &SnapshotArgs) -> Result<Vec<PathBuf>, Error> {
     Ok(found)
 }
 
+/// The `.snap.new` files below `dir`: regular files only, each folder entered once however
+/// many links lead back to it.
 fn collect_new(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            collect_new(&p, out)?;
-        } else if p.to_string_lossy().ends_with(".snap.new") {
-            out.push(p);
-        }
-    }
+    out.extend(lettergate::files::walk(dir, &|p| {
+        p.to_string_lossy().ends_with(".snap.new")
+    })?);
     Ok(())
 }
 

@@ -30,7 +30,9 @@ pub fn check(file: &std::path::Path) -> Result<ExitStatus, Error> {
     let width = lines.iter().map(|l| l.what.len()).max().unwrap_or(0);
     for l in &lines {
         let mark = if l.ok { "ok    " } else { "FAILED" };
-        println!("  {mark} {:width$}  {}", l.what, l.detail);
+        // The detail may quote what the EHR answered: escaped.
+        let detail = lettergate::protocol::text::escape_controls(&l.detail);
+        println!("  {mark} {:width$}  {detail}", l.what);
     }
     let failed = lines.iter().filter(|l| !l.ok).count();
     if failed == 0 {

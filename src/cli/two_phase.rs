@@ -7,6 +7,7 @@ use super::runtime;
 use clap::Args;
 use lettergate::load_all;
 use lettergate::protocol::ids::Identifiers;
+use lettergate::protocol::text::escape_controls;
 use lettergate::RunConfig;
 use lettergate::SimConfig;
 use lettergate::{RunReport, Terminal};
@@ -69,14 +70,15 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
             |l| match &l.error {
                 None => println!(
                     "DRIVEN  {:<40} {} events; letters due by {}",
-                    l.id,
+                    escape_controls(&l.id),
                     l.driven_at.len(),
                     l.due_by.map_or("-".into(), |t| t.rfc3339())
                 ),
                 Some(e) => println!(
-                    "FAILED  {:<40} after {} events: {e}",
-                    l.id,
-                    l.driven_at.len()
+                    "FAILED  {:<40} after {} events: {}",
+                    escape_controls(&l.id),
+                    l.driven_at.len(),
+                    escape_controls(e)
                 ),
             },
         ))

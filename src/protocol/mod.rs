@@ -2,7 +2,8 @@
 //! client), [`itk3`] (Transfer of Care bundles and acknowledgements), [`fhir`] (the R4 mapping a
 //! driver sends, STU3 XML read as JSON), [`hl7`] (v2 messages, MLLP, ADT, MDM), the domain
 //! identifiers ([`ids`]), the letter table ([`letter`]), time ([`clock`]), the letter reader
-//! ([`read`]) and the normalisation of letter text ([`normalize`]).
+//! ([`read`]), the normalisation of letter text ([`normalize`]) and the escaping of text from
+//! outside for consoles and reports ([`text`]).
 //!
 //! This is the bottom layer: it imports nothing from the rest of the crate, so the simulator,
 //! the captures, the checks and the reports can all depend on it (see `tests/layers.rs`).
@@ -19,6 +20,7 @@ pub mod mesh;
 pub mod message;
 pub mod normalize;
 pub mod read;
+pub mod text;
 
 /// Formats an error with its chain of causes: "a: b: c".
 pub fn chain(e: &dyn std::error::Error) -> String {

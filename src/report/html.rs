@@ -8,8 +8,10 @@ use super::model::{RunReport, ScenarioReport};
 use crate::run::Verdict;
 use std::fmt::Write;
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values; control characters from
+/// outside (other than line breaks and tabs, which a `<pre>` diff keeps) become visible escapes.
 pub fn escape(text: &str) -> String {
+    let text = crate::protocol::text::escape_controls_keeping_lines(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

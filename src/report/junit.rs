@@ -4,16 +4,23 @@
 
 use super::model::{FindingReport, RunReport, ScenarioReport};
 use crate::expect::Scope;
+use crate::protocol::text::{escape_controls as esc, escape_controls_keeping_lines};
 use crate::run::Verdict;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
+
+/// Text for a name, class name or message: control characters escaped (most are not even
+/// allowed in XML 1.0, and a CI page would show the rest raw).
+fn line(text: &str) -> String {
+    esc(text).into_owned()
+}
 
 fn case(s: &ScenarioReport, name: String, findings: Vec<&FindingReport>) -> TestCase {
     let status = if findings.is_empty() {
         TestCaseStatus::success()
     } else {
         let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-        st.set_message(findings[0].text.clone());
+        st.set_message(line(&findings[0].text));
         st.set_type(format!("{:?}", findings[0].severity).to_lowercase());
         let body: Vec<String> = findings
             .iter()
@@ -26,11 +33,11 @@ fn case(s: &ScenarioReport, name: String, findings: Vec<&FindingReport>) -> Test
                 t
             })
             .collect();
-        st.set_description(body.join("\n"));
+        st.set_description(escape_controls_keeping_lines(&body.join("\n")).into_owned());
         st
     };
-    let mut tc = TestCase::new(name, status);
-    tc.set_classname(s.path.clone());
+    let mut tc = TestCase::new(line(&name), status);
+    tc.set_classname(line(&s.path));
     tc
 }
 
@@ -38,14 +45,16 @@ fn case(s: &ScenarioReport, name: String, findings: Vec<&FindingReport>) -> Test
 pub fn render(report: &RunReport) -> Result<String, quick_junit::SerializeError> {
     let mut out = Report::new("lettergate");
     for s in &report.scenarios {
-        let mut suite = TestSuite::new(s.id.clone());
+        let mut suite = TestSuite::new(line(&s.id));
         if s.verdict == Verdict::Error {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
-            st.set_message(s.error.clone().unwrap_or_default());
+            st.set_message(line(s.error.as_deref().unwrap_or_default()));
             st.set_type("harness error");
-            let mut tc =
-                TestCase::new(format!("{}: the harness could drive and capture", s.id), st);
-            tc.set_classname(s.path.clone());
+            let mut tc = TestCase::new(
+                line(&format!("{}: the harness could drive and capture", s.id)),
+                st,
+            );
+            tc.set_classname(line(&s.path));
             suite.add_test_case(tc);
         } else {
             let of = |scope: Scope| {

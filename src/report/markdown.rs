@@ -4,11 +4,18 @@
 
 use super::model::RunReport;
 use crate::expect::Severity;
+use crate::protocol::text::{escape_controls as esc, escape_controls_keeping_lines};
 use crate::run::Verdict;
 use std::fmt::Write;
 
+/// Text for a table cell or a line: control characters from outside escaped, `|` too.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    esc(text).replace('|', "\\|")
+}
+
+/// Text for inline code: escaped, and with no backtick that could end the span early.
+fn code(text: &str) -> String {
+    esc(text).replace('`', "'")
 }
 
 /// The summary as Markdown: the decision and counts, letters by kind, findings by severity,
@@ -31,14 +38,19 @@ fn decision(o: &mut String, r: &RunReport) {
     let d = r.decision();
     let _ = writeln!(o, "## lettergate: {}", d.label());
     let _ = writeln!(o);
-    let _ = writeln!(o, "**{}**: {}.", d.label(), r.reason());
+    let _ = writeln!(o, "**{}**: {}.", d.label(), cell(&r.reason()));
     let _ = writeln!(o);
     let shards = if r.shards.is_empty() {
         String::new()
     } else {
         format!(", shards {}", r.shard_list())
     };
-    let _ = writeln!(o, "Target `{}`, profile `{}`{shards}.", r.target, r.profile);
+    let _ = writeln!(
+        o,
+        "Target `{}`, profile `{}`{shards}.",
+        code(&r.target),
+        code(&r.profile)
+    );
     let _ = writeln!(o);
     let _ = writeln!(
         o,
@@ -96,7 +108,7 @@ fn findings_of(o: &mut String, r: &RunReport, sev: Severity) {
     let _ = writeln!(o, "### {} ({})", sev.name().to_uppercase(), found.len());
     let _ = writeln!(o);
     for (s, f) in found {
-        let _ = writeln!(o, "- `{}`: {}", s.id, f.text);
+        let _ = writeln!(o, "- `{}`: {}", code(&s.id), cell(&f.text));
     }
 }
 
@@ -108,10 +120,13 @@ fn diffs(o: &mut String, r: &RunReport) {
             let _ = writeln!(
                 o,
                 "<details><summary>Snapshot diff: <code>{}</code></summary>",
-                s.id
+                crate::report::html::escape(&s.id)
             );
             let _ = writeln!(o);
-            let _ = writeln!(o, "```diff\n{}\n```", diff.trim_end());
+            // A fence longer than any run of backticks in the diff, which it cannot end.
+            let diff = escape_controls_keeping_lines(diff.trim_end());
+            let fence = "`".repeat(longest_backtick_run(&diff).max(2) + 1);
+            let _ = writeln!(o, "{fence}diff\n{diff}\n{fence}");
             let _ = writeln!(o);
             let _ = writeln!(o, "</details>");
         }
@@ -134,9 +149,13 @@ fn scenarios(o: &mut String, r: &RunReport) {
         let _ = writeln!(
             o,
             "| `{}` | {v} | {} | {} |",
-            s.id,
+            code(&s.id).replace('|', "\\|"),
             s.captured.len(),
             s.findings.len()
         );
     }
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }

@@ -4,6 +4,7 @@
 
 use super::model::{Decision, RunReport, ScenarioReport};
 use crate::expect::Severity;
+use crate::protocol::text::{escape_controls as esc, escape_controls_keeping_lines};
 use crate::run::{Outcome, Verdict};
 use std::io::{self, Write};
 
@@ -62,12 +63,15 @@ impl Terminal {
     ) -> io::Result<()> {
         writeln!(
             w,
-            "running {} against {target} ({setting})",
-            plural(scenarios, "scenario", "scenarios")
+            "running {} against {} ({})",
+            plural(scenarios, "scenario", "scenarios"),
+            esc(target),
+            esc(setting)
         )
     }
 
-    /// `PASS  outpatient/clinic_letter  2 letters`
+    /// `PASS  outpatient/clinic_letter  2 letters`; the id is escaped (it comes from a file
+    /// name, which may hold a newline or an ANSI escape).
     pub fn line(&self, w: &mut dyn Write, o: &Outcome) -> io::Result<()> {
         let detail = match o.verdict {
             Verdict::Error => "harness error".to_string(),
@@ -82,7 +86,7 @@ impl Terminal {
             w,
             "{} {:<44} {detail}",
             self.verdict_tag(o.verdict),
-            o.scenario_id
+            esc(&o.scenario_id)
         )
     }
 
@@ -127,8 +131,8 @@ impl Terminal {
             writeln!(
                 w,
                 "{:<22} {:<14} {:>8} {} {:>8}",
-                k.kind,
-                k.recipient,
+                esc(&k.kind),
+                esc(&k.recipient),
                 k.expected,
                 if short {
                     self.paint(&captured, RED)
@@ -172,7 +176,7 @@ impl Terminal {
             )
         )?;
         for (id, text) in found {
-            writeln!(w, "  {id}: {text}")?;
+            writeln!(w, "  {}: {}", esc(id), esc(text))?;
         }
         Ok(())
     }
@@ -186,13 +190,13 @@ impl Terminal {
         local: Option<&Outcome>,
     ) -> io::Result<()> {
         writeln!(w)?;
-        writeln!(w, "--- {} ({})", s.id, s.path)?;
-        writeln!(w, "    {}", s.name)?;
+        writeln!(w, "--- {} ({})", esc(&s.id), esc(&s.path))?;
+        writeln!(w, "    {}", esc(&s.name))?;
         if let Some(e) = &s.error {
-            writeln!(w, "  error: {e}")?;
+            writeln!(w, "  error: {}", esc(e))?;
         }
         for diff in s.findings.iter().filter_map(|f| f.diff.as_deref()) {
-            for line in diff.lines() {
+            for line in escape_controls_keeping_lines(diff).lines() {
                 let painted = match line.chars().next() {
                     Some('+') if !line.starts_with("+++") => self.paint(line, GREEN),
                     Some('-') if !line.starts_with("---") => self.paint(line, RED),
@@ -205,11 +209,15 @@ impl Terminal {
             writeln!(
                 w,
                 "  new snapshot written to {} (review it, then `lettergate accept`)",
-                p.display()
+                esc(&p.display().to_string())
             )?;
         }
         if let Some(o) = local.filter(|o| o.verdict == Verdict::Fail) {
-            writeln!(w, "  captured messages: {}", o.capture_dir.display())?;
+            writeln!(
+                w,
+                "  captured messages: {}",
+                esc(&o.capture_dir.display().to_string())
+            )?;
         }
         Ok(())
     }
@@ -243,6 +251,6 @@ impl Terminal {
         } else {
             ""
         };
-        writeln!(w, "{label}: {}{tail}", report.reason())
+        writeln!(w, "{label}: {}{tail}", esc(&report.reason()))
     }
 }

@@ -1,6 +1,7 @@
 //! [`Diagnostic`]: an error in an input file that names `file:line:column`, shows the line with
 //! a caret under the column, and suggests the likely fix.
 
+use crate::protocol::text::escape_controls;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -15,6 +16,9 @@ pub struct Diagnostic {
     pub source_line: Option<String>,
     pub help: Option<String>,
 }
+
+/// How much of a source line a diagnostic shows, in characters.
+pub const SOURCE_LINE_MAX: usize = 160;
 
 impl Diagnostic {
     pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Diagnostic {
@@ -32,7 +36,12 @@ impl Diagnostic {
     pub fn at(mut self, text: &str, line: usize, column: usize) -> Diagnostic {
         self.line = line;
         self.column = column.max(1);
-        self.source_line = text.lines().nth(line.saturating_sub(1)).map(str::to_string);
+        // Bounded and escaped: the line may be a whole file with no line breaks in it, or
+        // hold control characters that would move the cursor or colour the console.
+        self.source_line = text.lines().nth(line.saturating_sub(1)).map(|l| {
+            let l = crate::protocol::text::truncate(l, SOURCE_LINE_MAX);
+            crate::protocol::text::escape_controls(&l).into_owned()
+        });
         self
     }
 
@@ -53,32 +62,31 @@ impl fmt::Display for Diagnostic {
     ///    |     ^ did you mean `recipient`?
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
+        // The file name, the message and the help may hold text from outside (a file named
+        // with a newline and an ANSI escape): escaped, so none can forge a line.
+        let file = self.file.display().to_string();
+        let file = escape_controls(&file);
+        let help = self.help.as_deref().map(escape_controls);
+        writeln!(f, "error: {}", escape_controls(&self.message))?;
         if self.line == 0 {
-            write!(f, "  --> {}", self.file.display())?;
-            if let Some(help) = &self.help {
+            write!(f, "  --> {file}")?;
+            if let Some(help) = &help {
                 write!(f, "\n  = help: {help}")?;
             }
             return Ok(());
         }
         let num = self.line.to_string();
         let pad = " ".repeat(num.len());
-        writeln!(
-            f,
-            "{pad}--> {}:{}:{}",
-            self.file.display(),
-            self.line,
-            self.column
-        )?;
+        writeln!(f, "{pad}--> {file}:{}:{}", self.line, self.column)?;
         if let Some(src) = &self.source_line {
             writeln!(f, "{pad} |")?;
             writeln!(f, "{num} | {src}")?;
             let caret_pad = " ".repeat(self.column.saturating_sub(1));
-            match &self.help {
+            match &help {
                 Some(help) => write!(f, "{pad} | {caret_pad}^ {help}")?,
                 None => write!(f, "{pad} | {caret_pad}^")?,
             }
-        } else if let Some(help) = &self.help {
+        } else if let Some(help) = &help {
             write!(f, "{pad} = help: {help}")?;
         }
         Ok(())

@@ -7,6 +7,7 @@ use super::file::{
     with_context, Checked, LoadContext, RawFixtures, RawPatient, RawPractice, RawScenario,
 };
 use super::model::{Event, Expectation, Patient, Practice, PracticeStatus, Recipient, Scenario};
+use crate::files::Links;
 use crate::protocol::clock::{Span, Timestamp};
 use crate::protocol::letter::Transport;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -34,16 +35,34 @@ pub struct Discovered {
 }
 
 /// Finds `*.yaml` and `*.yml` files under `paths`, sorted; those below a `fixtures` folder
-/// are fixture files, the rest scenarios. A path that does not exist is a diagnostic.
+/// are fixture files, the rest scenarios. A path that does not exist is a diagnostic, and so
+/// is a file that is a link to one outside its suite folder ([`suite_root`]). The walk reads
+/// only regular files: it skips FIFOs, sockets and devices, and enters a folder reached twice
+/// (a link back up the tree) once.
 pub fn discover(paths: &[PathBuf]) -> Result<Discovered, Diagnostic> {
     let mut found = Discovered::default();
     for path in paths {
         let root = suite_root(path);
         if path.is_dir() {
-            walk(path, &root, &mut found)
-                .map_err(|e| Diagnostic::new(path, format!("failed to read directory: {e}")))?;
+            let files = crate::files::walk(path, &|p| {
+                matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+            })
+            .map_err(|e| Diagnostic::new(path, format!("failed to read directory: {e}")))?;
+            for p in files {
+                inside_suite(&root, &p)?;
+                push(p, &root, &mut found);
+            }
         } else if path.is_file() {
+            inside_suite(&root, path)?;
             push(path.clone(), &root, &mut found);
+        } else if path.exists() {
+            return Err(Diagnostic::new(
+                path,
+                "is not a regular file or a folder (a FIFO, socket or device)",
+            )
+            .with_help(Some(
+                "give a scenario file or a folder of them, such as `scenarios/`".into(),
+            )));
         } else {
             return Err(
                 Diagnostic::new(path, "no such file or directory").with_help(Some(
@@ -59,18 +78,42 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, Diagnostic> {
     Ok(found)
 }
 
-fn walk(dir: &Path, root: &Path, found: &mut Discovered) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.path());
-    for e in entries {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, root, found)?;
-        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
-            push(p, root, found);
-        }
+/// Refuses a scenario or fixture file that resolves (through a symbolic link) to a file
+/// outside the suite folder `root`; the file is not read.
+fn inside_suite(root: &Path, p: &Path) -> Result<(), Diagnostic> {
+    if is_inside(root, p) {
+        return Ok(());
     }
-    Ok(())
+    Err(Diagnostic::new(
+        p,
+        format!(
+            "is a link to a file outside the suite folder {}; it was not read",
+            display_root(root)
+        ),
+    )
+    .with_help(Some(
+        "copy the file into the suite, or give its own folder on the command line".into(),
+    )))
+}
+
+/// Whether `p` (which exists) resolves to a place inside the folder tree `root`.
+fn is_inside(root: &Path, p: &Path) -> bool {
+    let root = std::fs::canonicalize(if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    });
+    match (root, std::fs::canonicalize(p)) {
+        (Ok(root), Ok(p)) => p.starts_with(root),
+        _ => false,
+    }
+}
+
+fn display_root(root: &Path) -> String {
+    match root.as_os_str().is_empty() {
+        true => ".".into(),
+        false => root.display().to_string(),
+    }
 }
 
 fn push(p: PathBuf, root: &Path, found: &mut Discovered) {
@@ -153,7 +196,7 @@ pub fn scenario_id_below(root: &Path, path: &Path) -> String {
 pub struct Loader {
     /// Each fixture file's result, good or bad, so a broken one is read and reported once,
     /// by the names the other fixture files of its scenario give it (see [`Shared`]).
-    cache: HashMap<(PathBuf, Shared), Result<Fixtures, Diagnostic>>,
+    cache: HashMap<(PathBuf, PathBuf, Shared), Result<Fixtures, Diagnostic>>,
     /// The fixture files read for a scenario, which need no check on their own.
     included: BTreeSet<PathBuf>,
 }
@@ -210,11 +253,11 @@ impl Loader {
         let text = read(path)?;
         let pre = prepass(path, &text)?;
         let mut shared = Shared::default();
-        shared_names(path, &pre.include, &mut shared, &mut BTreeSet::new());
-        let included = self.load_includes(path, &text, &pre.include, &mut vec![], &shared);
+        shared_names(root, path, &pre.include, &mut shared, &mut BTreeSet::new());
+        let included = self.load_includes(root, path, &text, &pre.include, &mut vec![], &shared);
         // Good or bad, these files were checked (and reported) as this scenario's.
         self.included
-            .extend(self.cache.keys().map(|(k, _)| k.clone()));
+            .extend(self.cache.keys().map(|(k, _, _)| k.clone()));
         let included = included?;
         let start = pre.start.unwrap_or(DEFAULT_START);
         let ctx = LoadContext {
@@ -248,7 +291,7 @@ impl Loader {
 
     /// Loads and checks one fixture file (and what it includes) on its own.
     pub fn load_fixtures(&mut self, path: &Path) -> Result<(), Diagnostic> {
-        self.fixture_file(path, &mut vec![], &Shared::default())
+        self.fixture_file(&suite_root(path), path, &mut vec![], &Shared::default())
             .map(|_| ())
     }
 
@@ -263,18 +306,20 @@ impl Loader {
         &mut self,
         path: &Path,
     ) -> Result<BTreeMap<String, Practice>, Diagnostic> {
-        self.fixture_file(path, &mut vec![], &Shared::default())
+        self.fixture_file(&suite_root(path), path, &mut vec![], &Shared::default())
             .map(|f| f.practices)
     }
 
     fn fixture_file(
         &mut self,
+        root: &Path,
         path: &Path,
         stack: &mut Vec<PathBuf>,
         shared: &Shared,
     ) -> Result<Fixtures, Diagnostic> {
         let key = canonical(path);
-        if let Some(f) = self.cache.get(&(key.clone(), shared.clone())) {
+        let cache_key = (key.clone(), root.to_path_buf(), shared.clone());
+        if let Some(f) = self.cache.get(&cache_key) {
             return f.clone();
         }
         if stack.contains(&key) {
@@ -284,21 +329,22 @@ impl Loader {
             ));
         }
         stack.push(key.clone());
-        let result = self.read_fixture_file(path, stack, shared);
+        let result = self.read_fixture_file(root, path, stack, shared);
         stack.pop();
-        self.cache.insert((key, shared.clone()), result.clone());
+        self.cache.insert(cache_key, result.clone());
         result
     }
 
     fn read_fixture_file(
         &mut self,
+        root: &Path,
         path: &Path,
         stack: &mut Vec<PathBuf>,
         shared: &Shared,
     ) -> Result<Fixtures, Diagnostic> {
         let text = read(path)?;
         let pre = prepass(path, &text)?;
-        let mut fixtures = self.load_includes(path, &text, &pre.include, stack, shared)?;
+        let mut fixtures = self.load_includes(root, path, &text, &pre.include, stack, shared)?;
         let ctx = LoadContext {
             practices: fixtures
                 .practices
@@ -321,8 +367,11 @@ impl Loader {
         Ok(fixtures)
     }
 
+    /// The practices and patients of the files `include`d by the file at `path`, each of
+    /// which must be a regular file inside the suite folder `root` (see [`confine`]).
     fn load_includes(
         &mut self,
+        root: &Path,
         path: &Path,
         text: &str,
         include: &[String],
@@ -333,18 +382,13 @@ impl Loader {
         let dir = path.parent().unwrap_or(Path::new("."));
         for inc in include {
             let inc_path = lexical(&dir.join(inc));
-            if !inc_path.is_file() {
+            if let Err((message, help)) = confine(root, dir, inc, &inc_path) {
                 let (line, col) = locate(text, inc).unwrap_or((1, 1));
-                return Err(
-                    Diagnostic::new(path, format!("included file `{inc}` does not exist"))
-                        .at(text, line, col)
-                        .with_help(Some(format!(
-                            "paths are relative to this file's folder ({})",
-                            dir.display()
-                        ))),
-                );
+                return Err(Diagnostic::new(path, message)
+                    .at(text, line, col)
+                    .with_help(Some(help)));
             }
-            let f = self.fixture_file(&inc_path, stack, shared)?;
+            let f = self.fixture_file(root, &inc_path, stack, shared)?;
             for (k, v) in f.practices {
                 all.practices.entry(k).or_insert(v);
             }
@@ -356,6 +400,45 @@ impl Loader {
     }
 }
 
+/// Whether the file `inc` (resolved from the including file's folder `dir` to `inc_path`) may
+/// be read: a relative path to a regular file that is, links resolved, inside the suite
+/// folder `root`. Otherwise the message and help of the diagnostic, which never show the
+/// file's content: an include of `/proc/self/environ` or `../../../etc/passwd` is not read.
+fn confine(root: &Path, dir: &Path, inc: &str, inc_path: &Path) -> Result<(), (String, String)> {
+    let stay = format!(
+        "include fixture files inside the suite folder ({}), with paths relative to this file's folder, such as `../fixtures/common.yaml`",
+        display_root(root)
+    );
+    if Path::new(inc).is_absolute() || Path::new(inc).has_root() {
+        return Err((
+            format!("included file `{inc}` is an absolute path; it was not read"),
+            stay,
+        ));
+    }
+    let Ok(meta) = std::fs::metadata(inc_path) else {
+        return Err((
+            format!("included file `{inc}` does not exist"),
+            format!(
+                "paths are relative to this file's folder ({})",
+                dir.display()
+            ),
+        ));
+    };
+    if !is_inside(root, inc_path) {
+        return Err((
+            format!("included file `{inc}` is outside the suite folder; it was not read"),
+            stay,
+        ));
+    }
+    if !meta.is_file() {
+        return Err((
+            format!("included file `{inc}` is not a regular file"),
+            "include a fixture file (`*.yaml`), not a folder, FIFO or device".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -364,6 +447,7 @@ fn canonical(path: &Path) -> PathBuf {
 /// those they include in turn. Files that cannot be read are left to the typed pass, which
 /// reports them where they are named.
 fn shared_names(
+    root: &Path,
     path: &Path,
     include: &[String],
     shared: &mut Shared,
@@ -372,10 +456,11 @@ fn shared_names(
     let dir = path.parent().unwrap_or(Path::new("."));
     for inc in include {
         let inc_path = lexical(&dir.join(inc));
-        if !seen.insert(canonical(&inc_path)) {
+        // What may not be included is not read here either; the typed pass reports it.
+        if confine(root, dir, inc, &inc_path).is_err() || !seen.insert(canonical(&inc_path)) {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&inc_path) else {
+        let Ok(text) = crate::files::read_regular_to_string(&inc_path, Links::Follow) else {
             continue;
         };
         let Ok(pre) = prepass(&inc_path, &text) else {
@@ -383,12 +468,14 @@ fn shared_names(
         };
         shared.practices.extend(pre.practices);
         shared.patients.extend(pre.patients);
-        shared_names(&inc_path, &pre.include, shared, seen);
+        shared_names(root, &inc_path, &pre.include, shared, seen);
     }
 }
 
+/// Reads a scenario or fixture file; only a regular file is read (a FIFO is refused, not
+/// waited on).
 fn read(path: &Path) -> Result<String, Diagnostic> {
-    std::fs::read_to_string(path)
+    crate::files::read_regular_to_string(path, Links::Follow)
         .map_err(|e| Diagnostic::new(path, format!("failed to read file: {e}")))
 }
 
@@ -435,8 +522,21 @@ fn prepass(path: &Path, text: &str) -> Result<Prepass, Diagnostic> {
     })
 }
 
+/// How much of serde's message a diagnostic keeps, in characters.
+const MESSAGE_MAX: usize = 300;
+
 /// Converts a `yaml_serde` error into a diagnostic with position, source line and a hint.
+/// A file that does not even begin like a YAML mapping (a `.env` file, `/etc/passwd`, a binary
+/// file) is reported as that, showing at most its first line: serde's message would quote the
+/// whole file back as one long string.
 pub(crate) fn yaml_diagnostic(path: &Path, text: &str, err: &yaml_serde::Error) -> Diagnostic {
+    if !looks_like_yaml_mapping(text) {
+        return Diagnostic::new(path, "not a YAML file of keys and values (such as `name:`)")
+            .at(text, 1, 1)
+            .with_help(Some(
+                "give a lettergate YAML file; only its first line is shown here".into(),
+            ));
+    }
     let full = err.to_string();
     let message = match full.rfind(" at line ") {
         Some(i) if err.location().is_some() => full[..i].to_string(),
@@ -452,11 +552,36 @@ pub(crate) fn yaml_diagnostic(path: &Path, text: &str, err: &yaml_serde::Error) 
         _ => (message, None),
     };
     let help = hint.or_else(|| suggest_from_serde_message(&message));
+    // A value serde quotes back in full (`invalid type: string "…"`) is cut short.
+    let message = crate::protocol::text::truncate(&message, MESSAGE_MAX).into_owned();
     let d = Diagnostic::new(path, message).with_help(help);
     match err.location() {
         Some(loc) => d.at(text, loc.line(), loc.column()),
         None => d,
     }
+}
+
+/// Whether the first line with something on it (not a comment) begins a YAML mapping: `key:`
+/// followed by a space or the end of the line, a `{`, a `---` document start or a `%`
+/// directive. An empty file counts as YAML (there is nothing to quote).
+fn looks_like_yaml_mapping(text: &str) -> bool {
+    let Some(first) = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+    else {
+        return true;
+    };
+    if first.starts_with("---") || first.starts_with('%') || first.starts_with('{') {
+        return true;
+    }
+    let key_end = first
+        .find(": ")
+        .or_else(|| first.strip_suffix(':').map(str::len));
+    key_end.is_some_and(|i| {
+        let key = first[..i].trim_matches(|c| c == '"' || c == '\'');
+        !key.is_empty() && !key.chars().any(|c| c.is_control() || c == '=')
+    })
 }
 
 /// The 1-based line and column of the first occurrence of `needle` in `text`.
@@ -735,6 +860,29 @@ fn check_expectations(path: &Path, text: &str, s: &Scenario) -> Result<(), Diagn
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_file_that_begins_like_a_yaml_mapping_is_quoted_beyond_its_first_line() {
+        for yes in [
+            "name: x\n",
+            "# yaml-language-server: $schema=x\n\nname: x\n",
+            "---\nname: x\n",
+            "\"name\": x\n",
+            "practices:\n  a: {}\n",
+            "",
+        ] {
+            assert!(looks_like_yaml_mapping(yes), "{yes:?}");
+        }
+        for no in [
+            "SECRET=abc\nname: x\n",
+            "root:x:0:0:root:/root:/bin/bash\n",
+            "A=1\u{0}B=2",
+            "- a\n- b\n",
+            "just words\n",
+        ] {
+            assert!(!looks_like_yaml_mapping(no), "{no:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

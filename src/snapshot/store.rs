@@ -61,7 +61,7 @@ impl SnapshotStore {
     /// The body of the accepted snapshot of `scenario_id`, if there is one.
     pub fn accepted_body(&self, scenario_id: &str) -> std::io::Result<Option<String>> {
         match crate::files::read_regular_to_string(&self.path(scenario_id), Links::Follow) {
-            Ok(text) => Ok(Some(body_of(&text).to_string())),
+            Ok(text) => Ok(Some(body_of(&unix_lines(&text)).to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -161,6 +161,15 @@ fn file_text(source: &Path, description: &str, target: &str, body: &str) -> Stri
         yaml_string(&format!("target {target}")),
         body.trim_end()
     )
+}
+
+/// A snapshot's text with CRLF line endings read as LF: a `.snap` checked out on Windows
+/// (git's `core.autocrlf`) or saved by an editor that way says the same as it did.
+pub fn unix_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.contains("\r\n") {
+        true => std::borrow::Cow::Owned(text.replace("\r\n", "\n")),
+        false => std::borrow::Cow::Borrowed(text),
+    }
 }
 
 /// The body of a snapshot file: everything after the header's closing `---` line.
@@ -423,6 +432,21 @@ mod tests {
             "{text}"
         );
         assert_eq!(body_of(&text), "body\n");
+    }
+
+    #[test]
+    fn a_snapshot_with_crlf_line_endings_matches_as_it_does_with_lf() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path(), "simulator");
+        let body = "letter 1: clinic_letter for alice to A81001\n  recipient_ods: A81001\n";
+        store
+            .write_accepted("a", Path::new("a.yaml"), "d", body)
+            .unwrap();
+        let crlf = std::fs::read_to_string(store.path("a"))
+            .unwrap()
+            .replace('\n', "\r\n");
+        std::fs::write(store.path("a"), crlf).unwrap();
+        assert_eq!(store.compare("a", body).unwrap(), Comparison::Matches);
     }
 
     #[test]

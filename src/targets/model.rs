@@ -124,7 +124,8 @@ impl Target {
 /// Reads a target file. Errors name the file, line and column, and refuse a target that does
 /// not declare itself non-production.
 pub fn load(path: &Path) -> Result<Target, Diagnostic> {
-    let text = std::fs::read_to_string(path)
+    // Only a regular file: a FIFO or device given as the target file is refused, not read.
+    let text = crate::files::read_regular_to_string(path, crate::files::Links::Follow)
         .map_err(|e| Diagnostic::new(path, format!("failed to read the target file: {e}")))?;
     let raw: RawTarget =
         yaml_serde::from_str(&text).map_err(|e| yaml_diagnostic(path, &text, &e))?;

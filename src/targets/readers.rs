@@ -172,11 +172,17 @@ mod tests {
     /// later; her copy of the clinic letter is expected, posted to her.
     fn scenario(dir: &std::path::Path) -> std::sync::Arc<crate::scenario::Scenario> {
         let p = dir.join("copy.yaml");
-        let fixtures = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scenarios/fixtures/common.yaml"
-        );
-        std::fs::write(&p, format!("name: copy before death\ninclude: [{fixtures}]\ntimeline:\n  - at: 2025-04-01T10:00:00Z\n    event: outpatient_attendance\n    patient: carol\n  - after: 1d\n    event: letter_signed\n    patient: carol\n  - after: 3d\n    event: death\n    patient: carol\nexpect:\n  - letter: patient_copy\n    patient: carol\n")).unwrap();
+        // Includes stay inside the suite folder: the shipped fixtures are copied into it.
+        std::fs::create_dir_all(dir.join("fixtures")).unwrap();
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scenarios/fixtures/common.yaml"
+            ),
+            dir.join("fixtures/common.yaml"),
+        )
+        .unwrap();
+        std::fs::write(&p, "name: copy before death\ninclude: [fixtures/common.yaml]\ntimeline:\n  - at: 2025-04-01T10:00:00Z\n    event: outpatient_attendance\n    patient: carol\n  - after: 1d\n    event: letter_signed\n    patient: carol\n  - after: 3d\n    event: death\n    patient: carol\nexpect:\n  - letter: patient_copy\n    patient: carol\n").unwrap();
         let (mut scenarios, _) = crate::scenario::load_all(&[p]).unwrap();
         scenarios.remove(0)
     }

@@ -258,3 +258,262 @@ fn a_snapshot_that_cannot_be_written_leaves_no_temporary_file_in_the_snapshot_fo
     assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(tree(&folder), before, "{}{}", r.stdout, r.stderr);
 }
+
+/// `lettergate ARGS` in the project, failing the test if it has not ended within 30 s.
+fn ends(p: &Project, args: &[&str]) -> Ran {
+    let mut c = crate::support::lettergate();
+    c.args(args)
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env("LETTERGATE_TEST_SECRET", "hunter2-in-the-environment");
+    output_within(&mut c, Duration::from_secs(30))
+}
+
+/// A scenario that includes `inc` besides the shipped fixtures.
+fn including(inc: &str) -> String {
+    let clinic = std::fs::read_to_string(crate::support::root().join(ONE)).unwrap();
+    clinic.replace(
+        "include: [../fixtures/common.yaml]",
+        &format!("include: [../fixtures/common.yaml, {inc}]"),
+    )
+}
+
+#[test]
+fn an_include_of_an_absolute_path_is_exit_2_and_the_file_is_not_echoed() {
+    let p = Project::copy();
+    p.write(
+        "scenarios/outpatient/leak.yaml",
+        &including("/proc/self/environ"),
+    );
+    let r = ends(&p, &["validate", "scenarios"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("included file `/proc/self/environ` is an absolute path"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("hunter2"),
+        "the environment was echoed: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_include_that_escapes_the_suite_or_links_out_of_it_is_exit_2_and_not_echoed() {
+    let p = Project::copy();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.yaml");
+    std::fs::write(
+        &secret,
+        "password: hunter2-outside\nmore: hunter2-second-line\n",
+    )
+    .unwrap();
+    let up = Path::new("../..").join(
+        // From scenarios/outpatient/ up to the project's folder, then to the secret.
+        pathdiff(&secret, p.dir.path()),
+    );
+    p.write(
+        "scenarios/outpatient/dotdot.yaml",
+        &including(&up.display().to_string()),
+    );
+    std::os::unix::fs::symlink(&secret, p.path("scenarios/fixtures/linked.yaml")).unwrap();
+    p.write(
+        "scenarios/outpatient/linked.yaml",
+        &including("../fixtures/linked.yaml"),
+    );
+    let r = ends(&p, &["validate", "scenarios/outpatient"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("is outside the suite folder; it was not read"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.matches("outside the suite folder").count(),
+        2,
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("hunter2"),
+        "the file was echoed: {}",
+        r.stderr
+    );
+}
+
+/// `to` relative to `from` (`from` an ancestor's sibling tree, both absolute).
+fn pathdiff(to: &Path, from: &Path) -> std::path::PathBuf {
+    let depth = from.components().count() - 1;
+    let mut out = std::path::PathBuf::new();
+    for _ in 0..depth {
+        out.push("..");
+    }
+    out.join(to.strip_prefix("/").unwrap())
+}
+
+#[test]
+fn a_yaml_symlink_to_a_file_outside_the_suite_is_exit_2_and_not_read() {
+    let p = Project::copy();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.yaml");
+    std::fs::write(&secret, "SECRET=hunter2-outside\n").unwrap();
+    std::os::unix::fs::symlink(&secret, p.path("scenarios/outpatient/leak.yaml")).unwrap();
+    let r = ends(&p, &["validate", "scenarios"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("is a link to a file outside the suite folder"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("hunter2"),
+        "the file was echoed: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_fifo_named_like_a_scenario_and_a_symlink_loop_do_not_stop_validate() {
+    let p = Project::copy();
+    mkfifo(&p.path("scenarios/outpatient/x.yaml"));
+    std::os::unix::fs::symlink("..", p.path("scenarios/outpatient/up")).unwrap();
+    let r = ends(&p, &["validate", "scenarios"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let plain = Project::copy();
+    let r0 = plain.run(&["validate", "scenarios"]);
+    assert_eq!(r.stdout, r0.stdout, "the same scenarios, each once");
+    // Given on its own, the FIFO is refused, not waited on.
+    let r = ends(&p, &["validate", "scenarios/outpatient/x.yaml"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("is not a regular file"), "{}", r.stderr);
+}
+
+#[test]
+fn a_file_that_is_not_yaml_is_quoted_no_further_than_its_first_line() {
+    let p = Project::copy();
+    p.write(
+        "scenarios/outpatient/env.yaml",
+        "FIRST=line one\nTOKEN=hunter2-line-two\nMORE=hunter2-line-three\n",
+    );
+    p.write(
+        "scenarios/outpatient/passwd.yaml",
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:hunter2:/usr/sbin:/usr/sbin/nologin\n",
+    );
+    let r = ends(&p, &["validate", "scenarios/outpatient"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not a YAML file"), "{}", r.stderr);
+    assert!(r.stderr.contains("FIRST=line one"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("hunter2"),
+        "beyond the first line: {}",
+        r.stderr
+    );
+    // And the same for a target file.
+    p.write("target.yaml", "KEY=first\nSECRET=hunter2-target\n");
+    let r = ends(&p, &["targets", "check", "target.yaml"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        !r.stderr.contains("hunter2"),
+        "beyond the first line: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_fifo_as_the_target_file_or_the_accepted_snapshot_is_refused_not_waited_on() {
+    let p = Project::copy();
+    mkfifo(&p.path("target.yaml"));
+    let r = ends(
+        &p,
+        &["run", ONE, "--target", "target.yaml", "--work-dir", "work"],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    let snap = p.path("snapshots/simulator/outpatient/clinic_letter.snap");
+    std::fs::remove_file(&snap).unwrap();
+    mkfifo(&snap);
+    let r = ends(&p, &["run", ONE, "--work-dir", "work"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn accept_walks_a_snapshot_folder_with_a_link_back_up_and_a_fifo_once_to_the_end() {
+    let p = Project::copy();
+    let snap = "snapshots/simulator/outpatient/clinic_letter.snap";
+    p.write(&format!("{snap}.new"), &p.read(snap));
+    std::os::unix::fs::symlink("..", p.path("snapshots/simulator/up")).unwrap();
+    mkfifo(&p.path("snapshots/simulator/x.snap.new"));
+    let r = ends(&p, &["accept"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Found once, not again through `up/simulator/…`.
+    assert!(r.stdout.contains("accepted 1 snapshots"), "{}", r.stdout);
+}
+
+#[test]
+fn a_file_name_with_a_newline_and_ansi_escapes_cannot_forge_a_line_in_the_console_or_a_report() {
+    let p = Project::copy();
+    let forged = "x\n\x1b[32mPASS\x1b[0m  all_good                                 2 letters\n";
+    let name = format!("scenarios/outpatient/{forged}.yaml");
+    p.write(
+        &name,
+        &std::fs::read_to_string(crate::support::root().join(ONE)).unwrap(),
+    );
+    let r = run_in(
+        &p,
+        &[
+            "run",
+            &name,
+            "--work-dir",
+            "work",
+            "--report-junit",
+            "r.xml",
+            "--report-markdown",
+            "r.md",
+            "--report-html",
+            "r.html",
+        ],
+    );
+    assert!(r.code == 0 || r.code == 1, "{}{}", r.stdout, r.stderr);
+    for (what, text) in [
+        ("the console", r.stdout.clone()),
+        ("JUnit", p.read("r.xml")),
+        ("Markdown", p.read("r.md")),
+        ("HTML", p.read("r.html")),
+    ] {
+        assert!(
+            !text.contains('\x1b'),
+            "{what} holds an ANSI escape:\n{text}"
+        );
+        assert!(
+            !text.contains("\nPASS  all_good"),
+            "{what} holds a forged line:\n{text}"
+        );
+        assert!(
+            text.contains("\\u{1b}[32mPASS"),
+            "{what} does not show the escape:\n{text}"
+        );
+    }
+    // A diagnostic about such a file escapes its name too.
+    p.write(&name, "name: broken\nnot_a_field: 1\n");
+    let r = run_in(&p, &["validate", &name]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains('\x1b'), "{}", r.stderr);
+    assert!(r.stderr.contains("x\\n\\u{1b}[32mPASS"), "{}", r.stderr);
+}
+
+#[test]
+fn a_snap_with_crlf_line_endings_reads_as_the_same_snapshot() {
+    let p = Project::copy();
+    let snap = "snapshots/simulator/outpatient/clinic_letter.snap";
+    let crlf = p.read(snap).replace('\n', "\r\n");
+    assert!(crlf.contains("\r\n"));
+    p.write(snap, &crlf);
+    let r = run_in(&p, &["run", ONE, "--work-dir", "work", "--check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("newly sent"), "{}", r.stdout);
+    assert!(r.stdout.contains("\nGO: "), "{}", r.stdout);
+}

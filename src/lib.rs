@@ -46,8 +46,8 @@ pub use expect::Finding;
 pub use matrix::{build as build_matrix, Matrix};
 pub use report::model::{Decision, SCHEMA};
 pub use report::{
-    html, junit, markdown, MergeError, ReportError, ReportFiles, ReportPathError, RunReport,
-    Terminal,
+    html, junit, markdown, MergeError, ReportError, ReportFiles, ReportPathError, RunParameters,
+    RunReport, Terminal,
 };
 pub use run::{
     collect, drive_simulator, practice_records, run_all, run_target, LetterLine, Outcome,

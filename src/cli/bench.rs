@@ -11,11 +11,12 @@ pub struct BenchArgs {
     /// Run only these benchmarks (loopback, volume, volume-quarter, suite, validate, compare).
     #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
-    /// Letters in the volume and compare benchmarks.
-    #[arg(long, default_value_t = 53_000)]
+    /// Letters in the volume and compare benchmarks (at least 1).
+    #[arg(long, default_value_t = 53_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub letters: u64,
-    /// Scenarios in the suite and validate benchmarks.
-    #[arg(long, default_value_t = 1_000)]
+    /// Scenarios in the suite and validate benchmarks (at least 1: a benchmark of no
+    /// scenario measures nothing).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub scenarios: usize,
     /// Run in this process instead of a child of its own (used by the benchmark itself).
     #[arg(long, hide = true)]

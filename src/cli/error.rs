@@ -77,6 +77,10 @@ pub enum UsageError {
     ChildWithoutOnly,
     #[error("no scenario selected: the matrix needs hand-written scenarios")]
     NoHandWrittenScenario,
+    /// A filter (a shard, the volume scenarios a target skips, a ledger) left no scenario;
+    /// the text says which and what to do.
+    #[error("no scenario selected: {0}")]
+    NothingSelected(String),
     #[error("no ledger in {dir}: run `lettergate drive --ledger {dir}` first", dir = .0.display())]
     NoLedger(PathBuf),
     #[error("{} does not exist", .0.display())]

@@ -2,7 +2,7 @@
 //! the exit status ([`conclude`]).
 
 use super::args::ReportArgs;
-use super::error::{Error, ExitStatus};
+use super::error::{Error, ExitStatus, UsageError};
 use clap::Subcommand;
 use lettergate::Diagnostic;
 use lettergate::{RunReport, Terminal};
@@ -54,7 +54,7 @@ pub fn merge(files: &[PathBuf], reports: &ReportArgs) -> Result<ExitStatus, Erro
                 ),
             )]));
         }
-        parts.push(part);
+        parts.push((f.display().to_string(), part));
     }
     let report = RunReport::merge(parts)?;
     let term = Terminal {
@@ -86,6 +86,11 @@ pub fn conclude(
     outcomes: &[lettergate::Outcome],
     reports: &ReportArgs,
 ) -> Result<ExitStatus, Error> {
+    // Every command selects at least one scenario before it runs; a report of none would be
+    // a GO about nothing, so it is refused here too, whatever left it empty.
+    if report.scenarios.is_empty() {
+        return Err(UsageError::NothingSelected("the run holds no scenario".into()).into());
+    }
     term.summary(out, &report, outcomes)
         .map_err(Error::WriteReport)?;
     for p in reports.files().write(&report)? {

@@ -1,7 +1,7 @@
 //! `lettergate run`: scenarios against the simulator or a target, one shard of them if asked.
 
 use super::args::{CommonArgs, ReportArgs};
-use super::error::{Error, ExitStatus};
+use super::error::{Error, ExitStatus, UsageError};
 use super::progress::Progress;
 use super::report::conclude;
 use super::runtime;
@@ -12,7 +12,7 @@ use lettergate::SimConfig;
 use lettergate::Target;
 use lettergate::{load_all, Scenario, Shard};
 use lettergate::{run_all, Outcome, RunConfig};
-use lettergate::{RunReport, Terminal};
+use lettergate::{RunParameters, RunReport, Terminal};
 use lettergate::{SnapshotMode, SnapshotStore};
 use std::io::Write;
 use std::net::IpAddr;
@@ -58,7 +58,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         Some(path) => Some(lettergate::load_target(path)?),
         None => None,
     };
-    let scenarios = select(&args, target.is_some())?;
+    let (scenarios, parameters) = select(&args, target.is_some())?;
     let (system, profile) = match &target {
         Some(t) => (
             format!("target {}", t.name()),
@@ -93,13 +93,18 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     .build(&scenarios, &outcomes);
     if let Some(shard) = args.shard {
         report.shards.push(shard);
+        report.parameters = parameters;
     }
     conclude(&term, &mut out, report, &outcomes, &args.reports)
 }
 
 /// The scenarios to run: those under the paths, in the shard asked for; a target skips the
-/// volume scenarios, since it is driven one event at a time.
-fn select(args: &RunArgs, against_target: bool) -> Result<Vec<Arc<Scenario>>, Error> {
+/// volume scenarios, since it is driven one event at a time. Selecting none is bad input
+/// (exit 2), whichever filter left none: a GO about nothing would be a false GO.
+fn select(
+    args: &RunArgs,
+    against_target: bool,
+) -> Result<(Vec<Arc<Scenario>>, Option<RunParameters>), Error> {
     let (mut scenarios, _) = load_all(&args.paths)?;
     if against_target {
         let volume = scenarios.iter().filter(|s| s.generated).count();
@@ -107,11 +112,44 @@ fn select(args: &RunArgs, against_target: bool) -> Result<Vec<Arc<Scenario>>, Er
         if volume > 0 {
             eprintln!("skipping {volume} volume (population) scenarios: a target is driven one event at a time");
         }
+        if scenarios.is_empty() {
+            return Err(UsageError::NothingSelected(format!(
+                "the {volume} scenarios found are volume (population) scenarios, which a target does not run"
+            ))
+            .into());
+        }
     }
-    if let Some(shard) = args.shard {
-        scenarios.retain(|s| shard.contains(&s.id));
+    let Some(shard) = args.shard else {
+        return Ok((scenarios, None));
+    };
+    let parameters = RunParameters::new(
+        args.paths.iter().map(|p| p.display().to_string()).collect(),
+        args.common.snapshots.display().to_string(),
+        match snapshot_mode(args) {
+            SnapshotMode::New => "new",
+            SnapshotMode::Accept => "accept",
+            SnapshotMode::Check => "check",
+        }
+        .to_string(),
+        scenarios.iter().map(|s| s.id.as_str()),
+    );
+    let all = scenarios.len();
+    scenarios.retain(|s| shard.contains(&s.id));
+    if scenarios.is_empty() {
+        return Err(UsageError::NothingSelected(format!(
+            "shard {shard} holds none of the {all} scenarios selected; split them into fewer shards"
+        ))
+        .into());
     }
-    Ok(scenarios)
+    Ok((scenarios, Some(parameters)))
+}
+
+fn snapshot_mode(args: &RunArgs) -> SnapshotMode {
+    match (args.accept, args.check) {
+        (true, _) => SnapshotMode::Accept,
+        (_, true) => SnapshotMode::Check,
+        _ => SnapshotMode::New,
+    }
 }
 
 /// The run's configuration, in a new run folder under the work folder.
@@ -122,11 +160,7 @@ fn run_config(args: &RunArgs, sim: SimConfig, snapshot_dir: &str) -> Result<RunC
         SnapshotStore::new(&args.common.snapshots, snapshot_dir),
         work_dir,
     );
-    config.mode = match (args.accept, args.check) {
-        (true, _) => SnapshotMode::Accept,
-        (_, true) => SnapshotMode::Check,
-        _ => SnapshotMode::New,
-    };
+    config.mode = snapshot_mode(args);
     config.jobs = args.common.jobs.max(1);
     config.listen_ip = args.listen_ip;
     Ok(config)

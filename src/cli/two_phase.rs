@@ -54,6 +54,13 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
     let target = lettergate::load_target(&args.target)?;
     lettergate::ledger::check_two_phase(&target).map_err(Error::config)?;
     let (scenarios, _) = load_all(&args.paths)?;
+    if scenarios.iter().all(|s| s.generated) {
+        return Err(UsageError::NothingSelected(format!(
+            "the {} scenarios found are volume (population) scenarios, which a target does not run",
+            scenarios.len()
+        ))
+        .into());
+    }
     println!(
         "driving {} scenarios against target {} ({} driver); ledger {}",
         scenarios.iter().filter(|s| !s.generated).count(),
@@ -107,6 +114,13 @@ pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
     let ledger = lettergate::ledger::Ledger::load(&args.ledger)
         .map_err(Error::config)?
         .ok_or_else(|| UsageError::NoLedger(args.ledger.clone()))?;
+    if ledger.scenarios.is_empty() {
+        return Err(UsageError::NothingSelected(format!(
+            "the ledger in {} holds no scenario; drive scenarios into it first",
+            args.ledger.display()
+        ))
+        .into());
+    }
     let target = lettergate::load_target(&ledger.target)?;
     let paths: Vec<PathBuf> = ledger.scenarios.iter().map(|s| s.path.clone()).collect();
     let (mut scenarios, _) = load_all(&paths)?;

@@ -6,13 +6,14 @@
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod model;
 pub mod terminal;
 
 pub use model::RunReport;
 pub use terminal::Terminal;
 
-pub use model::MergeError;
+pub use merge::{MergeError, RunParameters};
 
 use std::path::{Path, PathBuf};
 

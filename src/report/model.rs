@@ -7,6 +7,7 @@
 //! last three digits, names their initials, dates of birth nothing. Renderers never see more
 //! than the report holds.
 
+use super::merge::RunParameters;
 use crate::expect::{Finding, FindingKind, Scope, Severity};
 use crate::protocol::clock::{Span, Timestamp};
 use crate::protocol::ids::Identifiers;
@@ -27,6 +28,10 @@ pub struct RunReport {
     pub profile: String,
     /// `K/N` of each shard this report covers; empty for an unsharded run.
     pub shards: Vec<Shard>,
+    /// What a sharded run was asked, the same in every shard of one run, so that
+    /// `report merge` can refuse shards of different runs; absent for an unsharded run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<RunParameters>,
     pub identifiers_shown: bool,
     pub scenarios: Vec<ScenarioReport>,
 }
@@ -373,6 +378,7 @@ impl RunReport {
             target: target.into(),
             profile: profile.into(),
             shards: Vec::new(),
+            parameters: None,
             identifiers_shown: identifiers.are_shown(),
             scenarios: Vec::new(),
         }
@@ -570,59 +576,6 @@ impl RunReport {
         let texts: Vec<String> = self.shards.iter().map(Shard::to_string).collect();
         texts.join(", ")
     }
-
-    /// Combines the reports of several shards of one run.
-    pub fn merge(parts: Vec<RunReport>) -> Result<RunReport, MergeError> {
-        let mut it = parts.into_iter();
-        let mut merged = it.next().ok_or(MergeError::Nothing)?;
-        for p in it {
-            if p.schema != merged.schema {
-                return Err(MergeError::Schema {
-                    first: merged.schema,
-                    other: p.schema,
-                });
-            }
-            if (p.target.as_str(), p.profile.as_str())
-                != (merged.target.as_str(), merged.profile.as_str())
-            {
-                return Err(MergeError::DifferentRuns {
-                    first: (merged.target, merged.profile),
-                    other: (p.target, p.profile),
-                });
-            }
-            merged.identifiers_shown &= p.identifiers_shown;
-            merged.shards.extend(p.shards);
-            merged.scenarios.extend(p.scenarios);
-        }
-        merged.scenarios.sort_by(|a, b| a.id.cmp(&b.id));
-        let before = merged.scenarios.len();
-        merged.scenarios.dedup_by(|a, b| a.id == b.id);
-        if merged.scenarios.len() != before {
-            return Err(MergeError::RepeatedScenario);
-        }
-        merged.shards.sort();
-        Ok(merged)
-    }
-}
-
-/// Why the reports of several shards could not be combined. All are bad input.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MergeError {
-    #[error("no reports to merge")]
-    Nothing,
-    #[error("cannot merge reports of schema `{first}` and `{other}`")]
-    Schema { first: String, other: String },
-    /// (target, profile) of the first report and of one that differs.
-    #[error(
-        "cannot merge reports of different runs: {} / {} and {} / {}",
-        first.0, first.1, other.0, other.1
-    )]
-    DifferentRuns {
-        first: (String, String),
-        other: (String, String),
-    },
-    #[error("the same scenario appears in more than one report: were the shards of one run?")]
-    RepeatedScenario,
 }
 
 #[cfg(test)]
@@ -636,35 +589,6 @@ mod tests {
         assert_eq!(
             mask_diff(diff),
             "   nhs_number: *******018\n-  nhs_number: *******026\n+  recipient_ods: A81001\n   title: nhs_number: 9990000018"
-        );
-    }
-
-    #[test]
-    fn merging_refuses_reports_of_different_runs_and_repeated_scenarios() {
-        let a = RunReport::new("simulator", "baseline", Identifiers::Masked);
-        let b = RunReport::new("simulator", "dispatch-stall-3-weeks", Identifiers::Masked);
-        assert!(RunReport::merge(vec![a.clone(), b]).is_err());
-        assert!(RunReport::merge(vec![]).is_err());
-        assert_eq!(
-            RunReport::merge(vec![a.clone(), a.clone()])
-                .unwrap()
-                .scenarios
-                .len(),
-            0
-        );
-    }
-
-    #[test]
-    fn merging_reports_of_different_runs_names_both_runs() {
-        let a = RunReport::new("simulator", "baseline", Identifiers::Masked);
-        let b = RunReport::new("simulator", "dispatch-stall-3-weeks", Identifiers::Masked);
-        assert_eq!(
-            RunReport::merge(vec![a, b]).unwrap_err().to_string(),
-            "cannot merge reports of different runs: simulator / baseline and simulator / dispatch-stall-3-weeks"
-        );
-        assert_eq!(
-            RunReport::merge(vec![]).unwrap_err().to_string(),
-            "no reports to merge"
         );
     }
 }

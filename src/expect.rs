@@ -9,7 +9,7 @@ use crate::protocol::letter::{EventKind, LetterKind, Rule, Transport};
 use crate::protocol::mesh::MeshErrorCode;
 use crate::scenario::{Expectation, Recipient, Scenario};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Who a letter was for, in words a report can show: `alice (NHS *******018)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -29,6 +29,17 @@ impl PatientLabel {
 }
 
 pub use crate::scenario::severity::{FindingKind, Severity};
+
+/// Why a captured letter is taken for a replay: it carries an id (`which`: a local id, a
+/// document id, a message id) already seen in an earlier run or scenario (`seen_in`). Set by
+/// the run on letters of captures without authentication of their own (HTTP, MLLP, folder),
+/// where anything on the host can post a copy of an earlier letter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Replay {
+    pub which: &'static str,
+    pub id: String,
+    pub seen_in: String,
+}
 
 /// Which check a finding belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -69,6 +80,16 @@ pub enum Finding {
         patient: Option<PatientLabel>,
         route: String,
         why: String,
+    },
+    /// A letter on a capture without authentication of its own that carries an id already
+    /// seen in an earlier run or scenario: a copy of an earlier letter, not counted for any
+    /// expectation.
+    ReplayedLetter {
+        seq: u32,
+        kind: Option<LetterKind>,
+        patient: Option<PatientLabel>,
+        route: String,
+        replay: Replay,
     },
     WrongRecipient {
         seq: u32,
@@ -207,6 +228,7 @@ impl Finding {
             Finding::MissingLetter { .. } => K::MissingLetter,
             Finding::UnexpectedLetter { .. } => K::UnexpectedLetter,
             Finding::UnmatchedLetter { .. } => K::UnmatchedLetter,
+            Finding::ReplayedLetter { .. } => K::ReplayedLetter,
             Finding::WrongRecipient { .. } => K::WrongRecipient,
             Finding::WrongWorkflow { .. } => K::WrongWorkflow,
             Finding::WrongEventCode { .. } => K::WrongEventCode,
@@ -258,6 +280,14 @@ impl Finding {
                 seq.map_or(String::new(), |n| format!(" #{n}")),
                 kind.map_or("unrecognised letter".into(), |k| k.words()),
                 patient.as_ref().map_or("unknown patient".into(), p)
+            ),
+            Finding::ReplayedLetter { seq, kind, patient, route, replay } => format!(
+                "replayed letter: {} #{seq} for {} via {route} carries {} `{}`, already seen in {}: a copy of an earlier letter, not one sent now, so no expectation counts it",
+                kind.map_or("unrecognised letter".into(), |k| k.words()),
+                patient.as_ref().map_or("unknown patient".into(), p),
+                replay.which,
+                shown_id(&replay.id),
+                replay.seen_in
             ),
             Finding::WrongRecipient { seq, kind, patient, expected, got } => format!(
                 "wrong recipient: {} #{seq} for {} went to {got}; expected {expected}",
@@ -350,6 +380,17 @@ impl Finding {
     }
 }
 
+/// An id from a letter as a finding shows it: control characters escaped, at most 64
+/// characters, since it comes from whoever sent the body.
+fn shown_id(id: &str) -> String {
+    let escaped: String = id.chars().flat_map(char::escape_default).collect();
+    if escaped.chars().count() > 64 {
+        format!("{}…", escaped.chars().take(64).collect::<String>())
+    } else {
+        escaped
+    }
+}
+
 fn label(s: &Scenario, nhs: Option<NhsNumber>) -> Option<PatientLabel> {
     let n = nhs?;
     Some(PatientLabel {
@@ -389,12 +430,35 @@ fn check(s: &Scenario, letters: &[CapturedLetter]) -> Vec<Finding> {
 }
 
 /// Checks every expectation of `s` against `letters`, and that nothing else was sent: each
-/// finding with the check it belongs to.
+/// finding with the check it belongs to. The run uses [`check_scoped_with`]; tests use this.
+#[cfg(test)]
 pub fn check_scoped(s: &Scenario, letters: &[CapturedLetter]) -> Vec<(Scope, Finding)> {
+    check_scoped_with(s, letters, &BTreeMap::new())
+}
+
+/// [`check_scoped`], with the letters (by number) the run took for replays: each is a
+/// finding of its own and counts for no expectation.
+pub fn check_scoped_with(
+    s: &Scenario,
+    letters: &[CapturedLetter],
+    replays: &BTreeMap<u32, Replay>,
+) -> Vec<(Scope, Finding)> {
     let mut scoped = Vec::new();
     let mut findings = Vec::new();
     let mut consumed: BTreeSet<u32> = BTreeSet::new();
     for l in letters {
+        if let Some(replay) = replays.get(&l.seq) {
+            let facts = l.facts.as_ref().ok();
+            findings.push(Finding::ReplayedLetter {
+                seq: l.seq,
+                kind: facts.and_then(|f| f.kind),
+                patient: label(s, facts.and_then(|f| f.nhs_number)),
+                route: l.route.clone(),
+                replay: replay.clone(),
+            });
+            consumed.insert(l.seq);
+            continue;
+        }
         check_letter(s, l, &mut consumed, &mut findings);
     }
     scoped.extend(findings.drain(..).map(|f| (Scope::Scenario, f)));

@@ -49,9 +49,10 @@ pub use report::{
     html, junit, markdown, MergeError, ReportError, ReportFiles, ReportPathError, RunParameters,
     RunReport, Terminal,
 };
+pub use run::replay::IDS_FILE as LETTER_IDS_FILE;
 pub use run::{
     collect, drive_simulator, practice_records, run_all, run_target, LetterLine, Outcome,
-    RunConfig, SnapshotStatus, Verdict, SENDER_MAILBOX,
+    RunConfig, Seen, SnapshotStatus, Verdict, SENDER_MAILBOX,
 };
 pub use scenario::load::scenario_id;
 pub use scenario::suite::plural;

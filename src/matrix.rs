@@ -47,7 +47,10 @@ pub fn code(f: &Finding) -> char {
         | Finding::NegativeAck { .. }
         | Finding::WrongBusinessAck { .. }
         | Finding::AckNotCollected { .. } => 'A',
-        Finding::UnexpectedLetter { .. } | Finding::UnmatchedLetter { .. } => 'U',
+        // No simulator profile replays letters; a replayed one is a letter nobody sent now.
+        Finding::UnexpectedLetter { .. }
+        | Finding::UnmatchedLetter { .. }
+        | Finding::ReplayedLetter { .. } => 'U',
         Finding::Refused { .. } => 'F',
         // No simulator profile sends these; they share the code of a letter read badly.
         Finding::Unreadable { .. } | Finding::NonConformant { .. } | Finding::NotFinal { .. } => {

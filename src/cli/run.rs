@@ -163,6 +163,17 @@ fn run_config(args: &RunArgs, sim: SimConfig, snapshot_dir: &str) -> Result<RunC
     config.mode = snapshot_mode(args);
     config.jobs = args.common.jobs.max(1);
     config.listen_ip = args.listen_ip;
+    config.seen = Arc::new(
+        lettergate::Seen::with_history(&config.work_dir).map_err(|e| {
+            Error::harness(
+                format!(
+                    "failed to create {}",
+                    config.work_dir.join(lettergate::LETTER_IDS_FILE).display()
+                ),
+                e,
+            )
+        })?,
+    );
     Ok(config)
 }
 

@@ -25,16 +25,21 @@ pub enum Step {
     /// The local ids lettergate gives the events it drives (`LG-7K2M9QXA-3`), which an EHR
     /// echoes into its letters, become `[local-id-N]`: each target run makes new ones.
     LocalIds,
+    /// The simulator's local ids for its letters (`SIM-7K2M9QXA-000001`) keep their number
+    /// and lose the eight characters each simulator makes new (`SIM-000001`), so that two
+    /// runs render alike although no two send a letter with one id (issue 13).
+    SimLocalIds,
 }
 
 impl Step {
-    pub const ALL: [Step; 6] = [
+    pub const ALL: [Step; 7] = [
         Step::LineEndings,
         Step::MeshMessageIds,
         Step::Uuids,
         Step::Timestamps,
         Step::Ports,
         Step::LocalIds,
+        Step::SimLocalIds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +50,7 @@ impl Step {
             Step::Timestamps => "timestamps",
             Step::Ports => "ports",
             Step::LocalIds => "local-ids",
+            Step::SimLocalIds => "sim-local-ids",
         }
     }
 
@@ -64,7 +70,11 @@ impl Step {
         });
         static LOCAL_ID: LazyLock<Regex> =
             LazyLock::new(|| Regex::new(r"\bLG-[0-9A-Z]{8}-[0-9]{1,6}\b").expect("valid regex"));
+        static SIM_LOCAL_ID: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\bSIM-[0-9A-Z]{8}-([0-9]{6})\b").expect("valid regex"));
         match self {
+            Step::SimLocalIds if !text.contains("SIM-") => text.to_string(),
+            Step::SimLocalIds => SIM_LOCAL_ID.replace_all(text, "SIM-$1").into_owned(),
             // Simulator runs carry none: skip the scan on their hot path.
             Step::LocalIds if !text.contains("LG-") => text.to_string(),
             Step::LocalIds => numbered(&LOCAL_ID, text, "local-id"),
@@ -148,6 +158,8 @@ mod tests {
             (Step::Ports, "not 127.0.0.1:99999 nor 327.0.0.1:80", "not 127.0.0.1:99999 nor 327.0.0.1:80"),
             (Step::LocalIds, "PV1|1|O|||||||||||||||LG-7K2M9QXA-3^^^RXX LG-ABCDEFGH-12 LG-7K2M9QXA-3", "PV1|1|O|||||||||||||||[local-id-1]^^^RXX [local-id-2] [local-id-1]"),
             (Step::LocalIds, "not LG-7k2m9qxa-3 nor LG-7K2M9QX-3 nor SIM-000001", "not LG-7k2m9qxa-3 nor LG-7K2M9QX-3 nor SIM-000001"),
+            (Step::SimLocalIds, "MSH|^~\\&|x|||||||SIM-7K2M9QXA-000012|P FOLDER SIM-ABCDEFGH-000005.json", "MSH|^~\\&|x|||||||SIM-000012|P FOLDER SIM-000005.json"),
+            (Step::SimLocalIds, "not SIM-7k2m9qxa-000001 nor SIM-7K2M9QX-000001 nor SIM-7K2M9QXA-0001", "not SIM-7k2m9qxa-000001 nor SIM-7K2M9QX-000001 nor SIM-7K2M9QXA-0001"),
         ];
         for (step, input, want) in table {
             assert_eq!(step.apply(input), want, "{} on {input:?}", step.name());
@@ -164,7 +176,8 @@ mod tests {
                 "uuids",
                 "timestamps",
                 "ports",
-                "local-ids"
+                "local-ids",
+                "sim-local-ids"
             ]
         );
     }

@@ -19,7 +19,8 @@ pub fn check(
     letters: &[CapturedLetter],
     before: Vec<Finding>,
 ) -> Outcome {
-    let mut found: Vec<(Scope, Finding)> = expect::check_scoped(s, letters);
+    let replays = config.seen.check_and_record(&s.id, letters);
+    let mut found: Vec<(Scope, Finding)> = expect::check_scoped_with(s, letters, &replays);
     found.extend(before.into_iter().map(|f| (Scope::Scenario, f)));
     let body = snapshot::render(s, letters);
     // A sender's known non-conformance is part of its accepted snapshot (issue 11): only a

@@ -7,9 +7,11 @@ pub mod check;
 pub mod collect;
 pub mod outcome;
 pub mod pipeline;
+pub mod replay;
 
 pub use collect::collect;
 pub use outcome::{LetterLine, Outcome, SnapshotStatus, Verdict};
 pub use pipeline::{run_all, run_target, RunConfig};
+pub use replay::Seen;
 // The simulator's run-time pieces, where callers have always found them.
 pub use crate::targets::sim::{drive_simulator, practice_records, SENDER_MAILBOX};

@@ -16,6 +16,7 @@
 
 use super::check::check;
 use super::outcome::Outcome;
+use super::replay::Seen;
 use crate::capture::group::{gp_receiver, ScenarioCell};
 use crate::capture::{CaptureGroup, CaptureGroupError, CapturedLetter, Carried};
 use crate::protocol::chain;
@@ -45,6 +46,9 @@ pub struct RunConfig {
     pub jobs: usize,
     /// The address capture endpoints listen on; loopback unless configured.
     pub listen_ip: IpAddr,
+    /// The ids of the letters seen so far, shared by the run's scenarios: a letter replayed
+    /// into a capture without authentication is a finding ([`super::replay`]).
+    pub seen: Arc<Seen>,
 }
 
 impl RunConfig {
@@ -56,6 +60,7 @@ impl RunConfig {
             work_dir,
             jobs: 8,
             listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            seen: Arc::new(Seen::this_run_only()),
         }
     }
 

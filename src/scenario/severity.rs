@@ -56,6 +56,9 @@ impl Severity {
 pub enum FindingKind {
     MissingLetter,
     UnmatchedLetter,
+    // Issue 13: a letter on a capture without authentication of its own carrying an id
+    // already seen in an earlier run or scenario.
+    ReplayedLetter,
     WrongRecipient,
     LetterToDeceased,
     ReportReceived,

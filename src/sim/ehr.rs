@@ -442,12 +442,25 @@ pub struct Simulator {
     queue: VecDeque<Queued>,
     sent: Vec<SentRecord>,
     next_id: u64,
+    /// Eight random characters new for every simulator, in each letter's local id
+    /// (`SIM-<run>-000001`), so that no two runs or scenarios send a letter with one id: a
+    /// letter carrying an id seen before is a replayed one (issue 13).
+    run_token: String,
     stall_until: Option<Timestamp>,
     written_per_kind: BTreeMap<LetterKind, u32>,
     last_poll: Option<Timestamp>,
     /// Positions in `sent` by ITK3 bundle id and MESH message id, to match what comes back.
     by_bundle: HashMap<String, usize>,
     by_message: HashMap<String, usize>,
+}
+
+/// Eight characters of the alphabet lettergate's own local ids use, new every call.
+fn run_token() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    uuid::Uuid::new_v4().as_bytes()[..8]
+        .iter()
+        .map(|b| ALPHABET[usize::from(b % 32)] as char)
+        .collect()
 }
 
 impl Simulator {
@@ -464,6 +477,7 @@ impl Simulator {
             queue: VecDeque::new(),
             sent: Vec::new(),
             next_id: 1,
+            run_token: run_token(),
             stall_until: None,
             written_per_kind: BTreeMap::new(),
             last_poll: None,
@@ -618,7 +632,7 @@ impl Simulator {
         if let (Some(stall), None) = (faults.stall, self.stall_until) {
             self.stall_until = Some(ready_at.plus(stall));
         }
-        let local_id = format!("SIM-{:06}", self.next_id);
+        let local_id = format!("SIM-{}-{:06}", self.run_token, self.next_id);
         self.next_id += 1;
         self.queue.push_back(Queued {
             local_id,

@@ -91,10 +91,7 @@ impl Seen {
                 read_ids(&dir, &mut earlier);
             }
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(run_dir.join(IDS_FILE))?;
+        let file = crate::files::open_private(&run_dir.join(IDS_FILE), true)?;
         Ok(Seen {
             earlier,
             this_run: Mutex::new(HashMap::new()),
@@ -211,15 +208,15 @@ fn earlier_runs(runs: &Path, this: &Path) -> Vec<PathBuf> {
 /// skipped.
 fn read_ids(dir: &Path, into: &mut HashMap<String, Place>) {
     let path = dir.join(IDS_FILE);
-    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+    let Ok(file) = crate::files::open_regular(&path, crate::files::Links::Refuse) else {
         return;
     };
-    if !meta.is_file() || meta.len() > MAX_IDS_FILE {
+    if file
+        .metadata()
+        .map_or(true, |m| !m.is_file() || m.len() > MAX_IDS_FILE)
+    {
         return;
     }
-    let Ok(file) = std::fs::File::open(&path) else {
-        return;
-    };
     let run = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

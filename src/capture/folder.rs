@@ -234,10 +234,14 @@ impl Watcher {
     /// looks again).
     fn record(&self, name: &str, seen: Seen) -> std::io::Result<bool> {
         let path = self.dir.join(name);
-        let body = match std::fs::read(&path) {
+        // Only a regular file, opened without blocking: a FIFO or a link put in its place
+        // since the listing is not read.
+        let body = match crate::files::read_regular(&path, crate::files::Links::Refuse) {
             Ok(b) => b,
             // Renamed or removed since the listing: the next poll sees it as it is then.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            // No longer a regular file: never a letter, and not a reason to stop watching.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Ok(false),
             Err(e) => return Err(e),
         };
         if body.len() as u64 != seen.0 {
@@ -298,6 +302,37 @@ mod tests {
         assert!(metadata_if_present(&entry).unwrap().is_some());
         std::fs::rename(tmp.path().join("x.tmp"), tmp.path().join("x")).unwrap();
         assert!(metadata_if_present(&entry).unwrap().is_none());
+    }
+
+    /// A letter replaced by a FIFO (or a link) between the listing and the read is passed
+    /// over: before, the watcher blocked for ever opening the FIFO (issue 13, point 3).
+    #[cfg(unix)]
+    #[test]
+    fn a_file_replaced_by_a_fifo_since_the_listing_is_passed_over_not_waited_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("x.json");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let watcher = Watcher {
+            dir: tmp.path().to_path_buf(),
+            sink: sink(tmp.path()),
+            clock: Clock::virtual_at(Timestamp(0)),
+            last: HashMap::new(),
+            temps: HashSet::new(),
+            recorded: HashSet::new(),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                watcher
+                    .record("x.json", (0, None))
+                    .map_err(|e| e.to_string()),
+            );
+        });
+        let recorded = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("blocked on a FIFO");
+        assert_eq!(recorded, Ok(false));
     }
 
     #[tokio::test]

@@ -93,7 +93,7 @@ impl TlsOptions {
     /// settings (timeouts, proxies).
     pub fn client_builder(&self) -> Result<reqwest::ClientBuilder, TlsError> {
         let read = |path: &PathBuf| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
+            read_regular(path).map_err(|source| TlsError::Read {
                 path: path.clone(),
                 source,
             })
@@ -584,8 +584,54 @@ impl InboxMessage {
     }
 }
 
+/// Reads a certificate or key a target file names: a regular file only, opened without
+/// blocking, so a FIFO given as a certificate is refused rather than waited on. (The same rule
+/// as `lettergate::files::read_regular`, which this lowest layer cannot import.)
+fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK);
+    }
+    let mut f = o.open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_given_as_a_certificate_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ca.pem");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let tls = TlsOptions {
+            ca_bundle_pem: Some(fifo),
+            ..TlsOptions::default()
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(tls.client_builder().map(drop).map_err(|e| e.to_string()));
+        });
+        let built = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("blocked on a FIFO");
+        assert!(built.unwrap_err().starts_with("failed to read"));
+    }
+
     use super::*;
 
     #[test]

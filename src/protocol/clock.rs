@@ -14,6 +14,11 @@ use time::OffsetDateTime;
 pub struct Span(pub i64);
 
 impl Span {
+    /// The longest duration a file or option may give: ten years (3660d). Longer ones would
+    /// only make the simulator's clock tick for ever, and near `i64::MAX` seconds they
+    /// overflowed the arithmetic of deadlines ("late by -106751991167298d", issue 13).
+    pub const MAX: Span = Span::days(3660);
+
     pub const fn days(d: i64) -> Span {
         Span(d * 86_400)
     }
@@ -31,7 +36,7 @@ impl Span {
     /// assert_eq!(Span::parse("1d 2h").unwrap(), Span::hours(26));
     /// ```
     pub fn parse(text: &str) -> Result<Span, SpanError> {
-        let bad = || SpanError(text.to_string());
+        let bad = || SpanError::Invalid(text.to_string());
         let mut total = 0i64;
         let mut any = false;
         for part in text.split_whitespace() {
@@ -48,7 +53,8 @@ impl Span {
             total = n
                 .checked_mul(mult)
                 .and_then(|v| v.checked_add(total))
-                .ok_or_else(bad)?;
+                .filter(|v| *v <= Span::MAX.0)
+                .ok_or_else(|| SpanError::TooLong(text.to_string()))?;
             any = true;
         }
         if any {
@@ -91,15 +97,23 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
-/// A text that is not a duration.
+/// A text that is not a duration, or one longer than [`Span::MAX`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{0}`: expected a number and a unit (d, h, m, s), such as `7d`, `24h` or `1d 2h`")]
-pub struct SpanError(pub String);
+pub enum SpanError {
+    #[error("invalid duration `{0}`: expected a number and a unit (d, h, m, s), such as `7d`, `24h` or `1d 2h`")]
+    Invalid(String),
+    #[error("duration `{0}` is longer than 3660d (ten years), the longest lettergate accepts: give a shorter one")]
+    TooLong(String),
+}
 
-/// A text that is not an RFC 3339 time.
+/// A text that is not an RFC 3339 time, or one outside the years 1970 to 9999.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid time `{0}`: expected RFC 3339 such as `2025-03-03T09:30:00Z`")]
-pub struct TimestampError(pub String);
+pub enum TimestampError {
+    #[error("invalid time `{0}`: expected RFC 3339 such as `2025-03-03T09:30:00Z`")]
+    Invalid(String),
+    #[error("time `{0}` is outside 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, the times lettergate keeps: give a time in that range")]
+    OutOfRange(String),
+}
 
 /// A point in (possibly virtual) time, in whole seconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -110,7 +124,7 @@ impl Timestamp {
     pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
         OffsetDateTime::parse(text, &Rfc3339)
             .map(|t| Timestamp(t.unix_timestamp()))
-            .map_err(|_| TimestampError(text.to_string()))
+            .map_err(|_| TimestampError::Invalid(text.to_string()))
     }
 
     pub fn now() -> Timestamp {
@@ -127,12 +141,29 @@ impl Timestamp {
             .unwrap_or_else(|_| self.0.to_string())
     }
 
+    /// The earliest time a file may give: lettergate keeps times as seconds since 1970.
+    pub const MIN: Timestamp = Timestamp(0);
+    /// The latest: `9999-12-31T23:59:59Z`, the last time RFC 3339 can write.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799);
+
+    /// Parses RFC 3339 as [`Timestamp::parse`] does, and refuses a time outside
+    /// [`Timestamp::MIN`] to [`Timestamp::MAX`]: what files and requests give is read so.
+    pub fn parse_in_range(text: &str) -> Result<Timestamp, TimestampError> {
+        let t = Timestamp::parse(text)?;
+        if (Timestamp::MIN..=Timestamp::MAX).contains(&t) {
+            Ok(t)
+        } else {
+            Err(TimestampError::OutOfRange(text.to_string()))
+        }
+    }
+
+    /// Saturating, so that no duration can wrap a time round (the loaders keep both in range).
     pub fn plus(self, span: Span) -> Timestamp {
-        Timestamp(self.0 + span.0)
+        Timestamp(self.0.saturating_add(span.0))
     }
 
     pub fn since(self, earlier: Timestamp) -> Span {
-        Span(self.0 - earlier.0)
+        Span(self.0.saturating_sub(earlier.0))
     }
 }
 
@@ -150,7 +181,7 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::protocol::de::parse_scalar(d, "an RFC 3339 time", Timestamp::parse)
+        crate::protocol::de::parse_scalar(d, "an RFC 3339 time", Timestamp::parse_in_range)
     }
 }
 
@@ -269,6 +300,47 @@ mod tests {
             assert_eq!(s.to_string(), shown, "{text}");
         }
         assert_eq!(Span(-3600).to_string(), "-1h");
+    }
+
+    #[test]
+    fn durations_longer_than_ten_years_are_refused_not_overflowed() {
+        assert_eq!(Span::parse("3660d"), Ok(Span::MAX));
+        for long in [
+            "3661d",
+            "3660d 1s",
+            "106751991167298d",
+            "99999999999999999999d",
+        ] {
+            assert!(Span::parse(long).is_err(), "{long}");
+        }
+        assert_eq!(
+            Span::parse("106751991167298d").unwrap_err().to_string(),
+            "duration `106751991167298d` is longer than 3660d (ten years), the longest lettergate accepts: give a shorter one"
+        );
+        // Arithmetic saturates rather than wrapping round.
+        assert_eq!(Timestamp(i64::MAX).plus(Span(1)), Timestamp(i64::MAX));
+        assert_eq!(Timestamp(i64::MIN).since(Timestamp(1)), Span(i64::MIN));
+    }
+
+    #[test]
+    fn times_files_give_are_between_1970_and_9999() {
+        for ok in ["1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            assert!(Timestamp::parse_in_range(ok).is_ok(), "{ok}");
+        }
+        for out in [
+            "1969-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59-01:00",
+        ] {
+            assert!(
+                matches!(
+                    Timestamp::parse_in_range(out),
+                    Err(TimestampError::OutOfRange(_))
+                ),
+                "{out}"
+            );
+        }
+        assert!(Timestamp::parse("1969-12-31T23:59:59Z").is_ok());
     }
 
     #[test]

@@ -307,6 +307,14 @@ pub enum EventError {
     SecondSignerOnOther,
     #[error("`{event}` for `{patient}` comes before any `outpatient_attendance` of theirs: add the attendance first")]
     LetterBeforeAttendance { event: EventKind, patient: String },
+    #[error("this event comes after 9999-12-31T23:59:59Z, the latest time lettergate keeps: give it an earlier time")]
+    AfterTheLastTime,
+    #[error("this event at {at} is {span} after the scenario's start ({start}); a timeline spans at most 3660d (ten years): move it closer, or split the timeline into scenarios")]
+    TooFarFromStart {
+        at: Timestamp,
+        start: Timestamp,
+        span: Span,
+    },
 }
 
 impl Check for RawEvent {
@@ -323,6 +331,15 @@ impl Check for RawEvent {
                 _ => return Err(EventError::NoTime),
             },
         };
+        if at > Timestamp::MAX {
+            return Err(EventError::AfterTheLastTime);
+        }
+        if let Some(start) = start {
+            let span = at.since(start);
+            if span > Span::MAX {
+                return Err(EventError::TooFarFromStart { at, start, span });
+            }
+        }
         if let Some(prev) = now {
             if at < prev {
                 return Err(EventError::OutOfOrder { at, prev });
@@ -390,6 +407,10 @@ impl<'de> Deserialize<'de> for RawRecipient {
     }
 }
 
+/// The largest `count:` of an expectation. Each expected letter is a row of the
+/// reconciliation; `count: 4294967295` validated and then spun (issue 13).
+pub const MAX_COUNT: u32 = 1000;
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExpectation {
@@ -418,6 +439,8 @@ pub enum ExpectationError {
     NotBusinessAck(Itk3Response),
     #[error("ITK3 acknowledgements come from GP practices; a patient_copy has none")]
     AcksForPatientCopy,
+    #[error("`count: {0}` is more than 1000, the most letters of one kind lettergate expects for one patient: give a count up to 1000")]
+    CountTooLarge(u32),
 }
 
 impl Check for RawExpectation {
@@ -439,6 +462,9 @@ impl Check for RawExpectation {
             if !Itk3Response::BUSINESS.contains(&code) {
                 return Err(ExpectationError::NotBusinessAck(code));
             }
+        }
+        if let Some(n) = self.count.filter(|n| *n > MAX_COUNT) {
+            return Err(ExpectationError::CountTooLarge(n));
         }
         let wants_acks = self.business_ack.is_some() || self.acknowledged == Some(true);
         if wants_acks && !self.letter.goes_to_practice() {

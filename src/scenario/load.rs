@@ -609,12 +609,29 @@ fn merge_local(
         .at(text, line, col)
         .with_help(Some(format!("rename it, or use the included `{name}`")))
     };
+    let mine: Vec<String> = practices.keys().cloned().collect();
     for (key, Checked(p)) in practices {
         if fixtures.practices.contains_key(&key) {
             return Err(clash("practice", &key));
         }
+        if let Some(other) = fixtures.practices.values().find(|o| o.ods == p.ods) {
+            let (line, col) = locate(text, &format!("{key}:")).unwrap_or((1, 1));
+            return Err(Diagnostic::new(
+                path,
+                format!(
+                    "practice `{key}` has the same ODS code {} as practice `{}`",
+                    p.ods, other.key
+                ),
+            )
+            .at(text, line, col)
+            .with_help(Some(format!(
+                "each practice has an ODS code of its own: correct one of them, or, if `{key}` is now a branch of `{}`, give it its old code and `merged_into: {}`",
+                other.key, other.key
+            ))));
+        }
         fixtures.practices.insert(key.clone(), practice(key, p));
     }
+    check_merges(path, text, fixtures, &mine)?;
     for (key, Checked(p)) in patients {
         if fixtures.patients.contains_key(&key) {
             return Err(clash("patient", &key));
@@ -643,6 +660,63 @@ fn merge_local(
         fixtures.patients.insert(key, patient);
     }
     Ok(())
+}
+
+/// No practice of this file (`mine`) merged, through others, into itself: letters for it
+/// would have nowhere to go. Checked when the file's practices join those it can see, so a
+/// cycle is found in the file whose practice closes it.
+fn check_merges(
+    path: &Path,
+    text: &str,
+    fixtures: &Fixtures,
+    mine: &[String],
+) -> Result<(), Diagnostic> {
+    for key in mine {
+        let mut chain = vec![key.clone()];
+        let mut at = key;
+        while let Some(Practice {
+            status: PracticeStatus::MergedInto(next),
+            ..
+        }) = fixtures.practices.get(at)
+        {
+            if next == key {
+                chain.push(next.clone());
+                let (line, col) = locate(text, &format!("{key}:"))
+                    .and_then(|(l, _)| locate_from(text, l, "merged_into"))
+                    .unwrap_or((1, 1));
+                return Err(Diagnostic::new(
+                    path,
+                    format!(
+                        "practice `{key}` is merged into itself: {}",
+                        chain
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(" -> ")
+                    ),
+                )
+                .at(text, line, col)
+                .with_help(Some(
+                    "a merge ends at an open practice: remove one `merged_into:` of the cycle"
+                        .into(),
+                )));
+            }
+            if chain.contains(next) {
+                break; // a cycle that does not pass through `key`: found from one of its own
+            }
+            chain.push(next.clone());
+            at = next;
+        }
+    }
+    Ok(())
+}
+
+/// The line and column of the first `needle` at or after line `from` (1-based).
+fn locate_from(text: &str, from: usize, needle: &str) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
 }
 
 /// A practice as written, with its default mailbox (`{ods}HC001`) and route (MESH).
@@ -721,6 +795,22 @@ fn build(
         index: Default::default(),
     };
     scenario.reindex();
+    if scenario.end().plus(scenario.observe_for) > Timestamp::MAX {
+        let (line, col) = ["observe_for:", "population:", "timeline:"]
+            .iter()
+            .find_map(|k| locate(text, k))
+            .unwrap_or((1, 1));
+        return Err(Diagnostic::new(
+            path,
+            format!(
+                "letters would be observed until after 9999-12-31T23:59:59Z, the latest time lettergate keeps: the timeline ends {} and `observe_for` is {}",
+                scenario.end(),
+                scenario.observe_for
+            ),
+        )
+        .at(text, line, col)
+        .with_help(Some("move the timeline earlier, or shorten `observe_for`".into())));
+    }
     resolve_routes(&mut scenario, &given);
     check_expectations(path, text, &scenario)?;
     Ok(scenario)

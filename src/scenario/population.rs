@@ -66,8 +66,22 @@ pub enum PopulationError {
     #[error("`patients:` must be between 1 and 800000")]
     Patients,
     #[error("{deaths} deaths need at least {} patients: each death is a patient of its own", .deaths * 2)]
-    TooFewForDeaths { deaths: u32 },
+    TooFewForDeaths { deaths: u64 },
+    #[error("`daily: {{{kind}: {count}}}` is more than {MAX_DAILY}, the most events of one kind a day: give at most {MAX_DAILY}")]
+    TooManyDaily { kind: &'static str, count: u32 },
+    #[error("the population calls for {letters} letters; at most {MAX_LETTERS} are generated: fewer days or events a day")]
+    TooManyLetters { letters: u64 },
 }
+
+/// The most patients a population generates.
+pub const MAX_PATIENTS: u32 = 800_000;
+/// The most days a population runs.
+pub const MAX_DAYS: u32 = 366;
+/// The most events of one kind a day.
+pub const MAX_DAILY: u32 = 100_000;
+/// The most letters a population calls for: each is an expectation, a letter the simulator
+/// sends and a row of the snapshot's reconciliation.
+pub const MAX_LETTERS: u64 = 2_000_000;
 
 impl Check for RawPopulation {
     type Error = PopulationError;
@@ -76,15 +90,37 @@ impl Check for RawPopulation {
         if self.practices.is_empty() {
             return Err(PopulationError::NoPractice);
         }
-        if self.days == 0 || self.days > 366 {
+        if self.days == 0 || self.days > MAX_DAYS {
             return Err(PopulationError::Days);
         }
-        if self.patients == 0 || self.patients > 800_000 {
+        if self.patients == 0 || self.patients > MAX_PATIENTS {
             return Err(PopulationError::Patients);
         }
-        let deaths = self.daily.death * self.days;
-        if deaths * 2 > self.patients {
+        let d = &self.daily;
+        for (kind, count) in [
+            ("outpatient_attendance", d.outpatient_attendance),
+            ("discharge", d.discharge),
+            ("emergency_discharge", d.emergency_discharge),
+            ("death", d.death),
+        ] {
+            if count > MAX_DAILY {
+                return Err(PopulationError::TooManyDaily { kind, count });
+            }
+        }
+        // In u64: the products of u32 counts overflowed u32 and then indexed out of bounds.
+        let days = u64::from(self.days);
+        let deaths = u64::from(d.death) * days;
+        if deaths * 2 > u64::from(self.patients) {
             return Err(PopulationError::TooFewForDeaths { deaths });
+        }
+        // An attendance calls for the clinic letter and the patient's copy.
+        let per_day = 2 * u64::from(d.outpatient_attendance)
+            + u64::from(d.discharge)
+            + u64::from(d.emergency_discharge)
+            + u64::from(d.death);
+        let letters = per_day * days;
+        if letters > MAX_LETTERS {
+            return Err(PopulationError::TooManyLetters { letters });
         }
         Ok(self)
     }
@@ -106,7 +142,7 @@ impl RawPopulation {
     pub fn generate(&self, start: Timestamp) -> Generated {
         let (patients, keys) = self.patients();
         // The last patients are kept for deaths, so nobody who died has other events.
-        let deaths_total = (self.daily.death * self.days) as usize;
+        let deaths_total = (u64::from(self.daily.death) * u64::from(self.days)) as usize;
         let living = keys.len() - deaths_total;
         let mut t = Timeline {
             rng: StdRng::seed_from_u64(self.seed),

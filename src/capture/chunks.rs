@@ -7,7 +7,7 @@
 //! recorded once, when the last chunk arrives. A message whose chunks never all arrive is
 //! handed back by [`Assemblies::drain_incomplete`] so that it too is recorded, as refused.
 
-use crate::protocol::mesh::client::gunzip;
+use crate::protocol::limits::{gunzip_capped, show_size, Limits};
 use std::collections::HashMap;
 
 /// Why a chunk, or a message's chunking, is refused. The text is the refusal recorded with
@@ -19,6 +19,9 @@ pub enum ChunkError {
     // The cause is part of the text a sender and a report read, so it is not also a source.
     #[error("the gzip body cannot be decompressed: {0}")]
     Gzip(std::io::Error),
+    /// Too large once decompressed, or put together: the reason says which cap.
+    #[error("the message is {0}")]
+    TooLarge(String),
     #[error("Content-Encoding `{0}` is not supported (only gzip)")]
     Encoding(String),
     #[error("no chunked message `{message_id}` is under way from mailbox {mailbox}")]
@@ -65,11 +68,20 @@ pub fn parse_range(header: Option<&str>) -> Result<ChunkRange, ChunkError> {
 }
 
 /// A chunk's body as sent: un-gzipped for `Content-Encoding: gzip`, unchanged without one.
-pub fn decode(content_encoding: Option<&str>, body: &[u8]) -> Result<Vec<u8>, ChunkError> {
+/// The inflater stops at the message cap and the compression ratio of `limits`.
+pub fn decode(
+    content_encoding: Option<&str>,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Vec<u8>, ChunkError> {
+    use crate::protocol::limits::CapError;
     match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
         None => Ok(body.to_vec()),
         Some(e) if e.is_empty() || e == "identity" => Ok(body.to_vec()),
-        Some(e) if e == "gzip" => gunzip(body).map_err(ChunkError::Gzip),
+        Some(e) if e == "gzip" => gunzip_capped(body, limits).map_err(|e| match e.error {
+            CapError::Io(io) => ChunkError::Gzip(io),
+            other => ChunkError::TooLarge(format!("refused as a gzip bomb: {other}")),
+        }),
         Some(e) => Err(ChunkError::Encoding(e)),
     }
 }
@@ -128,7 +140,8 @@ impl Assemblies {
     /// Adds chunk `path_n` (the `{n}` of the path) with its `mex-Chunk-Range` and decoded
     /// body. Returns the whole message when this was its last chunk, `None` while more are
     /// to come, or why the chunk is refused (the message stays open, so the right chunk
-    /// can still be sent).
+    /// can still be sent). A chunk that would make the message longer than `max_message` is
+    /// refused.
     pub fn add(
         &mut self,
         mailbox: &str,
@@ -136,6 +149,7 @@ impl Assemblies {
         path_n: &str,
         range: Option<&str>,
         chunk: Vec<u8>,
+        max_message: u64,
     ) -> Result<Option<Assembly>, ChunkError> {
         let Some(open) = self
             .open
@@ -166,6 +180,13 @@ impl Assemblies {
                 message_id: message_id.to_string(),
                 expected,
             });
+        }
+        if (open.body.len() + chunk.len()) as u64 > max_message {
+            return Err(ChunkError::TooLarge(format!(
+                "larger than {} with chunk {n} of {} (LETTERGATE_MAX_MESSAGE)",
+                show_size(max_message),
+                open.total
+            )));
         }
         open.received = n;
         open.body.extend(chunk);
@@ -212,11 +233,26 @@ mod tests {
 
     #[test]
     fn gzip_chunks_are_decoded_and_unknown_encodings_refused() {
-        assert_eq!(decode(Some("gzip"), &gzip(b"abc")).unwrap(), b"abc");
-        assert_eq!(decode(Some("GZIP"), &gzip(b"abc")).unwrap(), b"abc");
-        assert_eq!(decode(None, b"abc").unwrap(), b"abc");
-        assert!(decode(Some("gzip"), b"abc").is_err());
-        assert!(decode(Some("br"), b"abc").is_err());
+        let l = Limits::default();
+        assert_eq!(decode(Some("gzip"), &gzip(b"abc"), &l).unwrap(), b"abc");
+        assert_eq!(decode(Some("GZIP"), &gzip(b"abc"), &l).unwrap(), b"abc");
+        assert_eq!(decode(None, b"abc", &l).unwrap(), b"abc");
+        assert!(decode(Some("gzip"), b"abc", &l).is_err());
+        assert!(decode(Some("br"), b"abc", &l).is_err());
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_as_too_large_and_a_message_may_not_grow_past_the_cap() {
+        let bomb = gzip(&vec![0u8; 1024 * 1024]).repeat(64);
+        let e = decode(Some("gzip"), &bomb, &Limits::default()).unwrap_err();
+        assert!(matches!(e, ChunkError::TooLarge(_)), "{e}");
+        assert!(e.to_string().contains("gzip bomb"), "{e}");
+        let mut a = Assemblies::default();
+        a.start("M3", first(), 3, vec![0; 600]);
+        let e = a
+            .add("RXXHC001", "M3", "2", Some("2:3"), vec![0; 600], 1000)
+            .unwrap_err();
+        assert!(e.to_string().contains("LETTERGATE_MAX_MESSAGE"), "{e}");
     }
 
     #[test]
@@ -224,13 +260,20 @@ mod tests {
         let mut a = Assemblies::default();
         a.start("M1", first(), 3, b"one ".to_vec());
         let add = |a: &mut Assemblies, n: &str, range: &str, body: &[u8]| {
-            a.add("RXXHC001", "M1", n, Some(range), body.to_vec())
+            a.add("RXXHC001", "M1", n, Some(range), body.to_vec(), u64::MAX)
         };
         let early = add(&mut a, "3", "3:3", b"three").unwrap_err().to_string();
         assert!(early.contains("out of order"), "{early}");
         assert!(add(&mut a, "2", "2:4", b"two ").is_err());
         assert!(a
-            .add("X26HC005", "M1", "2", Some("2:3"), b"two ".to_vec())
+            .add(
+                "X26HC005",
+                "M1",
+                "2",
+                Some("2:3"),
+                b"two ".to_vec(),
+                u64::MAX
+            )
             .is_err());
         assert!(add(&mut a, "2", "2:3", b"two ").unwrap().is_none());
         let whole = add(&mut a, "3", "3:3", b"three").unwrap().unwrap();

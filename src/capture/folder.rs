@@ -7,6 +7,8 @@
 //!   it was renamed into place: the previous poll saw `<name>.tmp` and this one sees `<name>`.
 //!   Temporary files (`*.tmp`) and dotfiles are never recorded.
 //! - A file is recorded again only when it changes: it is known by name, size and mtime.
+//! - A file larger than the message cap (`LETTERGATE_MAX_MESSAGE`) is recorded as refused,
+//!   without being read: a 2 GiB file costs no more memory than a small one.
 //! - Arrival is the file's modification time, the filesystem's own record of when it landed.
 //!   The simulator stamps the files it drops with its virtual clock, so deadlines are checked
 //!   on the scenario's clock however late the poll comes. The capture clock is used only for a
@@ -21,6 +23,7 @@ use super::sink::{LogSink, SinkError};
 use super::store::CapturedLetter;
 use crate::protocol::clock::{Clock, Timestamp};
 use crate::protocol::letter::Transport;
+use crate::protocol::limits::{read_open_file_capped, CapError, Limits};
 use crate::protocol::read::parse_letter;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -122,6 +125,7 @@ struct Watcher {
     last: HashMap<String, Seen>,
     temps: HashSet<String>,
     recorded: HashSet<(String, Seen)>,
+    limits: Limits,
 }
 
 impl FolderCapture {
@@ -154,6 +158,7 @@ impl FolderCapture {
             last: HashMap::new(),
             temps: HashSet::new(),
             recorded: known.0,
+            limits: Limits::current(),
         };
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -236,17 +241,24 @@ impl Watcher {
         let path = self.dir.join(name);
         // Only a regular file, opened without blocking: a FIFO or a link put in its place
         // since the listing is not read.
-        let body = match crate::files::read_regular(&path, crate::files::Links::Refuse) {
-            Ok(b) => b,
+        let file = match crate::files::open_regular(&path, crate::files::Links::Refuse) {
+            Ok(f) => f,
             // Renamed or removed since the listing: the next poll sees it as it is then.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             // No longer a regular file: never a letter, and not a reason to stop watching.
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Ok(false),
             Err(e) => return Err(e),
         };
-        if body.len() as u64 != seen.0 {
-            return Ok(false);
-        }
+        // No larger than the message cap, and not read at all when it is larger.
+        let (body, refusal) = match read_open_file_capped(file, &self.limits) {
+            Ok(b) if b.len() as u64 != seen.0 => return Ok(false),
+            Ok(b) => (b, None),
+            Err(CapError::Io(e)) => return Err(e),
+            Err(too_large) => (
+                Vec::new(),
+                Some(format!("the file is {too_large}; it was not read")),
+            ),
+        };
         let facts = parse_letter(Transport::Folder, &body);
         let received_at = seen
             .1
@@ -256,7 +268,8 @@ impl Watcher {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned());
         let mut letter = CapturedLetter {
-            status: 200,
+            status: if refusal.is_some() { 413 } else { 200 },
+            refusal,
             ..CapturedLetter::received(
                 Transport::Folder,
                 received_at,
@@ -290,6 +303,42 @@ mod tests {
     /// A file renamed or removed between the folder's listing and the look at it (a writer's
     /// `x.tmp` renamed to `x`) is passed over, not a failure of the watch: before, a scenario
     /// on the folder route failed now and then as a harness error under load.
+    #[test]
+    fn a_file_over_the_message_cap_is_recorded_as_refused_without_being_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let drop = tmp.path().join("drop");
+        std::fs::create_dir_all(&drop).unwrap();
+        // Sparse: 3 GiB on paper, nothing on disk.
+        std::fs::File::create(drop.join("huge.json"))
+            .unwrap()
+            .set_len(3 * 1024 * 1024 * 1024)
+            .unwrap();
+        std::fs::write(drop.join("small.json"), "{}").unwrap();
+        let s = sink(tmp.path());
+        let mut w = Watcher {
+            dir: drop.clone(),
+            sink: s.clone(),
+            clock: Clock::virtual_at(Timestamp(0)),
+            last: HashMap::new(),
+            temps: HashSet::new(),
+            recorded: HashSet::new(),
+            limits: Limits::default(),
+        };
+        w.poll().unwrap();
+        w.poll().unwrap();
+        let log = s.close().unwrap();
+        assert_eq!(log.letters.len(), 2);
+        let huge = log
+            .letters
+            .iter()
+            .find(|l| l.route == "FOLDER huge.json")
+            .unwrap();
+        assert_eq!(huge.status, 413);
+        let why = huge.refusal.clone().unwrap();
+        assert!(why.contains("LETTERGATE_MAX_MESSAGE"), "{why}");
+        assert_eq!(huge.body_bytes, 0);
+    }
+
     #[test]
     fn a_file_gone_since_the_listing_is_passed_over_not_a_failure() {
         let tmp = tempfile::tempdir().unwrap();
@@ -445,6 +494,7 @@ mod tests {
             last: HashMap::new(),
             temps: HashSet::new(),
             recorded: HashSet::new(),
+            limits: Limits::default(),
         };
         std::fs::write(drop.join("x.json"), "12").unwrap();
         w.poll().unwrap();

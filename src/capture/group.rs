@@ -26,6 +26,7 @@ use super::store::{CaptureLog, CapturedLetter};
 use super::{FolderCapture, MllpCapture};
 use crate::protocol::clock::Clock;
 use crate::protocol::itk3::Itk3Response;
+use crate::protocol::limits::Limits;
 use crate::protocol::mesh::client::{MeshClient, MeshConfig, OutboundMessage, SendOutcome};
 use crate::scenario::Scenario;
 use std::collections::{BTreeMap, BTreeSet};
@@ -435,6 +436,7 @@ async fn start_mesh(m: MeshPlan, dir: &Path, clock: Clock) -> Result<(CaptureSer
             dir: dir.to_path_buf(),
             monitored: m.monitored,
             gp: m.gp,
+            limits: Limits::current(),
         },
         m.directory,
         clock,
@@ -461,6 +463,7 @@ async fn start_http(listen: SocketAddr, dir: &Path, clock: Clock) -> Result<Capt
             dir: dir.join("http"),
             monitored: Default::default(),
             gp: None,
+            limits: Limits::current(),
         },
         clock,
     )

@@ -22,10 +22,12 @@ use crate::protocol::clock::{Clock, Timestamp};
 use crate::protocol::ids::NhsNumber;
 use crate::protocol::itk3::{self, Itk3Response};
 use crate::protocol::letter::Transport;
+use crate::protocol::limits::{show_size, Limits};
+use crate::protocol::listen::HttpServer;
 use crate::protocol::mesh::auth::{AuthError, Token};
 use crate::protocol::mesh::{MeshErrorCode, API_ROOT};
 use crate::protocol::read::parse_letter;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +40,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
 
 /// What the endpoint accepts.
 #[derive(Clone, Debug)]
@@ -55,6 +56,8 @@ pub struct CaptureConfig {
     /// The synthetic GP receiver that acknowledges collected letters; `None` sends no
     /// acknowledgements.
     pub gp: Option<GpReceiver>,
+    /// Caps on bodies and messages, timeouts, the connection limit and the NHSMESH clock skew.
+    pub limits: Limits,
 }
 
 /// Decides the ITK3 business response a practice gives: given the receiving mailbox, the
@@ -92,8 +95,7 @@ struct Shared {
 pub struct CaptureServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: HttpServer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,7 @@ pub enum CaptureError {
 
 /// The MESH API under [`API_ROOT`]; any other path is an HTTP capture.
 fn routes(shared: Arc<Shared>) -> Router {
+    let max_body = usize::try_from(shared.config.limits.max_body).unwrap_or(usize::MAX);
     Router::new()
         .route(&format!("{API_ROOT}/{{mailbox}}"), post(handshake))
         .route(&format!("{API_ROOT}/{{mailbox}}/outbox"), post(send))
@@ -139,7 +142,7 @@ fn routes(shared: Arc<Shared>) -> Router {
             put(acknowledge),
         )
         .fallback(http_capture)
-        .layer(DefaultBodyLimit::max(100 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(shared)
 }
 
@@ -176,10 +179,8 @@ impl CaptureServer {
                 addr: config.listen,
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| CaptureError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let listen = config.listen;
+        let limits = config.limits.clone();
         let shared = Arc::new(Shared {
             config,
             clock,
@@ -192,19 +193,15 @@ impl CaptureServer {
             directory,
         });
         let app = routes(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let server =
+            HttpServer::start(listener, app, limits).map_err(|source| CaptureError::Bind {
+                addr: listen,
+                source,
+            })?;
         Ok(CaptureServer {
-            addr,
+            addr: server.local_addr(),
             shared,
-            stop: Some(tx),
-            task,
+            server,
         })
     }
 
@@ -223,12 +220,12 @@ impl CaptureServer {
         self.shared.sink.clone()
     }
 
-    /// Stops the endpoint, waits for requests under way, and returns what it captured.
-    pub async fn finish(mut self) -> Result<CaptureLog, CaptureError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+    /// Stops the endpoint, waits for requests under way (at most the shutdown deadline), and
+    /// returns what it captured.
+    pub async fn finish(self) -> Result<CaptureLog, CaptureError> {
+        if !self.server.shutdown().await {
+            return Err(CaptureError::Crashed);
         }
-        (&mut self.task).await.map_err(|_| CaptureError::Crashed)?;
         self.shared.record_incomplete();
         self.shared.make_due_reports();
         // Connection tasks may still hold the shared state for a moment after shutdown, so the
@@ -252,7 +249,8 @@ impl Shared {
         format!("{stamp}_{:06X}", n & 0xFF_FFFF)
     }
 
-    /// Checks the token against the path's mailbox, its password and earlier nonces.
+    /// Checks the token against the path's mailbox, its password, the clock (within the
+    /// skew) and earlier nonces.
     fn authorise(&self, headers: &HeaderMap, mailbox: &str) -> Result<(), AuthError> {
         let token = Token::parse(header(headers, "authorization").as_deref())?;
         if token.mailbox != mailbox {
@@ -264,6 +262,10 @@ impl Shared {
             .get(mailbox)
             .ok_or_else(|| AuthError::UnknownMailbox(mailbox.to_string()))?;
         token.verify(&self.config.shared_key, password)?;
+        token.check_time(
+            time::OffsetDateTime::now_utc(),
+            self.config.limits.mesh_clock_skew,
+        )?;
         let fresh = self
             .nonces
             .lock()
@@ -402,6 +404,12 @@ enum Refused {
     Chunk(#[from] ChunkError),
     #[error("the chunk store is unusable")]
     ChunkStore,
+    #[error("the body is {0}")]
+    BodyTooLarge(String),
+    #[error("the body could not be read: {0}")]
+    Body(String),
+    #[error("{0}")]
+    BodyTimeout(String),
 }
 
 impl Refused {
@@ -413,6 +421,11 @@ impl Refused {
                 StatusCode::BAD_REQUEST
             }
             Refused::ChunkStore => StatusCode::INTERNAL_SERVER_ERROR,
+            Refused::BodyTooLarge(_) | Refused::Chunk(ChunkError::TooLarge(_)) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Refused::Body(_) => StatusCode::BAD_REQUEST,
+            Refused::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Refused::Unregistered(_) | Refused::NotFirstChunk(_) | Refused::Chunk(_) => {
                 StatusCode::EXPECTATION_FAILED
             }
@@ -528,7 +541,7 @@ async fn send(
     State(s): State<Arc<Shared>>,
     Path(mailbox): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let received_at = s.clock.now();
     let first = FirstChunk {
@@ -538,9 +551,16 @@ async fn send(
         local_id: header(&headers, "mex-localid"),
         mex_headers: mex_headers(&headers),
     };
-    let auth = s.authorise(&headers, &mailbox);
-    let auth_valid = auth.is_ok();
-    match s.check_send(auth, &first, &headers, &body) {
+    // Authenticate before reading a byte of the body: a request MESH would refuse costs no
+    // more than its headers.
+    if let Err(e) = s.authorise(&headers, &mailbox) {
+        return s.refuse(&first, received_at, Refused::Auth(e), false, None);
+    }
+    let body = match read_body(body, s.config.limits.max_body).await {
+        Ok(body) => body,
+        Err(refused) => return s.refuse(&first, received_at, refused, true, None),
+    };
+    match s.check_send(&first, &headers, &body) {
         Ok((range, chunk)) => {
             let message_id = s.message_id();
             if range.total > 1 {
@@ -561,7 +581,7 @@ async fn send(
             }
             accepted(&message_id)
         }
-        Err(refused) => s.refuse(&first, received_at, refused, auth_valid, &body),
+        Err(refused) => s.refuse(&first, received_at, refused, true, Some(&body)),
     }
 }
 
@@ -572,7 +592,7 @@ async fn send_chunk(
     State(s): State<Arc<Shared>>,
     Path((mailbox, message_id, n)): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let received_at = s.clock.now();
     let known = s
@@ -588,14 +608,19 @@ async fn send_chunk(
         mex_headers: vec![],
     });
     first.mex_headers = mex_headers(&headers);
-    let auth = s.authorise(&headers, &mailbox);
-    let auth_valid = auth.is_ok();
+    if let Err(e) = s.authorise(&headers, &mailbox) {
+        return s.refuse(&first, received_at, Refused::Auth(e), false, None);
+    }
+    let body = match read_body(body, s.config.limits.max_body).await {
+        Ok(body) => body,
+        Err(refused) => return s.refuse(&first, received_at, refused, true, None),
+    };
     let chunk = Chunk {
         mailbox: &mailbox,
         message_id: &message_id,
         n: &n,
     };
-    match s.add_chunk(auth, chunk, &headers, &body) {
+    match s.add_chunk(chunk, &headers, &body) {
         Ok(None) => accepted(&message_id),
         Ok(Some(whole)) => {
             let id = whole.message_id.clone();
@@ -610,8 +635,34 @@ async fn send_chunk(
             );
             accepted(&id)
         }
-        Err(refused) => s.refuse(&first, received_at, refused, auth_valid, &body),
+        Err(refused) => s.refuse(&first, received_at, refused, true, Some(&body)),
     }
+}
+
+/// Reads a request body of at most `cap` bytes (`LETTERGATE_MAX_BODY`); one that is larger,
+/// or that does not arrive within the body deadline, is refused where it stands.
+async fn read_body(body: Body, cap: u64) -> Result<Vec<u8>, Refused> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| {
+            let why = crate::protocol::chain(&e);
+            if crate::protocol::listen::BodyTimeout::caused(&e) {
+                Refused::BodyTimeout(why)
+            } else {
+                Refused::Body(why)
+            }
+        })?;
+        if (out.len() + piece.len()) as u64 > cap {
+            return Err(Refused::BodyTooLarge(format!(
+                "larger than {} (LETTERGATE_MAX_BODY)",
+                show_size(cap)
+            )));
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(out)
 }
 
 /// Which chunk a `POST /{mailbox}/outbox/{message_id}/{n}` sends.
@@ -626,12 +677,10 @@ impl Shared {
     /// first chunk, and decodable; its chunk range and decoded body when it can.
     fn check_send(
         &self,
-        auth: Result<(), AuthError>,
         first: &FirstChunk,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(ChunkRange, Vec<u8>), Refused> {
-        auth.map_err(Refused::Auth)?;
         let (Some(to), Some(_)) = (&first.to, &first.workflow) else {
             return Err(Refused::MissingHeaders);
         };
@@ -642,22 +691,22 @@ impl Shared {
         if range.n != 1 {
             return Err(Refused::NotFirstChunk(range));
         }
+        let encoding = header(headers, "content-encoding");
         Ok((
             range,
-            decode(header(headers, "content-encoding").as_deref(), body)?,
+            decode(encoding.as_deref(), body, &self.config.limits)?,
         ))
     }
 
     /// Adds a later chunk to its message; the whole message when it was the last.
     fn add_chunk(
         &self,
-        auth: Result<(), AuthError>,
         chunk: Chunk,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Option<super::chunks::Assembly>, Refused> {
-        auth.map_err(Refused::Auth)?;
-        let decoded = decode(header(headers, "content-encoding").as_deref(), body)?;
+        let encoding = header(headers, "content-encoding");
+        let decoded = decode(encoding.as_deref(), body, &self.config.limits)?;
         let range = header(headers, "mex-chunk-range");
         let mut c = self.chunks.lock().map_err(|_| Refused::ChunkStore)?;
         Ok(c.add(
@@ -666,21 +715,27 @@ impl Shared {
             chunk.n,
             range.as_deref(),
             decoded,
+            self.config.limits.max_message,
         )?)
     }
 
-    /// Records a refused request with its reason, and answers as MESH does.
+    /// Records a refused request with its reason, and answers as MESH does. `body` is `None`
+    /// when the body was not read (refused before it, or too large or too slow to read).
     fn refuse(
         &self,
         first: &FirstChunk,
         received_at: Timestamp,
         refused: Refused,
         auth_valid: bool,
-        body: &[u8],
+        body: Option<&[u8]>,
     ) -> Response {
         let response = refused.response();
         let status = refused.status().as_u16();
-        let why = Some(refused.to_string());
+        let why = match body {
+            Some(_) => refused.to_string(),
+            None => format!("{refused} (the body was not read)"),
+        };
+        let (why, body) = (Some(why), body.unwrap_or_default());
         self.record_mesh(
             first,
             received_at,
@@ -798,9 +853,13 @@ async fn http_capture(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let received_at = s.clock.now();
+    let (body, refused) = match read_body(body, s.config.limits.max_body).await {
+        Ok(body) => (Bytes::from(body), None),
+        Err(refused) => (Bytes::new(), Some(refused)),
+    };
     let facts = parse_letter(Transport::Http, &body);
     // The sender's own reference names the capture when there is one: several requests of a
     // batch arrive in any order, and a counter would number them differently every run.
@@ -829,6 +888,17 @@ async fn http_capture(
         .and_then(|v| v.to_str().ok())
         .map(|v| vec![("content-type".to_string(), v.to_string())])
         .unwrap_or_default();
+    if let Some(refused) = refused {
+        // Too large or too slow: recorded as refused, so a letter cut off is a finding.
+        letter.status = refused.status().as_u16();
+        letter.refusal = Some(format!("{refused} (the body was not read)"));
+        s.record(letter, &content_type, &body);
+        return (
+            refused.status(),
+            Json(json!({"error": refused.to_string()})),
+        )
+            .into_response();
+    }
     s.record(letter, &content_type, &body);
     (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response()
 }

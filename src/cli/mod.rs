@@ -114,6 +114,14 @@ enum Command {
 /// Parses the process arguments and runs the command.
 pub fn main_entry() -> ExitStatus {
     let cli = Cli::parse();
+    // Read once, before anything listens or reads: a bad value is bad input (exit 2).
+    match lettergate::protocol::limits::Limits::from_env() {
+        Ok(limits) => limits.install(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitStatus::BadInput;
+        }
+    }
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate { paths } => validate::validate(&paths),

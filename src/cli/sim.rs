@@ -193,7 +193,7 @@ async fn listen(
 ) -> Result<ExitStatus, Error> {
     use lettergate::sim_server as server;
     // Held to the end: dropping the listener would stop taking ADT.
-    let _adt = match args.adt_listen {
+    let adt = match args.adt_listen {
         Some(addr) => {
             let l = server::adt_listener(state.clone(), addr)
                 .await
@@ -212,16 +212,30 @@ async fn listen(
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Error::harness(format!("failed to listen on {}", args.listen), e))?;
-    let addr = listener.local_addr().map_err(Error::layer)?;
+    let limits = lettergate::protocol::limits::Limits::current();
+    let deadline = limits.shutdown_deadline;
+    let server = lettergate::protocol::listen::HttpServer::start(
+        listener,
+        server::router_with_state(state),
+        limits,
+    )
+    .map_err(|e| Error::harness(format!("failed to listen on {}", args.listen), e))?;
     println!(
-        "lettergate simulator listening on http://{addr} (profile {}, sending to MESH at {})",
-        args.sim_profile, args.mesh_url
+        "lettergate simulator listening on http://{} (profile {}, sending to MESH at {})",
+        server.local_addr(),
+        args.sim_profile,
+        args.mesh_url
     );
-    axum::serve(listener, server::router_with_state(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Error::harness("the simulator server failed", e))?;
+    let _ = tokio::signal::ctrl_c().await;
+    // Connections under way get the shutdown deadline to finish, then are closed: one left
+    // open by a peer must not keep the simulator from stopping.
+    eprintln!(
+        "stopping: waiting at most {}s for the requests under way",
+        deadline.as_secs()
+    );
+    if let Some(adt) = adt {
+        adt.shutdown().await;
+    }
+    server.shutdown().await;
     Ok(ExitStatus::Pass)
 }

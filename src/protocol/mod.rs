@@ -16,6 +16,8 @@ pub mod hl7;
 pub mod ids;
 pub mod itk3;
 pub mod letter;
+pub mod limits;
+pub mod listen;
 pub mod mesh;
 pub mod message;
 pub mod normalize;

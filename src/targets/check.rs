@@ -6,6 +6,7 @@
 use super::file::{RawAuth, RawMeshEndpoint, RawMeshPoll, RawTls};
 use super::model::{Capture, Drive, HttpDrive};
 use super::{secret, Target, TargetError};
+use crate::protocol::limits::read_response_capped;
 use crate::protocol::mesh::client::{MeshClient, MeshConfig};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -75,7 +76,13 @@ pub enum CheckFailure {
     NotJson {
         url: String,
         #[source]
-        source: reqwest::Error,
+        source: serde_json::Error,
+    },
+    #[error("GET {url}: the answer could not be read")]
+    Unread {
+        url: String,
+        #[source]
+        source: crate::protocol::limits::ResponseError,
     },
     #[error("GET {url} answered a {found} instead of a CapabilityStatement")]
     NotCapabilities { url: String, found: String },
@@ -123,6 +130,11 @@ pub fn http_client(
         .map_err(TargetError::HttpClient)
 }
 
+/// The most of any answer lettergate reads from a target (`LETTERGATE_MAX_RESPONSE`).
+fn max_response() -> u64 {
+    crate::protocol::limits::Limits::current().max_response
+}
+
 /// The `Authorization` header value for a driver, fetching an OAuth2 token when configured.
 pub async fn authorization(
     http: &reqwest::Client,
@@ -153,7 +165,13 @@ pub async fn authorization(
                 source,
             })?;
         let status = resp.status();
-        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        let bytes = read_response_capped(resp, max_response(), "LETTERGATE_MAX_RESPONSE")
+            .await
+            .map_err(|source| TargetError::TokenUnread {
+                url: o.token_url.0.clone(),
+                source,
+            })?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         return match v["access_token"].as_str() {
             Some(t) if status.is_success() => Ok(Some(format!("Bearer {t}"))),
             _ => Err(TargetError::NoAccessToken { status }),
@@ -204,10 +222,17 @@ async fn fhir_metadata(
     if !status.is_success() {
         return Err(CheckFailure::Status { url, status });
     }
-    let v: serde_json::Value = resp.json().await.map_err(|source| CheckFailure::NotJson {
-        url: url.clone(),
-        source,
-    })?;
+    let bytes = read_response_capped(resp, max_response(), "LETTERGATE_MAX_RESPONSE")
+        .await
+        .map_err(|source| CheckFailure::Unread {
+            url: url.clone(),
+            source,
+        })?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|source| CheckFailure::NotJson {
+            url: url.clone(),
+            source,
+        })?;
     match v["resourceType"].as_str() {
         Some("CapabilityStatement") => Ok(format!(
             "GET {url}: CapabilityStatement, FHIR {}",

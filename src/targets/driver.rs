@@ -264,7 +264,13 @@ impl Ehr<'_> {
         })?;
         let status = resp.status();
         if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
+            // Only an excerpt is shown, so no more than the response cap is read.
+            let cap = crate::protocol::limits::Limits::current().max_response;
+            let text =
+                crate::protocol::limits::read_response_capped(resp, cap, "LETTERGATE_MAX_RESPONSE")
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_else(|e| format!("({e})"));
             return Err(DriveError::Refused {
                 method: method.to_string(),
                 url: url.to_string(),

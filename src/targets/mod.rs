@@ -43,6 +43,12 @@ pub enum TargetError {
     },
     #[error("the OAuth2 token endpoint answered {status} without an access_token")]
     NoAccessToken { status: reqwest::StatusCode },
+    #[error("the answer of the OAuth2 token endpoint {url} could not be read")]
+    TokenUnread {
+        url: String,
+        #[source]
+        source: crate::protocol::limits::ResponseError,
+    },
 }
 
 /// A secret named by the target file, read from the environment.

@@ -11,12 +11,14 @@
 use super::message::Message;
 use super::{Hl7Error, Hl7ReadError};
 use crate::protocol::clock::Timestamp;
+use crate::protocol::limits::Limits;
+use crate::protocol::listen::Idle;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 /// Start of block.
@@ -25,7 +27,8 @@ pub const START: u8 = 0x0B;
 pub const END: u8 = 0x1C;
 pub const CR: u8 = 0x0D;
 
-/// The largest message a reader accepts: larger frames are refused, not buffered forever.
+/// The largest ACK [`send`] reads: larger frames are refused, not buffered forever. A
+/// [`Listener`] takes messages up to its limits' `max_message`.
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Wraps a message in an MLLP frame.
@@ -43,11 +46,19 @@ pub fn frame(message: &str) -> Vec<u8> {
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
 ) -> Result<Option<Vec<u8>>, Hl7Error> {
+    if !wait_for_start(reader).await? {
+        return Ok(None);
+    }
+    read_rest(reader, MAX_MESSAGE as u64).await.map(Some)
+}
+
+/// Reads up to a frame's start block: false when the peer closed the connection first.
+async fn wait_for_start<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Result<bool, Hl7Error> {
     loop {
         let mut b = [0u8; 1];
         match reader.read(&mut b).await.map_err(Hl7Error::Io)? {
-            0 => return Ok(None),
-            _ if b[0] == START => break,
+            0 => return Ok(false),
+            _ if b[0] == START => return Ok(true),
             _ if b[0].is_ascii_whitespace() => continue,
             _ => {
                 return Err(Hl7Error::Frame(format!(
@@ -57,6 +68,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// Reads a frame's message after its start block, at most `max` bytes, and its end block.
+async fn read_rest<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    max: u64,
+) -> Result<Vec<u8>, Hl7Error> {
     let mut message = Vec::new();
     loop {
         let mut b = [0u8; 1];
@@ -69,9 +87,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             break;
         }
         message.push(b[0]);
-        if message.len() > MAX_MESSAGE {
+        if message.len() as u64 > max {
             return Err(Hl7Error::Frame(format!(
-                "a frame is longer than {MAX_MESSAGE} bytes"
+                "a frame is longer than {max} bytes (LETTERGATE_MAX_MESSAGE)"
             )));
         }
     }
@@ -80,7 +98,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         let mut b = [0u8; 1];
         let _ = reader.read(&mut b).await;
     }
-    Ok(Some(message))
+    Ok(message)
 }
 
 /// Sends `message` to `addr` and waits up to `timeout` for its ACK. Returns the ACK's text
@@ -173,6 +191,19 @@ impl Listener {
         handler: Arc<Handler>,
         now: impl Fn() -> Timestamp + Send + Sync + 'static,
     ) -> Result<Listener, Hl7Error> {
+        Self::bind_limited(addr, handler, now, Limits::current()).await
+    }
+
+    /// As [`Listener::bind_with_clock`], within `limits`: a frame no larger than
+    /// `max_message`, read within `body_timeout` once begun; a connection idle for
+    /// `idle_timeout` is closed; at most `max_connections` at once (more are closed at once);
+    /// a shutdown waits at most `shutdown_deadline` for the connections under way.
+    pub async fn bind_limited(
+        addr: SocketAddr,
+        handler: Arc<Handler>,
+        now: impl Fn() -> Timestamp + Send + Sync + 'static,
+        limits: Limits,
+    ) -> Result<Listener, Hl7Error> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Hl7Error::Bind { addr, source })?;
@@ -182,19 +213,34 @@ impl Listener {
         let (stop, stopped) = watch::channel(false);
         let now: Arc<dyn Fn() -> Timestamp + Send + Sync> = Arc::new(now);
         let task = tokio::spawn(async move {
+            let permits = Arc::new(Semaphore::new(limits.max_connections));
+            let limits = Arc::new(limits);
             let mut connections = JoinSet::new();
             let mut stop_accepting = stopped.clone();
             loop {
                 tokio::select! {
                     _ = stop_accepting.changed() => break,
                     accepted = listener.accept() => {
-                        if let Ok((stream, _)) = accepted {
-                            connections.spawn(serve(stream, handler.clone(), now.clone(), stopped.clone()));
-                        }
+                        let Ok((stream, _)) = accepted else { continue };
+                        // Past the connection limit the connection is closed at once.
+                        let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
+                        let serving = serve(stream, handler.clone(), now.clone(), stopped.clone(), limits.clone());
+                        connections.spawn(async move {
+                            serving.await;
+                            drop(permit);
+                        });
                     }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
             }
-            while connections.join_next().await.is_some() {}
+            drop(listener);
+            let all = async { while connections.join_next().await.is_some() {} };
+            if tokio::time::timeout(limits.shutdown_deadline, all)
+                .await
+                .is_err()
+            {
+                connections.shutdown().await;
+            }
         });
         Ok(Listener {
             addr: bound,
@@ -221,14 +267,23 @@ async fn serve(
     handler: Arc<Handler>,
     now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     mut stopped: watch::Receiver<bool>,
+    limits: Arc<Limits>,
 ) {
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(Idle::new(stream, limits.idle_timeout));
     loop {
+        let started = tokio::select! {
+            _ = stopped.changed() => return,
+            f = wait_for_start(&mut reader) => f,
+        };
+        if !matches!(started, Ok(true)) {
+            return;
+        }
+        let rest = read_rest(&mut reader, limits.max_message);
         let received = tokio::select! {
             _ = stopped.changed() => return,
-            f = read_frame(&mut reader) => f,
+            f = tokio::time::timeout(limits.body_timeout, rest) => f,
         };
-        let Ok(Some(bytes)) = received else {
+        let Ok(Ok(bytes)) = received else {
             return;
         };
         let text = String::from_utf8_lossy(&bytes);

@@ -29,6 +29,8 @@ pub enum AuthError {
     BadSignature,
     #[error("nonce `{0}` was used before")]
     ReusedNonce(String),
+    #[error("the timestamp `{timestamp}` is more than {} from this server's clock (LETTERGATE_MESH_CLOCK_SKEW)", crate::protocol::clock::Span(*skew_secs as i64))]
+    Stale { timestamp: String, skew_secs: u64 },
 }
 
 /// The HMAC-SHA256, in lower-case hex, of `mailbox:nonce:count:password:timestamp`.
@@ -87,6 +89,29 @@ impl Token {
         })
     }
 
+    /// Checks that the token's `yyyyMMddHHmm` (UTC) is within `skew` of `now`, as MESH does (it
+    /// refuses a timestamp more than 2 hours from its clock): a token copied from an old
+    /// request, or made with a clock far off, is refused even when its nonce was never seen.
+    pub fn check_time(
+        &self,
+        now: time::OffsetDateTime,
+        skew: std::time::Duration,
+    ) -> Result<(), AuthError> {
+        let stale = || AuthError::Stale {
+            timestamp: self.timestamp.clone(),
+            skew_secs: skew.as_secs(),
+        };
+        let format = time::macros::format_description!("[year][month][day][hour][minute]");
+        let at = time::PrimitiveDateTime::parse(&self.timestamp, &format)
+            .map_err(|_| stale())?
+            .assume_utc();
+        let apart = (now - at).unsigned_abs();
+        if apart > skew {
+            return Err(stale());
+        }
+        Ok(())
+    }
+
     /// Checks the signature in constant time against the mailbox's password.
     pub fn verify(&self, shared_key: &str, password: &str) -> Result<(), AuthError> {
         let mut mac = mac(shared_key);
@@ -135,6 +160,37 @@ mod tests {
         assert_eq!(
             token.verify("Banana", "secret"),
             Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_the_skew_are_refused_as_mesh_does() {
+        let now = time::macros::datetime!(2026-03-01 12:00 UTC);
+        let two_hours = std::time::Duration::from_secs(7200);
+        let at = |ts: &str| {
+            let h = format!("NHSMESH X26HC005:n:0:{ts}:{}", "0".repeat(64));
+            Token::parse(Some(&h)).unwrap().check_time(now, two_hours)
+        };
+        assert_eq!(at("202603011200"), Ok(()));
+        assert_eq!(at("202603011000"), Ok(()));
+        assert_eq!(at("202603011400"), Ok(()));
+        for bad in [
+            "202603010959",
+            "202603011401",
+            "199901011200",
+            "209901011200",
+            "202613451299",
+        ] {
+            let e = at(bad).unwrap_err();
+            assert!(matches!(e, AuthError::Stale { .. }), "{bad}");
+            assert!(e.to_string().contains("2h"), "{e}");
+        }
+        // The tokens lettergate makes are always fresh.
+        let h = header("TestKey", "X26HC005", "secret");
+        let token = Token::parse(Some(&h)).unwrap();
+        assert_eq!(
+            token.check_time(time::OffsetDateTime::now_utc(), two_hours),
+            Ok(())
         );
     }
 

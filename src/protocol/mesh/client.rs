@@ -24,7 +24,8 @@
 //! ```
 
 use super::{auth, MeshErrorCode, ACCEPT_V2, API_ROOT};
-use std::io::{Read, Write};
+use crate::protocol::limits::{gunzip_capped, read_response_capped, Limits, ResponseError};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Where and as whom to send.
@@ -211,6 +212,9 @@ pub struct MeshClient {
     http: reqwest::Client,
     config: MeshConfig,
     transfer: TransferOptions,
+    /// A downloaded message is at most `max_message` (decompressed); any other answer at
+    /// most `max_response`.
+    limits: Limits,
 }
 
 /// Most pages of an inbox listing followed, so a server that keeps answering `links.next`
@@ -223,7 +227,14 @@ impl MeshClient {
             http,
             config,
             transfer: TransferOptions::default(),
+            limits: Limits::current(),
         }
+    }
+
+    /// The same client reading answers within other limits.
+    pub fn with_limits(mut self, limits: Limits) -> MeshClient {
+        self.limits = limits;
+        self
     }
 
     /// The same client with other chunk size and compression.
@@ -362,7 +373,14 @@ impl MeshClient {
         };
         let resp = req.send().await.map_err(err)?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(err)?;
+        let body =
+            match read_response_capped(resp, self.limits.max_response, "LETTERGATE_MAX_RESPONSE")
+                .await
+            {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(ResponseError::Read(source)) => return Err(err(source)),
+                Err(too_large) => format!("({too_large})"),
+            };
         Ok((status, body))
     }
 
@@ -373,7 +391,13 @@ impl MeshClient {
         let mut ids = Vec::new();
         for _ in 0..MAX_PAGES {
             let resp = self.get(&url).await?;
-            let bytes = read_ok(resp, &url).await?;
+            let bytes = read_ok(
+                resp,
+                &url,
+                self.limits.max_response,
+                "LETTERGATE_MAX_RESPONSE",
+            )
+            .await?;
             let page: serde_json::Value =
                 serde_json::from_slice(&bytes).map_err(|e| MeshError::BadAnswer {
                     url: url.clone(),
@@ -425,12 +449,22 @@ impl MeshClient {
             .filter(|(k, _)| k.as_str().starts_with("mex-"))
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let mut body = read_chunk(resp, &url).await?;
+        let max = self.limits.max_message;
+        let mut body = read_chunk(resp, &url, &self.limits).await?;
         let total = total_chunks(&headers);
         for n in 2..=total {
             let url = self.url(&format!("/inbox/{id}/{n}"));
             let resp = self.get(&url).await?;
-            body.extend(read_chunk(resp, &url).await?);
+            body.extend(read_chunk(resp, &url, &self.limits).await?);
+            if body.len() as u64 > max {
+                return Err(MeshError::BadAnswer {
+                    url,
+                    reason: format!(
+                        "message {id} is larger than {} with chunk {n} of {total} (LETTERGATE_MAX_MESSAGE)",
+                        crate::protocol::limits::show_size(max)
+                    ),
+                });
+            }
         }
         Ok(InboxMessage {
             id: id.to_string(),
@@ -484,13 +518,27 @@ fn total_chunks(headers: &std::collections::BTreeMap<String, String>) -> usize {
         .unwrap_or(1)
 }
 
-/// The body of a successful (200, or 206 for a chunk with more to follow) answer.
-async fn read_ok(resp: reqwest::Response, url: &str) -> Result<Vec<u8>, MeshError> {
+/// The body of a successful (200, or 206 for a chunk with more to follow) answer, at most
+/// `cap` bytes.
+async fn read_ok(
+    resp: reqwest::Response,
+    url: &str,
+    cap: u64,
+    variable: &'static str,
+) -> Result<Vec<u8>, MeshError> {
     let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.map_err(|source| TransportError {
-        url: url.to_string(),
-        source,
-    })?;
+    let bytes = read_response_capped(resp, cap, variable)
+        .await
+        .map_err(|e| match e {
+            ResponseError::Read(source) => MeshError::Unreachable(TransportError {
+                url: url.to_string(),
+                source,
+            }),
+            too_large => MeshError::BadAnswer {
+                url: url.to_string(),
+                reason: too_large.to_string(),
+            },
+        })?;
     if status != 200 && status != 206 {
         return Err(MeshError::Refused {
             url: url.to_string(),
@@ -501,16 +549,21 @@ async fn read_ok(resp: reqwest::Response, url: &str) -> Result<Vec<u8>, MeshErro
     Ok(bytes.to_vec())
 }
 
-/// One downloaded chunk, un-gzipped if it says `Content-Encoding: gzip`.
-async fn read_chunk(resp: reqwest::Response, url: &str) -> Result<Vec<u8>, MeshError> {
+/// One downloaded chunk, un-gzipped if it says `Content-Encoding: gzip`, within the message
+/// cap and the compression ratio.
+async fn read_chunk(
+    resp: reqwest::Response,
+    url: &str,
+    limits: &Limits,
+) -> Result<Vec<u8>, MeshError> {
     let gzipped = resp
         .headers()
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-    let bytes = read_ok(resp, url).await?;
+    let bytes = read_ok(resp, url, limits.max_message, "LETTERGATE_MAX_MESSAGE").await?;
     if gzipped {
-        gunzip(&bytes).map_err(|e| MeshError::BadAnswer {
+        gunzip_capped(&bytes, limits).map_err(|e| MeshError::BadAnswer {
             url: url.to_string(),
             reason: format!("the gzip body cannot be decompressed: {e}"),
         })
@@ -525,13 +578,6 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
-}
-
-/// Un-gzips `data`, all of its members.
-pub fn gunzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 /// A message downloaded from an inbox.
@@ -633,15 +679,6 @@ mod tests {
     }
 
     use super::*;
-
-    #[test]
-    fn gzip_round_trips_and_gunzip_reads_several_members() {
-        let mut two = gzip(b"hello ");
-        two.extend(gzip(b"world"));
-        assert_eq!(gunzip(&gzip(b"hello")).unwrap(), b"hello");
-        assert_eq!(gunzip(&two).unwrap(), b"hello world");
-        assert!(gunzip(b"not gzip").is_err());
-    }
 
     #[test]
     fn total_chunks_come_from_either_header_and_default_to_one() {

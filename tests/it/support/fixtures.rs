@@ -114,6 +114,7 @@ pub fn capture_config(dir: &Path, mailboxes: &[(&str, &str)]) -> CaptureConfig {
         dir: dir.to_path_buf(),
         monitored: Default::default(),
         gp: None,
+        limits: lettergate::protocol::limits::Limits::default(),
     }
 }
 

@@ -39,8 +39,8 @@ mod targets;
 pub use bench::{run_one as run_bench, target as bench_target, Sizes as BenchSizes};
 pub use capture::poll::{MailboxCredentials, MeshPoller, PollConfig, PollError};
 pub use capture::{
-    CaptureConfig, CaptureLog, CaptureServer, CapturedLetter, Endpoint, GpReceiver, LogSink,
-    MllpCapture, Numbering,
+    CaptureConfig, CaptureLog, CaptureServer, CapturedLetter, Endpoint, FolderCapture, GpReceiver,
+    LogSink, MllpCapture, Numbering,
 };
 pub use expect::Finding;
 pub use matrix::{build as build_matrix, Matrix};

@@ -369,6 +369,7 @@ mod tests {
             last: HashMap::new(),
             temps: HashSet::new(),
             recorded: HashSet::new(),
+            limits: Limits::default(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -204,9 +204,17 @@ pub struct MeshPoller {
 }
 
 impl MeshPoller {
-    /// A poller whose HTTP client is built from `config.tls` (rustls; system proxies apply).
+    /// A poller whose HTTP client is built from `config.tls` (rustls; system proxies apply),
+    /// waiting for each answer at most the answer timeout (`LETTERGATE_ANSWER_TIMEOUT`): a MESH
+    /// that accepts and never answers fails the poll rather than hanging it.
     pub fn new(config: PollConfig) -> Result<MeshPoller, PollError> {
-        let http = config.tls.http_client()?;
+        let timeout = crate::protocol::limits::Limits::current().answer_timeout;
+        let http = config
+            .tls
+            .client_builder()?
+            .timeout(timeout)
+            .build()
+            .map_err(TlsError::Build)?;
         Ok(MeshPoller::with_http(config, http))
     }
 

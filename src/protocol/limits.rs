@@ -48,6 +48,8 @@ pub struct Limits {
     pub shutdown_deadline: Duration,
     /// How far an `NHSMESH` token's timestamp may be from this machine's clock.
     pub mesh_clock_skew: Duration,
+    /// How long `mesh_poll` waits for each answer of MESH, from request to last byte.
+    pub answer_timeout: Duration,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -66,6 +68,7 @@ impl Default for Limits {
             shutdown_deadline: Duration::from_secs(5),
             // MESH refuses a token whose timestamp is not within 2 hours of its clock.
             mesh_clock_skew: Duration::from_secs(2 * 3600),
+            answer_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -107,6 +110,9 @@ const VARIABLES: &[(&str, Kind, Setter)] = &[
     }),
     ("LETTERGATE_MESH_CLOCK_SKEW", Kind::Time, |l, v| {
         l.mesh_clock_skew = Duration::from_secs(v)
+    }),
+    ("LETTERGATE_ANSWER_TIMEOUT", Kind::Time, |l, v| {
+        l.answer_timeout = Duration::from_secs(v)
     }),
 ];
 

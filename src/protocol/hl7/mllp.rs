@@ -408,4 +408,74 @@ mod tests {
             .await
             .expect("shutdown does not wait for idle peers");
     }
+
+    /// A listener with small limits: 100-byte frames, a 1 s frame deadline, 1 s idle, two
+    /// connections, a 1 s shutdown deadline.
+    async fn small_listener() -> Listener {
+        let handler: Arc<Handler> = Arc::new(|_: &str| Ok(()));
+        let limits = Limits {
+            max_message: 100,
+            body_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_connections: 2,
+            shutdown_deadline: Duration::from_secs(1),
+            ..Limits::default()
+        };
+        Listener::bind_limited(
+            "127.0.0.1:0".parse().unwrap(),
+            handler,
+            Timestamp::now,
+            limits,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Whether the listener closes `stream` (EOF or reset) within 10 s, and what it sent.
+    async fn closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        match tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await {
+            Ok(_) => Some(out),
+            Err(_) => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_cap_an_unfinished_frame_and_an_idle_connection_are_closed() {
+        let l = small_listener().await;
+        let mut long = TcpStream::connect(l.local_addr()).await.unwrap();
+        long.write_all(&frame(&"X".repeat(200))).await.unwrap();
+        assert_eq!(
+            closed(&mut long).await,
+            Some(vec![]),
+            "no ACK for a frame over the cap"
+        );
+        let mut half = TcpStream::connect(l.local_addr()).await.unwrap();
+        half.write_all(&[START, b'M', b'S', b'H']).await.unwrap();
+        assert_eq!(closed(&mut half).await, Some(vec![]));
+        let mut idle = TcpStream::connect(l.local_addr()).await.unwrap();
+        assert_eq!(closed(&mut idle).await, Some(vec![]));
+        // Still serving.
+        assert!(send(l.local_addr(), MSG, Duration::from_secs(5))
+            .await
+            .is_ok());
+        l.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn past_the_connection_limit_a_connection_is_closed_and_shutdown_keeps_its_deadline() {
+        let l = small_listener().await;
+        let mut open = Vec::new();
+        for _ in 0..2 {
+            let mut c = TcpStream::connect(l.local_addr()).await.unwrap();
+            c.write_all(&[START, b'M']).await.unwrap();
+            open.push(c);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut third = TcpStream::connect(l.local_addr()).await.unwrap();
+        let answer = closed(&mut third).await;
+        assert!(answer.is_some_and(|a| a.is_empty()));
+        let stopped = tokio::time::timeout(Duration::from_secs(10), l.shutdown()).await;
+        assert!(stopped.is_ok(), "shutdown waited on half-sent frames");
+    }
 }

@@ -428,3 +428,50 @@ fn a_limit_that_is_not_a_size_or_a_duration_is_bad_input() {
         ran.stderr
     );
 }
+
+#[tokio::test]
+async fn an_answer_over_the_response_cap_is_refused_not_read_whole() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let fhir = MockServer::start().await;
+    let padding = "x".repeat(4096);
+    Mock::given(method("GET"))
+        .and(path("/fhir/metadata"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "padding": padding
+        })))
+        .mount(&fhir)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("fhir.yaml");
+    std::fs::write(
+        &target,
+        format!(
+            "name: capped\nnon_production: true\ndrive:\n  fhir:\n    base_url: {}/fhir\ncapture:\n  folder: {{path: '{}', poll_interval: 1s}}\n",
+            fhir.uri(),
+            dir.path().join("drop").display()
+        ),
+    )
+    .unwrap();
+    let check = |envs: &'static [(&'static str, &'static str)]| {
+        let target = target.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = Command::new(bin());
+            c.args(["targets", "check"]).arg(&target);
+            for (k, v) in envs {
+                c.env(k, v);
+            }
+            output_within(&mut c, Duration::from_secs(60))
+        })
+    };
+    let whole = check(&[]).await.unwrap();
+    assert!(
+        whole.stdout.contains("CapabilityStatement"),
+        "{}",
+        whole.stdout
+    );
+    let capped = check(&[("LETTERGATE_MAX_RESPONSE", "1KiB")]).await.unwrap();
+    let out = format!("{}{}", capped.stdout, capped.stderr);
+    assert_ne!(capped.code, 0, "{out}");
+    assert!(out.contains("LETTERGATE_MAX_RESPONSE"), "{out}");
+}

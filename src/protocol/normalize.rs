@@ -135,9 +135,157 @@ pub fn normalize(text: &str) -> String {
     Step::ALL.iter().fold(text.to_string(), |t, s| s.apply(&t))
 }
 
+/// The ids an EHR makes for each letter it sends: the resource ids of a bundle's entries and
+/// the `identifier` values of the bundle and of its MessageHeader, Composition and Encounter.
+/// Whatever their shape (UUIDs, running numbers, `enc-17`), they say nothing about the letter's
+/// content and are new on every run, so [`mask_ids`] takes them out before a digest.
+pub fn fhir_own_ids(bundle: &serde_json::Value) -> Vec<String> {
+    const WITH_OWN_IDS: [&str; 4] = ["MessageHeader", "Composition", "Encounter", "Bundle"];
+    fn identifiers(v: &serde_json::Value, ids: &mut Vec<String>) {
+        let list = match v {
+            serde_json::Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        for i in list {
+            if let Some(value) = i["value"].as_str() {
+                ids.push(value.to_string());
+            }
+        }
+    }
+    let mut ids = Vec::new();
+    identifiers(&bundle["identifier"], &mut ids);
+    let mut resources: Vec<&serde_json::Value> = Vec::new();
+    for e in bundle["entry"].as_array().into_iter().flatten() {
+        resources.push(&e["resource"]);
+        // A document bundle nested in a message: its entries are the letter's too.
+        resources.extend(e["resource"]["entry"].as_array().into_iter().flatten().map(|n| &n["resource"]));
+    }
+    for r in resources {
+        if r["resourceType"].as_str().is_some_and(|t| WITH_OWN_IDS.contains(&t)) {
+            identifiers(&r["identifier"], &mut ids);
+        }
+        if let Some(id) = r["id"].as_str() {
+            ids.push(id.to_string());
+        }
+    }
+    ids.retain(|id| id.len() >= 2);
+    ids
+}
+
+/// Replaces each of `ids` where a bundle keeps ids (a resource's `id`, an entry's `fullUrl`,
+/// a `reference`, an `identifier`'s `value`), also as the end of a `Type/id` reference, by
+/// `[own-id-N]`, numbered by first appearance in `ids`. The same text anywhere else (a code, a
+/// title, a date) is content and stays.
+pub fn mask_ids(v: &mut serde_json::Value, ids: &[String]) {
+    let mut numbers: HashMap<&str, usize> = HashMap::new();
+    for id in ids {
+        let next = numbers.len() + 1;
+        numbers.entry(id.as_str()).or_insert(next);
+    }
+    if !numbers.is_empty() {
+        walk(v, "", &numbers);
+    }
+}
+
+fn walk(v: &mut serde_json::Value, key: &str, numbers: &HashMap<&str, usize>) {
+    match v {
+        serde_json::Value::String(s) if matches!(key, "id" | "fullUrl" | "reference" | "identifier") => {
+            if let Some(m) = masked(s, numbers) {
+                *s = m;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, key, numbers)),
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                // An identifier's `value` is an id; any other `value` is content.
+                let k = if key == "identifier" && k == "value" { "identifier" } else { k.as_str() };
+                walk(x, k, numbers);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn masked(s: &str, numbers: &HashMap<&str, usize>) -> Option<String> {
+    if let Some(n) = numbers.get(s) {
+        return Some(format!("[own-id-{n}]"));
+    }
+    // `Encounter/17`, `https://ehr.example/fhir/Encounter/17`, `urn:uuid:…` are references.
+    let (head, id) = s.rsplit_once(['/', ':'])?;
+    let n = numbers.get(id)?;
+    let kind = head.rsplit(['/', ':']).next().unwrap_or("");
+    let is_reference = kind == "uuid"
+        || kind.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && kind.chars().all(|c| c.is_ascii_alphabetic());
+    is_reference.then(|| format!("{head}{}[own-id-{n}]", &s[head.len()..head.len() + 1]))
+}
+
+/// The same for the text of a message that is not JSON (an HL7 v2 message, a body read by a
+/// target's reader): each of `ids` that stands as a whole field or component, between HL7
+/// delimiters, quotes or line ends, becomes `[own-id-N]`.
+pub fn mask_ids_in_text(text: &str, ids: &[String]) -> String {
+    let mut out = text.to_string();
+    let mut seen: Vec<&str> = Vec::new();
+    for id in ids.iter().filter(|id| id.len() >= 2) {
+        if seen.contains(&id.as_str()) {
+            continue;
+        }
+        seen.push(id);
+        let n = seen.len();
+        let pattern = format!(r#"(^|[|^~&"\n])({})($|[|^~&"\n])"#, regex::escape(id));
+        let Ok(re) = Regex::new(&pattern) else { continue };
+        // Twice: adjacent occurrences share a delimiter, which one pass consumes.
+        for _ in 0..2 {
+            out = re.replace_all(&out, format!("${{1}}[own-id-{n}]${{3}}")).into_owned();
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ehrs_own_ids_are_masked_in_any_shape_and_nothing_else_is() {
+        let mut v = serde_json::json!({
+            "resourceType": "Bundle", "identifier": {"value": "SDN123450001"},
+            "entry": [
+                {"fullUrl": "https://ehr.example/fhir/Encounter/17",
+                 "resource": {"resourceType": "Encounter", "id": "17",
+                              "identifier": [{"value": "V-0042"}],
+                              "period": {"start": "2026-12-03T09:17:00Z"}}},
+                {"resource": {"resourceType": "Composition", "encounter": {"reference": "Encounter/17"},
+                              "identifier": {"value": "SDN123450001"}, "title": "visit 17",
+                              "type": {"coding": [{"code": "17"}]}}},
+                {"resource": {"resourceType": "Patient", "id": "pat-9",
+                              "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"}]}}
+            ]
+        });
+        let ids = fhir_own_ids(&v);
+        assert_eq!(ids, ["SDN123450001", "V-0042", "17", "SDN123450001", "pat-9"]);
+        mask_ids(&mut v, &ids);
+        let e = &v["entry"];
+        assert_eq!(v["identifier"]["value"], "[own-id-1]");
+        assert_eq!(e[0]["fullUrl"], "https://ehr.example/fhir/Encounter/[own-id-3]");
+        assert_eq!(e[0]["resource"]["identifier"][0]["value"], "[own-id-2]");
+        assert_eq!(e[1]["resource"]["encounter"]["reference"], "Encounter/[own-id-3]");
+        // A value that merely contains or equals an id in another role is content.
+        assert_eq!(e[0]["resource"]["period"]["start"], "2026-12-03T09:17:00Z");
+        assert_eq!(e[1]["resource"]["title"], "visit 17");
+        assert_eq!(e[1]["resource"]["type"]["coding"][0]["code"], "17");
+        assert_eq!(e[2]["resource"]["identifier"][0]["value"], "9990000018");
+    }
+
+    #[test]
+    fn own_ids_in_hl7_fields_are_masked_only_as_whole_fields() {
+        let text = "PV1|1|O|||||||||||||||V-17^^^RXX\nTXA|1|CD|TX|||||||||DOC-17||V-17|x V-17 y";
+        let ids = ["DOC-17".to_string(), "V-17".to_string()];
+        assert_eq!(
+            mask_ids_in_text(text, &ids),
+            "PV1|1|O|||||||||||||||[own-id-2]^^^RXX\nTXA|1|CD|TX|||||||||[own-id-1]||[own-id-2]|x V-17 y"
+        );
+    }
 
     #[test]
     fn each_step_replaces_only_well_formed_values() {

@@ -235,7 +235,11 @@ fn from_document(doc: &Document, to_patient: bool, t: &mut Trail) -> LetterFacts
     let patient = doc.patient.as_ref().map(|p| p.resource);
     let encounter = doc.encounter.as_ref().map(|e| e.resource);
     // serde_json's map is ordered by key, so this rendering is canonical.
-    let canonical = serde_json::to_string_pretty(doc.bundle.value()).unwrap_or_default();
+    // The EHR's own ids are new every run (running numbers as well as UUIDs): not content.
+    let mut own = doc.bundle.value().clone();
+    let ids = crate::protocol::normalize::fhir_own_ids(&own);
+    crate::protocol::normalize::mask_ids(&mut own, &ids);
+    let canonical = serde_json::to_string_pretty(&own).unwrap_or_default();
     let digest = hex::encode(Sha256::digest(normalize(&canonical).as_bytes()));
     let mut facts = LetterFacts {
         nhs_number: message::nhs_number(doc, t),

@@ -17,7 +17,7 @@ use super::Target;
 use crate::capture::CapturedLetter;
 use crate::protocol::ids::NhsNumber;
 use crate::protocol::letter::{KindSignals, KindTable, LetterFacts, LetterKind};
-use crate::protocol::normalize::normalize;
+use crate::protocol::normalize::{mask_ids_in_text, normalize};
 use crate::protocol::read::{classify, json_or_xml, ReadError};
 use sha2::{Digest, Sha256};
 
@@ -87,6 +87,12 @@ fn read(
             None => return Err(missing("recipient", path)),
         },
     };
+    // The sender's own ids for the letter are new every run: not content.
+    let own_ids: Vec<String> = [&reader.reference, &reader.document_id]
+        .into_iter()
+        .flatten()
+        .filter_map(first)
+        .collect();
     let mut facts = LetterFacts {
         kind: None,
         itk3_event: None,
@@ -94,7 +100,7 @@ fn read(
         recipient_ods,
         to_patient,
         document_id: reader.document_id.as_ref().and_then(first),
-        digest: digest(body),
+        digest: digest(body, &own_ids),
         message_id: None,
         reference: reader.reference.as_ref().and_then(first),
         visit_id: None,
@@ -127,12 +133,31 @@ fn copy_if_to_patient(kind: LetterKind, to_patient: bool) -> LetterKind {
 
 /// SHA-256 of the normalised body, first 16 hex digits: a JSON or XML body in a canonical
 /// rendering (serde_json's map is ordered by key), any other as its text.
-fn digest(body: &[u8]) -> String {
+fn digest(body: &[u8], own_ids: &[String]) -> String {
     let canonical = match json_or_xml(body) {
-        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
+        Ok(v) => mask_json_strings(v, own_ids),
+        Err(_) => mask_ids_in_text(&String::from_utf8_lossy(body), own_ids),
     };
     hex::encode(Sha256::digest(normalize(&canonical).as_bytes()))[..16].to_string()
+}
+
+/// A body of the target's own shape keeps its ids under keys of its own choosing: each string
+/// value equal to one of `own_ids` is masked, wherever it is.
+fn mask_json_strings(mut v: serde_json::Value, own_ids: &[String]) -> String {
+    fn walk(v: &mut serde_json::Value, ids: &[String]) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Some(n) = ids.iter().position(|id| id == s) {
+                    *s = format!("[own-id-{}]", n + 1);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, ids)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, ids)),
+            _ => {}
+        }
+    }
+    walk(&mut v, own_ids);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -339,6 +339,11 @@ fn xml_with_relative_references_is_go_against_its_own_baseline() {
 }
 
 #[test]
+fn the_ehrs_own_running_numbers_do_not_change_the_snapshots() {
+    go_against_its_own_baseline(&["--own-ids", "counter"]);
+}
+
+#[test]
 fn a_silent_practice_is_a_missing_letter() {
     fault_is_caught(
         &["--fault", "silent-practice=B82002"],
@@ -393,10 +398,102 @@ fn a_patient_copy_never_posted_is_missing() {
 }
 
 #[test]
+fn a_copy_posted_after_death_is_a_letter_to_a_deceased_patient() {
+    let snapshots = baseline(&[], &[DEATH]);
+    let ran = StandIn::start(&["--fault", "copy-after-death"]).run(Mode::Check, snapshots.path(), &[DEATH]);
+    // The stand-in posts the copy as soon as the death is recorded, so how long after the
+    // death it went depends on the machine: the finding must name a time, any time.
+    let after = regex::Regex::new(r"sent to the patient \d+[smhd] after their death$").unwrap();
+    let found: Vec<String> = ran
+        .blocking()
+        .iter()
+        .map(|f| after.replace(f, "sent to the patient [some time] after their death").into_owned())
+        .collect();
+    assert_eq!(
+        found,
+        ["BLOCKER death/in_hospital: letter to a deceased patient: patient copy #3 for carol (NHS *******034) was sent to the patient [some time] after their death"],
+        "{}",
+        ran.shown()
+    );
+    assert_eq!(ran.ran.code, 1, "{}", ran.shown());
+}
+
+/// The non-conformant letters the stand-in sends on [`KINDS`] when every ITK3 message breaks
+/// `rules` (the rules' words, as the finding joins them).
+fn every_itk3_letter_non_conformant(rules: &str) -> Vec<String> {
+    [
+        "outpatient/clinic_letter: non-conformant letter: clinic letter #1 for alice (NHS *******018) via RXXHC001 -> A81001HC001",
+        "inpatient/discharge_summary: non-conformant letter: discharge summary #1 for bob (NHS *******026) via RXXHC001 -> B82002HC001",
+        "emergency/ed_discharge: non-conformant letter: emergency discharge #1 for dave (NHS *******042) via RXXHC001 -> A81001HC001",
+        "death/in_hospital: non-conformant letter: clinic letter #1 for carol (NHS *******034) via RXXHC001 -> A81001HC001",
+        "death/in_hospital: non-conformant letter: death notification #2 for carol (NHS *******034) via RXXHC001 -> A81001HC001",
+    ]
+    .iter()
+    .map(|letter| format!("MAJOR {letter} was read, but {rules}"))
+    .collect()
+}
+
+/// The stand-in with `flags`, checked on [`KINDS`] with no baseline, is NO-GO with exactly
+/// `expected` (the REVIEW "no accepted snapshot" findings aside).
+fn read_but_non_conformant(flags: &[&str], expected: &[String]) {
+    let snapshots = tempfile::tempdir().unwrap();
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    StandIn::start(flags)
+        .run(Mode::Check, snapshots.path(), &KINDS)
+        .assert_no_go_with("checking a variant ITK3 does not allow", &expected);
+}
+
+const DESTINATION: &str = "the MessageHeader names its recipient in destination, which ITK-MessageHeader-2 does not allow; ITK3 uses receiver";
+const FOCUS_ON_COMPOSITION: &str =
+    "the MessageHeader's focus is a Composition, not a document Bundle (ITK3 MessageDefinitions)";
+
+#[test]
+fn a_header_destination_is_read_and_reported_as_non_conformant() {
+    read_but_non_conformant(
+        &["--recipient", "destination"],
+        &every_itk3_letter_non_conformant(DESTINATION),
+    );
+}
+
+#[test]
+fn a_flat_message_is_read_and_reported_as_non_conformant() {
+    read_but_non_conformant(
+        &["--layout", "flat"],
+        &every_itk3_letter_non_conformant(FOCUS_ON_COMPOSITION),
+    );
+}
+
+#[test]
+fn xml_relative_flat_with_destination_is_read_and_names_both_rules() {
+    read_but_non_conformant(
+        &[
+            "--format",
+            "xml",
+            "--refs",
+            "relative",
+            "--layout",
+            "flat",
+            "--recipient",
+            "destination",
+        ],
+        &every_itk3_letter_non_conformant(&format!("{DESTINATION}; {FOCUS_ON_COMPOSITION}")),
+    );
+}
+
+#[test]
 fn a_preliminary_letter_is_not_final() {
     fault_is_caught(
         &["--fault", "preliminary"],
         &[DISCHARGE],
         &["MAJOR inpatient/discharge_summary: letter not final: discharge summary #1 for bob (NHS *******026) was sent with Composition.status `preliminary`"],
+    );
+}
+
+#[test]
+fn entries_without_full_url_are_non_conformant() {
+    fault_is_caught(
+        &["--fault", "no-fullurl"],
+        &[DISCHARGE],
+        &["MAJOR inpatient/discharge_summary: non-conformant letter: discharge summary #1 for bob (NHS *******026) via RXXHC001 -> B82002HC001 was read, but an entry without fullUrl (FHIR Bundle: references resolve through fullUrl); a reference that matches no entry's fullUrl, followed by resource id only (FHIR Bundle references)"],
     );
 }

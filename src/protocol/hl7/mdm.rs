@@ -136,7 +136,13 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), Hl7ReadError> {
     let to_patient = kind == Some(LetterKind::PatientCopy);
     // Everything that is the document: not the envelope (MSH, EVN) with its send time.
     let canonical: Vec<String> = segments_after_envelope(text);
-    let digest = hex::encode(Sha256::digest(normalize(&canonical.join("\n")).as_bytes()));
+    // The EHR's own ids (its document number, its visit number) are not content.
+    let own: Vec<String> = [Some(document_id.clone()), m.text("PV1", 19, 1)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let canonical = crate::protocol::normalize::mask_ids_in_text(&canonical.join("\n"), &own);
+    let digest = hex::encode(Sha256::digest(normalize(&canonical).as_bytes()));
     let facts = LetterFacts {
         kind,
         itk3_event: None,

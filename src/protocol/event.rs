@@ -4,7 +4,7 @@
 
 use super::clock::Timestamp;
 use super::ids::{NhsNumber, OdsCode};
-use super::letter::EventKind;
+use super::letter::{EventKind, Signs};
 use serde::{Deserialize, Serialize};
 
 /// A patient as an EHR (and its PDS) holds them.
@@ -35,4 +35,10 @@ pub struct SimEvent {
     /// number). The EHR keeps it as the visit's, and the letters about the visit carry it.
     #[serde(default)]
     pub local_id: Option<String>,
+    /// For letter events: the document they are about.
+    #[serde(default)]
+    pub signs: Signs,
+    /// For discharges: the summary waits for a later `letter_signed` instead of leaving now.
+    #[serde(default)]
+    pub held_for_signature: bool,
 }

@@ -147,6 +147,37 @@ impl fmt::Display for EventKind {
     }
 }
 
+/// The document a `letter_drafted`, `letter_signed` or `letter_countersigned` event is about:
+/// the clinic letter of the patient's outpatient attendance, or the discharge summary of their
+/// inpatient or emergency stay (both specifications type it `Discharge summary`). A scenario
+/// does not write it: the loader takes it from the patient's latest visit before the event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signs {
+    #[default]
+    ClinicLetter,
+    DischargeSummary,
+}
+
+impl Signs {
+    /// The document type and title the FHIR mapping gives the Composition of the event.
+    pub fn document(self) -> (DocumentType, &'static str) {
+        match self {
+            Signs::ClinicLetter => (DOC_CLINIC_LETTER, "Outpatient clinic letter"),
+            Signs::DischargeSummary => (DOC_DISCHARGE_SUMMARY, "Discharge summary"),
+        }
+    }
+
+    /// What a Composition's type says it is about, for the simulator reading the mapping back.
+    pub fn of_document_type(code: &str) -> Signs {
+        if code == DOC_DISCHARGE_SUMMARY.code {
+            Signs::DischargeSummary
+        } else {
+            Signs::ClinicLetter
+        }
+    }
+}
+
 /// A SNOMED CT document type put in `Composition.type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DocumentType {

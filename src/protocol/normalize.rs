@@ -158,10 +158,19 @@ pub fn fhir_own_ids(bundle: &serde_json::Value) -> Vec<String> {
     for e in bundle["entry"].as_array().into_iter().flatten() {
         resources.push(&e["resource"]);
         // A document bundle nested in a message: its entries are the letter's too.
-        resources.extend(e["resource"]["entry"].as_array().into_iter().flatten().map(|n| &n["resource"]));
+        resources.extend(
+            e["resource"]["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| &n["resource"]),
+        );
     }
     for r in resources {
-        if r["resourceType"].as_str().is_some_and(|t| WITH_OWN_IDS.contains(&t)) {
+        if r["resourceType"]
+            .as_str()
+            .is_some_and(|t| WITH_OWN_IDS.contains(&t))
+        {
             identifiers(&r["identifier"], &mut ids);
         }
         if let Some(id) = r["id"].as_str() {
@@ -189,7 +198,9 @@ pub fn mask_ids(v: &mut serde_json::Value, ids: &[String]) {
 
 fn walk(v: &mut serde_json::Value, key: &str, numbers: &HashMap<&str, usize>) {
     match v {
-        serde_json::Value::String(s) if matches!(key, "id" | "fullUrl" | "reference" | "identifier") => {
+        serde_json::Value::String(s)
+            if matches!(key, "id" | "fullUrl" | "reference" | "identifier") =>
+        {
             if let Some(m) = masked(s, numbers) {
                 *s = m;
             }
@@ -198,7 +209,11 @@ fn walk(v: &mut serde_json::Value, key: &str, numbers: &HashMap<&str, usize>) {
         serde_json::Value::Object(o) => {
             for (k, x) in o.iter_mut() {
                 // An identifier's `value` is an id; any other `value` is content.
-                let k = if key == "identifier" && k == "value" { "identifier" } else { k.as_str() };
+                let k = if key == "identifier" && k == "value" {
+                    "identifier"
+                } else {
+                    k.as_str()
+                };
                 walk(x, k, numbers);
             }
         }
@@ -233,10 +248,14 @@ pub fn mask_ids_in_text(text: &str, ids: &[String]) -> String {
         seen.push(id);
         let n = seen.len();
         let pattern = format!(r#"(^|[|^~&"\n])({})($|[|^~&"\n])"#, regex::escape(id));
-        let Ok(re) = Regex::new(&pattern) else { continue };
+        let Ok(re) = Regex::new(&pattern) else {
+            continue;
+        };
         // Twice: adjacent occurrences share a delimiter, which one pass consumes.
         for _ in 0..2 {
-            out = re.replace_all(&out, format!("${{1}}[own-id-{n}]${{3}}")).into_owned();
+            out = re
+                .replace_all(&out, format!("${{1}}[own-id-{n}]${{3}}"))
+                .into_owned();
         }
     }
     out
@@ -263,13 +282,22 @@ mod tests {
             ]
         });
         let ids = fhir_own_ids(&v);
-        assert_eq!(ids, ["SDN123450001", "V-0042", "17", "SDN123450001", "pat-9"]);
+        assert_eq!(
+            ids,
+            ["SDN123450001", "V-0042", "17", "SDN123450001", "pat-9"]
+        );
         mask_ids(&mut v, &ids);
         let e = &v["entry"];
         assert_eq!(v["identifier"]["value"], "[own-id-1]");
-        assert_eq!(e[0]["fullUrl"], "https://ehr.example/fhir/Encounter/[own-id-3]");
+        assert_eq!(
+            e[0]["fullUrl"],
+            "https://ehr.example/fhir/Encounter/[own-id-3]"
+        );
         assert_eq!(e[0]["resource"]["identifier"][0]["value"], "[own-id-2]");
-        assert_eq!(e[1]["resource"]["encounter"]["reference"], "Encounter/[own-id-3]");
+        assert_eq!(
+            e[1]["resource"]["encounter"]["reference"],
+            "Encounter/[own-id-3]"
+        );
         // A value that merely contains or equals an id in another role is content.
         assert_eq!(e[0]["resource"]["period"]["start"], "2026-12-03T09:17:00Z");
         assert_eq!(e[1]["resource"]["title"], "visit 17");

@@ -29,7 +29,8 @@ pub struct LoadContext {
     /// The time of the last event read, so `after:` can be resolved and order checked.
     pub now: Option<Timestamp>,
     pub start: Option<Timestamp>,
-    /// Outpatient attendances per patient, so letter events can be checked against them.
+    /// Visits (attendances, admissions, discharges) per patient, so letter events can be
+    /// checked against them.
     pub attendances: BTreeMap<String, u32>,
 }
 
@@ -305,7 +306,7 @@ pub enum EventError {
     ToOnOther(EventKind),
     #[error("`second_signer:` belongs only on `outpatient_attendance`")]
     SecondSignerOnOther,
-    #[error("`{event}` for `{patient}` comes before any `outpatient_attendance` of theirs: add the attendance first")]
+    #[error("`{event}` for `{patient}` comes before any visit of theirs: add the `outpatient_attendance` (or the `admission` or `emergency_attendance`) whose letter it is first")]
     LetterBeforeAttendance { event: EventKind, patient: String },
     #[error("this event comes after 9999-12-31T23:59:59Z, the latest time lettergate keeps: give it an earlier time")]
     AfterTheLastTime,
@@ -357,7 +358,15 @@ impl Check for RawEvent {
         let patient = self.patient.0.clone();
         let attended = ctx(|c| {
             c.now = Some(at);
-            if self.event == EventKind::OutpatientAttendance {
+            // Any visit has a letter to draft and sign: a clinic letter or a discharge summary.
+            if matches!(
+                self.event,
+                EventKind::OutpatientAttendance
+                    | EventKind::Admission
+                    | EventKind::Discharge
+                    | EventKind::EmergencyAttendance
+                    | EventKind::EmergencyDischarge
+            ) {
                 *c.attendances.entry(patient.clone()).or_default() += 1;
             }
             c.attendances.get(&patient).copied().unwrap_or(0)

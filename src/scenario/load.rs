@@ -9,7 +9,7 @@ use super::file::{
 use super::model::{Event, Expectation, Patient, Practice, PracticeStatus, Recipient, Scenario};
 use crate::files::Links;
 use crate::protocol::clock::{Span, Timestamp};
-use crate::protocol::letter::Transport;
+use crate::protocol::letter::{EventKind, Signs, Transport};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 
@@ -737,6 +737,57 @@ fn practice(key: String, p: RawPractice) -> Practice {
     }
 }
 
+/// What each letter event signs, and which discharges wait for one. A letter event signs the
+/// patient's oldest unsigned clinic letter (of an outpatient attendance) when there is one, as
+/// the simulator does; else it is about their inpatient or emergency stay's discharge summary,
+/// and a discharge whose summary a later `letter_signed` signs holds the summary until then.
+fn link_signatures(timeline: &mut [Event]) {
+    use std::collections::{HashMap, VecDeque};
+    #[derive(Default)]
+    struct Chart {
+        /// Attendances whose letter is unsigned: whether each needs a second signer.
+        unsigned: VecDeque<bool>,
+        awaiting_second_signer: usize,
+        in_stay: bool,
+        unsigned_discharge: Option<usize>,
+    }
+    let mut charts: HashMap<String, Chart> = HashMap::new();
+    for i in 0..timeline.len() {
+        let c = charts.entry(timeline[i].patient.clone()).or_default();
+        let e = &mut timeline[i];
+        match e.kind {
+            EventKind::OutpatientAttendance => c.unsigned.push_back(e.second_signer),
+            EventKind::Admission | EventKind::EmergencyAttendance => {
+                c.in_stay = true;
+                c.unsigned_discharge = None;
+            }
+            EventKind::Discharge | EventKind::EmergencyDischarge => {
+                c.in_stay = true;
+                c.unsigned_discharge = Some(i);
+            }
+            EventKind::LetterSigned if !c.unsigned.is_empty() => {
+                let needs_second_signer = c.unsigned.pop_front() == Some(true);
+                c.awaiting_second_signer += usize::from(needs_second_signer);
+            }
+            EventKind::LetterCountersigned if c.awaiting_second_signer > 0 => {
+                c.awaiting_second_signer -= 1;
+            }
+            EventKind::LetterDrafted if !c.unsigned.is_empty() => {}
+            EventKind::LetterDrafted | EventKind::LetterSigned | EventKind::LetterCountersigned
+                if c.in_stay =>
+            {
+                e.signs = Signs::DischargeSummary;
+                if e.kind == EventKind::LetterSigned {
+                    if let Some(d) = c.unsigned_discharge.take() {
+                        timeline[d].held_for_signature = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn build(
     path: &Path,
     text: &str,
@@ -755,8 +806,11 @@ fn build(
             patient: e.patient.0,
             to_practice: e.to.map(|p| p.0),
             second_signer: e.second_signer.unwrap_or(false),
+            signs: Signs::ClinicLetter,
+            held_for_signature: false,
         })
         .collect();
+    link_signatures(&mut timeline);
     // Which expectations named their transport; the others follow the recipient's route.
     let given: Vec<bool> = raw
         .expect
@@ -993,6 +1047,107 @@ mod tests {
         );
         assert_eq!(lexical(Path::new("./a/./b")), Path::new("a/b"));
         assert_eq!(lexical(Path::new("../x")), Path::new("../x"));
+    }
+
+    /// The timeline of `events` (kind, patient), an hour apart, linked as the loader links it:
+    /// what each letter event signs, which discharges hold their summary.
+    fn linked(events: &[(EventKind, &str)]) -> Vec<(Signs, bool)> {
+        let mut t: Vec<Event> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, patient))| Event {
+                at: DEFAULT_START.plus(crate::protocol::clock::Span::hours(i as i64)),
+                kind: *kind,
+                patient: patient.to_string(),
+                to_practice: None,
+                second_signer: false,
+                signs: Signs::ClinicLetter,
+                held_for_signature: false,
+            })
+            .collect();
+        link_signatures(&mut t);
+        t.iter().map(|e| (e.signs, e.held_for_signature)).collect()
+    }
+
+    #[test]
+    fn a_signature_after_a_discharge_signs_its_summary_and_holds_it_until_then() {
+        use EventKind::*;
+        use Signs::*;
+        let got = linked(&[
+            (Admission, "bob"),
+            (Discharge, "bob"),
+            (LetterDrafted, "bob"),
+            (LetterSigned, "bob"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                (ClinicLetter, false),
+                (ClinicLetter, true),
+                (DischargeSummary, false),
+                (DischargeSummary, false)
+            ]
+        );
+        // Signed before the discharge: nothing waits.
+        let got = linked(&[
+            (Admission, "bob"),
+            (LetterSigned, "bob"),
+            (Discharge, "bob"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                (ClinicLetter, false),
+                (DischargeSummary, false),
+                (ClinicLetter, false)
+            ]
+        );
+        // An emergency stay the same; another patient's signature is not this one's.
+        let got = linked(&[
+            (EmergencyDischarge, "dave"),
+            (OutpatientAttendance, "alice"),
+            (LetterSigned, "alice"),
+            (LetterSigned, "dave"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                (ClinicLetter, true),
+                (ClinicLetter, false),
+                (ClinicLetter, false),
+                (DischargeSummary, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unsigned_clinic_letter_is_signed_first_even_during_a_stay() {
+        use EventKind::*;
+        use Signs::*;
+        // scenarios/death/in_hospital.yaml: seen in clinic, admitted, the clinic letter signed.
+        let got = linked(&[
+            (OutpatientAttendance, "carol"),
+            (Admission, "carol"),
+            (Death, "carol"),
+            (LetterSigned, "carol"),
+        ]);
+        assert_eq!(got[3], (ClinicLetter, false));
+        // Then a second signature during the stay is the summary's.
+        let got = linked(&[
+            (OutpatientAttendance, "carol"),
+            (Discharge, "carol"),
+            (LetterSigned, "carol"),
+            (LetterSigned, "carol"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                (ClinicLetter, false),
+                (ClinicLetter, true),
+                (ClinicLetter, false),
+                (DischargeSummary, false)
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::protocol::clock::{Span, Timestamp};
 use crate::protocol::ids::{NhsNumber, OdsCode};
 use crate::protocol::itk3::Itk3Response;
-use crate::protocol::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::letter::{EventKind, LetterKind, Signs, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -58,6 +58,11 @@ pub struct Event {
     pub to_practice: Option<String>,
     /// For `outpatient_attendance`: the letter needs a second signer before it is final.
     pub second_signer: bool,
+    /// For letter events: the document they are about (from the patient's latest visit).
+    pub signs: Signs,
+    /// For `discharge` and `emergency_discharge`: a later `letter_signed` of the patient signs
+    /// the stay's discharge summary, so the summary waits for it instead of leaving at discharge.
+    pub held_for_signature: bool,
 }
 
 /// Who an expected letter is addressed to.

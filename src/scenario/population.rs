@@ -7,7 +7,7 @@ use super::file::{Check, PracticeRef};
 use super::model::{Event, Expectation, Patient, Recipient};
 use crate::protocol::clock::{Span, Timestamp};
 use crate::protocol::ids::NhsNumber;
-use crate::protocol::letter::{EventKind, LetterKind};
+use crate::protocol::letter::{EventKind, LetterKind, Signs};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use schemars::JsonSchema;
@@ -298,6 +298,8 @@ impl Timeline<'_> {
             patient: patient.to_string(),
             to_practice: None,
             second_signer: false,
+            signs: Signs::ClinicLetter,
+            held_for_signature: false,
         });
         if let Some(letter) = letter {
             self.expect(patient, letter);

@@ -7,7 +7,7 @@ use super::profile::SimConfig;
 use crate::protocol::clock::{Clock, Span, Timestamp};
 use crate::protocol::ids::{NhsNumber, OdsCode};
 use crate::protocol::itk3::{self, LetterDoc, PaperRecipient};
-use crate::protocol::letter::{EventKind, LetterKind, Transport};
+use crate::protocol::letter::{EventKind, LetterKind, Signs, Transport};
 use crate::protocol::mesh::client::{
     MeshClient, MeshConfig, MeshError, OutboundMessage, SendOutcome, TransportError,
 };
@@ -207,11 +207,15 @@ struct Chart {
     /// The id of the patient's latest admission or attendance, for letters about events
     /// that come without one (a death told as an update of the patient).
     visit_id: Option<String>,
+    /// A discharge summary drafted before its discharge: the discharge then holds it.
+    summary_drafted: bool,
+    /// Discharges whose summaries wait for a signature: the discharge and what it reports.
+    held_summaries: VecDeque<(EventKind, Reported)>,
 }
 
 /// What a letter reports on: when the clinical event was, the registration the EHR held then,
 /// and the visit's id.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Reported {
     event_at: Timestamp,
     practice_then: Option<OdsCode>,
@@ -525,11 +529,12 @@ impl Simulator {
             });
         }
         self.advance_to(e.at).await?;
-        let Some(reported) = self.record_event(&e)? else {
+        let Some((finalised, reported)) = self.record_event(&e)? else {
             return Ok(());
         };
-        // A countersigned letter is final exactly as a signed one is.
-        let rule_event = match e.event {
+        // A countersigned letter is final exactly as a signed one is; a signed discharge
+        // summary sends the letters of its discharge.
+        let rule_event = match finalised {
             EventKind::LetterCountersigned => EventKind::LetterSigned,
             other => other,
         };
@@ -540,10 +545,11 @@ impl Simulator {
         Ok(())
     }
 
-    /// Writes the event into the patient's chart and the patient index; what the letters it
-    /// finalises report on, or `None` when it finalises none (an attendance waits for its
-    /// letter to be signed, a letter for its second signer).
-    fn record_event(&mut self, e: &SimEvent) -> Result<Option<Reported>, SimError> {
+    /// Writes the event into the patient's chart and the patient index; the event whose
+    /// letters it finalises (itself, or the discharge whose summary it signs) and what they
+    /// report on, or `None` when it finalises none (an attendance waits for its letter to be
+    /// signed, a letter for its second signer, a drafted discharge summary for its signature).
+    fn record_event(&mut self, e: &SimEvent) -> Result<Option<(EventKind, Reported)>, SimError> {
         let countersign_lost = self.config.faults.countersign_lost;
         let Some(patient) = self.pds.get_mut(&e.nhs_number) else {
             return Err(SimError::UnknownPatient(e.nhs_number.masked()));
@@ -560,11 +566,14 @@ impl Simulator {
         // The event's own id, else the visit it belongs to.
         let visit_id = e.local_id.clone().or_else(|| chart.visit_id.clone());
         let reports = |(event_at, practice_then, visit_id)| {
-            Ok(Some(Reported {
-                event_at,
-                practice_then,
-                visit_id,
-            }))
+            Ok(Some((
+                e.event,
+                Reported {
+                    event_at,
+                    practice_then,
+                    visit_id,
+                },
+            )))
         };
         // The attendance a clinic letter reports on, or the event itself for the others. One
         // arm per event kind, read as a table: what each does to the chart.
@@ -576,6 +585,17 @@ impl Simulator {
                     practice_then: practice_now,
                     visit_id,
                 });
+                Ok(None)
+            }
+            // A discharge summary's signature, or its draft before the discharge.
+            EventKind::LetterSigned | EventKind::LetterCountersigned
+                if e.signs == Signs::DischargeSummary =>
+            {
+                chart.summary_drafted = false;
+                Ok(chart.held_summaries.pop_front())
+            }
+            EventKind::LetterDrafted if e.signs == Signs::DischargeSummary => {
+                chart.summary_drafted = true;
                 Ok(None)
             }
             EventKind::LetterSigned => match chart.unsigned.pop_front() {
@@ -602,6 +622,18 @@ impl Simulator {
             }
             EventKind::NamedGpLeft => {
                 chart.named_gp_left = true;
+                Ok(None)
+            }
+            EventKind::Discharge | EventKind::EmergencyDischarge
+                if e.held_for_signature || chart.summary_drafted =>
+            {
+                chart.summary_drafted = false;
+                let held = Reported {
+                    event_at: e.at,
+                    practice_then: practice_now,
+                    visit_id,
+                };
+                chart.held_summaries.push_back((e.event, held));
                 Ok(None)
             }
             EventKind::Discharge | EventKind::EmergencyDischarge => {

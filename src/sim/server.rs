@@ -48,6 +48,8 @@ impl SimState {
             to,
             second_signer: false,
             local_id: None,
+            signs: Default::default(),
+            held_for_signature: false,
         };
         let mut ev = Vec::new();
         if b.practice != p.practice {
@@ -223,6 +225,7 @@ async fn fhir_write(
             at,
             second_signer,
             local_id,
+            signs,
         } => vec![SimEvent {
             at: when(at),
             event: kind,
@@ -230,6 +233,8 @@ async fn fhir_write(
             to: None,
             second_signer,
             local_id,
+            signs,
+            held_for_signature: false,
         }],
         Read::Patient(p) if !p.nhs_number.is_synthetic() => {
             return outcome(StatusCode::UNPROCESSABLE_ENTITY, SYNTHETIC_ONLY);

@@ -15,7 +15,7 @@ use crate::protocol::clock::Timestamp;
 use crate::protocol::event::PatientRecord;
 use crate::protocol::fhir::r4::{self, FhirRequest, PatientState};
 use crate::protocol::hl7::Hl7Error;
-use crate::protocol::letter::EventKind;
+use crate::protocol::letter::{EventKind, Signs};
 use crate::protocol::mesh::client::SendOutcome;
 use crate::scenario::{Event, Scenario};
 use crate::sim::ehr::SimError;
@@ -340,7 +340,25 @@ impl Ehr<'_> {
         }
         let nhs = s.patients[&e.patient].nhs_number;
         let local_id = self.local_ids[i].clone();
-        if let Some(req) = r4::request_for(e.kind, &nhs, at, e.second_signer, Some(&local_id)) {
+        if e.held_for_signature {
+            // The summary is drafted, and waits for its signature: that is how the EHR learns
+            // not to send it at discharge (the simulator holds it until a final Composition).
+            let draft = r4::request_for(
+                EventKind::LetterDrafted,
+                &nhs,
+                at,
+                false,
+                None,
+                Signs::DischargeSummary,
+            );
+            if let Some(req) = draft {
+                self.fhir(&f.base_url, req, "draft the discharge summary")
+                    .await?;
+            }
+        }
+        if let Some(req) =
+            r4::request_for(e.kind, &nhs, at, e.second_signer, Some(&local_id), e.signs)
+        {
             return self.fhir(&f.base_url, req, e.kind.name()).await;
         }
         let mut p = self.patients[&e.patient].clone();

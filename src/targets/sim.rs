@@ -180,6 +180,8 @@ pub async fn apply(
         to,
         second_signer: e.second_signer,
         local_id: None,
+        signs: e.signs,
+        held_for_signature: e.held_for_signature,
     })
     .await
 }

@@ -42,6 +42,8 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
             to: None,
             second_signer: false,
             local_id: None,
+            signs: Default::default(),
+            held_for_signature: false,
         })
         .await
         .unwrap();

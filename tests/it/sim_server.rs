@@ -169,6 +169,8 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
             to: None,
             second_signer: false,
             local_id: None,
+            signs: Default::default(),
+            held_for_signature: false,
         })
         .await
         .unwrap();
@@ -197,4 +199,78 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
         vec![Some(LetterKind::PatientCopy)],
         "only the patient's copy left the EHR"
     );
+}
+
+/// Issue 11 (point 8): a discharge whose summary a later signature signs holds the summary
+/// until then, whether the scenario says so (`held_for_signature`, the built-in simulator) or
+/// the EHR was told of a draft first (the FHIR mapping's preliminary Composition).
+#[tokio::test]
+async fn a_discharge_summary_waiting_for_its_signature_leaves_when_signed() {
+    use lettergate::protocol::clock::Span;
+    use lettergate::protocol::letter::{EventKind, Signs};
+    for drafted_first in [false, true] {
+        let (_dir, capture, mut sim) =
+            capture_and_simulator(SimConfig::named("baseline").unwrap(), None).await;
+        let start = sim.now();
+        sim.register_practice(riverside());
+        let nhs = alice().nhs_number;
+        sim.register_patient(alice());
+        let event = |h: i64, event, signs, held| lettergate::SimEvent {
+            at: start.plus(Span::hours(h)),
+            event,
+            nhs_number: nhs,
+            to: None,
+            second_signer: false,
+            local_id: None,
+            signs,
+            held_for_signature: held,
+        };
+        let mut timeline = vec![event(1, EventKind::Admission, Signs::ClinicLetter, false)];
+        if drafted_first {
+            timeline.push(event(
+                2,
+                EventKind::LetterDrafted,
+                Signs::DischargeSummary,
+                false,
+            ));
+        }
+        timeline.push(event(
+            3,
+            EventKind::Discharge,
+            Signs::ClinicLetter,
+            !drafted_first,
+        ));
+        for e in timeline {
+            sim.apply(e).await.unwrap();
+        }
+        sim.advance_to(start.plus(Span::hours(20))).await.unwrap();
+        let summaries = |sim: &lettergate::Simulator| {
+            sim.sent()
+                .iter()
+                .filter(|r| r.kind == LetterKind::DischargeSummary)
+                .count()
+        };
+        assert_eq!(
+            summaries(&sim),
+            0,
+            "sent before it was signed (drafted first: {drafted_first})"
+        );
+        sim.apply(event(
+            21,
+            EventKind::LetterSigned,
+            Signs::DischargeSummary,
+            false,
+        ))
+        .await
+        .unwrap();
+        sim.advance_to(start.plus(Span::days(2))).await.unwrap();
+        assert_eq!(summaries(&sim), 1, "drafted first: {drafted_first}");
+        let log = capture.finish().await.unwrap();
+        let summary = log
+            .letters
+            .iter()
+            .find(|l| l.facts.as_ref().unwrap().kind == Some(LetterKind::DischargeSummary))
+            .expect("the summary reached the practice");
+        assert!(summary.received_at >= start.plus(Span::hours(21)));
+    }
 }

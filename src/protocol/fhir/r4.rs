@@ -13,6 +13,7 @@
 //! | `discharge` / `emergency_discharge` | `POST Encounter`: class `IMP` / `EMER`, status `finished`, `hospitalization.dischargeDisposition` `home` |
 //! | `letter_drafted` | `POST Composition`: status `preliminary` |
 //! | `letter_signed` | `POST Composition`: status `final`, one `legal` attester |
+//! | (letter events after an admission or discharge) | the same Composition typed `Discharge summary` (373942005) instead of `Report of clinical encounter` (371531000) |
 //! | `letter_countersigned` | `POST Composition`: status `final`, a `legal` and a `professional` attester |
 //!
 //! Every resource's subject is the patient by NHS number (a logical reference), and every
@@ -24,7 +25,7 @@
 use crate::protocol::clock::Timestamp;
 use crate::protocol::ids::{NhsNumber, NhsNumberError, OdsCode, OdsCodeError};
 use crate::protocol::itk3::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
-use crate::protocol::letter::EventKind;
+use crate::protocol::letter::{EventKind, Signs};
 use serde_json::{json, Value};
 
 /// The identifier system of the local ids lettergate gives the events it drives.
@@ -92,12 +93,14 @@ pub fn request_for(
     at: Timestamp,
     second_signer: bool,
     local_id: Option<&str>,
+    signs: Signs,
 ) -> Option<FhirRequest> {
     let e = Driven {
         nhs,
         at,
         second_signer,
         identifier: local_id.map(|id| json!({"system": LOCAL_ID_SYSTEM, "value": id})),
+        signs,
     };
     Some(match kind {
         EventKind::OutpatientAttendance => e.encounter("AMB", "finished", false),
@@ -118,6 +121,8 @@ struct Driven<'a> {
     at: Timestamp,
     second_signer: bool,
     identifier: Option<Value>,
+    /// For a Composition: the document it is (a clinic letter or a discharge summary).
+    signs: Signs,
 }
 
 impl Driven<'_> {
@@ -155,13 +160,14 @@ impl Driven<'_> {
 
     fn composition(&self, status: &str, attesters: &[&str]) -> FhirRequest {
         let at = self.at.rfc3339();
+        let (doc, title) = self.signs.document();
         let mut c = json!({
             "resourceType": "Composition",
             "status": status,
-            "type": {"coding": [{"system": "http://snomed.info/sct", "code": "371531000", "display": "Report of clinical encounter"}]},
+            "type": {"coding": [{"system": "http://snomed.info/sct", "code": doc.code, "display": doc.display}]},
             "subject": subject(self.nhs),
             "date": at,
-            "title": "Outpatient clinic letter",
+            "title": title,
             "attester": attesters.iter().map(|m| json!({"mode": m, "time": at})).collect::<Vec<_>>(),
         });
         // R4's Composition has one identifier, not a list.
@@ -190,6 +196,8 @@ pub enum Read {
         /// The resource's identifier: the sender's id for the event, which the EHR keeps as
         /// the encounter's (a visit number) and its letters then carry.
         local_id: Option<String>,
+        /// For a Composition: the document it is, from its type.
+        signs: Signs,
     },
 }
 
@@ -303,6 +311,7 @@ fn read_encounter(resource: &Value) -> Result<Read, R4ReadError> {
         at: time(&resource["period"]["end"]).or(time(&resource["period"]["start"])),
         second_signer,
         local_id: event_identifier(resource),
+        signs: Signs::ClinicLetter,
     })
 }
 
@@ -320,6 +329,9 @@ fn read_composition(resource: &Value) -> Result<Read, R4ReadError> {
         at: time(&resource["date"]),
         second_signer: false,
         local_id: event_identifier(resource),
+        signs: Signs::of_document_type(
+            resource["type"]["coding"][0]["code"].as_str().unwrap_or(""),
+        ),
     })
 }
 
@@ -328,11 +340,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn letter_events_say_which_document_they_are_about_both_ways() {
+        let nhs = NhsNumber::parse("9990000018").unwrap();
+        let at = Timestamp::parse("2025-01-06T09:30:00Z").unwrap();
+        for signs in [Signs::ClinicLetter, Signs::DischargeSummary] {
+            for kind in [EventKind::LetterDrafted, EventKind::LetterSigned] {
+                let req = request_for(kind, &nhs, at, false, None, signs).unwrap();
+                let code = req.body["type"]["coding"][0]["code"].as_str().unwrap();
+                assert_eq!(code, signs.document().0.code);
+                match read(&req.body).unwrap() {
+                    Read::Event {
+                        kind: k, signs: s, ..
+                    } => assert_eq!((k, s), (kind, signs)),
+                    other => panic!("{kind:?} read back as {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_event_reads_back_as_itself() {
         let nhs = NhsNumber::parse("9990000018").unwrap();
         let at = Timestamp::parse("2025-01-06T09:30:00Z").unwrap();
         for kind in EventKind::ALL {
-            let Some(req) = request_for(kind, &nhs, at, false, Some("LG-ABCDEFGH-1")) else {
+            let Some(req) = request_for(
+                kind,
+                &nhs,
+                at,
+                false,
+                Some("LG-ABCDEFGH-1"),
+                Signs::ClinicLetter,
+            ) else {
                 continue;
             };
             match read(&req.body).unwrap() {
@@ -349,7 +387,15 @@ mod tests {
                 other => panic!("{kind:?} read back as {other:?}"),
             }
         }
-        let req = request_for(EventKind::OutpatientAttendance, &nhs, at, true, None).unwrap();
+        let req = request_for(
+            EventKind::OutpatientAttendance,
+            &nhs,
+            at,
+            true,
+            None,
+            Signs::ClinicLetter,
+        )
+        .unwrap();
         assert!(matches!(
             read(&req.body).unwrap(),
             Read::Event {

@@ -141,6 +141,8 @@ impl AdtEvent {
                 .flatten(),
             second_signer: false,
             local_id: self.visit_id.clone(),
+            signs: Default::default(),
+            held_for_signature: false,
         }
     }
 }

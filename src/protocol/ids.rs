@@ -192,34 +192,42 @@ impl Identifiers {
 
 /// Free text as reports and logs show it: every run of exactly ten digits, which may be an NHS
 /// number (in a file name, an id, a reason a system gave), masked as [`NhsNumber::masked`]
-/// does. Longer runs (MESH message ids, timestamps) are left as they are.
+/// does. Longer runs (MESH message ids, timestamps) are left as they are, and so is a run
+/// that is part of a hexadecimal token (next to `a`–`f`, as in a UUID's last group).
 ///
 /// ```
 /// use lettergate::protocol::ids::mask_in_text;
 /// assert_eq!(mask_in_text("FOLDER 9990000018_letter.json"), "FOLDER *******018_letter.json");
 /// assert_eq!(mask_in_text("20250303093000123456_ABC123"), "20250303093000123456_ABC123");
+/// assert_eq!(mask_in_text("f396d5b6-e6c5-4e35-b695-1234567890dc"), "f396d5b6-e6c5-4e35-b695-1234567890dc");
 /// ```
 pub fn mask_in_text(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let hex_letter = |i: Option<usize>| {
+        i.and_then(|i| chars.get(i))
+            .is_some_and(|c| c.is_ascii_hexdigit() && !c.is_ascii_digit())
+    };
     let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() == 10 {
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        let run: String = chars[start..i].iter().collect();
+        let in_hex = hex_letter(start.checked_sub(1)) || hex_letter(Some(i));
+        if run.len() == 10 && !in_hex {
             out.push_str("*******");
             out.push_str(&run[7..]);
         } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
+            out.push_str(&run);
         }
     }
-    flush(&mut run, &mut out);
     out
 }
 

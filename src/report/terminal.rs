@@ -120,17 +120,25 @@ impl Terminal {
     /// fewer captured than expected in red.
     fn kinds_table(&self, w: &mut dyn Write, report: &RunReport) -> io::Result<()> {
         writeln!(w)?;
+        let rows = report.by_kind();
+        // 22 fits every kind but `mental_health_discharge`, which widens the column.
+        let width = rows
+            .iter()
+            .map(|k| esc(&k.kind).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(22);
         writeln!(
             w,
-            "{:<22} {:<14} {:>8} {:>8} {:>8}",
+            "{:<width$} {:<14} {:>8} {:>8} {:>8}",
             "letter kind", "recipient", "expected", "captured", "baseline"
         )?;
-        for k in &report.by_kind() {
+        for k in &rows {
             let short = k.captured < k.expected;
             let captured = format!("{:>8}", k.captured);
             writeln!(
                 w,
-                "{:<22} {:<14} {:>8} {} {:>8}",
+                "{:<width$} {:<14} {:>8} {} {:>8}",
                 esc(&k.kind),
                 esc(&k.recipient),
                 k.expected,

@@ -508,3 +508,67 @@ fn entries_without_full_url_are_non_conformant() {
         &["MAJOR inpatient/discharge_summary: non-conformant letter: discharge summary #1 for bob (NHS *******026) via RXXHC001 -> B82002HC001 was read, but an entry without fullUrl (FHIR Bundle: references resolve through fullUrl); a reference that matches no entry's fullUrl, followed by resource id only (FHIR Bundle references)"],
     );
 }
+
+/// A scenario, written for the test beside a copy of the shipped fixtures (includes stay
+/// inside their scenario set), expecting a mental health discharge for bob.
+fn mental_health_scenario(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("fixtures")).unwrap();
+    std::fs::copy(
+        root().join("scenarios/fixtures/common.yaml"),
+        dir.join("fixtures/common.yaml"),
+    )
+    .unwrap();
+    let scenario = dir.join("mental_health_discharge.yaml");
+    std::fs::write(
+        &scenario,
+        "name: A mental health discharge tells the practice\ninclude: [fixtures/common.yaml]\ntimeline:\n  - at: 2025-03-10T14:00:00Z\n    event: admission\n    patient: bob\n  - after: 9d\n    event: discharge\n    patient: bob\nexpect:\n  - letter: mental_health_discharge\n    patient: bob\n    within: 24h\n    of: discharge\n",
+    )
+    .unwrap();
+    scenario
+}
+
+#[test]
+fn a_mental_health_trusts_discharges_are_read_as_mental_health_discharges() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = mental_health_scenario(dir.path());
+    let scenario = scenario.to_str().unwrap();
+    // The healthy inpatient stand-in sends an inpatient discharge summary: not what this
+    // scenario expects, so the scenario can fail.
+    let snapshots = tempfile::tempdir().unwrap();
+    let inpatient = StandIn::start(&[]).run(Mode::Accept, snapshots.path(), &[scenario]);
+    assert!(
+        inpatient
+            .blocking()
+            .iter()
+            .any(|f| f.contains("missing letter: mental health discharge for bob")),
+        "{}",
+        inpatient.shown()
+    );
+    // As a mental health trust (ITK004D, TOC_FHIR_MH_DISCH): the letter expected.
+    let snapshots = tempfile::tempdir().unwrap();
+    let mental_health = StandIn::start(&["--inpatient-as", "mental-health"]);
+    mental_health
+        .run(Mode::Accept, snapshots.path(), &[scenario])
+        .assert_go("a mental health discharge, baselined");
+    let checked = mental_health.run(Mode::Check, snapshots.path(), &[scenario]);
+    checked.assert_go("a mental health discharge, checked");
+    // The kinds table's first column is as wide as its longest kind: the recipients line up
+    // under their heading.
+    let out = &checked.ran.stdout;
+    let column = |starts: &str, word: &str| {
+        out.lines()
+            .find(|l| l.starts_with(starts))
+            .and_then(|l| l.find(word))
+    };
+    assert!(
+        column("mental_health_discharge", "B82002").is_some(),
+        "{}",
+        checked.shown()
+    );
+    assert_eq!(
+        column("letter kind", "recipient"),
+        column("mental_health_discharge", "B82002"),
+        "{}",
+        checked.shown()
+    );
+}

@@ -114,8 +114,14 @@ pub struct RawReader {
     pub route: Option<String>,
     pub nhs_number: FieldPath,
     /// Who the letter is for: a path to a practice's ODS code (or the word `patient`), or
-    /// `patient` for a capture where every letter goes to the patient.
-    pub recipient: RecipientSource,
+    /// `patient` for a capture where every letter goes to the patient. May be left out when
+    /// `address` is given.
+    #[serde(default)]
+    pub recipient: Option<RecipientSource>,
+    /// A path to the postal address the letter is posted to (a print service's addressee):
+    /// a letter with an address there and no practice at `recipient` goes to the patient.
+    #[serde(default)]
+    pub address: Option<FieldPath>,
     /// What kind of letter it is: a path to a document type code (looked up in the letter
     /// table, with the target's own `letters:`) or a kind's name, or a kind's name.
     pub kind: KindSource,

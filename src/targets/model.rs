@@ -144,6 +144,18 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
     })?;
     let capture = somewhere_to_capture(path, raw.capture).map_err(|(key, d)| at(key, *d))?;
     let kinds = letter_rows(path, raw.letters).map_err(|(key, d)| at(key, *d))?;
+    if raw
+        .readers
+        .iter()
+        .any(|r| r.recipient.is_none() && r.address.is_none())
+    {
+        return Err(at(
+            "readers:",
+            Diagnostic::new(path, "a reader needs `recipient:` or `address:`").with_help(Some(
+                "give `recipient:` the path to the practice's ODS code (or `patient`), or `address:` the path to the address a patient's letter is posted to".into(),
+            )),
+        ));
+    }
     Ok(Target {
         path: path.to_path_buf(),
         name: raw.name.0,

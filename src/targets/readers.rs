@@ -79,13 +79,23 @@ fn read(
     // A value that fails the check digit is no patient either.
     let nhs_number = NhsNumber::parse(&nhs_number)
         .map_err(|_| missing("valid NHS number", &reader.nhs_number))?;
-    let (to_patient, recipient_ods) = match &reader.recipient {
-        RecipientSource::Patient => (true, None),
-        RecipientSource::At(path) => match first(path) {
+    let posted = reader
+        .address
+        .as_ref()
+        .and_then(first)
+        .is_some_and(|a| !a.trim().is_empty());
+    let (to_patient, recipient_ods) = match (&reader.recipient, &reader.address) {
+        (Some(RecipientSource::Patient), _) => (true, None),
+        (Some(RecipientSource::At(path)), _) => match first(path) {
             Some(v) if v.trim().eq_ignore_ascii_case("patient") => (true, None),
-            Some(ods) => (false, Some(ods.trim().to_ascii_uppercase())),
-            None => return Err(missing("recipient", path)),
+            Some(ods) if !ods.trim().is_empty() => (false, Some(ods.trim().to_ascii_uppercase())),
+            _ if posted => (true, None),
+            _ => return Err(missing("recipient", path)),
         },
+        (None, Some(_)) if posted => (true, None),
+        (None, Some(path)) => return Err(missing("recipient's address", path)),
+        // The loader refuses a reader with neither.
+        (None, None) => return Err(missing("recipient", &reader.nhs_number)),
     };
     // The sender's own ids for the letter are new every run: not content.
     let own_ids: Vec<String> = [&reader.reference, &reader.document_id]
@@ -262,6 +272,43 @@ mod tests {
         );
         let findings = check(&read, &s, vec![posted(dir.path(), "2025-04-02T12:00:00Z")]);
         assert_eq!(findings, vec![], "read and checked: the copy was expected");
+    }
+
+    #[test]
+    fn a_reader_can_tell_a_patients_letter_by_its_postal_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = scenario(dir.path());
+        let by_address = PRINT_READER.replace(
+            "    recipient: /addressee/kind\n",
+            "    address: /addressee/postal/postcode\n",
+        );
+        let t = target(dir.path(), &by_address).unwrap();
+        let mut letters = vec![posted(dir.path(), "2025-04-02T12:00:00Z")];
+        read_again(&t, &mut letters);
+        assert!(letters[0].facts.as_ref().unwrap().to_patient);
+        assert_eq!(
+            check(&t, &s, vec![posted(dir.path(), "2025-04-02T12:00:00Z")]),
+            vec![]
+        );
+        // A body without the address: nobody to post it to, and the finding says where.
+        let elsewhere = by_address.replace("/addressee/postal/postcode", "/addressee/postal/zip");
+        let t = target(dir.path(), &elsewhere).unwrap();
+        let said: Vec<String> = check(&t, &s, vec![posted(dir.path(), "2025-04-02T12:00:00Z")])
+            .iter()
+            .map(|f| f.describe(crate::protocol::ids::Identifiers::Masked))
+            .collect();
+        assert!(
+            said.iter()
+                .any(|f| f.starts_with("unreadable") && f.contains("/addressee/postal/zip")),
+            "{said:?}"
+        );
+        // Neither a recipient nor an address: refused at load, pointing at `readers:`.
+        let neither = by_address.replace("    address: /addressee/postal/postcode\n", "");
+        let e = target(dir.path(), &neither).unwrap_err().to_string();
+        assert!(
+            e.contains("a reader needs `recipient:` or `address:`"),
+            "{e}"
+        );
     }
 
     /// The detection test: the same scenario passes with the copy posted before the death

@@ -64,6 +64,6 @@ pub use sim::server as sim_server;
 pub use sim::{PatientRecord, PracticeRecord, SimConfig, SimEvent, Simulator};
 pub use snapshot::store::new_path;
 pub use snapshot::{SnapshotMode, SnapshotStore};
-pub use targets::check::run as check_target;
+pub use targets::check::{run as check_target, CheckLine};
 pub use targets::ledger;
 pub use targets::{load as load_target, Target};

@@ -65,6 +65,14 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// What a target names did not all work when checked before anything was driven; the
+    /// failed checks were printed (exit 3).
+    #[error("{failed} of {total} checks of target {target} failed before anything was driven: lettergate could not drive or capture with it (`lettergate targets check` shows every check)")]
+    Preflight {
+        target: String,
+        failed: usize,
+        total: usize,
+    },
     /// A benchmark's child process failed or printed no figures (exit 3).
     #[error("benchmark {name} failed: {output}")]
     Benchmark { name: String, output: String },
@@ -140,6 +148,7 @@ impl Error {
             | Error::WriteReport(_)
             | Error::Layer(_)
             | Error::Harness { .. }
+            | Error::Preflight { .. }
             | Error::Benchmark { .. } => ExitStatus::HarnessFailure,
         }
     }

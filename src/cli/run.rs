@@ -59,6 +59,9 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         None => None,
     };
     let (scenarios, parameters) = select(&args, target.is_some())?;
+    if let Some(t) = &target {
+        super::targets::before_driving(t)?;
+    }
     let (system, profile) = match &target {
         Some(t) => (
             format!("target {}", t.name()),

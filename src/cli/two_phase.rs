@@ -61,6 +61,7 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
         ))
         .into());
     }
+    super::targets::before_driving(&target)?;
     println!(
         "driving {} scenarios against target {} ({} driver); ledger {}",
         scenarios.iter().filter(|s| !s.generated).count(),

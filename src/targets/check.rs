@@ -72,12 +72,8 @@ pub enum CheckFailure {
         url: String,
         status: reqwest::StatusCode,
     },
-    #[error("GET {url} did not answer JSON")]
-    NotJson {
-        url: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("GET {url} did not answer FHIR: it answered {answered}")]
+    NotFhir { url: String, answered: String },
     #[error("GET {url}: the answer could not be read")]
     Unread {
         url: String,
@@ -222,17 +218,22 @@ async fn fhir_metadata(
     if !status.is_success() {
         return Err(CheckFailure::Status { url, status });
     }
-    let bytes = read_response_capped(resp, max_response(), "LETTERGATE_MAX_RESPONSE")
+    let content_type = content_type(&resp);
+    let body = read_response_capped(resp, max_response(), "LETTERGATE_MAX_RESPONSE")
         .await
         .map_err(|source| CheckFailure::Unread {
             url: url.clone(),
             source,
         })?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|source| CheckFailure::NotJson {
-            url: url.clone(),
-            source,
-        })?;
+    let v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => {
+            return Err(CheckFailure::NotFhir {
+                url,
+                answered: answered(status, content_type.as_deref(), &body),
+            })
+        }
+    };
     match v["resourceType"].as_str() {
         Some("CapabilityStatement") => Ok(format!(
             "GET {url}: CapabilityStatement, FHIR {}",
@@ -243,6 +244,58 @@ async fn fhir_metadata(
             found: other.unwrap_or("document without resourceType").into(),
         }),
     }
+}
+
+/// A response's `Content-Type`, as sent.
+pub fn content_type(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// Reads a FHIR server's answer to a request (at most the response cap) and, when it is not
+/// FHIR ([`is_fhir`]), says what it was.
+pub async fn not_fhir(resp: reqwest::Response) -> Option<String> {
+    let status = resp.status();
+    let kind = content_type(&resp);
+    match read_response_capped(resp, max_response(), "LETTERGATE_MAX_RESPONSE").await {
+        Ok(body) if is_fhir(&body) => None,
+        Ok(body) => Some(answered(status, kind.as_deref(), &body)),
+        Err(e) => Some(format!(
+            "{status} {}, and {e}",
+            crate::protocol::text::escape_controls(kind.as_deref().unwrap_or("no content type"))
+        )),
+    }
+}
+
+/// What a server answered in place of FHIR, in a few words a console can show: its status,
+/// content type and the start of its body, control characters escaped.
+pub fn answered(status: reqwest::StatusCode, content_type: Option<&str>, body: &[u8]) -> String {
+    use crate::protocol::text::{escape_controls, truncate};
+    let text = String::from_utf8_lossy(body);
+    let squeezed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let excerpt = escape_controls(&truncate(&squeezed, 100)).into_owned();
+    let kind =
+        escape_controls(&truncate(content_type.unwrap_or("no content type"), 60)).into_owned();
+    if excerpt.is_empty() {
+        format!("{status} {kind} with an empty body")
+    } else {
+        format!("{status} {kind}: `{excerpt}`")
+    }
+}
+
+/// Whether a FHIR server's answer to a request is FHIR: an empty body (a server may answer
+/// `201` without one), or a JSON or XML resource.
+pub fn is_fhir(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let t = text.trim_start();
+    if t.is_empty() {
+        return true;
+    }
+    if t.starts_with('<') {
+        return t.contains("xmlns=\"http://hl7.org/fhir\"");
+    }
+    serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| v["resourceType"].is_string())
 }
 
 async fn mesh_signin(
@@ -422,6 +475,30 @@ async fn check_mesh_poll(p: &RawMeshPoll) -> Vec<CheckLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_empty_answer_or_a_fhir_resource_is_fhir() {
+        assert!(is_fhir(b""));
+        assert!(is_fhir(br#"{"resourceType": "Patient", "id": "1"}"#));
+        assert!(is_fhir(
+            b"<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"1\"/></Patient>"
+        ));
+        assert!(!is_fhir(b"<html><body>Welcome</body></html>"));
+        assert!(!is_fhir(br#"{"ok": true}"#));
+        assert!(!is_fhir(b"\xff\xfe not text"));
+        assert_eq!(
+            answered(
+                reqwest::StatusCode::OK,
+                Some("text/html"),
+                b"<p>\n  hi\x1b[31m</p>"
+            ),
+            "200 OK text/html: `<p> hi\\u{1b}[31m</p>`"
+        );
+        assert_eq!(
+            answered(reqwest::StatusCode::OK, None, b""),
+            "200 OK no content type with an empty body"
+        );
+    }
 
     #[tokio::test]
     async fn oauth2_client_credentials_come_from_the_environment_and_give_a_bearer_token() {

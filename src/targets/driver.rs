@@ -57,6 +57,16 @@ pub enum DriveError {
         status: reqwest::StatusCode,
         excerpt: String,
     },
+    /// A FHIR server that answered a request with something that is not FHIR (an HTML page
+    /// with 200): lettergate cannot know the event was taken, so it stops, never goes on to
+    /// report the letters missing.
+    #[error("could not drive the target: {method} {url} ({what}) did not answer FHIR: it answered {answered}")]
+    NotFhir {
+        method: String,
+        url: String,
+        what: String,
+        answered: String,
+    },
     #[error("no ADT message for `{0}`")]
     NoAdt(&'static str),
     #[error("could not drive the target: {address} does not resolve")]
@@ -243,6 +253,7 @@ impl Ehr<'_> {
         body: Option<String>,
         headers: &[(String, String)],
         what: &str,
+        fhir: bool,
     ) -> Result<(), DriveError> {
         let m = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| DriveError::Method(method.to_string()))?;
@@ -279,6 +290,16 @@ impl Ehr<'_> {
                 excerpt: text.chars().take(300).collect(),
             });
         }
+        if fhir {
+            if let Some(answered) = super::check::not_fhir(resp).await {
+                return Err(DriveError::NotFhir {
+                    method: method.to_string(),
+                    url: url.to_string(),
+                    what: what.to_string(),
+                    answered,
+                });
+            }
+        }
         self.sent += 1;
         Ok(())
     }
@@ -300,7 +321,7 @@ impl Ehr<'_> {
             .map(|(k, v)| (k.clone(), fill(v)))
             .collect();
         let body = r.body.as_ref().map(fill);
-        self.send(&r.method.0, &url, body, &headers, e.kind.name())
+        self.send(&r.method.0, &url, body, &headers, e.kind.name(), false)
             .await
     }
 
@@ -310,8 +331,15 @@ impl Ehr<'_> {
             "content-type".to_string(),
             "application/fhir+json".to_string(),
         )];
-        self.send(req.method, &url, Some(req.body.to_string()), &headers, what)
-            .await
+        self.send(
+            req.method,
+            &url,
+            Some(req.body.to_string()),
+            &headers,
+            what,
+            true,
+        )
+        .await
     }
 
     /// A FHIR event: the patient first (as the EHR's registration would have them), then the

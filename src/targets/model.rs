@@ -282,6 +282,20 @@ fn somewhere_to_capture(path: &Path, c: RawCapture) -> Result<Capture, Misplaced
             "list the recipient mailboxes to collect from, each with `id:` and `password_env:`",
         );
     }
+    if c.mesh_endpoint
+        .as_ref()
+        .is_some_and(|m| m.mailboxes.is_empty())
+    {
+        return misplaced(
+            "mailboxes:",
+            "`mesh_endpoint.mailboxes` is empty: the EHR could not sign in to send, and no practice mailbox would take a letter",
+            "list the EHR's sending mailbox and every recipient mailbox, each with the environment variable of its password: `mailboxes: {RXXHC001: SENDER_PASSWORD, A81001HC001: PRACTICE_PASSWORD}`",
+        );
+    }
+    if let Some((key, message)) = shared_port(&c) {
+        let help = "give each capture a port of its own (`mesh_endpoint` also takes HTTP letters on any path, so an `http_endpoint` beside it is needed only on another port)";
+        return misplaced(key, &message, help);
+    }
     Ok(Capture {
         mesh_endpoint: c.mesh_endpoint,
         http_endpoint: c.http_endpoint.map(|h| h.listen.0),
@@ -292,6 +306,44 @@ fn somewhere_to_capture(path: &Path, c: RawCapture) -> Result<Capture, Misplaced
         }),
         mesh_poll: c.mesh_poll,
     })
+}
+
+/// Two captures the file gives that would listen on one port: the key of the second and why.
+/// Port 0 (a free port each) never clashes; an unspecified address (`0.0.0.0`) clashes with
+/// every address of its family.
+fn shared_port(c: &RawCapture) -> Option<(&'static str, String)> {
+    let listens = [
+        (
+            "mesh_endpoint:",
+            "capture.mesh_endpoint",
+            c.mesh_endpoint.as_ref().map(|m| m.listen.0),
+        ),
+        (
+            "http_endpoint:",
+            "capture.http_endpoint",
+            c.http_endpoint.as_ref().map(|h| h.listen.0),
+        ),
+        ("mllp:", "capture.mllp", c.mllp.as_ref().map(|m| m.listen.0)),
+    ];
+    let given: Vec<(&'static str, &str, std::net::SocketAddr)> = listens
+        .into_iter()
+        .filter_map(|(key, name, a)| Some((key, name, a?)))
+        .filter(|(_, _, a)| a.port() != 0)
+        .collect();
+    for (i, (key, name, a)) in given.iter().enumerate() {
+        for (_, first, b) in &given[..i] {
+            let same_ip = a.ip() == b.ip()
+                || (a.is_ipv4() == b.is_ipv4()
+                    && (a.ip().is_unspecified() || b.ip().is_unspecified()));
+            if a.port() == b.port() && same_ip {
+                return Some((
+                    key,
+                    format!("`{name}` listens on {a}, as `{first}` does ({b}): two captures cannot share a port"),
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn wait(w: &RawWait) -> Wait {

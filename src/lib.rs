@@ -67,3 +67,11 @@ pub use snapshot::{SnapshotMode, SnapshotStore};
 pub use targets::check::{run as check_target, CheckLine};
 pub use targets::ledger;
 pub use targets::{load as load_target, Target};
+
+/// The inner readers that the property tests (`tests/it/props/`) and the fuzz targets
+/// (`fuzz/`) exercise directly, below the surface above: not part of lettergate's interface.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::capture::chunks::{decode, parse_range, Assemblies, ChunkRange, FirstChunk};
+    pub use crate::snapshot::store::{body_of, compare_bodies, Comparison};
+}

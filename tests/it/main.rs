@@ -21,6 +21,7 @@ mod layers;
 mod mesh_client_peer;
 mod mesh_sandbox;
 mod mesh_wire;
+mod props;
 mod reports;
 mod schemas;
 mod sim_server;

@@ -190,10 +190,14 @@ fn content(m: &Message, document_type: String) -> LetterContent {
         match component_of(obx, "OBX", 3, 1) {
             Some("TITLE") if content.title.is_none() => content.title = Some(value),
             _ => {
-                let title = component_of(obx, "OBX", 3, 2)
-                    .or(component_of(obx, "OBX", 3, 1))
-                    .map(unescape)
-                    .unwrap_or_default();
+                // lettergate writes `SECTION^<title>^L`, where an empty title is no title;
+                // other senders' OBX-3 is `code^text^system`, and a bare code names it.
+                let title = match component_of(obx, "OBX", 3, 1) {
+                    Some("SECTION") => component_of(obx, "OBX", 3, 2),
+                    code => component_of(obx, "OBX", 3, 2).or(code),
+                }
+                .map(unescape)
+                .unwrap_or_default();
                 content.sections.push((title, value));
             }
         }
@@ -285,6 +289,21 @@ pub(crate) mod tests {
             "one segment per line: {msg:?}"
         );
         assert_eq!(read(&msg).unwrap().1.sections, d.sections);
+    }
+
+    /// Found by the property tests of issue 13 (`props::hl7::an_mdm_message_reads_back`): a
+    /// section without a title was read back titled `SECTION`, the code of its OBX-3.
+    #[test]
+    fn a_section_without_a_title_reads_back_without_one() {
+        let mut d = doc(LetterKind::ClinicLetter);
+        d.sections = vec![
+            (String::new(), "text".into()),
+            ("Plan".into(), String::new()),
+        ];
+        assert_eq!(
+            read(&build(&d, Some("A81001"))).unwrap().1.sections,
+            d.sections
+        );
     }
 
     #[test]

@@ -149,3 +149,25 @@ proptest! {
         prop_assert_eq!(back, messages);
     }
 }
+
+/// Writes the simulator's letters (ITK3 JSON, print requests, MDM^T02) and ADT messages into
+/// `fuzz/seeds/`, as seeds of the fuzz targets: `cargo test --test it
+/// props::hl7::write_simulator_seeds -- --ignored`, when the builders change.
+#[test]
+#[ignore = "writes fuzz/seeds/; run by hand when the simulator's builders change"]
+fn write_simulator_seeds() {
+    for (name, body) in super::letters::letter_seeds() {
+        if let Some(kind) = name.strip_prefix("simulator ") {
+            let ext = if body.starts_with(b"{") { "json" } else { "txt" };
+            let path = super::seed_dir("letter").join(format!("simulator-{kind}.{ext}"));
+            std::fs::write(path, body).unwrap();
+        }
+    }
+    for (name, body) in hl7_seeds() {
+        if let Some(what) = name.strip_prefix("mdm ").or(name.strip_prefix("adt ")) {
+            let kind = &name[..3];
+            let path = super::seed_dir("hl7").join(format!("simulator-{kind}-{what}.hl7"));
+            std::fs::write(path, body).unwrap();
+        }
+    }
+}

@@ -158,7 +158,11 @@ proptest! {
 fn write_simulator_seeds() {
     for (name, body) in super::letters::letter_seeds() {
         if let Some(kind) = name.strip_prefix("simulator ") {
-            let ext = if body.starts_with(b"{") { "json" } else { "txt" };
+            let ext = if body.starts_with(b"{") {
+                "json"
+            } else {
+                "txt"
+            };
             let path = super::seed_dir("letter").join(format!("simulator-{kind}.{ext}"));
             std::fs::write(path, body).unwrap();
         }

@@ -73,5 +73,6 @@ pub use targets::{load as load_target, Target};
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::capture::chunks::{decode, parse_range, Assemblies, ChunkRange, FirstChunk};
+    pub use crate::scenario::diagnostic::{lines as yaml_lines, SOURCE_LINE_MAX};
     pub use crate::snapshot::store::{body_of, compare_bodies, Comparison};
 }

@@ -31,12 +31,20 @@ pub fn check_diagnostic(d: &Diagnostic, files: &[(&Path, &str)]) {
         assert_eq!(d.column, 0, "a column without a line:\n{d}");
         return;
     }
-    let lines: Vec<&str> = text.lines().collect();
+    // Lines as YAML counts them: LF, CRLF or a CR alone ends one.
+    let lines: Vec<&str> = lettergate::fuzzing::yaml_lines(text).collect();
     assert!(d.line <= lines.len() + 1, "line {} of {}:\n{d}", d.line, lines.len());
     assert!(d.column >= 1, "column 0:\n{d}");
     if let Some(src) = &d.source_line {
-        assert_eq!(Some(src.as_str()), lines.get(d.line - 1).copied(), "{d}");
+        assert_eq!(Some(src.as_str()), shown_line(lines.get(d.line - 1).copied()).as_deref(), "{d}");
     }
     let position = format!("{}:{}:{}", d.file.display(), d.line, d.column);
     assert!(d.to_string().contains(&position), "{d}");
+}
+
+/// A line of a file as a diagnostic shows it: cut to its first characters, control
+/// characters escaped.
+fn shown_line(line: Option<&str>) -> Option<String> {
+    use lettergate::protocol::text::{escape_controls, truncate};
+    line.map(|l| escape_controls(&truncate(l, lettergate::fuzzing::SOURCE_LINE_MAX)).into_owned())
 }

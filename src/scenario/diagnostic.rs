@@ -38,7 +38,7 @@ impl Diagnostic {
         self.column = column.max(1);
         // Bounded and escaped: the line may be a whole file with no line breaks in it, or
         // hold control characters that would move the cursor or colour the console.
-        self.source_line = text.lines().nth(line.saturating_sub(1)).map(|l| {
+        self.source_line = lines(text).nth(line.saturating_sub(1)).map(|l| {
             let l = crate::protocol::text::truncate(l, SOURCE_LINE_MAX);
             crate::protocol::text::escape_controls(&l).into_owned()
         });
@@ -51,6 +51,30 @@ impl Diagnostic {
         }
         self
     }
+}
+
+/// The lines of `text` as YAML counts them, and so its line numbers: a line ends at LF, CRLF
+/// or a CR alone (YAML 1.2, "Line Break Characters").
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let t = rest?;
+        match t.find(['\r', '\n']) {
+            Some(i) => {
+                let after = if t[i..].starts_with("\r\n") {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                rest = (after < t.len()).then(|| &t[after..]);
+                Some(&t[..i])
+            }
+            None => {
+                rest = None;
+                (!t.is_empty()).then_some(t)
+            }
+        }
+    })
 }
 
 impl fmt::Display for Diagnostic {
@@ -230,5 +254,23 @@ mod tests {
             d.to_string(),
             "error: unknown field `recipent`\n --> s.yaml:3:5\n  |\n3 |   - recipent: patient\n  |     ^ did you mean `recipient`?"
         );
+    }
+
+    /// Found by the fuzz targets of issue 13 (`scenario`, `target_file`): YAML counts a lone
+    /// CR as a line break, so its positions in a file with old Mac line endings pointed past
+    /// the lines lettergate split, and the line was not shown.
+    #[test]
+    fn shows_the_line_of_a_file_whose_lines_end_in_cr_alone_or_crlf() {
+        for text in [
+            "name: x\rexpect:\r  - recipent: patient\r",
+            "name: x\r\nexpect:\r\n  - recipent: patient\r\n",
+        ] {
+            let d = Diagnostic::new("s.yaml", "unknown field `recipent`").at(text, 3, 5);
+            assert_eq!(
+                d.source_line.as_deref(),
+                Some("  - recipent: patient"),
+                "{text:?}"
+            );
+        }
     }
 }

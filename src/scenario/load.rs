@@ -586,7 +586,8 @@ fn looks_like_yaml_mapping(text: &str) -> bool {
 
 /// The 1-based line and column of the first occurrence of `needle` in `text`.
 pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
-    text.lines()
+    // Lines as YAML counts them, so that the position agrees with the parser's.
+    super::diagnostic::lines(text)
         .enumerate()
         .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
 }

@@ -61,7 +61,8 @@ pub fn check_diagnostic(d: &Diagnostic, files: &[(&Path, &str)]) -> Result<(), T
         prop_assert_eq!(d.column, 0, "a column without a line:\n{}", d);
         return Ok(());
     }
-    let lines: Vec<&str> = text.lines().collect();
+    // Lines as YAML counts them: LF, CRLF or a CR alone ends one.
+    let lines: Vec<&str> = lettergate::fuzzing::yaml_lines(text).collect();
     prop_assert!(
         d.line <= lines.len() + 1,
         "line {} of a file of {} lines:\n{}",
@@ -71,7 +72,7 @@ pub fn check_diagnostic(d: &Diagnostic, files: &[(&Path, &str)]) -> Result<(), T
     );
     prop_assert!(d.column >= 1, "column 0 at line {}:\n{}", d.line, d);
     if let Some(src) = &d.source_line {
-        prop_assert_eq!(Some(src.as_str()), lines.get(d.line - 1).copied());
+        prop_assert_eq!(Some(src.as_str()), shown_line(lines.get(d.line - 1).copied()).as_deref());
     }
     // The rendering is what a person reads: it names the file and the position.
     let shown = d.to_string();
@@ -263,4 +264,51 @@ pub fn target_seeds() -> Vec<(String, Vec<u8>)> {
     out.extend(super::seeds("target"));
     out.sort();
     out
+}
+
+/// Found by the fuzz targets `scenario` and `target_file` (issue 13, point 7): YAML counts a
+/// lone CR as a line break, lettergate did not, so a diagnostic in a file with old Mac line
+/// endings gave a line past the end of the file and showed no line.
+#[test]
+fn a_diagnostic_in_a_file_with_cr_line_endings_shows_its_line() {
+    let scenario = "name: x\rinclude: [../fixtures/common.yaml]\rtimeline:\r  - at: 2025-06-02T09:00:00Z\r    event: outpatient_attendance\r    patient: alice\r    bogus: 1\r";
+    let (_dir, path) = suite_with("case/cr.yaml", scenario.as_bytes());
+    let d = Loader::new().load_scenario(&path).unwrap_err();
+    assert_eq!(d.line, 7, "{d}");
+    assert_eq!(d.source_line.as_deref(), Some("    bogus: 1"), "{d}");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t.yaml");
+    std::fs::write(
+        &target,
+        "name: t\rnon_production: true\rdrive: {}\rcapture: {}\r",
+    )
+    .unwrap();
+    let d = lettergate::load_target(&target).unwrap_err();
+    assert!(d.line >= 1 && d.line <= 4, "{d}");
+    assert!(d.source_line.is_some(), "{d}");
+}
+
+/// The inputs the fuzz targets found (kept in `tests/it/props/regressions/`), replayed
+/// through the same checks: each gives a diagnostic inside its file, with its line shown.
+#[test]
+fn the_inputs_the_fuzz_targets_found_give_diagnostics_inside_their_files() {
+    let dir = root().join("tests/it/props/regressions");
+    let scenario = std::fs::read(dir.join("scenario-cr-line-endings.yaml")).unwrap();
+    let (_suite, path) = suite_with("case/found.yaml", &scenario);
+    let text = String::from_utf8_lossy(&scenario).into_owned();
+    let d = Loader::new().load_scenario(&path).unwrap_err();
+    check_diagnostic(&d, &[(&path, &text)]).unwrap();
+    assert!(d.source_line.is_some(), "{d}");
+    let target = dir.join("target-cr-line-endings.yaml");
+    let text = std::fs::read_to_string(&target).unwrap();
+    let d = lettergate::load_target(&target).unwrap_err();
+    check_diagnostic(&d, &[(&target, &text)]).unwrap();
+    assert!(d.source_line.is_some(), "{d}");
+}
+
+/// A line of a file as a diagnostic shows it: cut to its first characters, control
+/// characters escaped.
+fn shown_line(line: Option<&str>) -> Option<String> {
+    use lettergate::protocol::text::{escape_controls, truncate};
+    line.map(|l| escape_controls(&truncate(l, lettergate::fuzzing::SOURCE_LINE_MAX)).into_owned())
 }

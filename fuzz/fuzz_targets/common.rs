@@ -25,7 +25,10 @@ pub fn file(rel: &str) -> PathBuf {
 /// just past its end) with that line shown; its rendering names file, line and column.
 pub fn check_diagnostic(d: &Diagnostic, files: &[(&Path, &str)]) {
     let Some((_, text)) = files.iter().find(|(p, _)| d.file == *p) else {
-        panic!("the diagnostic names {}, none of the files loaded:\n{d}", d.file.display());
+        panic!(
+            "the diagnostic names {}, none of the files loaded:\n{d}",
+            d.file.display()
+        );
     };
     if d.line == 0 {
         assert_eq!(d.column, 0, "a column without a line:\n{d}");
@@ -33,10 +36,16 @@ pub fn check_diagnostic(d: &Diagnostic, files: &[(&Path, &str)]) {
     }
     // Lines as YAML counts them: LF, CRLF or a CR alone ends one.
     let lines: Vec<&str> = lettergate::fuzzing::yaml_lines(text).collect();
-    assert!(d.line <= lines.len() + 1, "line {} of {}:\n{d}", d.line, lines.len());
+    assert!(
+        d.line <= lines.len() + 1,
+        "line {} of {}:\n{d}",
+        d.line,
+        lines.len()
+    );
     assert!(d.column >= 1, "column 0:\n{d}");
     if let Some(src) = &d.source_line {
-        assert_eq!(Some(src.as_str()), shown_line(lines.get(d.line - 1).copied()).as_deref(), "{d}");
+        let shown = shown_line(lines.get(d.line - 1).copied());
+        assert_eq!(Some(src.as_str()), shown.as_deref(), "{d}");
     }
     let position = format!("{}:{}:{}", d.file.display(), d.line, d.column);
     assert!(d.to_string().contains(&position), "{d}");

@@ -11,7 +11,12 @@ use lettergate::protocol::read::{classify, explain_letter, letter_content, parse
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for t in [Transport::Mesh, Transport::Http, Transport::Mllp, Transport::Folder] {
+    for t in [
+        Transport::Mesh,
+        Transport::Http,
+        Transport::Mllp,
+        Transport::Folder,
+    ] {
         if let Ok(facts) = parse_letter(t, data) {
             assert_eq!(facts.digest.len(), 16);
             let _ = classify(&facts, KindTable::standard());

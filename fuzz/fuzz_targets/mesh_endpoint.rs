@@ -40,16 +40,22 @@ fn start(rt: &tokio::runtime::Runtime) -> (CaptureServer, tempfile::TempDir) {
         dir: dir.path().to_path_buf(),
         monitored: [MAILBOXES[1].0.to_string()].into_iter().collect(),
         gp: None,
+        limits: lettergate::protocol::limits::Limits::default(),
     };
     let server = rt
-        .block_on(CaptureServer::start(config, Clock::virtual_at(Timestamp::now())))
+        .block_on(CaptureServer::start(
+            config,
+            Clock::virtual_at(Timestamp::now()),
+        ))
         .unwrap();
     (server, dir)
 }
 
 /// Finishes the endpoint and checks its log.
 fn finish(rt: &tokio::runtime::Runtime, server: CaptureServer) {
-    let log = rt.block_on(server.finish()).expect("the endpoint finishes with its log");
+    let log = rt
+        .block_on(server.finish())
+        .expect("the endpoint finishes with its log");
     for l in &log.letters {
         if l.transport == Transport::Mesh && l.accepted() {
             assert!(l.auth_valid, "accepted without a valid token: {l:?}");
@@ -98,7 +104,10 @@ fn request(data: &[u8], host: &str) -> Vec<u8> {
         };
         out.push_str(&format!("{name}: {value}\r\n"));
     }
-    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(body);
     bytes
@@ -120,7 +129,11 @@ fuzz_target!(|data: &[u8]| {
             .enable_all()
             .build()
             .unwrap();
-        Mutex::new(Running { rt, server: None, served: 0 })
+        Mutex::new(Running {
+            rt,
+            server: None,
+            served: 0,
+        })
     });
     let mut r = running.lock().unwrap();
     let r = &mut *r;
@@ -135,11 +148,16 @@ fuzz_target!(|data: &[u8]| {
     }
     r.served += 1;
     let (server, _) = r.server.as_ref().unwrap();
-    let addr = server.url().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let addr = server
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let wire = request(data, &addr);
-    let answer = r
-        .rt
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), exchange(&addr, &wire)).await })
+    let answer =
+        r.rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), exchange(&addr, &wire)).await
+        })
         .expect("an answer within ten seconds");
     if let Ok(answer) = answer {
         assert!(

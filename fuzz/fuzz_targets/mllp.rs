@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use tokio::io::BufReader;
 
 fuzz_target!(|data: &[u8]| {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut reader = BufReader::new(data);
         while let Ok(Some(frame)) = mllp::read_frame(&mut reader).await {

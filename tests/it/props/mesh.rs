@@ -6,6 +6,7 @@
 use super::letters::{docs, simulator_body};
 use lettergate::fuzzing::{decode, parse_range, Assemblies, FirstChunk};
 use lettergate::protocol::clock::{Clock, Timestamp};
+use lettergate::protocol::limits::Limits;
 use lettergate::protocol::mesh::auth::{self, Token};
 use lettergate::protocol::mesh::client::gzip;
 use lettergate::{CaptureConfig, CaptureServer};
@@ -14,6 +15,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEY: &str = "TestKey";
+/// The message cap chunks are assembled under (the default).
+const MAX: u64 = 100 * 1024 * 1024;
 const MAILBOXES: [(&str, &str); 2] = [("RXXHC001", "sender-pw"), ("A81001HC001", "gp-pw")];
 
 proptest! {
@@ -68,13 +71,16 @@ proptest! {
     /// refused.
     #[test]
     fn gzip_chunks_decode_to_what_was_zipped(body in prop::collection::vec(any::<u8>(), 0..2048), junk in prop::collection::vec(any::<u8>(), 0..256)) {
-        prop_assert_eq!(decode(Some("gzip"), &gzip(&body)).unwrap(), body.clone());
-        prop_assert_eq!(decode(Some(" GZIP "), &gzip(&body)).unwrap(), body.clone());
-        prop_assert_eq!(decode(None, &body).unwrap(), body);
-        let _ = decode(Some("gzip"), &junk);
+        prop_assert_eq!(decode(Some("gzip"), &gzip(&body), &Limits::default()).unwrap(), body.clone());
+        prop_assert_eq!(decode(Some(" GZIP "), &gzip(&body), &Limits::default()).unwrap(), body.clone());
+        prop_assert_eq!(decode(None, &body, &Limits::default()).unwrap(), body);
+        let _ = decode(Some("gzip"), &junk, &Limits::default());
+        // A bomb: more than the cap once inflated, refused rather than inflated.
+        let small = Limits { max_message: 1024, ..Limits::default() };
+        prop_assert!(decode(Some("gzip"), &gzip(&vec![0; 4096]), &small).is_err());
         let mut truncated = gzip(&junk);
         truncated.truncate(truncated.len() / 2);
-        prop_assert!(decode(Some("gzip"), &truncated).is_err());
+        prop_assert!(decode(Some("gzip"), &truncated, &Limits::default()).is_err());
     }
 
     /// A message cut in N chunks and sent in order assembles to itself; chunks with any
@@ -91,7 +97,7 @@ proptest! {
         let total = parts.len();
         a.start("m1", first.clone(), total, parts[0].to_vec());
         for (mailbox, id, path_n, range) in &noise {
-            if let Ok(Some(whole)) = a.add(mailbox, id, path_n, range.as_deref(), b"x".to_vec()) {
+            if let Ok(Some(whole)) = a.add(mailbox, id, path_n, range.as_deref(), b"x".to_vec(), MAX) {
                 // Noise that happens to be the next chunks: start again.
                 prop_assert_eq!(whole.received, whole.total);
                 a = Assemblies::default();
@@ -99,13 +105,13 @@ proptest! {
             }
         }
         if total == 1 {
-            prop_assert!(a.add("RXXHC001", "m1", "2", Some("2:1"), vec![]).is_err());
+            prop_assert!(a.add("RXXHC001", "m1", "2", Some("2:1"), vec![], MAX).is_err());
             return Ok(());
         }
         let mut whole = None;
         for (i, p) in parts.iter().enumerate().skip(1) {
             let range = format!("{}:{total}", i + 1);
-            match a.add("RXXHC001", "m1", &(i + 1).to_string(), Some(&range), p.to_vec()) {
+            match a.add("RXXHC001", "m1", &(i + 1).to_string(), Some(&range), p.to_vec(), MAX) {
                 Ok(w) => whole = w,
                 // Noise moved the message on; nothing more to check.
                 Err(_) => return Ok(()),
@@ -253,6 +259,7 @@ proptest! {
                 dir: dir.path().to_path_buf(),
                 monitored: Default::default(),
                 gp: None,
+                limits: Limits::default(),
             };
             let server = CaptureServer::start(config, Clock::virtual_at(Timestamp::now())).await.unwrap();
             let addr = server.url().trim_start_matches("http://").trim_end_matches('/').to_string();

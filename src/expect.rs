@@ -7,6 +7,7 @@ use crate::protocol::ids::{Identifiers, NhsNumber};
 use crate::protocol::itk3::Itk3Response;
 use crate::protocol::letter::{EventKind, LetterKind, Rule, Transport};
 use crate::protocol::mesh::MeshErrorCode;
+use crate::scenario::model::Dated;
 use crate::scenario::{Expectation, Recipient, Scenario};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -133,6 +134,20 @@ pub enum Finding {
         expected: u32,
         found: u32,
     },
+    /// The letter states its event on another day than it happened (`dated: event_day`),
+    /// or is dated before it: both days, in England, and where the letter says so.
+    WrongDate {
+        seq: u32,
+        kind: LetterKind,
+        patient: PatientLabel,
+        of: EventKind,
+        /// The day the event happened (clinically, as the EHR was told).
+        expected: String,
+        /// The day the letter states, and what it states it for.
+        got: String,
+        what: String,
+        from: String,
+    },
     Refused {
         seq: u32,
         route: String,
@@ -234,6 +249,7 @@ impl Finding {
             Finding::WrongEventCode { .. } => K::WrongEventCode,
             Finding::WrongTransport { .. } => K::WrongTransport,
             Finding::Late { .. } => K::Late,
+            Finding::WrongDate { .. } => K::WrongDate,
             Finding::Duplicate { .. } => K::Duplicate,
             Finding::Refused { .. } => K::Refused,
             Finding::Unreadable { .. } => K::Unreadable,
@@ -338,6 +354,12 @@ impl Finding {
                 "letter not final: {} #{seq} for {} was sent with Composition.status `{status}`",
                 kind.map_or("unrecognised letter".into(), |k| k.words()),
                 patient.as_ref().map_or("unknown patient".into(), p)
+            ),
+            Finding::WrongDate { seq, kind, patient, of, expected, got, what, from } => format!(
+                "wrong date: {} #{seq} for {} states {what} on {got} ({from}), but the {} was on {expected}",
+                kind.words(),
+                p(patient),
+                of.name().replace('_', " ")
             ),
             Finding::LetterToDeceased { seq, kind, patient, after_death } => format!(
                 "letter to a deceased patient: {} #{seq} for {} was sent to the patient {after_death} after their death",
@@ -707,7 +729,7 @@ fn check_one(
     }
     let (right, misrouted) = check.recipients(candidates, out);
     check.count(right.len() as u32, misrouted, out);
-    let anchors: Vec<Timestamp> = s.events_of(&x.patient, x.of).iter().map(|e| e.at).collect();
+    let anchor_events = s.events_of(&x.patient, x.of);
     for (i, l) in right.iter().enumerate() {
         check.route(l, out);
         if x.acknowledged && l.transport == Transport::Mesh {
@@ -720,8 +742,11 @@ fn check_one(
             check_acks(l, x.letter, &check.who, expected, out);
         }
         // The i-th letter answers the i-th event it reports on; extra letters the last one.
-        if let Some(anchor) = anchors.get(i.min(anchors.len().saturating_sub(1))) {
-            check.deadline(l, *anchor, out);
+        if let Some(anchor) = anchor_events.get(i.min(anchor_events.len().saturating_sub(1))) {
+            check.deadline(l, anchor.at, out);
+            if x.dated == Dated::EventDay {
+                check.dates(l, anchor.clinical_at, out);
+            }
         }
     }
 }
@@ -860,6 +885,36 @@ impl Checking<'_> {
                     got,
                 });
             }
+        }
+    }
+
+    /// The dates the letter states, for `dated: event_day`: its event on the day the event
+    /// happened (`clinical`), and its own date not before that day; days in England.
+    fn dates(&self, l: &CapturedLetter, clinical: Timestamp, out: &mut Vec<Finding>) {
+        use crate::protocol::calendar::uk_day;
+        let Some(f) = l.facts.as_ref().ok() else {
+            return;
+        };
+        let day = uk_day(clinical);
+        let show = |d: time::Date| format!("{} {d}", &d.weekday().to_string()[..3]);
+        let wrong = |what: String, got: &crate::protocol::dates::StatedDate| Finding::WrongDate {
+            seq: l.seq,
+            kind: self.x.letter,
+            patient: self.who.clone(),
+            of: self.x.of,
+            expected: show(day),
+            got: show(uk_day(got.at)),
+            what,
+            from: got.from.clone(),
+        };
+        let event = f.dates.event.as_ref().filter(|e| uk_day(e.at) != day);
+        if let Some(e) = event {
+            out.push(wrong(
+                format!("the {}", self.x.of.name().replace('_', " ")),
+                e,
+            ));
+        } else if let Some(d) = f.dates.document.as_ref().filter(|d| uk_day(d.at) < day) {
+            out.push(wrong("its own date".into(), d));
         }
     }
 

@@ -18,7 +18,7 @@ use crate::scenario::file::{
 };
 use crate::targets::file::{
     Address, EnvName, EventName, FieldPath, HttpUrl, KindName, KindSource, Listen, MatchBy, Method,
-    RawTarget, RecipientSource, SpanValue, TargetName, Template, TransportName,
+    RawTarget, RecipientSource, SpanValue, TargetClock, TargetName, Template, TransportName,
 };
 use schemars::generate::SchemaSettings;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
@@ -225,7 +225,7 @@ scalar_schema!(Method, "Method", {
     "pattern": "^[A-Za-z]+$"
 });
 scalar_schema!(Template, "Template", {
-    "description": "Text with `{{placeholder}}`s: nhs_number, patient_name, family_name, given_name, born, practice_ods, event, at, at_hl7, to_practice_ods, local_id, scenario.",
+    "description": "Text with `{{placeholder}}`s: nhs_number, patient_name, family_name, given_name, born, practice_ods, event, at, at_hl7, clinical_at, clinical_at_hl7, clinical_date, to_practice_ods, local_id, scenario.",
     "type": "string"
 });
 scalar_schema!(FieldPath, "FieldPath", {
@@ -275,6 +275,33 @@ impl JsonSchema for TransportName {
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         crate::protocol::letter::Transport::json_schema(generator)
+    }
+}
+
+impl JsonSchema for TargetClock {
+    fn schema_name() -> Cow<'static, str> {
+        "TargetClock".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The clinical time the EHR is told of each event: `now` (the default: when it is driven), `scenario` (the scenario's own times, moved as a whole onto the most recent days that keep its weekdays, clock times, bank holidays, clock changes and month ends), or `{scenario: {not_after: YYYY-MM-DD}}` (the same, on or before that day).",
+            "oneOf": [
+                {"type": "string", "enum": ["now", "scenario"]},
+                {
+                    "type": "object",
+                    "properties": {
+                        "scenario": {
+                            "type": "object",
+                            "properties": {"not_after": {"type": "string", "format": "date"}},
+                            "required": ["not_after"],
+                            "additionalProperties": false
+                        }
+                    },
+                    "required": ["scenario"],
+                    "additionalProperties": false
+                }
+            ]
+        })
     }
 }
 

@@ -22,7 +22,13 @@ pub struct PatientRecord {
 /// A clinical event as an EHR (the simulator, or a target through a driver) is told it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SimEvent {
+    /// When the EHR acts on the event (on its clock).
     pub at: Timestamp,
+    /// When it happened clinically, when the sender said so and it differs from `at`: a
+    /// back-dated event (a FHIR resource's time, EVN-6) that the EHR is told of later. The
+    /// letters about it carry this date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinical_at: Option<Timestamp>,
     pub event: EventKind,
     pub nhs_number: NhsNumber,
     /// For `gp_change`: the new practice.

@@ -610,6 +610,12 @@ pub struct LetterFacts {
     /// The ITK3 or FHIR rules the message breaks, though it could be read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nonconformance: Vec<Rule>,
+    /// The dates the letter states: for its event, and its own (issue 12).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::protocol::dates::StatedDates::is_empty"
+    )]
+    pub dates: crate::protocol::dates::StatedDates,
 }
 
 /// An ITK3 or FHIR rule a letter's message breaks although lettergate could read it: each is

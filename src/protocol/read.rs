@@ -253,6 +253,7 @@ fn from_document(doc: &Document, to_patient: bool, t: &mut Trail) -> LetterFacts
         signals: kind_signals(comp, patient, encounter),
         status: comp["status"].as_str().map(str::to_string),
         clinical_at: message::clinical_at(doc, t),
+        dates: crate::protocol::dates::StatedDates::of_fhir(comp, encounter),
         ..LetterFacts::default()
     };
     facts.kind = classify(&facts, KindTable::standard());

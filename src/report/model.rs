@@ -52,6 +52,10 @@ pub struct ScenarioReport {
     pub captured: Vec<LetterLine>,
     /// The letters of the accepted snapshot; `None` when there was none.
     pub baseline: Option<Vec<LetterLine>>,
+    /// For a target run, the clinical time its events were told with (the target's
+    /// `clock:`), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -94,6 +98,10 @@ pub struct PatientReport {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EventReport {
     pub at: Timestamp,
+    /// When it happened clinically, as the EHR was told, where that is not `at` (a target's
+    /// `clock: scenario`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinical_at: Option<Timestamp>,
     pub event: EventKind,
     pub patient: String,
     /// `to B82002` for a change of GP, `second signer` for an attendance that needs one.
@@ -216,6 +224,7 @@ impl ScenarioReport {
             timeline: timeline(s),
             captured: captured(o, identifiers),
             baseline: o.baseline.clone(),
+            clock: o.clock.clone(),
         }
     }
 
@@ -342,6 +351,7 @@ fn timeline(s: &Scenario) -> Vec<EventReport> {
         .iter()
         .map(|e| EventReport {
             at: e.at,
+            clinical_at: (e.clinical_at != e.at).then_some(e.clinical_at),
             event: e.kind,
             patient: e.patient.clone(),
             detail: match (&e.to_practice, e.second_signer) {

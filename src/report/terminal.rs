@@ -203,6 +203,9 @@ impl Terminal {
         if let Some(e) = &s.error {
             writeln!(w, "  error: {}", esc(e))?;
         }
+        if let Some(c) = &s.clock {
+            writeln!(w, "  clinical time: clock {c}")?;
+        }
         for diff in s.findings.iter().filter_map(|f| f.diff.as_deref()) {
             for line in escape_controls_keeping_lines(diff).lines() {
                 let painted = match line.chars().next() {

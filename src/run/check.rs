@@ -67,6 +67,7 @@ pub fn check(
         pending_snapshot: snap.pending,
         capture_dir: config.work_dir.join(&s.id),
         elapsed_ms: 0,
+        clock: None,
     }
 }
 

@@ -57,7 +57,12 @@ fn check_collected(
     if !ls.complete {
         return errored("driving was interrupted part way through this scenario; it cannot be checked (drive it again under a new ledger)".into());
     }
-    let rebased = rebase(t, s, &ls.driven_at);
+    // The clinical times the ledger recorded, whatever the target file says now.
+    let mut rebased = rebase(t, s, &ls.driven_at, &ls.clinical_at);
+    rebased.clinical_clock = Some(match ls.clock.as_deref() {
+        Some(c) if c.starts_with("scenario") => "scenario",
+        _ => "now",
+    });
     let (mut mine, why): (Vec<CapturedLetter>, Vec<Option<String>>) = letters.into_iter().unzip();
     for (i, l) in mine.iter_mut().enumerate() {
         l.seq = i as u32 + 1;

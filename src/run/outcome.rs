@@ -53,6 +53,9 @@ pub struct Outcome {
     /// The folder holding this scenario's captured messages.
     pub capture_dir: PathBuf,
     pub elapsed_ms: u64,
+    /// For a target run, the clinical time its events were told with, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 /// A captured letter in a few words, for reports and for comparing with the baseline.
@@ -215,6 +218,7 @@ impl Outcome {
             pending_snapshot: None,
             capture_dir,
             elapsed_ms,
+            clock: None,
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::scenario::Scenario;
 use crate::sim::{SimConfig, Simulator};
 use crate::snapshot::{SnapshotMode, SnapshotStore};
 use crate::targets::captures::BeforeRunError;
+use crate::targets::clinical::ClinicalClock;
 use crate::targets::matching::{local_ids, sort_out, Driven};
 use crate::targets::model::Wait;
 use crate::targets::rebase::{event_patients, rebase};
@@ -86,6 +87,8 @@ pub enum RunError {
     Target(#[from] TargetError),
     #[error(transparent)]
     BeforeRun(#[from] BeforeRunError),
+    #[error(transparent)]
+    Clinical(#[from] crate::targets::clinical::ClinicalError),
     #[error("failed to build the HTTP client")]
     HttpClient(#[source] reqwest::Error),
     #[error("the scenario task failed")]
@@ -195,6 +198,14 @@ pub async fn run_target(
             t.name()
         );
     }
+    eprintln!(
+        "note: {} (target {}); deadlines count from when the EHR was told",
+        match t.clock {
+            crate::targets::file::TargetClock::Now => "clinical time: clock now, each event as having happened when it is driven",
+            crate::targets::file::TargetClock::Scenario { .. } => "clinical time: clock scenario, each scenario's events at their own times, moved as a whole onto the most recent days that keep its calendar",
+        },
+        t.name()
+    );
     let started = async {
         let http = crate::targets::check::http_client(None, Duration::from_secs(30))?;
         Ok::<_, RunError>((http, captures::before_run(t).await?))
@@ -236,14 +247,17 @@ async fn run_target_scenario(
         id: s.id.clone(),
         local_ids,
         patients: event_patients(s),
-        driven_at: result.as_ref().map_or(vec![], |r| r.1.clone()),
+        driven_at: result
+            .as_ref()
+            .map_or(vec![], |r| r.0.timeline.iter().map(|e| e.at).collect()),
     });
     let ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok((rebased, _, mut letters)) => {
+        Ok((rebased, clock, mut letters)) => {
             crate::targets::readers::read_again(t, &mut letters);
             let (mine, before) = sort_out(&t.match_by, &rebased, letters, history);
             let mut o = check(&rebased, config, &mine, before);
+            o.clock = Some(clock);
             o.elapsed_ms = started.elapsed().as_millis() as u64;
             o
         }
@@ -252,8 +266,9 @@ async fn run_target_scenario(
 }
 
 /// Drives `s` against `t` with `local_ids` and captures its letters: the scenario re-based
-/// onto the times its events were driven, those times, and the letters. The driver is made
-/// first, so a scenario it refuses holds no capture.
+/// onto the times its events were driven (and told as having happened), the clinical clock
+/// in words, and the letters. The driver is made first, so a scenario it refuses holds no
+/// capture.
 async fn drive_target(
     t: &Target,
     s: &Arc<Scenario>,
@@ -261,17 +276,18 @@ async fn drive_target(
     http: &reqwest::Client,
     local_ids: Vec<String>,
     carried: &mut Carried,
-) -> Result<(Scenario, Vec<Timestamp>, Vec<CapturedLetter>), RunError> {
-    let mut driver = Driver::for_target(t, s, local_ids).await?;
+) -> Result<(Scenario, String, Vec<CapturedLetter>), RunError> {
+    let clinical = ClinicalClock::for_scenario(&t.clock, s)?;
+    let mut driver = Driver::for_target(t, s, local_ids, clinical.clone()).await?;
     // The GP receiver answers from the scenario as driven so far.
-    let known: ScenarioCell = Arc::new(RwLock::new(Arc::new(rebase(t, s, &[]))));
+    let known: ScenarioCell = Arc::new(RwLock::new(Arc::new(rebase(t, s, &[], &[]))));
     let gp = s.acknowledgements.then(|| gp_receiver(known.clone()));
     let plan = captures::capture_plan(t, &config.capture_dir(s), gp)?;
     let mut group = CaptureGroup::start(plan, carried).await?;
     let drove = async {
         let driven = drive(&mut driver, s, |driven| {
             if let Ok(mut k) = known.write() {
-                *k = Arc::new(rebase(t, s, driven));
+                *k = Arc::new(rebase(t, s, driven, &clinical.times(driven)));
             }
         })
         .await?;
@@ -281,7 +297,8 @@ async fn drive_target(
     }
     .await;
     let (driven, letters) = close(group, drove, http).await?;
-    Ok((rebase(t, s, &driven), driven, letters))
+    let rebased = rebase(t, s, &driven, &clinical.times(&driven));
+    Ok((rebased, clinical.describe(), letters))
 }
 
 /// Tells `driver` every event of `s`, each at the time the driver gives, calling `driven`

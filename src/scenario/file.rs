@@ -433,6 +433,8 @@ pub struct RawExpectation {
     pub count: Option<u32>,
     pub acknowledged: Option<bool>,
     pub business_ack: Option<Itk3Response>,
+    /// `event_day`: the letter states its event on the day of the event; `any`: not checked.
+    pub dated: Option<super::model::Dated>,
 }
 
 /// An expectation whose fields do not go together.

@@ -803,6 +803,7 @@ fn build(
         .into_iter()
         .map(|Checked(e)| Event {
             at: e.resolved.unwrap_or(start),
+            clinical_at: e.resolved.unwrap_or(start),
             kind: e.event,
             patient: e.patient.0,
             to_practice: e.to.map(|p| p.0),
@@ -845,6 +846,7 @@ fn build(
         generated: population.is_some(),
         acknowledgements: population.as_ref().is_none_or(|p| p.acknowledgements),
         real_time: false,
+        clinical_clock: None,
         nothing_else: raw.nothing_else,
         severity: raw.severity,
         index: Default::default(),
@@ -919,6 +921,9 @@ fn expectation(x: super::file::RawExpectation) -> Expectation {
         count: x.count.unwrap_or(1),
         acknowledged: x.acknowledged.unwrap_or(x.letter.goes_to_practice()),
         business_ack: x.business_ack,
+        dated: x
+            .dated
+            .unwrap_or(super::model::Dated::default_for(x.letter)),
     }
 }
 
@@ -1058,6 +1063,7 @@ mod tests {
             .enumerate()
             .map(|(i, (kind, patient))| Event {
                 at: DEFAULT_START.plus(crate::protocol::clock::Span::hours(i as i64)),
+                clinical_at: DEFAULT_START.plus(crate::protocol::clock::Span::hours(i as i64)),
                 kind: *kind,
                 patient: patient.to_string(),
                 to_practice: None,

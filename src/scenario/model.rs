@@ -51,7 +51,13 @@ pub struct Patient {
 /// One clinical event at a resolved time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// When the event happens: on the simulator's clock, or when a target was told of it
+    /// (deadlines count from here).
     pub at: Timestamp,
+    /// When the event happened clinically, as the EHR was told it: `at` but for a target
+    /// driven with `clock: scenario` (the scenario's time, moved as a whole) or an injected
+    /// now. The dates a letter states are checked against this.
+    pub clinical_at: Timestamp,
     pub kind: EventKind,
     pub patient: String,
     /// For `gp_change`: the key of the practice the patient moves to.
@@ -76,6 +82,37 @@ pub enum Recipient {
     Practice(String),
 }
 
+/// What the dates a letter states must be, relative to the event it reports on (`dated:`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Dated {
+    /// The letter states its event (Encounter period, TXA-4) on the day of the event (`of:`),
+    /// in England, and is not dated (Composition.date, TXA-6) before that day.
+    EventDay,
+    /// Its dates are not checked.
+    Any,
+}
+
+impl Dated {
+    /// The default for a kind: `event_day` where the specifications make the event's date
+    /// mandatory (the outpatient letter's "Date and time of contact", the eDischarge's
+    /// "Date/time of discharge"; see `protocol::dates`), the death notification (an
+    /// eDischarge) and the patient's copy (the clinic letter's document) included; `any` for
+    /// the emergency care and mental health discharges, whose specifications were not checked
+    /// for it.
+    pub fn default_for(kind: LetterKind) -> Dated {
+        match kind {
+            LetterKind::ClinicLetter
+            | LetterKind::PatientCopy
+            | LetterKind::DischargeSummary
+            | LetterKind::DeathNotification => Dated::EventDay,
+            _ => Dated::Any,
+        }
+    }
+}
+
 /// "This letter goes to this recipient, this way, in time, this many times."
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expectation {
@@ -92,6 +129,8 @@ pub struct Expectation {
     /// The business acknowledgement code required; when `None`, `30001` (patient known here),
     /// or `30004` (known here and recently deceased) if the patient died before the letter.
     pub business_ack: Option<Itk3Response>,
+    /// What the letter's dates must be, relative to the event it reports on.
+    pub dated: Dated,
 }
 
 #[derive(Clone, Debug)]
@@ -122,6 +161,9 @@ pub struct Scenario {
     /// True when the timeline holds the times a target was actually driven (a target run):
     /// snapshots then leave out how long after its event each letter came, which varies.
     pub real_time: bool,
+    /// For a target run, the target's `clock:` (`now` or `scenario`): with `now` the clock
+    /// times of a letter's dates vary from run to run, and snapshots leave them out.
+    pub clinical_clock: Option<&'static str>,
     /// Look-ups by patient and NHS number; built by [`Scenario::reindex`].
     pub index: ScenarioIndex,
 }

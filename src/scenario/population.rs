@@ -219,6 +219,7 @@ impl RawPopulation {
             count,
             acknowledged: letter.goes_to_practice() && self.acknowledgements,
             business_ack: None,
+            dated: super::model::Dated::default_for(letter),
         }
     }
 }
@@ -294,6 +295,7 @@ impl Timeline<'_> {
     fn push(&mut self, at: Timestamp, kind: EventKind, patient: &str, letter: Option<LetterKind>) {
         self.events.push(Event {
             at,
+            clinical_at: at,
             kind,
             patient: patient.to_string(),
             to_practice: None,

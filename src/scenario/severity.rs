@@ -63,6 +63,8 @@ pub enum FindingKind {
     LetterToDeceased,
     ReportReceived,
     Late,
+    // Issue 12: a letter that states its event on another day than it happened.
+    WrongDate,
     Duplicate,
     WrongWorkflow,
     WrongEventCode,

@@ -179,6 +179,7 @@ pub struct Outbound {
 
 #[derive(Clone, Debug)]
 struct Attendance {
+    /// When the attendance happened clinically.
     at: Timestamp,
     second_signer: bool,
     /// The registration the EHR held when the patient attended.
@@ -193,8 +194,12 @@ struct Queued {
     visit_id: Option<String>,
     kind: LetterKind,
     nhs_number: NhsNumber,
+    /// When the event it reports on happened clinically.
     event_at: Timestamp,
+    /// When it is ready to go, on the EHR's clock.
     ready_at: Timestamp,
+    /// The date it carries: when it was finalised clinically (plus any delay).
+    written_at: Timestamp,
     practice_then: Option<OdsCode>,
 }
 
@@ -415,6 +420,23 @@ fn drop_file(dir: &Path, name: &str, body: &[u8], at: Timestamp) -> std::io::Res
     result
 }
 
+/// Whether `t` is on a working day in England: not a Saturday, Sunday or bank holiday.
+fn is_working_day(t: Timestamp) -> bool {
+    use crate::protocol::calendar::{bank_holidays, uk_day};
+    use time::Weekday;
+    let day = uk_day(t);
+    !matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) && !bank_holidays().contains(day)
+}
+
+/// Whether `t` is in the hour before the clocks go forward in March (00:00 to 01:00 GMT): a
+/// dispatcher that plans its runs on the clock in England puts those letters in the slots of
+/// the hour that does not exist (01:00 to 02:00), which never run.
+fn falls_in_missing_hour(t: Timestamp) -> bool {
+    let forward = Timestamp(t.0 + 3600);
+    crate::protocol::calendar::uk_offset(t) == 0
+        && crate::protocol::calendar::uk_offset(forward) == 3600
+}
+
 /// Where the print service and the HTTP document route take letters.
 const PRINT_PATH: &str = "/print/v1/letters";
 const DOCMAN_PATH: &str = "/docman/v1/documents";
@@ -532,6 +554,8 @@ impl Simulator {
         let Some((finalised, reported)) = self.record_event(&e)? else {
             return Ok(());
         };
+        // The letter is dated when it was finalised clinically, however late the EHR is told.
+        let written = e.clinical_at.unwrap_or(e.at);
         // A countersigned letter is final exactly as a signed one is; a signed discharge
         // summary sends the letters of its discharge.
         let rule_event = match finalised {
@@ -540,7 +564,7 @@ impl Simulator {
         };
         let kinds: Vec<LetterKind> = self.config.letters_for(rule_event).collect();
         for kind in kinds {
-            self.queue_letter(kind, e.nhs_number, e.at, reported.clone());
+            self.queue_letter(kind, e.nhs_number, (e.at, written), reported.clone());
         }
         Ok(())
     }
@@ -551,6 +575,7 @@ impl Simulator {
     /// signed, a letter for its second signer, a drafted discharge summary for its signature).
     fn record_event(&mut self, e: &SimEvent) -> Result<Option<(EventKind, Reported)>, SimError> {
         let countersign_lost = self.config.faults.countersign_lost;
+        let clinical = e.clinical_at.unwrap_or(e.at);
         let Some(patient) = self.pds.get_mut(&e.nhs_number) else {
             return Err(SimError::UnknownPatient(e.nhs_number.masked()));
         };
@@ -580,7 +605,7 @@ impl Simulator {
         match e.event {
             EventKind::OutpatientAttendance => {
                 chart.unsigned.push_back(Attendance {
-                    at: e.at,
+                    at: clinical,
                     second_signer: e.second_signer,
                     practice_then: practice_now,
                     visit_id,
@@ -614,7 +639,7 @@ impl Simulator {
             },
             EventKind::Death => {
                 chart.deceased = true;
-                reports((e.at, practice_now, visit_id))
+                reports((clinical, practice_now, visit_id))
             }
             EventKind::GpChange => {
                 patient.practice = e.to.clone();
@@ -629,7 +654,7 @@ impl Simulator {
             {
                 chart.summary_drafted = false;
                 let held = Reported {
-                    event_at: e.at,
+                    event_at: clinical,
                     practice_then: practice_now,
                     visit_id,
                 };
@@ -637,7 +662,7 @@ impl Simulator {
                 Ok(None)
             }
             EventKind::Discharge | EventKind::EmergencyDischarge => {
-                reports((e.at, practice_now, visit_id))
+                reports((clinical, practice_now, visit_id))
             }
             EventKind::LetterDrafted | EventKind::Admission | EventKind::EmergencyAttendance => {
                 Ok(None)
@@ -649,7 +674,7 @@ impl Simulator {
         &mut self,
         kind: LetterKind,
         nhs_number: NhsNumber,
-        final_at: Timestamp,
+        (final_at, written): (Timestamp, Timestamp),
         reported: Reported,
     ) {
         let faults = &self.config.faults;
@@ -673,6 +698,7 @@ impl Simulator {
             nhs_number,
             event_at: reported.event_at,
             ready_at,
+            written_at: written.plus(delay),
             practice_then: reported.practice_then,
         });
     }
@@ -763,6 +789,16 @@ impl Simulator {
         if faults.silently_drop.contains(&q.kind) {
             return (Step::Settled(LetterOutcome::Sent), None);
         }
+        // fault: skip_weekend_events
+        if faults.skip_weekend_events && !is_working_day(q.event_at) {
+            let skipped = not_sent("the working-days batch skipped it");
+            return (Step::Settled(skipped), None);
+        }
+        // fault: skip_missing_hour
+        if faults.skip_missing_hour && falls_in_missing_hour(q.ready_at) {
+            let lost = not_sent("its dispatch slot, in the hour the clocks skip, never ran");
+            return (Step::Settled(lost), None);
+        }
         if !q.kind.goes_to_practice() {
             // fault: copies_after_death
             if chart.deceased && !faults.copies_after_death {
@@ -795,12 +831,11 @@ impl Simulator {
 
     /// The document of a letter, with the sections the profile keeps.
     fn document(&self, q: &Queued, patient: &PatientRecord) -> LetterDoc {
+        let faults = &self.config.faults;
         let mut sections = itk3::default_sections(q.kind);
         // fault: drop_section
         sections.retain(|(title, _)| {
-            !self
-                .config
-                .faults
+            !faults
                 .drop_section
                 .iter()
                 .any(|(k, t)| *k == q.kind && t == title)
@@ -816,9 +851,18 @@ impl Simulator {
             trust_ods: self.config.trust_ods.clone(),
             trust_name: self.config.trust_name.clone(),
             sender_mailbox: self.mesh.config().mailbox.clone(),
-            event_at: q.event_at,
+            // fault: date_when_sent
+            event_at: if faults.date_when_sent {
+                self.now()
+            } else {
+                q.event_at
+            },
             // The document carries the date it was finalised, however late it is sent.
-            written_at: q.ready_at,
+            written_at: if faults.date_when_sent {
+                self.now()
+            } else {
+                q.written_at
+            },
             sent_at: self.now(),
             sections,
         }

@@ -57,6 +57,12 @@ pub struct Faults {
     pub stale_directory: bool,
     /// Only one letter of a kind in every N is sent.
     pub send_one_in: Vec<(LetterKind, u32)>,
+    /// Letters about events on a Saturday, Sunday or bank holiday (in England) are never sent.
+    pub skip_weekend_events: bool,
+    /// Letters carry the day they are sent as the date of the event and of the document.
+    pub date_when_sent: bool,
+    /// Letters that fall due in the hour before the clocks go forward are never sent.
+    pub skip_missing_hour: bool,
 }
 
 /// One entry of the catalogue: a name, a line for `sim profiles`, and how it differs.
@@ -138,6 +144,21 @@ pub const PROFILES: &[Profile] = &[
         name: "ed-letters-partial",
         description: "only one emergency department discharge letter in two is sent (East Surrey, 2024; mode A)",
         apply: |c| c.faults.send_one_in = vec![(LetterKind::EmergencyDischarge, 2)],
+    },
+    Profile {
+        name: "no-letters-at-weekends",
+        description: "letters about events on a Saturday, Sunday or bank holiday are never sent: the batch job that sends them runs on working days only (mode A)",
+        apply: |c| c.faults.skip_weekend_events = true,
+    },
+    Profile {
+        name: "letters-dated-send-day",
+        description: "letters state the day they were sent as the day of the visit and of the letter (Kent, 2024; mode D)",
+        apply: |c| c.faults.date_when_sent = true,
+    },
+    Profile {
+        name: "dispatcher-skips-missing-hour",
+        description: "on the night the clocks go forward, letters due in the hour before are put in dispatch slots of the hour that does not exist, which never run (mode A)",
+        apply: |c| c.faults.skip_missing_hour = true,
     },
 ];
 

@@ -29,8 +29,13 @@ pub struct SimState {
 
 impl SimState {
     /// A patient as the FHIR API was told it: registered when first seen, else the events its
-    /// change means (a new practice, the named GP gone, a death), each at `at`.
-    fn patient_update(&mut self, p: PatientState, at: Timestamp) -> Vec<SimEvent> {
+    /// change means (a new practice, the named GP gone, a death), each acted on at `acted`
+    /// and having happened at `at`.
+    fn patient_update(
+        &mut self,
+        p: PatientState,
+        (acted, at): (Timestamp, Timestamp),
+    ) -> Vec<SimEvent> {
         let Some(b) = self.fhir_patients.insert(p.nhs_number, p.clone()) else {
             self.sim.register_patient(PatientRecord {
                 nhs_number: p.nhs_number,
@@ -42,7 +47,8 @@ impl SimState {
             return vec![];
         };
         let event = |kind: EventKind, to| SimEvent {
-            at,
+            at: acted,
+            clinical_at: Some(at),
             event: kind,
             nhs_number: p.nhs_number,
             to,
@@ -199,7 +205,8 @@ fn outcome(status: StatusCode, text: &str) -> Reply {
 }
 
 /// A FHIR R4 create or update, turned into what the simulator knows: a patient registered,
-/// or an event. The EHR acts when it is told: an event with a time in the past happens now.
+/// or an event. The EHR acts when it is told: an event with a time in the past is acted on
+/// now, and keeps its own time as when it happened, which its letters state.
 async fn fhir_write(
     State(state): State<Shared>,
     axum::extract::Path(resource): axum::extract::Path<String>,
@@ -228,6 +235,7 @@ async fn fhir_write(
             signs,
         } => vec![SimEvent {
             at: when(at),
+            clinical_at: at,
             event: kind,
             nhs_number,
             to: None,
@@ -240,8 +248,9 @@ async fn fhir_write(
             return outcome(StatusCode::UNPROCESSABLE_ENTITY, SYNTHETIC_ONLY);
         }
         Read::Patient(p) => {
-            let at = when(p.died_at);
-            s.patient_update(p, at)
+            let acted = when(p.died_at);
+            let died = p.died_at.unwrap_or(acted);
+            s.patient_update(p, (acted, died))
         }
     };
     for e in events {
@@ -301,6 +310,7 @@ pub async fn adt_listener(
                     });
                 }
                 let mut e = event.to_sim_event();
+                e.clinical_at = Some(e.at);
                 e.at = e.at.max(s.sim.now());
                 s.sim.apply(e).await.map_err(Refusal::from)
             })

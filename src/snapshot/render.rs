@@ -150,6 +150,9 @@ fn letter_fields(
     if let Some(k) = f.kind.filter(|_| !s.real_time) {
         b.field("sent", &sent_after(s, l, k, patient));
     }
+    if let Some(d) = f.kind.and_then(|k| dated(s, l, k, patient, f)) {
+        b.field("dated", &d);
+    }
     if let Some(t) = &content.title {
         b.field("title", t);
     }
@@ -163,6 +166,40 @@ fn letter_fields(
         let rules: Vec<&str> = f.nonconformance.iter().map(|r| r.name()).collect();
         b.field("nonconformant", &rules.join(", "));
     }
+}
+
+/// The dates the letter states, relative to the day (in England) its trigger event happened
+/// clinically: `event +0d 09:30 (Encounter.period.start), letter +1d 11:30 (Composition.date)`.
+/// A date that moves is a diff. With a target's `clock: now` each run happens at another
+/// time of day, so only the days are kept.
+fn dated(
+    s: &Scenario,
+    l: &CapturedLetter,
+    kind: LetterKind,
+    patient: Option<&Patient>,
+    f: &LetterFacts,
+) -> Option<String> {
+    use crate::protocol::calendar::{uk_day, uk_local};
+    let anchor = patient
+        .map(|p| s.events_of(&p.key, kind.trigger()))
+        .and_then(|ev| ev.into_iter().rev().find(|e| e.at <= l.received_at))?;
+    let day = uk_day(anchor.clinical_at);
+    let with_time = s.clinical_clock != Some("now");
+    let show = |what: &str, d: &crate::protocol::dates::StatedDate| {
+        let local = uk_local(d.at);
+        let days = (local.date() - day).whole_days();
+        let time = if with_time {
+            format!(" {:02}:{:02}", local.hour(), local.minute())
+        } else {
+            String::new()
+        };
+        format!("{what} {days:+}d{time} ({})", d.from)
+    };
+    let parts: Vec<String> = [("event", &f.dates.event), ("letter", &f.dates.document)]
+        .into_iter()
+        .filter_map(|(what, d)| d.as_ref().map(|d| show(what, d)))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// When a letter was sent, after the patient's latest event that triggers its kind (or the

@@ -8,6 +8,7 @@
 //! [`DriveError`], with its cause chain.
 
 use super::check::{authorization, http_client};
+use super::clinical::ClinicalClock;
 use super::file::{RawRequest, Template};
 use super::model::{Drive, Hl7Drive, HttpDrive};
 use super::{Target, TargetError};
@@ -105,6 +106,8 @@ pub struct Ehr<'a> {
     patients: HashMap<String, PatientState>,
     /// The local id of each event of the timeline (see [`super::matching`]).
     local_ids: Vec<String>,
+    /// The clinical time each event is told with (the target's `clock:`).
+    clinical: ClinicalClock,
     sent: u32,
 }
 
@@ -114,12 +117,14 @@ impl<'a> Driver<'a> {
         Driver::Simulator(Box::new(sim), scenario)
     }
 
-    /// A driver of `t` for `scenario`'s events, each sent with its local id from `local_ids`.
-    /// An event the driver cannot tell is refused here, before anything is sent.
+    /// A driver of `t` for `scenario`'s events, each sent with its local id from `local_ids`
+    /// and its clinical time from `clinical`. An event the driver cannot tell is refused
+    /// here, before anything is sent.
     pub async fn for_target(
         t: &'a Target,
         scenario: &'a Scenario,
         local_ids: Vec<String>,
+        clinical: ClinicalClock,
     ) -> Result<Driver<'a>, DriveError> {
         let http = http_client(None, Duration::from_secs(30))?;
         let auth = match &t.drive {
@@ -134,6 +139,7 @@ impl<'a> Driver<'a> {
             scenario,
             patients: HashMap::new(),
             local_ids,
+            clinical,
             sent: 0,
         };
         Ok(match &t.drive {
@@ -220,6 +226,7 @@ fn refuse_what_cannot_be_told(d: &Drive, scenario: &Scenario) -> Result<(), Driv
 
 impl Ehr<'_> {
     fn placeholders(&self, i: usize, at: Timestamp) -> BTreeMap<&'static str, String> {
+        let clinical = self.clinical.at(i, at);
         let s = self.scenario;
         let e = &s.timeline[i];
         let p = &s.patients[&e.patient];
@@ -229,7 +236,10 @@ impl Ehr<'_> {
                 .map(|pr| pr.ods.to_string())
                 .unwrap_or_default()
         };
-        let hl7 = at.rfc3339().replace(['-', ':', 'T'], "");
+        let hl7 = |t: Timestamp| {
+            let text = t.rfc3339().replace(['-', ':', 'T'], "");
+            text.trim_end_matches('Z').to_string()
+        };
         BTreeMap::from([
             ("nhs_number", p.nhs_number.to_string()),
             ("patient_name", p.name.clone()),
@@ -239,7 +249,13 @@ impl Ehr<'_> {
             ("practice_ods", ods(p.practice.as_ref())),
             ("event", e.kind.name().to_string()),
             ("at", at.rfc3339()),
-            ("at_hl7", hl7.trim_end_matches('Z').to_string()),
+            ("at_hl7", hl7(at)),
+            ("clinical_at", clinical.rfc3339()),
+            ("clinical_at_hl7", hl7(clinical)),
+            (
+                "clinical_date",
+                crate::protocol::calendar::uk_day(clinical).to_string(),
+            ),
             ("to_practice_ods", ods(e.to_practice.as_ref())),
             ("local_id", self.local_ids[i].clone()),
             ("scenario", s.id.clone()),
@@ -368,6 +384,9 @@ impl Ehr<'_> {
         }
         let nhs = s.patients[&e.patient].nhs_number;
         let local_id = self.local_ids[i].clone();
+        // The resources carry when the event happened clinically (Encounter.period,
+        // Composition.date, Patient.deceasedDateTime), which `clock: scenario` moves.
+        let at = self.clinical.at(i, at);
         if e.held_for_signature {
             // The summary is drafted, and waits for its signature: that is how the EHR learns
             // not to send it at discharge (the simulator holds it until a final Composition).
@@ -417,12 +436,13 @@ impl Ehr<'_> {
             .get(&e.patient)
             .cloned()
             .unwrap_or_else(|| self.initial(&e.patient));
+        let clinical = self.clinical.at(i, at);
         match e.kind {
             EventKind::GpChange => p.practice = self.to_practice(e),
-            EventKind::Death => p.died_at = Some(at),
+            EventKind::Death => p.died_at = Some(clinical),
             _ => {}
         }
-        let msg = self.adt(h, e.kind, &p, at, &self.local_ids[i])?;
+        let msg = self.adt(h, e.kind, &p, (at, clinical), &self.local_ids[i])?;
         let addr = resolve(&h.address).await?;
         crate::protocol::hl7::mllp::send(addr, &msg, h.ack_timeout)
             .await
@@ -443,7 +463,7 @@ impl Ehr<'_> {
         h: &Hl7Drive,
         kind: EventKind,
         p: &PatientState,
-        at: Timestamp,
+        times: (Timestamp, Timestamp),
         local_id: &str,
     ) -> Result<String, DriveError> {
         use crate::protocol::hl7::message::escape;
@@ -455,8 +475,9 @@ impl Ehr<'_> {
             named_gp: p.named_gp.clone(),
         };
         let control_id = format!("LG{}", self.sent + 1);
-        let msg = crate::protocol::hl7::adt::build(kind, &record, at, &control_id, Some(local_id))
-            .ok_or(DriveError::NoAdt(kind.name()))?;
+        let msg =
+            crate::protocol::hl7::adt::build_at(kind, &record, times, &control_id, Some(local_id))
+                .ok_or(DriveError::NoAdt(kind.name()))?;
         let msh = format!(
             "MSH|^~\\&|{}|{}|{}|{}|",
             escape(&h.sending_application),
@@ -539,7 +560,9 @@ mod tests {
             .join("scenarios/outpatient/clinic_letter.yaml");
         let s = crate::scenario::Loader::new().load_scenario(&path).unwrap();
         let ids = (0..s.timeline.len()).map(|i| format!("LG-{i}")).collect();
-        let mut d = Driver::for_target(&t, &s, ids).await.unwrap();
+        let mut d = Driver::for_target(&t, &s, ids, ClinicalClock::DRIVEN)
+            .await
+            .unwrap();
         d.event(0, Timestamp::now()).await.unwrap();
         let sent: Vec<String> = ehr
             .received_requests()

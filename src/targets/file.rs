@@ -27,6 +27,10 @@ pub struct RawTarget {
     pub capture: RawCapture,
     #[serde(default, rename = "match")]
     pub match_by: MatchBy,
+    /// The clinical time the EHR is told: `now` (the default), `scenario`, or
+    /// `{scenario: {not_after: YYYY-MM-DD}}` (README, "Clinical time").
+    #[serde(default)]
+    pub clock: TargetClock,
     #[serde(default)]
     pub wait: RawWait,
     /// Severity overrides for kinds of finding, for every scenario run against this target.
@@ -362,6 +366,9 @@ pub const PLACEHOLDERS: &[&str] = &[
     "event",
     "at",
     "at_hl7",
+    "clinical_at",
+    "clinical_at_hl7",
+    "clinical_date",
     "to_practice_ods",
     "local_id",
     "scenario",
@@ -653,6 +660,84 @@ impl<'de> Deserialize<'de> for MatchBy {
                     ));
                 }
                 Ok(MatchBy::Field(paths.0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The clinical time a target's events carry (`clock:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TargetClock {
+    /// Each event at the moment it is driven.
+    #[default]
+    Now,
+    /// Each event at its time in the scenario, the scenario moved as a whole onto the most
+    /// recent days that keep its calendar ([`crate::protocol::calendar::scenario_shift`]), its
+    /// last event not after the end of `not_after` (a day in England), else not after now.
+    Scenario { not_after: Option<time::Date> },
+}
+
+impl TargetClock {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TargetClock::Now => "now",
+            TargetClock::Scenario { .. } => "scenario",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetClock {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ScenarioClock {
+            not_after: String,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TargetClock;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`now`, `scenario` or `{scenario: {not_after: YYYY-MM-DD}}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<TargetClock, E> {
+                match s {
+                    "now" => Ok(TargetClock::Now),
+                    "scenario" => Ok(TargetClock::Scenario { not_after: None }),
+                    other => Err(E::custom(
+                        match crate::scenario::diagnostic::closest(other, ["now", "scenario"]) {
+                            Some(best) => {
+                                format!("unknown clock `{other}`; did you mean `{best}`?")
+                            }
+                            None => format!("unknown clock `{other}`; write `now` or `scenario`"),
+                        },
+                    )),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TargetClock, A::Error> {
+                use serde::de::Error;
+                let key: String = map.next_key()?.ok_or_else(|| {
+                    A::Error::custom("`clock:` is empty: write `clock: scenario` or `clock: {scenario: {not_after: YYYY-MM-DD}}`")
+                })?;
+                if key != "scenario" {
+                    return Err(A::Error::custom(format!(
+                        "unknown key `{key}` under `clock:`; did you mean `scenario`?"
+                    )));
+                }
+                let c: ScenarioClock = map.next_value()?;
+                let format = time::macros::format_description!("[year]-[month]-[day]");
+                let day = time::Date::parse(&c.not_after, &format).map_err(|_| {
+                    A::Error::custom(format!(
+                        "`not_after: {}` is not a date: write it as YYYY-MM-DD, such as 2026-11-28",
+                        c.not_after
+                    ))
+                })?;
+                Ok(TargetClock::Scenario {
+                    not_after: Some(day),
+                })
             }
         }
         d.deserialize_any(V)

@@ -145,6 +145,14 @@ pub struct LedgerScenario {
     /// When each event of the timeline was driven, in order; shorter than the timeline while
     /// (or if) driving stopped part way.
     pub driven_at: Vec<Timestamp>,
+    /// The clinical time each driven event was told with (the target's `clock:`), in order;
+    /// empty in a ledger from before clinical times were kept (each then happened when it
+    /// was driven).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clinical_at: Vec<Timestamp>,
+    /// The clock they were told with: `now` or `scenario`, and how it moved the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
     pub complete: bool,
     /// Why driving stopped, if it did.
     pub error: Option<String>,
@@ -267,6 +275,8 @@ pub async fn drive(
             id: s.id.clone(),
             path: s.path.clone(),
             driven_at: Vec::new(),
+            clinical_at: Vec::new(),
+            clock: None,
             complete: false,
             error: None,
             // The patients the scenario's events are about (fixtures bring many more).
@@ -296,7 +306,15 @@ async fn drive_one(
 ) -> Result<(), LedgerError> {
     let i = ledger.scenarios.len() - 1;
     let local_ids = ledger.scenarios[i].local_ids.clone();
-    match Driver::for_target(t, s, local_ids).await {
+    let clinical = match super::clinical::ClinicalClock::for_scenario(&t.clock, s) {
+        Ok(c) => c,
+        Err(err) => {
+            ledger.scenarios[i].error = Some(crate::protocol::chain(&err));
+            return ledger.save(dir);
+        }
+    };
+    ledger.scenarios[i].clock = Some(clinical.describe());
+    match Driver::for_target(t, s, local_ids, clinical.clone()).await {
         Ok(mut driver) => {
             for e in 0..s.timeline.len() {
                 let at = Timestamp::now();
@@ -305,6 +323,7 @@ async fn drive_one(
                     break;
                 }
                 ledger.scenarios[i].driven_at.push(at);
+                ledger.scenarios[i].clinical_at.push(clinical.at(e, at));
                 ledger.save(dir)?;
             }
         }
@@ -313,7 +332,7 @@ async fn drive_one(
     let l = &mut ledger.scenarios[i];
     l.complete = l.error.is_none();
     if l.complete {
-        l.due_by = due_by(&rebase(t, s, &l.driven_at));
+        l.due_by = due_by(&rebase(t, s, &l.driven_at, &l.clinical_at));
     }
     ledger.save(dir)
 }

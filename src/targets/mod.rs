@@ -5,13 +5,15 @@
 //! [`load`] reads a file into a checked [`Target`] (nothing is contacted); [`check::run`]
 //! contacts everything the file names, before any scenario runs. A [`Driver`] tells a system
 //! under test a scenario's events: the built-in simulator ([`sim`]) or a target's FHIR, HTTP
-//! or HL7 v2 driver. [`captures`] says what a target run captures, [`rebase`] puts a
-//! scenario on the times its events were driven, [`matching`] ties letters to scenarios, and
+//! or HL7 v2 driver. [`captures`] says what a target run captures, [`clinical`] gives the
+//! clinical time each event is told with (the target's `clock:`), [`rebase`] puts a scenario
+//! on the times its events were driven, [`matching`] ties letters to scenarios, and
 //! [`ledger`] keeps a two-phase run. The run pipeline uses all of these; this
 //! module never uses it.
 
 pub mod captures;
 pub mod check;
+pub mod clinical;
 pub mod driver;
 pub mod file;
 pub mod ledger;

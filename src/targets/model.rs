@@ -5,7 +5,7 @@
 
 use super::file::{
     MatchBy, RawAuth, RawCapture, RawDrive, RawHl7Driver, RawLetterRow, RawMeshEndpoint,
-    RawMeshPoll, RawReader, RawRequest, RawTarget, RawWait,
+    RawMeshPoll, RawReader, RawRequest, RawTarget, RawWait, TargetClock,
 };
 use crate::expect::{FindingKind, Severity};
 use crate::protocol::clock::Span;
@@ -30,6 +30,8 @@ pub struct Target {
     pub capture: Capture,
     /// How a captured letter is matched to its scenario.
     pub match_by: MatchBy,
+    /// The clinical time the EHR is told of each event (README, "Clinical time").
+    pub clock: TargetClock,
     pub wait: Wait,
     /// Severity overrides for kinds of finding, for every scenario run against this target.
     pub severity: BTreeMap<FindingKind, Severity>,
@@ -163,6 +165,7 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
         drive,
         capture,
         match_by: raw.match_by,
+        clock: raw.clock,
         wait: wait(&raw.wait),
         severity: raw.severity,
         acknowledgements: raw.acknowledgements.unwrap_or(true),

@@ -9,14 +9,18 @@ use crate::scenario::Scenario;
 
 /// The scenario as run against `t`: its timeline on the times its events were driven
 /// (`driven`, in order; an event not yet driven lies in the far future, so nothing answers
-/// from an event that has not happened), the target's severity overrides under the
-/// scenario's own, and acknowledgements left out where lettergate cannot see them.
-pub fn rebase(t: &Target, s: &Scenario, driven: &[Timestamp]) -> Scenario {
+/// from an event that has not happened) and told as having happened (`clinical`, the same
+/// length or shorter: an event without one happened when it was driven), the target's
+/// severity overrides under the scenario's own, and acknowledgements left out where
+/// lettergate cannot see them.
+pub fn rebase(t: &Target, s: &Scenario, driven: &[Timestamp], clinical: &[Timestamp]) -> Scenario {
     let mut r = s.clone();
     r.start = driven.first().copied().unwrap_or_else(Timestamp::now);
     r.real_time = true;
+    r.clinical_clock = Some(t.clock.name());
     for (i, e) in r.timeline.iter_mut().enumerate() {
         e.at = driven.get(i).copied().unwrap_or(Timestamp(i64::MAX / 4));
+        e.clinical_at = clinical.get(i).copied().unwrap_or(e.at);
     }
     for (kind, severity) in &t.severity {
         r.severity.entry(*kind).or_insert(*severity);
@@ -65,7 +69,7 @@ mod tests {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/outpatient/clinic_letter.yaml");
         let s = Loader::new().load_scenario(&path).unwrap();
-        let r = rebase(t, &s, &[]);
+        let r = rebase(t, &s, &[], &[]);
         let mut acks: Vec<bool> = r.expect.iter().map(|x| x.acknowledged).collect();
         acks.push(r.acknowledgements);
         acks

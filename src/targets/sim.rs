@@ -175,6 +175,7 @@ pub async fn apply(
         .map(|p| p.ods.clone());
     sim.apply(SimEvent {
         at,
+        clinical_at: None,
         event: e.kind,
         nhs_number: s.patients[&e.patient].nhs_number,
         to,

@@ -225,6 +225,80 @@ caught!(
     }
 );
 
+// Issue 12: faults that break only on calendar edges.
+caught!(
+    a_weekend_discharge_is_missing_when_letters_go_on_working_days_only,
+    "no-letters-at-weekends",
+    "calendar/weekend_discharge",
+    Finding::MissingLetter {
+        kind: LetterKind::DischargeSummary,
+        found: 0,
+        ..
+    }
+);
+caught!(a_friday_clinic_letter_dated_the_monday_it_was_sent_is_a_wrong_date_naming_both_days, "letters-dated-send-day", "calendar/friday_clinic_signed_monday",
+    Finding::WrongDate { kind: LetterKind::ClinicLetter, expected, got, .. } if expected == "Fri 2025-03-07" && got == "Mon 2025-03-10");
+caught!(
+    a_discharge_due_in_the_hour_the_clocks_skip_is_missing,
+    "dispatcher-skips-missing-hour",
+    "calendar/clocks_forward_march",
+    Finding::MissingLetter {
+        kind: LetterKind::DischargeSummary,
+        found: 0,
+        ..
+    }
+);
+
+/// Issue 12: each calendar fault is caught by exactly the calendar scenarios whose edge it
+/// breaks on, and by none of the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_calendar_fault_is_caught_by_exactly_the_calendar_scenarios_of_its_edge() {
+    let calendar: Vec<Arc<Scenario>> = shipped()
+        .into_iter()
+        .filter(|s| s.id.starts_with("calendar/"))
+        .collect();
+    for (profile, failing) in [
+        // Events on a Saturday, a Sunday (both clock changes are on a Sunday) or a bank holiday.
+        (
+            "no-letters-at-weekends",
+            &[
+                "calendar/bank_holiday",
+                "calendar/clocks_back_october",
+                "calendar/clocks_forward_march",
+                "calendar/weekend_discharge",
+            ][..],
+        ),
+        // Sent on another day than the event: signed on Monday, or sent after midnight.
+        (
+            "letters-dated-send-day",
+            &[
+                "calendar/friday_clinic_signed_monday",
+                "calendar/month_end",
+                "calendar/year_end",
+            ][..],
+        ),
+        (
+            "dispatcher-skips-missing-hour",
+            &["calendar/clocks_forward_march"][..],
+        ),
+    ] {
+        let outcomes = run(SimConfig::named(profile).unwrap(), &calendar).await;
+        let caught: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| {
+                o.findings.iter().any(|f| {
+                    matches!(
+                        f.finding,
+                        Finding::MissingLetter { .. } | Finding::WrongDate { .. }
+                    )
+                })
+            })
+            .map(|o| o.scenario_id.as_str())
+            .collect();
+        assert_eq!(caught, failing, "{profile}");
+    }
+}
+
 #[test]
 fn every_fault_profile_has_a_test_above() {
     let source = include_str!("detection.rs");

@@ -37,6 +37,7 @@ async fn drive_every_kind(server: &MockServer) -> Simulator {
     for (h, event) in events {
         sim.apply(SimEvent {
             at: start.plus(lettergate::protocol::clock::Span::hours(h)),
+            clinical_at: None,
             event,
             nhs_number: nhs,
             to: None,

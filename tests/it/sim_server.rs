@@ -164,6 +164,7 @@ async fn the_royal_free_profile_records_clinic_letters_as_sent_that_never_leave(
         let at = start.plus(lettergate::protocol::clock::Span::hours(h));
         sim.apply(lettergate::SimEvent {
             at,
+            clinical_at: None,
             event,
             nhs_number: nhs,
             to: None,
@@ -217,6 +218,7 @@ async fn a_discharge_summary_waiting_for_its_signature_leaves_when_signed() {
         sim.register_patient(alice());
         let event = |h: i64, event, signs, held| lettergate::SimEvent {
             at: start.plus(Span::hours(h)),
+            clinical_at: None,
             event,
             nhs_number: nhs,
             to: None,

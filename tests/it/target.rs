@@ -1295,3 +1295,143 @@ async fn every_driver_is_captured_on_every_transport() {
         drop(sim);
     }
 }
+
+/// Issue 12: `lettergate ARGS` on `scenarios`, with "now" for clinical times at `now`
+/// (`LETTERGATE_NOW`), so that the test does not depend on the day it runs.
+fn lettergate_at(
+    now: &str,
+    args: &[&str],
+    target: &Path,
+    dir: &Path,
+    scenarios: &[&str],
+) -> Output {
+    Command::new(bin())
+        .current_dir(root())
+        .args(args)
+        .arg("--target")
+        .arg(target)
+        .arg("--snapshots")
+        .arg(dir.join("snapshots"))
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .args(scenarios)
+        .env("LETTERGATE_NOW", now)
+        .env("LG_TEST_MESH_KEY", "TestKey")
+        .env("LG_TEST_SENDER_PASSWORD", "sender-secret")
+        .env("LG_TEST_PRACTICE_PASSWORD", "practice-secret")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run lettergate")
+}
+
+/// A target file of [`target_file`] with `clock:` set.
+fn target_with_clock(dir: &Path, sim_port: u16, capture_port: u16, clock: &str) -> PathBuf {
+    let p = target_file(dir, sim_port, capture_port);
+    let text = std::fs::read_to_string(&p).unwrap() + &format!("clock: {clock}\n");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A Wednesday in January, far from any bank holiday, and another five weeks later.
+const WEDNESDAY: &str = "2025-01-08T10:00:00Z";
+const LATER_WEDNESDAY: &str = "2025-02-12T10:00:00Z";
+
+/// Issue 12: an EHR that sends no letters about weekend events passes with `clock: now` on a
+/// weekday (the Saturday discharge reaches it as a Wednesday one), and is caught with
+/// `clock: scenario`, which tells it the discharge on a Saturday.
+#[test]
+fn a_weekend_fault_passes_with_clock_now_on_a_weekday_and_is_caught_with_clock_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = free_port();
+    let sim = sim_serve("no-letters-at-weekends", capture_port);
+    let weekend = ["scenarios/calendar/weekend_discharge.yaml"];
+    let now = target_with_clock(dir.path(), sim.port, capture_port, "now");
+    let first = lettergate_at(WEDNESDAY, &["run", "--accept"], &now, dir.path(), &weekend);
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    assert!(out.contains("1 scenario: 1 passed"), "{out}");
+    assert!(out.contains("clinical time: clock now"), "{out}");
+
+    let scenario = target_with_clock(dir.path(), sim.port, capture_port, "scenario");
+    let caught = lettergate_at(
+        WEDNESDAY,
+        &["run", "--check"],
+        &scenario,
+        dir.path(),
+        &weekend,
+    );
+    let out = text(&caught);
+    assert_eq!(caught.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("missing letter: discharge summary for bob"),
+        "{out}"
+    );
+    assert!(
+        out.contains("clinical time: clock scenario (moved "),
+        "{out}"
+    );
+}
+
+/// Issue 12: with `clock: scenario` a healthy EHR's letters state the scenario's days, and two
+/// runs on different days give identical snapshots; an EHR that dates its letters the day it
+/// sends them is caught with `wrong date`, naming both days.
+#[test]
+fn letters_dated_the_send_day_are_a_wrong_date_with_clock_scenario_and_healthy_runs_do_not_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture_port = free_port();
+    let friday = ["scenarios/calendar/friday_clinic_signed_monday.yaml"];
+    let sim = sim_serve("baseline", capture_port);
+    let target = target_with_clock(dir.path(), sim.port, capture_port, "scenario");
+    let first = lettergate_at(
+        WEDNESDAY,
+        &["run", "--accept"],
+        &target,
+        dir.path(),
+        &friday,
+    );
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    let snap = dir
+        .path()
+        .join("snapshots/sim-fhir/calendar/friday_clinic_signed_monday.snap");
+    let body = std::fs::read_to_string(&snap).unwrap();
+    // The attendance on the Friday, the letter signed on the Monday at 09:15 GMT.
+    assert!(
+        body.contains(
+            "dated: event +0d 17:30 (Encounter.period.start), letter +3d 09:15 (Composition.date)"
+        ),
+        "{body}"
+    );
+    let again = lettergate_at(
+        LATER_WEDNESDAY,
+        &["run", "--check"],
+        &target,
+        dir.path(),
+        &friday,
+    );
+    let out = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{out}");
+    drop(sim);
+
+    let sim = sim_serve("letters-dated-send-day", capture_port);
+    let target = target_with_clock(dir.path(), sim.port, capture_port, "scenario");
+    let dated = lettergate_at(WEDNESDAY, &["run", "--check"], &target, dir.path(), &friday);
+    let out = text(&dated);
+    assert_eq!(dated.status.code(), Some(1), "{out}");
+    // Told on a Friday before 8 January 2025 (27 December 2024 keeps no calendar: it is a
+    // bank holiday week), sent today.
+    let today =
+        lettergate::protocol::calendar::uk_day(lettergate::protocol::clock::Timestamp::now());
+    assert!(
+        out.contains("wrong date: clinic letter #1 for alice"),
+        "{out}"
+    );
+    assert!(
+        out.contains("but the outpatient attendance was on Fri 20"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("on {} {today}", &today.weekday().to_string()[..3])),
+        "{out}"
+    );
+}

@@ -73,6 +73,20 @@ pub fn build(
     control_id: &str,
     visit: Option<&str>,
 ) -> Option<String> {
+    build_at(event, patient, (at, at), control_id, visit)
+}
+
+/// [`build`] for an event told at `at` that happened clinically at `clinical`: MSH-7 and EVN-2
+/// (recorded) say when the message was made, EVN-6 (event occurred), PV1-44 (admit date/time,
+/// for attendances and admissions), PV1-45 (discharge date/time) and PID-29 (death) say
+/// when it happened. A back-dated event (a target's `clock: scenario`) differs in the two.
+pub fn build_at(
+    event: EventKind,
+    patient: &PatientRecord,
+    (at, clinical): (Timestamp, Timestamp),
+    control_id: &str,
+    visit: Option<&str>,
+) -> Option<String> {
     let (trigger, class) = trigger_for(event)?;
     let structure = if trigger == "A03" {
         "ADT_A03"
@@ -80,9 +94,10 @@ pub fn build(
         "ADT_A01"
     };
     let when = ts(at);
+    let happened = ts(clinical);
     let (given, family) = split_name(&patient.name);
     let (died_at, died) = if event == EventKind::Death {
-        (when.as_str(), "Y")
+        (happened.as_str(), "Y")
     } else {
         ("", "")
     };
@@ -92,7 +107,7 @@ pub fn build(
             "MSH|^~\\&|LETTERGATE|DRIVER|EHR|TRUST|{when}||ADT^{trigger}^{structure}|{}|P|2.4|||AL|NE",
             escape(control_id)
         ),
-        format!("EVN|{trigger}|{when}"),
+        format!("EVN|{trigger}|{when}||||{happened}"),
         // PID-29 and PID-30 are the 29th and 30th fields.
         format!(
             "PID|1||{}^^^NHS^NH||{}^{}||{}{}{died_at}|{died}",
@@ -103,9 +118,26 @@ pub fn build(
             "|".repeat(22),
         ),
         format!("PD1|||{practice}"),
-        super::segments::pv1(class, visit),
+        pv1(trigger, class, visit, &happened),
     ];
     Some(segments.join("\r") + "\r")
+}
+
+/// PV1 with the visit number (PV1-19) and, for an admission or attendance, the admit
+/// date/time (PV1-44), for a discharge the discharge date/time (PV1-45).
+fn pv1(trigger: &str, class: &str, visit: Option<&str>, happened: &str) -> String {
+    let (admit, discharge) = match trigger {
+        "A01" | "A04" => (happened, ""),
+        "A03" => ("", happened),
+        _ => return super::segments::pv1(class, visit),
+    };
+    let visit = visit.map(escape).unwrap_or_default();
+    // PV1-19 after 17 more separators, PV1-44 after 25 more.
+    format!(
+        "PV1|1|{class}{}{visit}{}{admit}|{discharge}",
+        "|".repeat(17),
+        "|".repeat(25)
+    )
 }
 
 /// What an ADT message says happened.
@@ -120,7 +152,7 @@ pub struct AdtEvent {
     pub practice_ods: Option<OdsCode>,
     /// PV1-2.
     pub class: Option<String>,
-    /// EVN-2, else MSH-7.
+    /// When it happened: EVN-6 (event occurred), else EVN-2, else MSH-7.
     pub at: Timestamp,
     /// PID-29 when PID-30 is `Y`.
     pub died_at: Option<Timestamp>,
@@ -134,6 +166,7 @@ impl AdtEvent {
     pub fn to_sim_event(&self) -> SimEvent {
         SimEvent {
             at: self.died_at.unwrap_or(self.at),
+            clinical_at: None,
             event: self.event,
             nhs_number: self.nhs_number,
             to: (self.event == EventKind::GpChange)
@@ -167,9 +200,10 @@ pub fn read(text: &str) -> Result<AdtEvent, Hl7ReadError> {
         None => None,
     };
     let at_text = m
-        .get("EVN", 2, 1)
+        .get("EVN", 6, 1)
+        .or_else(|| m.get("EVN", 2, 1))
         .or_else(|| m.get("MSH", 7, 1))
-        .ok_or(Hl7ReadError::Missing("time in EVN-2 or MSH-7"))?;
+        .ok_or(Hl7ReadError::Missing("time in EVN-6, EVN-2 or MSH-7"))?;
     let at = parse_ts(at_text)?;
     let died_at = match (m.get("PID", 30, 1), m.get("PID", 29, 1)) {
         (Some("Y"), Some(t)) => Some(parse_ts(t).map_err(|e| field("PID-29", e))?),

@@ -165,6 +165,10 @@ pub fn read(text: &str) -> Result<(LetterFacts, LetterContent), Hl7ReadError> {
         },
         status: None,
         date: None,
+        dates: crate::protocol::dates::StatedDates::of_txa(
+            m.get("TXA", 4, 1).and_then(|t| super::parse_ts(t).ok()),
+            m.get("TXA", 6, 1).and_then(|t| super::parse_ts(t).ok()),
+        ),
         ..Default::default()
     };
     let document_type = match kind {

@@ -557,8 +557,25 @@ pub(crate) fn yaml_diagnostic(path: &Path, text: &str, err: &yaml_serde::Error) 
     let d = Diagnostic::new(path, message).with_help(help);
     match err.location() {
         Some(loc) => d.at(text, loc.line(), loc.column()),
-        None => d,
+        // A second document has no position of its own in the error: point at its `---`.
+        None => match second_document(text) {
+            Some(line) => d.at(text, line, 1).with_help(Some(
+                "a lettergate file is one YAML document: remove this `---` and what follows, or move it to a file of its own".into(),
+            )),
+            None => d,
+        },
     }
+}
+
+/// The line (from 1) of the `---` that starts a second YAML document, if there is one.
+fn second_document(text: &str) -> Option<usize> {
+    let content = |l: &&str| !l.trim().is_empty() && !l.trim_start().starts_with('#');
+    let first = text.lines().position(|l| content(&l))?;
+    text.lines()
+        .enumerate()
+        .skip(first + 1)
+        .find(|(_, l)| l.starts_with("---"))
+        .map(|(i, _)| i + 1)
 }
 
 /// Whether the first line with something on it (not a comment) begins a YAML mapping: `key:`

@@ -36,6 +36,7 @@ mod sim;
 mod snapshot;
 mod targets;
 
+pub use bench::stats::{field as bench_field, Rounds as BenchRounds};
 pub use bench::{run_one as run_bench, target as bench_target, Sizes as BenchSizes};
 pub use capture::poll::{MailboxCredentials, MeshPoller, PollConfig, PollError};
 pub use capture::{

@@ -3,7 +3,7 @@
 
 use super::error::{Error, ExitStatus, UsageError};
 use clap::Args;
-use lettergate::{bench_target, run_bench, BenchSizes};
+use lettergate::{bench_target, run_bench, BenchRounds, BenchSizes};
 use std::path::Path;
 
 #[derive(Args, Debug)]
@@ -18,6 +18,10 @@ pub struct BenchArgs {
     /// scenario measures nothing).
     #[arg(long, default_value_t = 1_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub scenarios: usize,
+    /// Rounds of the loopback reference and the quarter volume, one after the other, before
+    /// the full volume run (its ratio is taken against their median reference).
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub rounds: usize,
     /// Run in this process instead of a child of its own (used by the benchmark itself).
     #[arg(long, hide = true)]
     pub child: bool,
@@ -26,16 +30,9 @@ pub struct BenchArgs {
     pub loopback_rate: Option<f64>,
 }
 
-/// Every benchmark, in the order they run: loopback first, since volume's ratio is taken
-/// against its rate.
-const ALL: [&str; 6] = [
-    "loopback",
-    "volume-quarter",
-    "volume",
-    "suite",
-    "validate",
-    "compare",
-];
+/// Every benchmark of a plain `lettergate bench`, in the order they run. `volume` brings its
+/// reference with it: rounds of `loopback` and `volume-quarter`, then the full run.
+const ALL: [&str; 4] = ["volume", "suite", "validate", "compare"];
 
 /// Runs each benchmark asked for in a child process of its own (so one's allocations and
 /// threads do not skew the next), prints its figures and whether its target was met.
@@ -53,21 +50,44 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
     };
     let exe =
         std::env::current_exe().map_err(|e| Error::harness("failed to find this program", e))?;
-    let mut loopback_rate: Option<f64> = None;
-    let mut all_met = true;
-    for name in names {
+    let run = |name: &str, loopback_rate: Option<f64>| {
         eprintln!("running {name}...");
-        let text = run_child(&exe, &args, name.clone(), loopback_rate)?;
+        run_child(&exe, &args, name.to_string(), loopback_rate)
+    };
+    let mut all_met = true;
+    let mut report = |text: &str| {
         println!("{text}");
-        if name == "loopback" {
-            loopback_rate = text
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("letters_per_s="))
-                .and_then(|v| v.parse().ok());
-        }
-        if let Some((met, what)) = bench_target(&text) {
+        if let Some((met, what)) = bench_target(text) {
             all_met &= met;
             println!("  target {}: {what}", if met { "met" } else { "NOT met" });
+        }
+    };
+    for name in names {
+        match name.as_str() {
+            "volume" => {
+                let mut rounds = BenchRounds::default();
+                for round in 1..=args.rounds {
+                    let reference = format!("{} round={round}", run("loopback", None)?);
+                    let rate = lettergate::bench_field(&reference, "letters_per_s");
+                    let quarter = format!("{} round={round}", run("volume-quarter", rate)?);
+                    report(&reference);
+                    report(&quarter);
+                    rounds.add(&reference, &quarter);
+                }
+                let summary = rounds.summary();
+                if let Some(s) = &summary {
+                    println!("{}", s.line());
+                    println!("{}", s.verdict());
+                }
+                report(&run("volume", summary.map(|s| s.loopback_median))?);
+            }
+            "volume-quarter" => {
+                let reference = run("loopback", None)?;
+                let rate = lettergate::bench_field(&reference, "letters_per_s");
+                report(&reference);
+                report(&run("volume-quarter", rate)?);
+            }
+            other => report(&run(other, None)?),
         }
     }
     Ok(if all_met {

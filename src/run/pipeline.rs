@@ -105,11 +105,7 @@ pub async fn run_all(
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Vec<Outcome> {
     let config = Arc::new(config);
-    let http = match reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-    {
+    let http = match crate::sim::ehr::sending_client() {
         Ok(h) => h,
         Err(e) => {
             let e = RunError::HttpClient(e);

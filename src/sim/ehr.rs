@@ -235,8 +235,19 @@ struct Route {
     transport: Transport,
 }
 
-/// How many letters of one batch are on the wire at once.
-const IN_FLIGHT: usize = 8;
+/// How many letters of one batch are on the wire at once (over one connection each, from
+/// the pool of [`sending_client`]).
+pub const IN_FLIGHT: usize = 8;
+
+/// The HTTP client the simulator sends with, over MESH and HTTP routes alike: no proxy (its
+/// endpoints are on loopback or named by the run) and 30 s per request. `lettergate bench`'s
+/// loopback reference sends with the same client, so the two figures compare like with like.
+pub fn sending_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+}
 
 /// A letter ready to go, and how.
 enum Delivery {

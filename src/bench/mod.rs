@@ -5,10 +5,15 @@
 //! bench NAME letters=… wall_s=… letters_per_s=… peak_rss_mb=… ratio=…
 //! ```
 //!
-//! `loopback` measures, in the same run, the raw rate of sequential HTTP requests of a
-//! letter's size between a minimal client and server on loopback; `volume` reports its rate as
-//! a ratio to it, so the figure says what share of this machine's loopback capacity a letter
-//! costs end to end.
+//! `volume`'s figure is a ratio to a reference measured in the same run ([`reference`]): the
+//! simulator's own HTTP client sending letter-sized MESH requests, as many in flight as the
+//! simulator keeps, to a minimal server on loopback. The parent runs rounds of the reference
+//! and the quarter volume one after the other, so both see the same machine, and judges the
+//! spread of their ratios ([`stats`]); the full volume run's ratio is taken against the
+//! median reference.
+
+mod reference;
+pub mod stats;
 
 use crate::report::RunReport;
 use crate::run::{run_all, RunConfig, Verdict};
@@ -20,7 +25,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The benchmarks, in the order they run.
-pub const NAMES: [&str; 5] = ["loopback", "volume", "suite", "validate", "compare"];
+pub const NAMES: [&str; 6] = [
+    "loopback",
+    "volume-quarter",
+    "volume",
+    "suite",
+    "validate",
+    "compare",
+];
 
 /// Why a benchmark could not give its figures.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +80,7 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn line(name: &str, letters: u64, wall: f64, ratio: Option<f64>, extra: &str) -> String {
+pub(crate) fn line(name: &str, letters: u64, wall: f64, ratio: Option<f64>, extra: &str) -> String {
     let rate = if wall > 0.0 {
         letters as f64 / wall
     } else {
@@ -79,78 +91,6 @@ fn line(name: &str, letters: u64, wall: f64, ratio: Option<f64>, extra: &str) ->
         peak_rss_mb(),
         ratio.map_or("-".to_string(), |r| format!("{r:.2}"))
     )
-}
-
-/// A letter-sized body: an ITK3 bundle as the simulator sends it.
-fn letter_body() -> Vec<u8> {
-    use crate::protocol::itk3;
-    let doc = itk3::LetterDoc {
-        kind: crate::protocol::letter::LetterKind::ClinicLetter,
-        local_id: "SIM-000001".into(),
-        visit_id: None,
-        nhs_number: crate::protocol::ids::NhsNumber::parse("9990000018")
-            .unwrap_or_else(|_| unreachable!()),
-        patient_name: "Generated Patient 000001".into(),
-        born: "1950-01-01".into(),
-        practice: Some(("A81001".into(), "Riverside Surgery".into())),
-        trust_ods: "RXX".into(),
-        trust_name: "Lettergate Simulated NHS Trust".into(),
-        sender_mailbox: "RXXHC001".into(),
-        event_at: crate::protocol::clock::Timestamp(1_736_154_000),
-        written_at: crate::protocol::clock::Timestamp(1_736_154_000),
-        sent_at: crate::protocol::clock::Timestamp(1_736_154_000),
-        sections: itk3::default_sections(crate::protocol::letter::LetterKind::ClinicLetter),
-    };
-    serde_json::to_vec(&itk3::message_bundle(&doc)).unwrap_or_default()
-}
-
-/// Sequential POSTs of a letter-sized body to a minimal axum server, for about two seconds.
-pub async fn loopback() -> Result<String, BenchError> {
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/",
-        post(|body: axum::body::Bytes| async move {
-            (
-                axum::http::StatusCode::ACCEPTED,
-                format!("{{\"n\":{}}}", body.len()),
-            )
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/", listener.local_addr()?);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let body = letter_body();
-    let post = |client: &reqwest::Client| {
-        let req = client.post(&url).body(body.clone());
-        async move { req.send().await?.bytes().await }
-    };
-    // Warm up, then the best of three one-second rounds: the machine's capacity, not its
-    // worst moment.
-    for _ in 0..500 {
-        post(&client).await?;
-    }
-    let (mut n, mut wall) = (0u64, 1.0f64);
-    for _ in 0..3 {
-        let started = Instant::now();
-        let mut k = 0u64;
-        while started.elapsed().as_secs_f64() < 1.0 {
-            post(&client).await?;
-            k += 1;
-        }
-        let w = started.elapsed().as_secs_f64();
-        if k as f64 / w > n as f64 / wall {
-            (n, wall) = (k, w);
-        }
-    }
-    server.abort();
-    Ok(line(
-        "loopback",
-        n,
-        wall,
-        None,
-        &format!(" body_bytes={}", body.len()),
-    ))
 }
 
 /// A population scenario with exactly `letters` letters over a week, acknowledgements off.
@@ -371,7 +311,7 @@ pub fn run_one(
         .enable_all()
         .build()?;
     match name {
-        "loopback" => rt.block_on(loopback()),
+        "loopback" => rt.block_on(reference::loopback(sizes.letters / 4)),
         "volume" => rt.block_on(volume(sizes.letters, loopback_rate)),
         "volume-quarter" => rt.block_on(volume(sizes.letters / 4, loopback_rate)),
         "suite" => rt.block_on(suite(sizes.scenarios)),
@@ -383,11 +323,7 @@ pub fn run_one(
 
 /// The targets of issue 6, checked against a benchmark line: `None` when it has none.
 pub fn target(line: &str) -> Option<(bool, String)> {
-    let field = |k: &str| -> Option<f64> {
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix(&format!("{k}=")))
-            .and_then(|v| v.parse().ok())
-    };
+    let field = |k: &str| stats::field(line, k);
     let name = line.split_whitespace().nth(1)?;
     let (wall, rss) = (field("wall_s")?, field("peak_rss_mb")?);
     Some(match name {

@@ -176,5 +176,8 @@ pub fn collect(args: CollectArgs) -> Result<ExitStatus, Error> {
         Identifiers::shown_if(args.show_identifiers),
     )
     .build(&scenarios, &outcomes);
+    if let Some(c) = report.clinical_time() {
+        eprintln!("note: clinical time: {c} (as `drive` recorded in the ledger)");
+    }
     conclude(&term, &mut out, report, &outcomes, &args.reports)
 }

@@ -110,6 +110,13 @@ fn head(o: &mut String, r: &RunReport) {
         escape(&shards),
         if r.identifiers_shown { " · <strong>identifiers shown</strong>" } else { " · identifiers masked" }
     );
+    if let Some(c) = r.clinical_time() {
+        let _ = writeln!(
+            o,
+            "<p class=\"meta\" id=\"clinical-time\">clinical time: {}</p>",
+            escape(&c)
+        );
+    }
 }
 
 /// Letters expected, captured and in the baseline by kind and recipient; short rows marked.
@@ -196,6 +203,13 @@ fn scenario(o: &mut String, s: &ScenarioReport) {
         escape(&s.path)
     );
     let _ = writeln!(o, "<p>{}</p>", escape(&s.name));
+    if let Some(c) = &s.clock {
+        let _ = writeln!(
+            o,
+            "<p class=\"meta\">clinical time: clock {}</p>",
+            escape(c)
+        );
+    }
     if let Some(e) = &s.error {
         let _ = writeln!(o, "<p class=\"blocker\">harness error: {}</p>", escape(e));
     }

@@ -51,6 +51,10 @@ fn decision(o: &mut String, r: &RunReport) {
         code(&r.target),
         code(&r.profile)
     );
+    if let Some(c) = r.clinical_time() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "Clinical time: {}.", cell(&c));
+    }
     let _ = writeln!(o);
     let _ = writeln!(
         o,

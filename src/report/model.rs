@@ -581,6 +581,45 @@ impl RunReport {
         serde_json::to_string_pretty(&w).unwrap_or_default()
     }
 
+    /// Which clinical clock the run's scenarios were told with (a target's `clock:`), in
+    /// words: `clock scenario`, `clock now`, or both with their counts; `None` for a run that
+    /// names none (the simulator, whose scenarios run on their own virtual clock).
+    pub fn clinical_time(&self) -> Option<String> {
+        let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+        for s in &self.scenarios {
+            if let Some(c) = &s.clock {
+                let kind = c.split(' ').next().unwrap_or(c);
+                *kinds.entry(kind).or_default() += 1;
+            }
+        }
+        let what = |k: &str| {
+            match k {
+            "scenario" => "clock scenario: each scenario's events at their own times, moved as a whole onto the most recent days that keep its calendar",
+            "now" => "clock now: each event as having happened when it was driven",
+            _ => "an unknown clock",
+        }
+        };
+        match kinds.len() {
+            0 => None,
+            1 => kinds
+                .keys()
+                .next()
+                .map(|k| format!("{}; deadlines count from when the EHR was told", what(k))),
+            _ => Some(format!(
+                "{}; deadlines count from when the EHR was told",
+                kinds
+                    .iter()
+                    .map(|(k, n)| format!(
+                        "{} ({n} scenario{})",
+                        what(k),
+                        if *n == 1 { "" } else { "s" }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
+
     /// The shards this report covers as `1/3, 2/3`; empty for an unsharded run.
     pub fn shard_list(&self) -> String {
         let texts: Vec<String> = self.shards.iter().map(Shard::to_string).collect();

@@ -83,7 +83,8 @@ fn check_collected(
             ))
         })
         .collect();
-    let o = check(&rebased, config, &mine, unmatched);
+    let mut o = check(&rebased, config, &mine, unmatched);
+    o.clock = ls.clock.clone();
     let missing = o
         .findings
         .iter()

@@ -171,7 +171,10 @@ fn letter_fields(
 /// The dates the letter states, relative to the day (in England) its trigger event happened
 /// clinically: `event +0d 09:30 (Encounter.period.start), letter +1d 11:30 (Composition.date)`.
 /// A date that moves is a diff. With a target's `clock: now` each run happens at another
-/// time of day, so only the days are kept.
+/// time of day, so only the days are kept. With `clock: scenario` a date the EHR stamped from
+/// its own clock (at or after it was first told of the scenario, a minute's skew allowed) is
+/// `when driven`: the events are back-dated, the EHR's own clock is not, and that date moves
+/// with the day of the run, not with the EHR.
 fn dated(
     s: &Scenario,
     l: &CapturedLetter,
@@ -185,7 +188,14 @@ fn dated(
         .and_then(|ev| ev.into_iter().rev().find(|e| e.at <= l.received_at))?;
     let day = uk_day(anchor.clinical_at);
     let with_time = s.clinical_clock != Some("now");
+    let driven_from = (s.clinical_clock == Some("scenario"))
+        .then(|| s.timeline.iter().map(|e| e.at).min())
+        .flatten()
+        .map(|t| crate::protocol::clock::Timestamp(t.0 - 60));
     let show = |what: &str, d: &crate::protocol::dates::StatedDate| {
+        if driven_from.is_some_and(|from| d.at >= from) {
+            return format!("{what} when driven ({})", d.from);
+        }
         let local = uk_local(d.at);
         let days = (local.date() - day).whole_days();
         let time = if with_time {

@@ -303,3 +303,40 @@ fn the_baseline_of_an_aggregate_snapshot_counts_every_letter_it_stands_for() {
     assert_eq!(lines.iter().map(|l| l.count).sum::<u32>(), header);
     assert!(clinic_a81001 > 4_000, "{clinic_a81001}");
 }
+
+/// Issue 12: "the report says which clock was used". A target run's scenarios carry their
+/// clinical clock; the Markdown and HTML reports name it, and a failing scenario's section
+/// says how its events were moved. A simulator run, whose scenarios carry none, says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markdown_and_html_reports_say_which_clinical_clock_a_target_run_used() {
+    let mut r = report("op-letters-silently-dropped").await;
+    assert_eq!(r.clinical_time(), None);
+    assert!(!markdown::render(&r).contains("Clinical time"));
+    assert!(!html::render(&r).contains("clinical time"));
+    let moved = "scenario (moved 53 weeks back: first event Sat 2024-12-14 23:30 in England)";
+    for s in &mut r.scenarios {
+        s.clock = Some(moved.to_string());
+    }
+    let md = markdown::render(&r);
+    assert!(
+        md.contains("Clinical time: clock scenario: each scenario's events at their own times"),
+        "{md}"
+    );
+    let page = html::render(&r);
+    assert!(
+        page.contains("<p class=\"meta\" id=\"clinical-time\">clinical time: clock scenario: each scenario&#39;s events at their own times"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<p class=\"meta\">clinical time: clock {moved}</p>"
+        )),
+        "{page}"
+    );
+    r.scenarios[0].clock = Some("now (each event when it was driven)".into());
+    let both = r.clinical_time().unwrap();
+    assert!(
+        both.starts_with("clock now: each event as having happened when it was driven (1 scenario); clock scenario:"),
+        "{both}"
+    );
+}

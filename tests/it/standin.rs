@@ -103,10 +103,16 @@ impl StandIn {
     /// Starts `tests/standin/ehr.py` with `flags` on free ports, with the shipped fixture
     /// practices as its directory, and waits until it answers.
     fn start(flags: &[&str]) -> StandIn {
+        StandIn::start_with(flags, "")
+    }
+
+    /// [`StandIn::start`] with `more` (settings such as `clock: scenario`) at the end of its
+    /// target file.
+    fn start_with(flags: &[&str], more: &str) -> StandIn {
         let dir = tempfile::tempdir().unwrap();
         let (fhir, mesh, http) = (free_port(), free_port(), free_port());
         let target = dir.path().join("target.yaml");
-        std::fs::write(&target, target_for(fhir, mesh, http)).unwrap();
+        std::fs::write(&target, target_for(fhir, mesh, http) + more).unwrap();
         let log = std::fs::File::create(dir.path().join("standin.log")).unwrap();
         let url = |port: u16| format!("http://127.0.0.1:{port}");
         let child = Command::new(peers::bin("python"))
@@ -570,5 +576,63 @@ fn a_mental_health_trusts_discharges_are_read_as_mental_health_discharges() {
         column("mental_health_discharge", "B82002"),
         "{}",
         checked.shown()
+    );
+}
+
+/// Issue 12 against an EHR lettergate's authors did not write: with `clock: scenario` the
+/// stand-in is told each event at its scenario's own (past) time, and a healthy stand-in is
+/// baselined on it; one that dates its letters (Composition.date, Encounter.period) the moment
+/// it sends them is a `wrong date` for each letter whose kind must be dated on its event's day.
+#[test]
+fn letters_dated_when_sent_are_a_wrong_date_with_clock_scenario() {
+    let clock = "clock: scenario\n";
+    let snapshots = tempfile::tempdir().unwrap();
+    let healthy = StandIn::start_with(&[], clock).run(Mode::Accept, snapshots.path(), &KINDS);
+    healthy.assert_go("accepting a baseline of the healthy stand-in with clock: scenario");
+    assert!(
+        healthy.ran.stderr.contains("clinical time: clock scenario"),
+        "{}",
+        healthy.shown()
+    );
+    StandIn::start_with(&[], clock)
+        .run(Mode::Check, snapshots.path(), &KINDS)
+        .assert_go("checking the healthy stand-in against it");
+    let said = StandIn::start_with(&["--fault", "dated-when-sent"], clock).run(
+        Mode::Check,
+        snapshots.path(),
+        &KINDS,
+    );
+    // Each letter states its event on the day it was sent (today), not on the day the
+    // stand-in was told it happened. Emergency discharges default to `dated: any`: no finding.
+    let today =
+        lettergate::protocol::calendar::uk_day(lettergate::protocol::clock::Timestamp::now());
+    let finding = regex::Regex::new(&format!(
+        r"^MAJOR ([a-z_/]+): wrong date: ([a-z ]+) #\d for [a-z]+ \(NHS \*{{7}}\d{{3}}\) states the ([a-z ]+) on {} {today} \(Encounter\.period\.end\), but the ([a-z ]+) was on [A-Z][a-z]{{2}} \d{{4}}-\d{{2}}-\d{{2}}$",
+        &today.weekday().to_string()[..3]
+    ))
+    .unwrap();
+    let caught: Vec<String> = said
+        .blocking()
+        .iter()
+        .map(|f| match finding.captures(f) {
+            Some(c) if c[3] == c[4] => format!("{}: {}", &c[1], &c[2]),
+            _ => format!("not a wrong date naming today: {f}"),
+        })
+        .collect();
+    assert_eq!(
+        caught,
+        [
+            "death/in_hospital: clinic letter",
+            "death/in_hospital: death notification",
+            "inpatient/discharge_summary: discharge summary",
+            "outpatient/clinic_letter: clinic letter",
+        ],
+        "{}",
+        said.shown()
+    );
+    assert!(
+        said.ran.code == 1 && said.decision() == "NO-GO",
+        "{}",
+        said.shown()
     );
 }

@@ -556,13 +556,18 @@ fn a_target_is_driven_over_hl7_v2_adt() {
 /// mesh-sandbox (its store in `dir`) with the practices' and the trust's mailboxes, and
 /// `sim serve` sending MESH there, its HTTP letters nowhere: the sandbox, its URL, the simulator.
 fn sandbox_and_sim(dir: &Path) -> (Server, String, Server) {
+    sandbox_and_sim_with(dir, "baseline")
+}
+
+/// [`sandbox_and_sim`] with the simulator on fault profile `profile`.
+fn sandbox_and_sim_with(dir: &Path, profile: &str) -> (Server, String, Server) {
     let mut boxes = PRACTICE_MAILBOXES.to_vec();
     boxes.push("RXXHC001");
     let sandbox = peers::mesh_sandbox(&dir.join("mesh-store"), "TestKey", &boxes);
     let sandbox_url = format!("http://127.0.0.1:{}", sandbox.port);
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     let sim = SimServe {
-        profile: "baseline",
+        profile,
         mesh_url: &sandbox_url,
         http_url: &nowhere,
         password: peers::SANDBOX_PASSWORD,
@@ -582,12 +587,20 @@ struct Batch {
     _sandbox: Server,
     target: PathBuf,
     ledger: PathBuf,
+    /// `LETTERGATE_NOW` for every command, if set.
+    now: Option<&'static str>,
 }
 
 impl Batch {
     fn start() -> Batch {
+        Batch::start_with("baseline", None)
+    }
+
+    /// The set-up with the simulator on fault profile `profile`, and "now" for clinical
+    /// times at `now` (`LETTERGATE_NOW`).
+    fn start_with(profile: &str, now: Option<&'static str>) -> Batch {
         let dir = tempfile::tempdir().unwrap();
-        let (sandbox, sandbox_url, sim) = sandbox_and_sim(dir.path());
+        let (sandbox, sandbox_url, sim) = sandbox_and_sim_with(dir.path(), profile);
         let b = Batch {
             target: dir.path().join("batch.yaml"),
             ledger: dir.path().join("ledger"),
@@ -595,6 +608,7 @@ impl Batch {
             sandbox_url,
             sim,
             _sandbox: sandbox,
+            now,
         };
         b.write_target("");
         b
@@ -614,14 +628,16 @@ impl Batch {
     }
 
     fn lg(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .current_dir(root())
+        let mut c = Command::new(bin());
+        c.current_dir(root())
             .args(args)
             .env("LG_TEST_MESH_KEY", "TestKey")
             .env("LG_TEST_SANDBOX_PASSWORD", peers::SANDBOX_PASSWORD)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+            .env("NO_COLOR", "1");
+        if let Some(now) = self.now {
+            c.env("LETTERGATE_NOW", now);
+        }
+        c.output().unwrap()
     }
 
     fn drive(&self, scenarios: &[&str]) -> Output {
@@ -1430,6 +1446,71 @@ fn letters_dated_the_send_day_are_a_wrong_date_with_clock_scenario_and_healthy_r
         out.contains("but the outpatient attendance was on Fri 20"),
         "{out}"
     );
+    assert!(
+        out.contains(&format!("on {} {today}", &today.weekday().to_string()[..3])),
+        "{out}"
+    );
+}
+
+/// Issue 12, two-phase: `drive` with `clock: scenario` records the clock and each event's
+/// clinical time in the ledger, and `collect`, in another process, checks the letters' dates
+/// against them. A healthy EHR is GO through mesh-sandbox; one that dates its letters the day
+/// it sends them is a `wrong date`, with the same accepted snapshots.
+#[test]
+fn drive_records_the_clinical_clock_and_collect_checks_dates_against_it() {
+    let weekend = ["scenarios/calendar/weekend_discharge.yaml"];
+    let healthy = Batch::start_with("baseline", Some(WEDNESDAY));
+    healthy.write_target("clock: scenario\n");
+    let driven = healthy.drive(&weekend);
+    assert_eq!(driven.status.code(), Some(0), "{}", text(&driven));
+    let ledger: serde_json::Value = serde_json::from_str(&healthy.ledger_json()).unwrap();
+    let recorded = &ledger["scenarios"][0];
+    let clock = recorded["clock"].as_str().unwrap_or_default();
+    // Moved whole weeks back from the injected Wednesday: the discharge still on a Saturday.
+    assert!(clock.starts_with("scenario (moved "), "{ledger:#}");
+    assert!(clock.contains("first event Thu "), "{ledger:#}");
+    std::thread::sleep(Duration::from_secs(3));
+    let accepted = healthy.collect("--accept");
+    let out = text(&accepted);
+    assert_eq!(accepted.status.code(), Some(0), "{out}");
+    assert!(out.contains("1 scenario: 1 passed"), "{out}");
+    assert!(
+        out.contains("clinical time: clock scenario: each scenario"),
+        "{out}"
+    );
+    let snapshots = healthy.dir.path().join("snapshots");
+    let snap = std::fs::read_to_string(snapshots.join("sim-batch/calendar/weekend_discharge.snap"))
+        .unwrap();
+    // The discharge on its own Saturday at 14:00, the letter the same day, relative to it.
+    assert!(
+        snap.contains(
+            "dated: event +0d 14:00 (Encounter.period.start), letter +0d 14:00 (Composition.date)"
+        ),
+        "{snap}"
+    );
+
+    let faulty = Batch::start_with("letters-dated-send-day", Some(WEDNESDAY));
+    faulty.write_target("clock: scenario\n");
+    let copy = faulty.dir.path().join("snapshots/sim-batch/calendar");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(
+        snapshots.join("sim-batch/calendar/weekend_discharge.snap"),
+        copy.join("weekend_discharge.snap"),
+    )
+    .unwrap();
+    let driven = faulty.drive(&weekend);
+    assert_eq!(driven.status.code(), Some(0), "{}", text(&driven));
+    std::thread::sleep(Duration::from_secs(3));
+    let checked = faulty.collect("--check");
+    let out = text(&checked);
+    assert_eq!(checked.status.code(), Some(1), "{out}");
+    let today =
+        lettergate::protocol::calendar::uk_day(lettergate::protocol::clock::Timestamp::now());
+    assert!(
+        out.contains("wrong date: discharge summary #1 for bob"),
+        "{out}"
+    );
+    assert!(out.contains("but the discharge was on Sat "), "{out}");
     assert!(
         out.contains(&format!("on {} {today}", &today.weekday().to_string()[..3])),
         "{out}"

@@ -1516,3 +1516,133 @@ fn drive_records_the_clinical_clock_and_collect_checks_dates_against_it() {
         "{out}"
     );
 }
+
+/// Issue 12, the other drivers: the HL7 v2 driver tells the clinical time in EVN-6 and
+/// PV1-44/45, and an HTTP template tells it with `{{clinical_at}}`. Against a simulator that
+/// sends no letters about weekend events, each passes with `clock: now` on a weekday and is
+/// caught with `clock: scenario`; a template that sends only `{{at}}` (when the event was
+/// driven) does not carry the Saturday: the letter comes, dated the day it was driven, and is
+/// a wrong date, not a pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hl7_and_http_drivers_carry_the_clinical_time_and_a_weekend_fault_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let (capture_port, adt_port) = (free_port(), free_port());
+    let capture = format!("http://127.0.0.1:{capture_port}");
+    let adt = format!("127.0.0.1:{adt_port}");
+    let sim = SimServe {
+        profile: "no-letters-at-weekends",
+        mesh_url: &capture,
+        http_url: &capture,
+        password: "sender-secret",
+        extra: &["--adt-listen", &adt],
+    }
+    .start();
+    register(sim.port, &[BOB]).await;
+    let weekend = ["scenarios/calendar/weekend_discharge.yaml"];
+    let fhir = std::fs::read_to_string(target_file(dir.path(), sim.port, capture_port)).unwrap();
+    let hl7 = |clock: &str| {
+        let text = fhir.replace("name: sim-fhir", "name: sim-hl7").replace(
+            &format!(
+                "  fhir:\n    base_url: http://127.0.0.1:{}/fhir\n",
+                sim.port
+            ),
+            &format!("  hl7v2:\n    address: {adt}\n    sending_facility: RXX\n"),
+        ) + &format!("clock: {clock}\n");
+        assert!(text.contains("hl7v2:"), "{text}");
+        // A file of its own for each clock: the cases are written before they run.
+        let p = dir.path().join(format!("sim-hl7-{clock}.yaml"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // The simulator's event API takes `at` (when it is told) and `clinical_at` (when it
+    // happened); without `clinical_at` the event happened when it was told.
+    let http = |clinical: bool, clock: &str| {
+        let extra = if clinical {
+            r#", "clinical_at": "{{clinical_at}}""#
+        } else {
+            ""
+        };
+        let written = http_target_file(
+            dir.path(),
+            sim.port,
+            capture_port,
+            extra,
+            &format!("clock: {clock}\n"),
+        );
+        let p = dir.path().join(format!("sim-http-{clinical}-{clock}.yaml"));
+        std::fs::rename(written, &p).unwrap();
+        p
+    };
+    let run = |target: PathBuf| {
+        tokio::task::block_in_place(|| {
+            lettergate_at(
+                WEDNESDAY,
+                &["run", "--check"],
+                &target,
+                dir.path(),
+                &weekend,
+            )
+        })
+    };
+    const MISSING: &str = "missing letter: discharge summary for bob";
+    const WRONG_DATE: &str = "wrong date: discharge summary #1 for bob";
+    let cases = [
+        ("hl7v2, clock now", hl7("now"), 0, None),
+        ("hl7v2, clock scenario", hl7("scenario"), 1, Some(MISSING)),
+        (
+            "http {{clinical_at}}, clock now",
+            http(true, "now"),
+            0,
+            None,
+        ),
+        (
+            "http {{clinical_at}}, clock scenario",
+            http(true, "scenario"),
+            1,
+            Some(MISSING),
+        ),
+        // The EHR was never told the Saturday: it sends the letter, dated today, and
+        // lettergate, which believes it told a Saturday, says the date is wrong.
+        (
+            "http without {{clinical_at}}, clock scenario",
+            http(false, "scenario"),
+            1,
+            Some(WRONG_DATE),
+        ),
+    ];
+    // The first run of each target name accepts its baseline, on a weekday.
+    for name in ["sim-hl7", "sim-http"] {
+        let target = if name == "sim-hl7" {
+            hl7("now")
+        } else {
+            http(true, "now")
+        };
+        let accepted = tokio::task::block_in_place(|| {
+            lettergate_at(
+                WEDNESDAY,
+                &["run", "--accept"],
+                &target,
+                dir.path(),
+                &weekend,
+            )
+        });
+        assert_eq!(
+            accepted.status.code(),
+            Some(0),
+            "{name}: {}",
+            text(&accepted)
+        );
+    }
+    for (what, target, code, says) in cases {
+        let ran = run(target);
+        let out = text(&ran);
+        assert_eq!(ran.status.code(), Some(code), "{what}: {out}");
+        for finding in [MISSING, WRONG_DATE] {
+            assert_eq!(
+                out.contains(finding),
+                says == Some(finding),
+                "{what}: {finding}?\n{out}"
+            );
+        }
+    }
+}

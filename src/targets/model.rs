@@ -441,6 +441,37 @@ mod tests {
         assert_eq!(e.line, 8);
     }
 
+    /// Issue 12: `clock:` is `now` (the default), `scenario`, or `scenario` not after a day; a
+    /// misspelt or malformed one is pointed at with what to write.
+    #[test]
+    fn reads_every_clock_and_points_at_a_bad_one() {
+        use super::super::file::TargetClock;
+        assert_eq!(load_text(GOOD).unwrap().clock, TargetClock::Now);
+        let with = |clock: &str| load_text(&format!("{GOOD}clock: {clock}\n"));
+        assert_eq!(with("now").unwrap().clock, TargetClock::Now);
+        assert_eq!(
+            with("scenario").unwrap().clock,
+            TargetClock::Scenario { not_after: None }
+        );
+        assert_eq!(
+            with("{scenario: {not_after: 2026-11-28}}").unwrap().clock,
+            TargetClock::Scenario {
+                not_after: Some(
+                    time::Date::from_calendar_date(2026, time::Month::November, 28).unwrap()
+                )
+            }
+        );
+        let line = GOOD.lines().count() + 1;
+        let e = with("sceanrio").unwrap_err();
+        assert!(e.to_string().contains("did you mean `scenario`"), "{e}");
+        assert_eq!(e.line, line, "{e}");
+        let e = with("{scenario: {not_after: 28/11/2026}}").unwrap_err();
+        assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");
+        assert_eq!(e.line, line, "{e}");
+        let e = with("{scenaro: {not_after: 2026-11-28}}").unwrap_err();
+        assert!(e.to_string().contains("did you mean `scenario`"), "{e}");
+    }
+
     #[test]
     fn reads_every_way_of_matching_and_points_at_a_bad_one() {
         use super::super::file::FieldPath;

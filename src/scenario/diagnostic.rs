@@ -53,18 +53,19 @@ impl Diagnostic {
     }
 }
 
-/// The lines of `text` as YAML counts them, and so its line numbers: a line ends at LF, CRLF
-/// or a CR alone (YAML 1.2, "Line Break Characters").
+/// The lines of `text` as the YAML reader counts them, and so its line numbers: a line ends at
+/// LF, CRLF or a CR alone (YAML 1.2, "Line Break Characters"), and, as in YAML 1.1, which the
+/// reader follows, at NEL (U+0085), LS (U+2028) and PS (U+2029).
 pub fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let t = rest?;
-        match t.find(['\r', '\n']) {
+        match t.find(['\r', '\n', '\u{85}', '\u{2028}', '\u{2029}']) {
             Some(i) => {
                 let after = if t[i..].starts_with("\r\n") {
                     i + 2
                 } else {
-                    i + 1
+                    i + t[i..].chars().next().map_or(1, char::len_utf8)
                 };
                 rest = (after < t.len()).then(|| &t[after..]);
                 Some(&t[..i])
@@ -264,6 +265,10 @@ mod tests {
         for text in [
             "name: x\rexpect:\r  - recipent: patient\r",
             "name: x\r\nexpect:\r\n  - recipent: patient\r\n",
+            // Found by the loader property test: the YAML reader breaks lines at NEL, LS and
+            // PS too, so a diagnostic pointed past the lines lettergate split.
+            "name: x\u{85}expect:\n  - recipent: patient\n",
+            "name: x\u{2028}expect:\u{2029}  - recipent: patient",
         ] {
             let d = Diagnostic::new("s.yaml", "unknown field `recipent`").at(text, 3, 5);
             assert_eq!(

@@ -61,7 +61,7 @@ pub fn check_diagnostic(d: &Diagnostic, files: &[(&Path, &str)]) -> Result<(), T
         prop_assert_eq!(d.column, 0, "a column without a line:\n{}", d);
         return Ok(());
     }
-    // Lines as YAML counts them: LF, CRLF or a CR alone ends one.
+    // Lines as the YAML reader counts them: LF, CRLF, a CR alone, NEL, LS or PS ends one.
     let lines: Vec<&str> = lettergate::fuzzing::yaml_lines(text).collect();
     prop_assert!(
         d.line <= lines.len() + 1,
@@ -299,6 +299,12 @@ fn the_inputs_the_fuzz_targets_found_give_diagnostics_inside_their_files() {
     let d = Loader::new().load_scenario(&path).unwrap_err();
     check_diagnostic(&d, &[(&path, &text)]).unwrap();
     assert!(d.source_line.is_some(), "{d}");
+    // The property test's: a NEL (U+0085), a line break to the YAML reader, in a name.
+    let scenario = std::fs::read(dir.join("scenario-nel-line-break.yaml")).unwrap();
+    let (_suite, path) = suite_with("case/nel.yaml", &scenario);
+    let text = String::from_utf8_lossy(&scenario).into_owned();
+    let d = Loader::new().load_scenario(&path).unwrap_err();
+    check_diagnostic(&d, &[(&path, &text)]).unwrap();
     let target = dir.join("target-cr-line-endings.yaml");
     let text = std::fs::read_to_string(&target).unwrap();
     let d = lettergate::load_target(&target).unwrap_err();

@@ -99,6 +99,35 @@ pub fn gp_receiver(known: ScenarioCell) -> GpReceiver {
     }))
 }
 
+/// The synthetic GP practices' answers for the scenarios of a wave run at once, each in its
+/// cell: the first whose events are about the patient answers as [`gp_receiver`] does for
+/// it (else the first that knows the patient from its fixtures, as a scenario run alone
+/// would). (Scenarios that register one patient differently are never in one wave.)
+pub fn wave_gp_receiver(known: Vec<ScenarioCell>) -> GpReceiver {
+    GpReceiver(Arc::new(move |mailbox: &str, nhs, at| {
+        let scenarios: Vec<Arc<Scenario>> = known
+            .iter()
+            .filter_map(|cell| cell.read().ok().map(|s| s.clone()))
+            .collect();
+        let about = |s: &&Arc<Scenario>| {
+            s.patient_by_nhs(&nhs)
+                .is_some_and(|p| !s.patient_events(&p.key).is_empty())
+        };
+        let knows = |s: &&Arc<Scenario>| s.patient_by_nhs(&nhs).is_some();
+        let answering = scenarios
+            .iter()
+            .find(about)
+            .or_else(|| scenarios.iter().find(knows));
+        let Some(s) = answering else {
+            return Itk3Response::PatientNotKnown;
+        };
+        let practice = s.practices.values().find(|p| p.mailbox == mailbox);
+        practice.map_or(Itk3Response::PatientNotKnown, |p| {
+            s.gp_response(&p.key, nhs, at)
+        })
+    }))
+}
+
 /// Why a scenario's captures could not start, run, or be proved alive.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureGroupError {
@@ -244,6 +273,30 @@ impl<'c> CaptureGroup<'c> {
                 .and_then(|s| s.with_log(|l| l.letters.len()))
                 .unwrap_or(0)
             + self.poll.as_ref().map_or(0, |l| l.letters.len())
+    }
+
+    /// Copies of the letters every capture has recorded so far (canaries aside), their bodies
+    /// written out so they can be read back: for a wave of scenarios to count each one's
+    /// letters while it waits. Numbered by arrival within each capture, not yet together.
+    pub fn letters_so_far(&mut self) -> Vec<CapturedLetter> {
+        let copy = |log: &mut CaptureLog| {
+            // A failed flush leaves a body unreadable now; `finish` reports the write error.
+            let _ = log.flush();
+            log.letters.clone()
+        };
+        let mut all = Vec::new();
+        let sinks = [
+            self.mesh.as_ref().map(|(s, _)| s.sink()),
+            self.http.as_ref().map(CaptureServer::sink),
+            self.own.clone(),
+        ];
+        for sink in sinks.into_iter().flatten() {
+            all.extend(sink.with_log(copy).unwrap_or_default());
+        }
+        if let Some(log) = &mut self.poll {
+            all.extend(copy(log));
+        }
+        all
     }
 
     /// Polls once more, proves every capture alive with its canary, stops them all and

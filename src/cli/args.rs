@@ -14,13 +14,22 @@ pub struct CommonArgs {
     /// Folder where each run keeps the messages it captured.
     #[arg(long, default_value = ".lettergate", value_name = "DIR")]
     pub work_dir: PathBuf,
-    /// How many scenarios run at once.
-    #[arg(long, short = 'j', default_value_t = 8, value_name = "N")]
-    pub jobs: usize,
+    /// How many scenarios run at once: against the simulator 8 by default; against a target
+    /// (`run --target`) 4, capped by the target file's `parallel: {max: N}`, scenarios about
+    /// the same patient one after another; 1 runs a target's scenarios one at a time.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
     /// Show NHS numbers, names and dates of birth in full (masked by default).
     #[arg(long)]
     pub show_identifiers: bool,
 }
+
+/// How many scenarios run at once against the simulator unless `-j` says.
+pub const SIM_JOBS: usize = 8;
+
+/// How many scenarios are driven at once against a target unless `-j` says: a staging EHR
+/// is one system that others use too.
+pub const TARGET_JOBS: usize = 4;
 
 /// Report files to write; any combination.
 #[derive(Args, Debug, Clone, Default)]

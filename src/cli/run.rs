@@ -70,7 +70,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         None => ("simulator".to_string(), args.sim_profile.clone()),
     };
     let snapshot_dir = target.as_ref().map_or("simulator", |t| t.name());
-    let config = run_config(&args, sim, snapshot_dir)?;
+    let config = run_config(&args, sim, snapshot_dir, target.is_some())?;
     let term = Terminal {
         show_identifiers: args.common.show_identifiers,
         color: Terminal::detect_color(),
@@ -156,7 +156,12 @@ fn snapshot_mode(args: &RunArgs) -> SnapshotMode {
 }
 
 /// The run's configuration, in a new run folder under the work folder.
-fn run_config(args: &RunArgs, sim: SimConfig, snapshot_dir: &str) -> Result<RunConfig, Error> {
+fn run_config(
+    args: &RunArgs,
+    sim: SimConfig,
+    snapshot_dir: &str,
+    against_target: bool,
+) -> Result<RunConfig, Error> {
     let work_dir = new_run_dir(&args.common.work_dir)?;
     let mut config = RunConfig::new(
         sim,
@@ -164,7 +169,11 @@ fn run_config(args: &RunArgs, sim: SimConfig, snapshot_dir: &str) -> Result<RunC
         work_dir,
     );
     config.mode = snapshot_mode(args);
-    config.jobs = args.common.jobs.max(1);
+    let jobs = match against_target {
+        true => super::args::TARGET_JOBS,
+        false => super::args::SIM_JOBS,
+    };
+    config.jobs = args.common.jobs.unwrap_or(jobs).max(1);
     config.listen_ip = args.listen_ip;
     config.seen = Arc::new(
         lettergate::Seen::with_history(&config.work_dir).map_err(|e| {

@@ -118,7 +118,7 @@ pub fn matrix(args: MatrixArgs) -> Result<ExitStatus, Error> {
         scenarios,
         &args.common.snapshots,
         &work_dir,
-        args.common.jobs.max(1),
+        args.common.jobs.unwrap_or(super::args::SIM_JOBS).max(1),
     ));
     m.render(
         &mut std::io::stdout().lock(),

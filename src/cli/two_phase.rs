@@ -27,6 +27,11 @@ pub struct DriveArgs {
     /// existing ledger adds only scenarios not already in it.
     #[arg(long, value_name = "DIR")]
     pub ledger: PathBuf,
+    /// How many scenarios are driven at once, capped by the target file's
+    /// `parallel: {max: N}`; scenarios about the same patient one after another; 1 drives
+    /// them one at a time.
+    #[arg(long, short = 'j', default_value_t = super::args::TARGET_JOBS, value_name = "N")]
+    pub jobs: usize,
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +80,7 @@ pub fn drive(args: DriveArgs) -> Result<ExitStatus, Error> {
             &args.target,
             &scenarios,
             &args.ledger,
+            args.jobs,
             |l| match &l.error {
                 None => println!(
                     "DRIVEN  {:<40} {} events; letters due by {}",

@@ -8,6 +8,7 @@ pub mod collect;
 pub mod outcome;
 pub mod pipeline;
 pub mod replay;
+mod wave;
 
 pub use collect::collect;
 pub use outcome::{LetterLine, Outcome, SnapshotStatus, Verdict};

@@ -12,7 +12,9 @@
 //! 4. [`check`] judges the letters against the expectations and the snapshot.
 //!
 //! Simulator scenarios run concurrently (`jobs` at once, each on its own virtual clock);
-//! target scenarios run one after another, because a staging EHR is one shared system.
+//! target scenarios run in waves of at most `jobs` ([`crate::targets::parallel`]), a wave of
+//! one as below and a larger one over one set of captures ([`super::wave`]), because a
+//! staging EHR is one shared system.
 
 use super::check::check;
 use super::outcome::Outcome;
@@ -66,7 +68,7 @@ impl RunConfig {
     }
 
     /// The folder a scenario's captured messages go to.
-    fn capture_dir(&self, s: &Scenario) -> PathBuf {
+    pub(super) fn capture_dir(&self, s: &Scenario) -> PathBuf {
         self.work_dir.join(&s.id)
     }
 
@@ -93,6 +95,10 @@ pub enum RunError {
     HttpClient(#[source] reqwest::Error),
     #[error("the scenario task failed")]
     Task(#[source] tokio::task::JoinError),
+    #[error("could not copy the scenario's letters into its capture folder")]
+    Keep(#[source] std::io::Error),
+    #[error("the scenario was not driven")]
+    NotDriven,
 }
 
 /// Runs every scenario against the built-in simulator, at most `config.jobs` at once, calling
@@ -169,7 +175,9 @@ async fn simulate(
     Ok(close(group, drove, http).await?.1)
 }
 
-/// Runs every scenario against the target, one at a time, calling `on_outcome` after each.
+/// Runs every scenario against the target in the waves [`crate::targets::parallel::plan`]
+/// makes of them (one at a time with `config.jobs` 1), calling `on_outcome` in scenario order
+/// as soon as each outcome (and all before it) is known.
 pub async fn run_target(
     t: &Target,
     scenarios: &[Arc<Scenario>],
@@ -202,6 +210,11 @@ pub async fn run_target(
         },
         t.name()
     );
+    let refs: Vec<&Scenario> = scenarios.iter().map(|s| s.as_ref()).collect();
+    let plan = crate::targets::parallel::plan(t, &refs, config.jobs);
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
     let started = async {
         let http = crate::targets::check::http_client(None, Duration::from_secs(30))?;
         Ok::<_, RunError>((http, captures::before_run(t).await?))
@@ -217,13 +230,29 @@ pub async fn run_target(
     };
     // Every scenario run so far, so a letter that comes late is known for whose it is.
     let mut history: Vec<Driven> = Vec::new();
-    let mut outcomes = Vec::new();
-    for s in scenarios {
-        let o = run_target_scenario(t, s, &config, &http, &mut carried, &mut history).await;
-        on_outcome(&o);
-        outcomes.push(o);
+    let mut done: Vec<Option<Outcome>> = vec![None; scenarios.len()];
+    let mut reported = 0;
+    for (n, wave) in plan.waves.iter().enumerate() {
+        let outcomes = match wave.as_slice() {
+            [i] => {
+                let s = &scenarios[*i];
+                vec![run_target_scenario(t, s, &config, &http, &mut carried, &mut history).await]
+            }
+            _ => {
+                let members: Vec<&Arc<Scenario>> = wave.iter().map(|i| &scenarios[*i]).collect();
+                let (c, h) = (&mut carried, &mut history);
+                super::wave::run_wave(t, &members, n + 1, &config, &http, c, h).await
+            }
+        };
+        for (i, o) in wave.iter().zip(outcomes) {
+            done[*i] = Some(o);
+        }
+        while let Some(Some(o)) = done.get(reported) {
+            on_outcome(o);
+            reported += 1;
+        }
     }
-    outcomes
+    done.into_iter().flatten().collect()
 }
 
 /// One scenario of a target run: driven with new local ids, its letters sorted out from
@@ -299,7 +328,7 @@ async fn drive_target(
 
 /// Tells `driver` every event of `s`, each at the time the driver gives, calling `driven`
 /// with the times so far just before each event is sent. Returns those times.
-async fn drive(
+pub(super) async fn drive(
     driver: &mut Driver<'_>,
     s: &Scenario,
     mut driven: impl FnMut(&[Timestamp]),

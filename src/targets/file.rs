@@ -33,6 +33,10 @@ pub struct RawTarget {
     pub clock: TargetClock,
     #[serde(default)]
     pub wait: RawWait,
+    /// How many scenarios may be driven at once against this target (README, "Scenarios in
+    /// parallel").
+    #[serde(default)]
+    pub parallel: RawParallel,
     /// Severity overrides for kinds of finding, for every scenario run against this target.
     #[serde(default)]
     pub severity: BTreeMap<crate::expect::FindingKind, crate::expect::Severity>,
@@ -886,6 +890,23 @@ impl<'de> Deserialize<'de> for FieldPath {
             FieldPath::parse(s).map_err(|e| e.to_string())
         })
     }
+}
+
+/// How a run drives scenarios at once against this target: at most `max` (whatever `-j`
+/// asks), and scenarios about the same patient one after another unless `shared_patients`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawParallel {
+    /// At most this many scenarios at once against this target, whatever `-j` asks
+    /// (1 to 256; 1 runs them one after another).
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// `true` (only with `match: local_id` or a field path): scenarios about the same patient
+    /// may run at once, unless one of them changes the patient (a GP change, a named GP
+    /// leaving, a death) or they register the patient differently. For an EHR that keeps
+    /// every visit's letters apart by its visit; the default keeps them apart.
+    #[serde(default)]
+    pub shared_patients: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -21,6 +21,7 @@ use crate::protocol::clock::{Clock, Timestamp};
 use crate::protocol::ids::NhsNumber;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -255,80 +256,116 @@ fn due_by(s: &Scenario) -> Option<Timestamp> {
         .max()
 }
 
-/// `lettergate drive`: drives every scenario not already in the ledger, writing the ledger
-/// after each event. Returns the ledger.
+/// `lettergate drive`: drives every scenario not already in the ledger, `jobs` at once at
+/// most in the waves [`super::parallel::plan`] makes (one at a time with `jobs` 1), writing
+/// the ledger after each event. `progress` hears of each scenario, in the order given, once
+/// it and those before it are driven. Returns the ledger.
 pub async fn drive(
     t: &Target,
     target_path: &Path,
     scenarios: &[Arc<Scenario>],
     dir: &Path,
+    jobs: usize,
     mut progress: impl FnMut(&LedgerScenario),
 ) -> Result<Ledger, LedgerError> {
     check_two_phase(t)?;
-    let mut ledger = Ledger::open_or_start(t, target_path, dir).await?;
+    let ledger = Ledger::open_or_start(t, target_path, dir).await?;
+    let mut todo: Vec<&Scenario> = Vec::new();
     for s in scenarios.iter().filter(|s| !s.generated) {
-        if ledger.scenarios.iter().any(|l| l.id == s.id) {
-            // Driven by an earlier `drive`: never again, or the EHR would see every event twice.
-            continue;
+        // Driven by an earlier `drive`: never again, or the EHR would see every event twice.
+        let known = |id: &str| ledger.scenarios.iter().any(|l| l.id == id);
+        if !known(&s.id) && !todo.iter().any(|d| d.id == s.id) {
+            todo.push(s);
         }
-        ledger.scenarios.push(LedgerScenario {
-            id: s.id.clone(),
-            path: s.path.clone(),
-            driven_at: Vec::new(),
-            clinical_at: Vec::new(),
-            clock: None,
-            complete: false,
-            error: None,
-            // The patients the scenario's events are about (fixtures bring many more).
-            patients: s
-                .timeline
-                .iter()
-                .map(|e| &s.patients[&e.patient])
-                .map(|p| (p.key.clone(), p.nhs_number.to_string()))
-                .collect(),
-            local_ids: super::matching::local_ids(s.timeline.len()),
-            due_by: None,
-        });
-        ledger.save(dir)?;
-        drive_one(t, s, &mut ledger, dir).await?;
-        progress(ledger.scenarios.last().unwrap_or_else(|| unreachable!()));
     }
-    Ok(ledger)
+    let plan = super::parallel::plan(t, &todo, jobs);
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    let ledger = RefCell::new(ledger);
+    // Where each scenario of `todo` is in the ledger, once it is.
+    let mut at: Vec<Option<usize>> = vec![None; todo.len()];
+    let mut reported = 0;
+    for wave in &plan.waves {
+        let first = ledger.borrow().scenarios.len();
+        for (k, &i) in wave.iter().enumerate() {
+            ledger.borrow_mut().scenarios.push(entry(todo[i]));
+            at[i] = Some(first + k);
+        }
+        ledger.borrow().save(dir)?;
+        let drives = wave
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| drive_one(t, todo[i], &ledger, first + k, dir));
+        for driven in futures::future::join_all(drives).await {
+            driven?;
+        }
+        while let Some(Some(i)) = at.get(reported) {
+            progress(&ledger.borrow().scenarios[*i]);
+            reported += 1;
+        }
+    }
+    Ok(ledger.into_inner())
 }
 
-/// Drives `s`, the last scenario of the ledger, saving the ledger after every event; an event
-/// the target refuses stops it, with why.
+/// A scenario's entry in the ledger before anything of it is driven, with its local ids.
+fn entry(s: &Scenario) -> LedgerScenario {
+    LedgerScenario {
+        id: s.id.clone(),
+        path: s.path.clone(),
+        driven_at: Vec::new(),
+        clinical_at: Vec::new(),
+        clock: None,
+        complete: false,
+        error: None,
+        // The patients the scenario's events are about (fixtures bring many more).
+        patients: s
+            .timeline
+            .iter()
+            .map(|e| &s.patients[&e.patient])
+            .map(|p| (p.key.clone(), p.nhs_number.to_string()))
+            .collect(),
+        local_ids: super::matching::local_ids(s.timeline.len()),
+        due_by: None,
+    }
+}
+
+/// Drives `s`, entry `i` of the ledger, saving the ledger after every event; an event the
+/// target refuses stops it, with why. Scenarios of one wave drive at once on one task, each
+/// borrowing the ledger only between its events.
 async fn drive_one(
     t: &Target,
     s: &Scenario,
-    ledger: &mut Ledger,
+    ledger: &RefCell<Ledger>,
+    i: usize,
     dir: &Path,
 ) -> Result<(), LedgerError> {
-    let i = ledger.scenarios.len() - 1;
-    let local_ids = ledger.scenarios[i].local_ids.clone();
+    let local_ids = ledger.borrow().scenarios[i].local_ids.clone();
     let clinical = match super::clinical::ClinicalClock::for_scenario(&t.clock, s) {
         Ok(c) => c,
         Err(err) => {
-            ledger.scenarios[i].error = Some(crate::protocol::chain(&err));
-            return ledger.save(dir);
+            ledger.borrow_mut().scenarios[i].error = Some(crate::protocol::chain(&err));
+            return ledger.borrow().save(dir);
         }
     };
-    ledger.scenarios[i].clock = Some(clinical.describe());
+    ledger.borrow_mut().scenarios[i].clock = Some(clinical.describe());
     match Driver::for_target(t, s, local_ids, clinical.clone()).await {
         Ok(mut driver) => {
             for e in 0..s.timeline.len() {
                 let at = Timestamp::now();
                 if let Err(err) = driver.event(e, at).await {
-                    ledger.scenarios[i].error = Some(crate::protocol::chain(&err));
+                    ledger.borrow_mut().scenarios[i].error = Some(crate::protocol::chain(&err));
                     break;
                 }
-                ledger.scenarios[i].driven_at.push(at);
-                ledger.scenarios[i].clinical_at.push(clinical.at(e, at));
-                ledger.save(dir)?;
+                let mut l = ledger.borrow_mut();
+                l.scenarios[i].driven_at.push(at);
+                l.scenarios[i].clinical_at.push(clinical.at(e, at));
+                l.save(dir)?;
             }
         }
-        Err(err) => ledger.scenarios[i].error = Some(crate::protocol::chain(&err)),
+        Err(err) => ledger.borrow_mut().scenarios[i].error = Some(crate::protocol::chain(&err)),
     }
+    let mut ledger = ledger.borrow_mut();
     let l = &mut ledger.scenarios[i];
     l.complete = l.error.is_none();
     if l.complete {

@@ -255,44 +255,117 @@ pub fn sort_out(
     letters: Vec<CapturedLetter>,
     history: &[Driven],
 ) -> (Vec<CapturedLetter>, Vec<Finding>) {
-    let current = history.len().saturating_sub(1);
-    let (mut mine, mut findings, mut unmatched) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sorted = sort_out_wave(by, &[Some(s)], letters, history);
+    sorted.pop().unwrap_or_default()
+}
+
+/// Where a letter captured while a wave of scenarios ran belongs among them. The wave is the
+/// last scenarios of the history; a member that could not be driven captures nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// Counted with the wave's member `k`; why `match:` could not tie it, when it could not
+    /// (it is then placed by its NHS number, or with a scenario running when it came).
+    Counted(usize, Option<String>),
+    /// A letter of `owner` (in the history), a scenario checked before it came: said on
+    /// member `k`, counted nowhere.
+    Late { k: usize, owner: usize },
+    /// A letter of a member that could not be driven (whose outcome is an error), or with no
+    /// member running to say it: counted nowhere.
+    Dropped,
+}
+
+/// Where `letter` belongs among the wave's members, the last `live.len()` scenarios of
+/// `history`; `live[k]` when member `k` was driven and is being checked.
+pub fn place(by: &MatchBy, letter: &CapturedLetter, history: &[Driven], live: &[bool]) -> Placed {
+    let first = history.len().saturating_sub(live.len());
+    let m = attribute(by, letter, history);
+    let running = || running_member(letter, &history[first..], live);
+    match m.owner {
+        Some(i) if i >= first => match live.get(i - first) {
+            Some(true) => Placed::Counted(i - first, m.unmatched),
+            _ => Placed::Dropped,
+        },
+        Some(owner) => running().map_or(Placed::Dropped, |k| Placed::Late { k, owner }),
+        None => running().map_or(Placed::Dropped, |k| Placed::Counted(k, m.unmatched)),
+    }
+}
+
+/// The member a letter no member owns is counted or said with: the one about its patient
+/// whose events came last before it arrived, else the first member being checked.
+fn running_member(letter: &CapturedLetter, wave: &[Driven], live: &[bool]) -> Option<usize> {
+    let nhs = letter.facts.as_ref().ok().and_then(|f| f.nhs_number);
+    let about = nhs.and_then(|n| {
+        let live_only: Vec<Driven> = wave
+            .iter()
+            .zip(live)
+            .map(|(d, &l)| match l {
+                true => d.clone(),
+                false => Driven {
+                    driven_at: vec![],
+                    ..d.clone()
+                },
+            })
+            .collect();
+        by_patient(n, letter.received_at, &live_only)
+    });
+    about.or_else(|| live.iter().position(|&l| l))
+}
+
+/// [`sort_out`] for a wave of scenarios run at once, the last `wave.len()` of `history`
+/// (`wave[k]` re-based, `None` for one that could not be driven): each member's own letters,
+/// numbered again from 1, and its findings. A letter counts for one member at most.
+pub fn sort_out_wave(
+    by: &MatchBy,
+    wave: &[Option<&Scenario>],
+    letters: Vec<CapturedLetter>,
+    history: &[Driven],
+) -> Vec<(Vec<CapturedLetter>, Vec<Finding>)> {
+    let live: Vec<bool> = wave.iter().map(Option::is_some).collect();
+    let mut out: Vec<(Vec<CapturedLetter>, Vec<Finding>)> = vec![Default::default(); wave.len()];
+    let mut unmatched: Vec<Vec<(usize, String)>> = vec![Vec::new(); wave.len()];
     for l in letters {
-        let m = attribute(by, &l, history);
-        match m.owner {
-            Some(i) if i != current => findings.push(unmatched_letter(
-                s,
-                &l,
-                None,
-                format!(
-                    "it belongs to scenario {}, which was checked before it arrived; it is not counted here",
-                    history[i].id
-                ),
-            )),
-            _ => {
-                if let Some(why) = m.unmatched {
-                    unmatched.push((mine.len(), why));
+        match place(by, &l, history, &live) {
+            Placed::Counted(k, why) => {
+                let mine = &mut out[k].0;
+                if let Some(why) = why {
+                    unmatched[k].push((mine.len(), why));
                 }
                 mine.push(l);
             }
+            Placed::Late { k, owner } => {
+                let Some(s) = wave[k] else { continue };
+                out[k].1.push(unmatched_letter(
+                    s,
+                    &l,
+                    None,
+                    format!(
+                        "it belongs to scenario {}, which was checked before it arrived; it is not counted here",
+                        history[owner].id
+                    ),
+                ));
+            }
+            Placed::Dropped => {}
         }
     }
-    for (i, l) in mine.iter_mut().enumerate() {
-        l.seq = i as u32 + 1;
+    for (k, (mine, findings)) in out.iter_mut().enumerate() {
+        for (i, l) in mine.iter_mut().enumerate() {
+            l.seq = i as u32 + 1;
+        }
+        let Some(s) = wave[k] else { continue };
+        for (i, why) in std::mem::take(&mut unmatched[k]) {
+            let l = &mine[i];
+            findings.push(unmatched_letter(
+                s,
+                l,
+                Some(l.seq),
+                format!(
+                    "match: {} could not tie it to a scenario: {why}; it is counted with the scenario running when it came",
+                    by.name()
+                ),
+            ));
+        }
     }
-    for (i, why) in unmatched {
-        let l = &mine[i];
-        findings.push(unmatched_letter(
-            s,
-            l,
-            Some(l.seq),
-            format!(
-                "match: {} could not tie it to a scenario: {why}; it is counted with the scenario running when it came",
-                by.name()
-            ),
-        ));
-    }
-    (mine, findings)
+    out
 }
 
 #[cfg(test)]

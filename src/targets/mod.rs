@@ -7,9 +7,9 @@
 //! under test a scenario's events: the built-in simulator ([`sim`]) or a target's FHIR, HTTP
 //! or HL7 v2 driver. [`captures`] says what a target run captures, [`clinical`] gives the
 //! clinical time each event is told with (the target's `clock:`), [`rebase`] puts a scenario
-//! on the times its events were driven, [`matching`] ties letters to scenarios, and
-//! [`ledger`] keeps a two-phase run. The run pipeline uses all of these; this
-//! module never uses it.
+//! on the times its events were driven, [`matching`] ties letters to scenarios, [`parallel`]
+//! says which scenarios may be driven at once, and [`ledger`] keeps a two-phase run. The run
+//! pipeline uses all of these; this module never uses it.
 
 pub mod captures;
 pub mod check;
@@ -19,6 +19,7 @@ pub mod file;
 pub mod ledger;
 pub mod matching;
 pub mod model;
+pub mod parallel;
 pub mod readers;
 pub mod rebase;
 pub mod sim;

@@ -5,7 +5,7 @@
 
 use super::file::{
     MatchBy, RawAuth, RawCapture, RawDrive, RawHl7Driver, RawLetterRow, RawMeshEndpoint,
-    RawMeshPoll, RawReader, RawRequest, RawTarget, RawWait, TargetClock,
+    RawMeshPoll, RawParallel, RawReader, RawRequest, RawTarget, RawWait, TargetClock,
 };
 use crate::expect::{FindingKind, Severity};
 use crate::protocol::clock::Span;
@@ -33,6 +33,8 @@ pub struct Target {
     /// The clinical time the EHR is told of each event (README, "Clinical time").
     pub clock: TargetClock,
     pub wait: Wait,
+    /// How many scenarios may be driven at once (see [`super::parallel`]).
+    pub parallel: Parallel,
     /// Severity overrides for kinds of finding, for every scenario run against this target.
     pub severity: BTreeMap<FindingKind, Severity>,
     /// Whether the EHR collects ITK3 acknowledgements (`acknowledgements: false` says it does
@@ -108,6 +110,19 @@ pub struct Wait {
     pub settle: Duration,
 }
 
+/// How many scenarios may be driven at once against a target (`parallel:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Parallel {
+    /// At most this many at once, whatever `-j` asks; `None`: as many as `-j` says.
+    pub max: Option<usize>,
+    /// Scenarios about the same patient may run at once (only with `match: local_id` or a
+    /// field path), unless one changes the patient or they register the patient differently.
+    pub shared_patients: bool,
+}
+
+/// The most `parallel.max` may be: a staging EHR is one shared system.
+pub const MAX_PARALLEL: u32 = 256;
+
 impl Target {
     pub fn name(&self) -> &str {
         &self.name
@@ -158,6 +173,7 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
             )),
         ));
     }
+    let parallel = parallel(path, &raw.parallel, &raw.match_by).map_err(|(key, d)| at(key, *d))?;
     Ok(Target {
         path: path.to_path_buf(),
         name: raw.name.0,
@@ -167,6 +183,7 @@ pub fn load(path: &Path) -> Result<Target, Diagnostic> {
         match_by: raw.match_by,
         clock: raw.clock,
         wait: wait(&raw.wait),
+        parallel,
         severity: raw.severity,
         acknowledgements: raw.acknowledgements.unwrap_or(true),
         kinds,
@@ -355,6 +372,35 @@ fn wait(w: &RawWait) -> Wait {
         poll_interval: seconds(w.poll_interval.0),
         settle: seconds(w.settle.0),
     }
+}
+
+/// `parallel:`: a cap of 1 to [`MAX_PARALLEL`], and patients shared only where letters are
+/// matched by something other than their patient.
+fn parallel(path: &Path, p: &RawParallel, by: &MatchBy) -> Result<Parallel, Misplaced> {
+    if let Some(max) = p.max.filter(|m| !(1..=MAX_PARALLEL).contains(m)) {
+        let d = Diagnostic::new(
+            path,
+            format!("`parallel.max` is {max}: it must be 1 to {MAX_PARALLEL}"),
+        )
+        .with_help(Some(
+            "give how many scenarios your staging EHR may be driven with at once, e.g. `parallel: {max: 4}`; 1 runs them one after another".into(),
+        ));
+        return Err(("parallel:", Box::new(d)));
+    }
+    if p.shared_patients && *by == MatchBy::NhsNumber {
+        let d = Diagnostic::new(
+            path,
+            "`parallel.shared_patients: true` needs `match: local_id` or `match: {field: PATH}`: by NHS number, two scenarios about one patient running at once could not be told apart",
+        )
+        .with_help(Some(
+            "add `match: local_id` once your EHR's letters carry the local id (README, \"Matching letters to scenarios\"), or leave `shared_patients` out".into(),
+        ));
+        return Err(("shared_patients:", Box::new(d)));
+    }
+    Ok(Parallel {
+        max: p.max.map(|m| m as usize),
+        shared_patients: p.shared_patients,
+    })
 }
 
 /// A span as a duration; a negative span is none.

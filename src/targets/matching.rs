@@ -606,4 +606,84 @@ pub(crate) mod tests {
         let (mine, said) = sort_out(&MatchBy::NhsNumber, s, letters, &history);
         assert_eq!((mine.len(), said.len()), (1, 0));
     }
+
+    /// Issue 16 (point 4): in a wave of two scenarios, each letter counts for the member whose
+    /// local id it carries and for no other; a late letter of an earlier scenario is said on
+    /// the member about its patient; a member that could not be driven takes nothing.
+    #[test]
+    fn in_a_wave_a_letter_counts_for_one_member_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = NhsNumber::parse("9990000018").unwrap();
+        let bob = NhsNumber::parse("9990000026").unwrap();
+        let ran = |id: &str, patient: NhsNumber, at: i64| Driven {
+            id: id.into(),
+            local_ids: local_ids(3),
+            patients: vec![patient],
+            driven_at: vec![Timestamp(at)],
+        };
+        // An earlier scenario about alice, then a wave of two: one about bob, one about alice.
+        let history = [
+            ran("earlier", alice, 100),
+            ran("about-bob", bob, 200),
+            ran("about-alice", alice, 200),
+        ];
+        let carrying =
+            |id: Option<&str>| letter(dir.path(), Transport::Mesh, &mesh(id), Timestamp(300));
+        let letters = [
+            carrying(Some(&history[1].local_ids[0])),
+            carrying(Some(&history[2].local_ids[1])),
+            carrying(Some(&history[0].local_ids[0])),
+            carrying(None),
+        ];
+        let by = MatchBy::LocalId;
+        let placed: Vec<Placed> = letters
+            .iter()
+            .map(|l| place(&by, l, &history, &[true, true]))
+            .collect();
+        assert_eq!(placed[0], Placed::Counted(0, None));
+        assert_eq!(placed[1], Placed::Counted(1, None));
+        assert_eq!(placed[2], Placed::Late { k: 1, owner: 0 });
+        assert!(
+            matches!(&placed[3], Placed::Counted(1, Some(why)) if why.contains("none of its ids (SIM-000001)")),
+            "{:?}",
+            placed[3]
+        );
+
+        // The member about alice could not be driven: its letters count nowhere, and the late
+        // one is said on the member still checked.
+        let placed: Vec<Placed> = letters
+            .iter()
+            .map(|l| place(&by, l, &history, &[true, false]))
+            .collect();
+        assert_eq!(
+            placed,
+            [
+                Placed::Counted(0, None),
+                Placed::Dropped,
+                Placed::Late { k: 0, owner: 0 },
+                Placed::Dropped
+            ]
+        );
+
+        // Sorted out: each member's own letters, numbered from 1, and its findings.
+        let scenarios = crate::scenario::load_all(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/outpatient/clinic_letter.yaml"
+        ))])
+        .unwrap()
+        .0;
+        let s = &scenarios[0];
+        let sorted = sort_out_wave(&by, &[Some(s), Some(s)], letters.to_vec(), &history);
+        let seqs = |k: usize| sorted[k].0.iter().map(|l| l.seq).collect::<Vec<_>>();
+        assert_eq!((seqs(0), seqs(1)), (vec![1], vec![1, 2]));
+        assert!(sorted[0].1.is_empty(), "{:?}", sorted[0].1);
+        let said: Vec<String> = sorted[1]
+            .1
+            .iter()
+            .map(|f| f.describe(crate::protocol::ids::Identifiers::Masked))
+            .collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].contains("belongs to scenario earlier"), "{said:?}");
+        assert!(said[1].starts_with("unmatched letter #2"), "{said:?}");
+    }
 }

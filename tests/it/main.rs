@@ -27,4 +27,5 @@ mod schemas;
 mod sim_server;
 mod standin;
 mod target;
+mod target_parallel;
 mod test_command;

@@ -16,7 +16,7 @@ const SCENARIOS: [&str; 3] = [
 
 /// The simulator as a staging EHR: system clock, dispatching every second, the fixture
 /// practices as its directory, sending MESH and HTTP to `capture_port`. Killed when dropped.
-fn sim_serve(profile: &str, capture_port: u16) -> Server {
+pub(crate) fn sim_serve(profile: &str, capture_port: u16) -> Server {
     let capture = format!("http://127.0.0.1:{capture_port}");
     SimServe {
         profile,
@@ -30,17 +30,17 @@ fn sim_serve(profile: &str, capture_port: u16) -> Server {
 
 /// `lettergate sim serve` as a staging EHR, sending MESH to `mesh_url` and HTTP letters to
 /// `http_url`, with `extra` arguments. Killed when dropped.
-struct SimServe<'a> {
-    profile: &'a str,
-    mesh_url: &'a str,
-    http_url: &'a str,
+pub(crate) struct SimServe<'a> {
+    pub(crate) profile: &'a str,
+    pub(crate) mesh_url: &'a str,
+    pub(crate) http_url: &'a str,
     /// Its MESH mailbox's password.
-    password: &'a str,
-    extra: &'a [&'a str],
+    pub(crate) password: &'a str,
+    pub(crate) extra: &'a [&'a str],
 }
 
 impl SimServe<'_> {
-    fn start(&self) -> Server {
+    pub(crate) fn start(&self) -> Server {
         let port = free_port();
         let child = Command::new(bin())
             .args(["sim", "serve", "--clock", "system"])
@@ -62,7 +62,7 @@ impl SimServe<'_> {
     }
 }
 
-fn target_file(dir: &Path, sim_port: u16, capture_port: u16) -> PathBuf {
+pub(crate) fn target_file(dir: &Path, sim_port: u16, capture_port: u16) -> PathBuf {
     let text = format!(
         "name: sim-fhir\nnon_production: true\ndrive:\n  fhir:\n    base_url: http://127.0.0.1:{sim_port}/fhir\ncapture:\n  mesh_endpoint:\n    listen: 127.0.0.1:{capture_port}\n    shared_key_env: LG_TEST_MESH_KEY\n    mailboxes:\n      RXXHC001: LG_TEST_SENDER_PASSWORD\n      A81001HC001: LG_TEST_PRACTICE_PASSWORD\n      B82002HC001: LG_TEST_PRACTICE_PASSWORD\n      C83003HC001: LG_TEST_PRACTICE_PASSWORD\n      D84004HC001: LG_TEST_PRACTICE_PASSWORD\n      E85005HC001: LG_TEST_PRACTICE_PASSWORD\nwait: {{max: 8s, poll_interval: 1s, settle: 2s}}\n"
     );
@@ -77,7 +77,12 @@ fn lettergate(args: &[&str], target: &Path, dir: &Path) -> Output {
 
 /// `lettergate ARGS --target TARGET SCENARIOS`, with snapshots and work under `dir` and the
 /// secrets of [`target_file`] in the environment.
-fn lettergate_on(args: &[&str], target: &Path, dir: &Path, scenarios: &[&str]) -> Output {
+pub(crate) fn lettergate_on(
+    args: &[&str],
+    target: &Path,
+    dir: &Path,
+    scenarios: &[&str],
+) -> Output {
     Command::new(bin())
         .current_dir(root())
         .args(args)
@@ -96,7 +101,7 @@ fn lettergate_on(args: &[&str], target: &Path, dir: &Path, scenarios: &[&str]) -
         .expect("run lettergate")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -333,7 +338,7 @@ fn targets_check_says_what_works_and_what_does_not() {
 
 /// Per scenario: its verdict and the kinds of its findings, from a JSON report (a first run
 /// has no accepted snapshot; that finding is left out).
-fn verdicts(report: &Path) -> Vec<(String, String, Vec<String>)> {
+pub(crate) fn verdicts(report: &Path) -> Vec<(String, String, Vec<String>)> {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
     v["scenarios"]
@@ -580,19 +585,19 @@ fn sandbox_and_sim_with(dir: &Path, profile: &str) -> (Server, String, Server) {
 /// A two-phase setup: mesh-sandbox with the practices' and the trust's mailboxes, `sim serve`
 /// sending MESH there (its HTTP letters nowhere), and the target `sim-batch`, which drives it
 /// over FHIR and polls the practices' mailboxes, with a ledger folder.
-struct Batch {
+pub(crate) struct Batch {
     dir: tempfile::TempDir,
     sandbox_url: String,
     sim: Server,
     _sandbox: Server,
-    target: PathBuf,
-    ledger: PathBuf,
+    pub(crate) target: PathBuf,
+    pub(crate) ledger: PathBuf,
     /// `LETTERGATE_NOW` for every command, if set.
     now: Option<&'static str>,
 }
 
 impl Batch {
-    fn start() -> Batch {
+    pub(crate) fn start() -> Batch {
         Batch::start_with("baseline", None)
     }
 
@@ -615,7 +620,7 @@ impl Batch {
     }
 
     /// Writes the target file, with `more` (a `match:`) at its end.
-    fn write_target(&self, more: &str) {
+    pub(crate) fn write_target(&self, more: &str) {
         let mailboxes: String = PRACTICE_MAILBOXES
             .iter()
             .map(|m| format!("      - {{id: {m}, password_env: LG_TEST_SANDBOX_PASSWORD}}\n"))
@@ -627,7 +632,7 @@ impl Batch {
         .unwrap();
     }
 
-    fn lg(&self, args: &[&str]) -> Output {
+    pub(crate) fn lg(&self, args: &[&str]) -> Output {
         let mut c = Command::new(bin());
         c.current_dir(root())
             .args(args)
@@ -640,7 +645,7 @@ impl Batch {
         c.output().unwrap()
     }
 
-    fn drive(&self, scenarios: &[&str]) -> Output {
+    pub(crate) fn drive(&self, scenarios: &[&str]) -> Output {
         let mut args = vec![
             "drive",
             "--target",
@@ -653,7 +658,7 @@ impl Batch {
     }
 
     /// `collect` with `mode` (`--accept`, `--check`), snapshots in the setup's folder.
-    fn collect(&self, mode: &str) -> Output {
+    pub(crate) fn collect(&self, mode: &str) -> Output {
         let snaps = self.dir.path().join("snapshots");
         self.lg(&[
             "collect",
@@ -665,7 +670,7 @@ impl Batch {
         ])
     }
 
-    fn ledger_json(&self) -> String {
+    pub(crate) fn ledger_json(&self) -> String {
         std::fs::read_to_string(self.ledger.join("ledger.json")).unwrap()
     }
 }

@@ -414,8 +414,10 @@ fn a_copy_posted_after_death_is_a_letter_to_a_deceased_patient() {
         snapshots.path(),
         &[DEATH],
     );
-    // The stand-in posts the copy as soon as the death is recorded, so how long after the
-    // death it went depends on the machine: the finding must name a time, any time.
+    // Numbered in the scenario's order: the copy reports on the clinic visit, so it comes
+    // before the death notification. The stand-in posts the copy as soon as the death is
+    // recorded, so how long after the death it went depends on the machine: the finding must
+    // name a time, any time.
     let after = regex::Regex::new(r"sent to the patient \d+[smhd] after their death$").unwrap();
     let found: Vec<String> = ran
         .blocking()
@@ -428,7 +430,7 @@ fn a_copy_posted_after_death_is_a_letter_to_a_deceased_patient() {
         .collect();
     assert_eq!(
         found,
-        ["BLOCKER death/in_hospital: letter to a deceased patient: patient copy #3 for carol (NHS *******034) was sent to the patient [some time] after their death"],
+        ["BLOCKER death/in_hospital: letter to a deceased patient: patient copy #2 for carol (NHS *******034) was sent to the patient [some time] after their death"],
         "{}",
         ran.shown()
     );

@@ -13,6 +13,7 @@ pub mod calendar;
 pub mod clock;
 pub mod dates;
 pub mod de;
+pub mod digest;
 pub mod event;
 pub mod fhir;
 pub mod hl7;

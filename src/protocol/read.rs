@@ -11,9 +11,7 @@ use crate::protocol::letter::{
     KindSignals, KindTable, LetterKind, Transport, DISCHARGE_DESTINATION_DIED,
     DISCHARGE_METHOD_DIED,
 };
-use crate::protocol::normalize::normalize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 pub use super::letter::{LetterContent, LetterFacts};
@@ -234,13 +232,10 @@ fn from_document(doc: &Document, to_patient: bool, t: &mut Trail) -> LetterFacts
     let comp = doc.composition.resource;
     let patient = doc.patient.as_ref().map(|p| p.resource);
     let encounter = doc.encounter.as_ref().map(|e| e.resource);
-    // serde_json's map is ordered by key, so this rendering is canonical.
     // The EHR's own ids are new every run (running numbers as well as UUIDs): not content.
-    let mut own = doc.bundle.value().clone();
-    let ids = crate::protocol::normalize::fhir_own_ids(&own);
-    crate::protocol::normalize::mask_ids(&mut own, &ids);
-    let canonical = serde_json::to_string_pretty(&own).unwrap_or_default();
-    let digest = hex::encode(Sha256::digest(normalize(&canonical).as_bytes()));
+    let bundle = doc.bundle.value();
+    let ids = crate::protocol::normalize::fhir_own_ids(bundle);
+    let digest = crate::protocol::digest::content_digest(bundle, &ids);
     let mut facts = LetterFacts {
         nhs_number: message::nhs_number(doc, t),
         to_patient,

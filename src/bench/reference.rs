@@ -39,7 +39,7 @@ pub(super) fn letter_body() -> Vec<u8> {
         sent_at: crate::protocol::clock::Timestamp(1_736_154_000),
         sections: itk3::default_sections(crate::protocol::letter::LetterKind::ClinicLetter),
     };
-    serde_json::to_vec(&itk3::message_bundle(&doc)).unwrap_or_default()
+    itk3::message_json(&doc).0
 }
 
 /// `requests` POSTs of a letter, [`IN_FLIGHT`] at a time, after a warm-up: one `loopback` line.

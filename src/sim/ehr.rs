@@ -259,7 +259,7 @@ enum Delivery {
     /// because the letter was not sent electronically.
     Http {
         url: String,
-        body: serde_json::Value,
+        body: Vec<u8>,
         paper_copy: bool,
     },
     /// An MDM^T02 over MLLP; only an `AA`/`CA` ACK makes it sent.
@@ -300,7 +300,7 @@ impl Delivered {
 
 impl Delivery {
     /// A JSON POST to `path` below the service at `base`.
-    fn post(base: &str, path: &str, body: serde_json::Value, paper_copy: bool) -> Delivery {
+    fn post(base: &str, path: &str, body: Vec<u8>, paper_copy: bool) -> Delivery {
         let url = format!("{}{path}", base.trim_end_matches('/'));
         Delivery::Http {
             url,
@@ -320,7 +320,7 @@ impl Delivery {
                 url,
                 body,
                 paper_copy,
-            } => deliver_http(http, &url, &body, paper_copy).await,
+            } => deliver_http(http, &url, body, paper_copy).await,
             Delivery::Mllp { addr, message } => {
                 let outcome =
                     match crate::protocol::hl7::mllp::send(addr, &message, MLLP_TIMEOUT).await {
@@ -355,12 +355,13 @@ impl Delivery {
 async fn deliver_http(
     http: &reqwest::Client,
     url: &str,
-    body: &serde_json::Value,
+    body: Vec<u8>,
     paper_copy: bool,
 ) -> Result<Delivered, SimError> {
     let resp = http
         .post(url)
-        .json(body)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
         .send()
         .await
         .map_err(|source| TransportError {
@@ -780,15 +781,25 @@ impl Simulator {
 
     /// Everything about sending a letter but the network: faults, routing, the document.
     fn prepare(&mut self, q: &Queued) -> (Step, Option<String>) {
-        let Some(patient) = self.pds.get(&q.nhs_number).cloned() else {
+        if !self.pds.contains_key(&q.nhs_number) {
             return (Step::Settled(not_sent("unknown patient")), None);
-        };
-        let chart = self.charts.get(&q.nhs_number).cloned().unwrap_or_default();
-        let faults = self.config.faults.clone();
-        let mut doc = self.document(q, &patient);
+        }
         let written = self.written_per_kind.entry(q.kind).or_default();
         *written += 1;
         let nth = *written;
+        self.prepare_nth(q, nth)
+    }
+
+    /// [`Simulator::prepare`] of the `nth` letter of its kind written, of a known patient.
+    fn prepare_nth(&self, q: &Queued, nth: u32) -> (Step, Option<String>) {
+        let Some(patient) = self.pds.get(&q.nhs_number) else {
+            return (Step::Settled(not_sent("unknown patient")), None);
+        };
+        let chart = self.charts.get(&q.nhs_number);
+        let deceased = chart.is_some_and(|c| c.deceased);
+        let named_gp_left = chart.is_some_and(|c| c.named_gp_left);
+        let faults = &self.config.faults;
+        let mut doc = self.document(q, patient);
         // fault: send_one_in
         if let Some((_, n)) = faults.send_one_in.iter().find(|(k, _)| *k == q.kind) {
             if (nth - 1) % n.max(&1) != 0 {
@@ -812,10 +823,10 @@ impl Simulator {
         }
         if !q.kind.goes_to_practice() {
             // fault: copies_after_death
-            if chart.deceased && !faults.copies_after_death {
+            if deceased && !faults.copies_after_death {
                 return (Step::Settled(not_sent("the patient has died")), None);
             }
-            let body = itk3::paper_request(&doc, &PaperRecipient::Patient);
+            let body = itk3::paper_json(&doc, &PaperRecipient::Patient);
             let print = Delivery::post(&self.out.print_url, PRINT_PATH, body, false);
             return (Step::Deliver(print), None);
         }
@@ -832,8 +843,8 @@ impl Simulator {
             name: route.name.clone(),
         };
         // fault: skip_when_named_gp_left
-        if faults.skip_when_named_gp_left && chart.named_gp_left && patient.named_gp.is_some() {
-            let body = itk3::paper_request(&doc, &paper);
+        if faults.skip_when_named_gp_left && named_gp_left && patient.named_gp.is_some() {
+            let body = itk3::paper_json(&doc, &paper);
             let print = Delivery::post(&self.out.print_url, PRINT_PATH, body, true);
             return (Step::Deliver(print), None);
         }
@@ -891,7 +902,7 @@ impl Simulator {
     ) -> (Step, Option<String>) {
         let step = match (route.transport, &self.out.mllp, &self.out.folder) {
             (Transport::Http, _, _) => {
-                let body = itk3::paper_request(doc, paper);
+                let body = itk3::paper_json(doc, paper);
                 Delivery::post(&self.out.docman_url, DOCMAN_PATH, body, false)
             }
             (Transport::Mllp, Some(addr), _) => {
@@ -929,8 +940,7 @@ impl Simulator {
             .find(|(k, _)| *k == q.kind)
             .map_or(q.kind.workflow_id().unwrap_or_default(), |(_, w)| *w)
             .to_string();
-        let bundle = itk3::message_bundle(doc);
-        let bundle_id = bundle["identifier"]["value"].as_str().map(str::to_string);
+        let (body, bundle_id) = itk3::message_json(doc);
         let msg = OutboundMessage {
             to: route.mailbox.clone(),
             workflow_id: workflow,
@@ -938,30 +948,30 @@ impl Simulator {
             local_id: Some(q.local_id.clone()),
             file_name: Some(format!("{}.json", q.local_id)),
             content_type: "application/fhir+json".into(),
-            body: serde_json::to_vec(&bundle).unwrap_or_default(),
+            body,
         };
         // fault: duplicate_sends
         let attempts = if faults.duplicate_sends { 2 } else { 1 };
-        (Step::Deliver(Delivery::Mesh { msg, attempts }), bundle_id)
+        (
+            Step::Deliver(Delivery::Mesh { msg, attempts }),
+            Some(bundle_id),
+        )
     }
 
     /// Sends a batch that fell due at one tick, several letters in flight at once as a real
     /// dispatcher does, then records the outcomes in the order the letters were queued.
     async fn send_batch(&mut self, due: Vec<Queued>) -> Result<(), SimError> {
         let now = self.now();
-        let jobs: Vec<(SentRecord, Step)> = due
-            .into_iter()
-            .map(|q| {
-                let (step, bundle_id) = self.prepare(&q);
-                let record = SentRecord {
-                    bundle_id,
-                    ..SentRecord::of(&q, now, LetterOutcome::Sent)
-                };
-                (record, step)
-            })
-            .collect();
         let (mesh, http) = (self.mesh.clone(), self.http.clone());
-        let results: Vec<_> = futures::stream::iter(jobs.into_iter().map(|(record, step)| {
+        // Each letter is prepared as a place on the wire frees up, not the whole batch first,
+        // so that building one letter overlaps with the endpoint reading those in flight.
+        let this = &mut *self;
+        let results: Vec<_> = futures::stream::iter(due.into_iter().map(|q| {
+            let (step, bundle_id) = this.prepare(&q);
+            let record = SentRecord {
+                bundle_id,
+                ..SentRecord::of(&q, now, LetterOutcome::Sent)
+            };
             let (mesh, http) = (mesh.clone(), http.clone());
             async move {
                 let delivered = match step {

@@ -7,6 +7,8 @@ use crate::protocol::ids::NhsNumber;
 use crate::protocol::letter::LetterKind;
 use serde_json::{json, Value};
 
+mod write;
+
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 pub const EVENT_SYSTEM: &str = "https://fhir.nhs.uk/STU3/CodeSystem/ITK-MessageEvent-2";
@@ -42,103 +44,12 @@ pub struct LetterDoc {
     pub sections: Vec<(String, String)>,
 }
 
-fn urn() -> String {
-    format!("urn:uuid:{}", uuid::Uuid::new_v4())
-}
-
-fn encounter_class(kind: LetterKind) -> (&'static str, &'static str) {
+pub(crate) fn encounter_class(kind: LetterKind) -> (&'static str, &'static str) {
     match kind {
         LetterKind::ClinicLetter | LetterKind::PatientCopy => ("AMB", "ambulatory"),
         LetterKind::EmergencyDischarge => ("EMER", "emergency"),
         _ => ("IMP", "inpatient encounter"),
     }
-}
-
-/// The `Bundle` of type `document` for a letter.
-pub fn document_bundle(doc: &LetterDoc) -> Value {
-    let (comp, pat, prac, gp, trust, enc) = (urn(), urn(), urn(), urn(), urn(), urn());
-    let dt = doc.kind.document_type();
-    let encounter = encounter(doc, &pat);
-    let sections: Vec<Value> = doc
-        .sections
-        .iter()
-        .map(|(title, text)| {
-            json!({"title": title, "text": {"status": "generated",
-                "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{}</div>", escape(text))}})
-        })
-        .collect();
-    let mut patient = json!({
-        "resourceType": "Patient",
-        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": doc.nhs_number.to_string()}],
-        "name": [{"text": doc.patient_name}],
-        "birthDate": doc.born,
-    });
-    let mut entries = vec![json!({"fullUrl": comp, "resource": {
-        "resourceType": "Composition",
-        "identifier": {"system": "https://tools.ietf.org/html/rfc4122", "value": uuid::Uuid::new_v4().to_string()},
-        "status": "final",
-        "type": {"coding": [{"system": SNOMED, "code": dt.code, "display": dt.display}]},
-        "subject": {"reference": pat},
-        "encounter": {"reference": enc},
-        "date": doc.written_at.rfc3339(),
-        "author": [{"reference": prac}],
-        "title": title(doc.kind),
-        "custodian": {"reference": trust},
-        "section": sections,
-    }})];
-    if let Some((ods, name)) = &doc.practice {
-        patient["generalPractitioner"] = json!([{"reference": gp}]);
-        entries.push(json!({"fullUrl": gp, "resource": organization(ods, name)}));
-    }
-    entries.push(json!({"fullUrl": pat, "resource": patient}));
-    entries.push(
-        json!({"fullUrl": prac, "resource": {"resourceType": "Practitioner",
-        "name": [{"text": "Dr Ada Consultant"}]}}),
-    );
-    entries
-        .push(json!({"fullUrl": trust, "resource": organization(&doc.trust_ods, &doc.trust_name)}));
-    entries.push(json!({"fullUrl": enc, "resource": encounter}));
-    json!({
-        "resourceType": "Bundle",
-        "identifier": {"system": "https://tools.ietf.org/html/rfc4122", "value": uuid::Uuid::new_v4().to_string()},
-        "type": "document",
-        "entry": entries,
-    })
-}
-
-/// The `Encounter` a letter reports on, of the patient at `pat`: its class, when it began,
-/// the visit's id, and for a death the discharge method `4` (patient died).
-fn encounter(doc: &LetterDoc, pat: &str) -> Value {
-    let (class, class_display) = encounter_class(doc.kind);
-    let mut encounter = json!({
-        "resourceType": "Encounter",
-        "status": "finished",
-        "class": {"system": "http://hl7.org/fhir/v3/ActCode", "code": class, "display": class_display},
-        "subject": {"reference": pat},
-        "period": {"start": doc.event_at.rfc3339()},
-    });
-    if let Some(id) = &doc.visit_id {
-        encounter["identifier"] = json!([{"system": LOCAL_ID_SYSTEM, "value": id}]);
-    }
-    if doc.kind == LetterKind::DeathNotification {
-        encounter["hospitalization"] = json!({"dischargeDisposition": {"coding": [{
-            "system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-DischargeMethod-1",
-            "code": "4", "display": "Patient died"}]}});
-    }
-    encounter
-}
-
-/// An `Organization` by ODS code and name; an unknown (empty) code or name is left out, as FHIR
-/// allows no empty strings.
-fn organization(ods: &str, name: &str) -> Value {
-    let mut org = json!({"resourceType": "Organization"});
-    if !ods.is_empty() {
-        org["identifier"] = json!([{"system": ODS_SYSTEM, "value": ods}]);
-    }
-    if !name.is_empty() {
-        org["name"] = json!(name);
-    }
-    org
 }
 
 pub fn title(kind: LetterKind) -> &'static str {
@@ -152,60 +63,47 @@ pub fn title(kind: LetterKind) -> &'static str {
     }
 }
 
+/// The `Bundle` of type `document` for a letter.
+pub fn document_bundle(doc: &LetterDoc) -> Value {
+    parsed(&write::document(doc))
+}
+
 /// The ITK3 message `Bundle` that goes over MESH for a practice letter.
 pub fn message_bundle(doc: &LetterDoc) -> Value {
-    let document = document_bundle(doc);
-    let doc_url = urn();
-    let (ods, name) = doc.practice.clone().unwrap_or_default();
-    let (gp, sender) = (urn(), urn());
-    let handling = |key: &str, value: Value| {
-        let mut e = json!({"url": key});
-        let field = match &value {
-            Value::Bool(_) => "valueBoolean",
-            Value::String(_) => "valueString",
-            _ => {
-                if value.get("reference").is_some() {
-                    "valueReference"
-                } else {
-                    "valueCoding"
-                }
-            }
-        };
-        e[field] = value;
-        e
-    };
-    let definition = match doc.kind {
-        LetterKind::ClinicLetter => "ITK-OPL-MessageDefinition-4",
-        LetterKind::EmergencyDischarge => "ITK-ECD-MessageDefinition-4",
-        _ => "ITK-IPD-MessageDefinition-4",
-    };
-    json!({
-        "resourceType": "Bundle",
-        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/ITK-Message-Bundle-1"]},
-        "identifier": {"system": "https://tools.ietf.org/html/rfc4122", "value": uuid::Uuid::new_v4().to_string()},
-        "type": "message",
-        "entry": [
-            {"fullUrl": urn(), "resource": {
-                "resourceType": "MessageHeader",
-                "extension": [{"url": HANDLING_URL, "extension": [
-                    handling("BusAckRequested", json!(true)),
-                    handling("InfAckRequested", json!(true)),
-                    handling("RecipientType", json!({"system": "https://fhir.nhs.uk/STU3/CodeSystem/ITK-RecipientType-1", "code": "FA", "display": "For Action"})),
-                    handling("MessageDefinition", json!({"reference": format!("https://fhir.nhs.uk/STU3/MessageDefinition/{definition}")})),
-                    handling("SenderReference", json!(doc.local_id)),
-                ]}],
-                "event": {"system": EVENT_SYSTEM, "code": doc.kind.itk3_event().unwrap_or(""), "display": doc.kind.itk3_event_display()},
-                "sender": {"reference": sender},
-                "receiver": {"reference": gp},
-                "timestamp": doc.sent_at.rfc3339(),
-                "source": {"endpoint": doc.sender_mailbox},
-                "focus": [{"reference": doc_url}],
-            }},
-            {"fullUrl": gp, "resource": organization(&ods, &name)},
-            {"fullUrl": sender, "resource": organization(&doc.trust_ods, &doc.trust_name)},
-            {"fullUrl": doc_url, "resource": document},
-        ],
-    })
+    parsed(&message_json(doc).0)
+}
+
+/// [`message_bundle`] as the bytes sent (compact JSON, keys in order, as `serde_json` writes a
+/// [`Value`]), and the message bundle's identifier, which acknowledgements refer to.
+pub fn message_json(doc: &LetterDoc) -> (Vec<u8>, String) {
+    write::message(doc)
+}
+
+/// [`paper_request`] as the bytes sent.
+pub fn paper_json(doc: &LetterDoc, to: &PaperRecipient) -> Vec<u8> {
+    write::paper(doc, to)
+}
+
+fn urn() -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+}
+
+/// An `Organization` by ODS code and name, as a tree (for the acknowledgements); an unknown
+/// (empty) code or name is left out, as FHIR allows no empty strings.
+fn organization(ods: &str, name: &str) -> Value {
+    let mut org = json!({"resourceType": "Organization"});
+    if !ods.is_empty() {
+        org["identifier"] = json!([{"system": ODS_SYSTEM, "value": ods}]);
+    }
+    if !name.is_empty() {
+        org["name"] = json!(name);
+    }
+    org
+}
+
+/// What [`write`] wrote, read back; it always writes JSON.
+fn parsed(json: &[u8]) -> Value {
+    serde_json::from_slice(json).unwrap_or(Value::Null)
 }
 
 /// Who a letter on paper (or over an HTTP document route) is addressed to.
@@ -218,15 +116,7 @@ pub enum PaperRecipient {
 /// The request body for the hybrid-mail print service or an HTTP document route: who it is
 /// for, and the document.
 pub fn paper_request(doc: &LetterDoc, to: &PaperRecipient) -> Value {
-    let recipient = match to {
-        PaperRecipient::Patient => {
-            json!({"type": "patient", "nhs_number": doc.nhs_number.to_string(), "name": doc.patient_name})
-        }
-        PaperRecipient::Practice { ods, name } => {
-            json!({"type": "practice", "ods": ods, "name": name})
-        }
-    };
-    json!({"recipient": recipient, "reference": doc.local_id, "document": document_bundle(doc)})
+    parsed(&paper_json(doc, to))
 }
 
 /// ITK3 response codes: the system, and what each code means.
@@ -496,7 +386,7 @@ pub fn default_sections(kind: LetterKind) -> Vec<(String, String)> {
     }
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

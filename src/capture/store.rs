@@ -171,6 +171,11 @@ struct MetadataLine<'a> {
     headers: &'a [(String, String)],
 }
 
+/// How much of `bodies.bin` and of `messages.ndjson` is buffered before a write: a dozen
+/// letters' bodies, so a volume run writes its tens of megabytes in thousands of writes, not
+/// tens of thousands, while a small scenario's log stays small.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 /// The letters of one scenario run: their index in memory, their bodies on disk.
 ///
 /// Every message is appended to two files of the scenario's capture folder, `bodies.bin`
@@ -198,11 +203,14 @@ impl CaptureLog {
             letters: Vec::new(),
             canaries: 0,
             handshakes: 0,
-            bodies: BufWriter::new(crate::files::open_private(&dir.join("bodies.bin"), false)?),
-            meta: BufWriter::new(crate::files::open_private(
-                &dir.join("messages.ndjson"),
-                false,
-            )?),
+            bodies: BufWriter::with_capacity(
+                WRITE_BUFFER,
+                crate::files::open_private(&dir.join("bodies.bin"), false)?,
+            ),
+            meta: BufWriter::with_capacity(
+                WRITE_BUFFER,
+                crate::files::open_private(&dir.join("messages.ndjson"), false)?,
+            ),
             written: 0,
         })
     }
@@ -241,8 +249,8 @@ impl CaptureLog {
             letters,
             canaries: 0,
             handshakes: 0,
-            bodies: BufWriter::new(bodies),
-            meta: BufWriter::new(append(&meta_path)?),
+            bodies: BufWriter::with_capacity(WRITE_BUFFER, bodies),
+            meta: BufWriter::with_capacity(WRITE_BUFFER, append(&meta_path)?),
             written,
             body_file,
         })

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The file in each run's folder that holds the ids of its letters.
 pub const IDS_FILE: &str = "letter-ids.ndjson";
@@ -40,12 +40,13 @@ struct IdLine {
     letter: u32,
 }
 
-/// Where an id was first seen.
+/// Where an id was first seen. Shared names: a run holds an id per letter, three or four per
+/// letter, and a volume run hundreds of thousands.
 #[derive(Clone, Debug)]
 struct Place {
     /// The earlier run's folder name; `None` for this run.
-    run: Option<String>,
-    scenario: String,
+    run: Option<Arc<str>>,
+    scenario: Arc<str>,
     letter: u32,
 }
 
@@ -68,8 +69,8 @@ impl Place {
 /// the scenarios of a run, which may be checked at once.
 #[derive(Debug, Default)]
 pub struct Seen {
-    earlier: HashMap<String, Place>,
-    this_run: Mutex<HashMap<String, Place>>,
+    earlier: HashMap<Box<str>, Place>,
+    this_run: Mutex<HashMap<Box<str>, Place>>,
     /// This run's [`IDS_FILE`], when the run keeps one.
     file: Option<Mutex<std::fs::File>>,
 }
@@ -118,7 +119,7 @@ impl Seen {
                 let place = self
                     .earlier
                     .get(id)
-                    .or_else(|| this_run.get(id).filter(|p| p.scenario != scenario))?;
+                    .or_else(|| this_run.get(id).filter(|p| &*p.scenario != scenario))?;
                 Some(Replay {
                     which,
                     id: id.to_string(),
@@ -129,7 +130,9 @@ impl Seen {
                 replays.insert(l.seq, r);
             }
         }
-        let mut lines = Vec::new();
+        let name: Arc<str> = scenario.into();
+        // The lines for this run's file, when it keeps one, written at once.
+        let mut lines: Option<Vec<u8>> = self.file.as_ref().map(|_| Vec::new());
         for l in letters.iter().filter(|l| l.accepted()) {
             for (_, id) in ids(l) {
                 if this_run.contains_key(id) {
@@ -137,26 +140,28 @@ impl Seen {
                 }
                 let place = Place {
                     run: None,
-                    scenario: scenario.to_string(),
+                    scenario: name.clone(),
                     letter: l.seq,
                 };
-                this_run.insert(id.to_string(), place);
-                let line = IdLine {
-                    id: id.to_string(),
-                    scenario: scenario.to_string(),
-                    letter: l.seq,
-                };
-                if let Ok(text) = serde_json::to_string(&line) {
-                    lines.push(text);
+                this_run.insert(id.into(), place);
+                if let Some(out) = &mut lines {
+                    let line = IdLine {
+                        id: id.to_string(),
+                        scenario: scenario.to_string(),
+                        letter: l.seq,
+                    };
+                    if serde_json::to_writer(&mut *out, &line).is_ok() {
+                        out.push(b'\n');
+                    }
                 }
             }
         }
         drop(this_run);
-        if let (Some(file), false) = (&self.file, lines.is_empty()) {
+        if let (Some(file), Some(lines)) = (&self.file, lines.filter(|l| !l.is_empty())) {
             let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
             // A failed write loses only what later runs could compare with; this run's
             // checks use the ids in memory.
-            let _ = f.write_all(format!("{}\n", lines.join("\n")).as_bytes());
+            let _ = f.write_all(&lines);
         }
         replays
     }
@@ -206,7 +211,7 @@ fn earlier_runs(runs: &Path, this: &Path) -> Vec<PathBuf> {
 /// Adds the ids of the run in `dir` to `into`, first seen first; a file that is missing, not
 /// a regular file, too large or unreadable adds nothing, and a line that does not parse is
 /// skipped.
-fn read_ids(dir: &Path, into: &mut HashMap<String, Place>) {
+fn read_ids(dir: &Path, into: &mut HashMap<Box<str>, Place>) {
     let path = dir.join(IDS_FILE);
     let Ok(file) = crate::files::open_regular(&path, crate::files::Links::Refuse) else {
         return;
@@ -217,18 +222,19 @@ fn read_ids(dir: &Path, into: &mut HashMap<String, Place>) {
     {
         return;
     }
-    let run = dir
+    let run: Arc<str> = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into();
     for line in std::io::BufReader::new(file).lines() {
         let Ok(line) = line else { return };
         let Ok(l) = serde_json::from_str::<IdLine>(&line) else {
             continue;
         };
-        into.entry(l.id).or_insert(Place {
+        into.entry(l.id.into()).or_insert(Place {
             run: Some(run.clone()),
-            scenario: l.scenario,
+            scenario: l.scenario.into(),
             letter: l.letter,
         });
     }
@@ -318,6 +324,6 @@ mod tests {
         .unwrap();
         let mut earlier = HashMap::new();
         read_ids(&one, &mut earlier);
-        assert_eq!(earlier.keys().collect::<Vec<_>>(), ["EHR-9"]);
+        assert_eq!(earlier.keys().map(|k| &**k).collect::<Vec<_>>(), ["EHR-9"]);
     }
 }

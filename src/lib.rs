@@ -36,6 +36,10 @@ mod sim;
 mod snapshot;
 mod targets;
 
+pub use bench::peers::{
+    find_venv as bench_peers_venv, run as run_bench_peer, summary as bench_peers_summary,
+    NAMES as BENCH_PEER_NAMES,
+};
 pub use bench::stats::{field as bench_field, Rounds as BenchRounds};
 pub use bench::{run_one as run_bench, target as bench_target, Sizes as BenchSizes};
 pub use capture::poll::{MailboxCredentials, MeshPoller, PollConfig, PollError};

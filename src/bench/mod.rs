@@ -11,7 +11,11 @@
 //! and the quarter volume one after the other, so both see the same machine, and judges the
 //! spread of their ratios ([`stats`]); the full volume run's ratio is taken against the
 //! median reference.
+//!
+//! `bench --peers` adds a pair ([`peers`]): the same letters, sent by the same client, to
+//! lettergate's own MESH endpoint and to NHS Digital's mesh-sandbox, side by side.
 
+pub mod peers;
 mod reference;
 pub mod stats;
 

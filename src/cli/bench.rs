@@ -4,13 +4,23 @@
 use super::error::{Error, ExitStatus, UsageError};
 use clap::Args;
 use lettergate::{bench_target, run_bench, BenchRounds, BenchSizes};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Run only these benchmarks (loopback, volume, volume-quarter, suite, validate, compare).
+    /// Run only these benchmarks (loopback, volume, volume-quarter, suite, validate, compare,
+    /// peers).
     #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
+    /// Also run `peers`: the same letters, sent by the same client, to lettergate's own MESH
+    /// endpoint and to NHS Digital's mesh-sandbox, throughputs side by side. Needs the interop
+    /// peers (`scripts/install-interop-peers.sh`), found in $LETTERGATE_PEERS, else in
+    /// `.venv-interop` in the current folder or the project's; without them, exit 3.
+    #[arg(long)]
+    pub peers: bool,
+    /// Letters sent to each peer by `peers`, after a short warm-up (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub peer_letters: u64,
     /// Letters in the volume and compare benchmarks (at least 1).
     #[arg(long, default_value_t = 53_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub letters: u64,
@@ -28,6 +38,9 @@ pub struct BenchArgs {
     /// The loopback rate to take the volume ratio against (passed to the child).
     #[arg(long, hide = true)]
     pub loopback_rate: Option<f64>,
+    /// The peers' virtual environment, as the parent found it (passed to the child).
+    #[arg(long, hide = true)]
+    pub peer_venv: Option<PathBuf>,
 }
 
 /// Every benchmark of a plain `lettergate bench`, in the order they run. `volume` brings its
@@ -43,16 +56,31 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; figures are only meaningful from `cargo run --release -- bench`");
     }
-    let names: Vec<String> = if args.only.is_empty() {
+    let mut names: Vec<String> = if args.only.is_empty() {
         ALL.into_iter().map(String::from).collect()
     } else {
         args.only.clone()
+    };
+    if args.peers && !names.iter().any(|n| n == "peers") {
+        names.push("peers".into());
+    }
+    // Found before anything runs: asked for and not installed is exit 3, never a skip.
+    let venv = if names.iter().any(|n| n == "peers") {
+        Some(lettergate::bench_peers_venv().map_err(Error::layer)?)
+    } else {
+        None
     };
     let exe =
         std::env::current_exe().map_err(|e| Error::harness("failed to find this program", e))?;
     let run = |name: &str, loopback_rate: Option<f64>| {
         eprintln!("running {name}...");
-        run_child(&exe, &args, name.to_string(), loopback_rate)
+        run_child(
+            &exe,
+            &args,
+            name.to_string(),
+            loopback_rate,
+            venv.as_deref(),
+        )
     };
     let mut all_met = true;
     let mut report = |text: &str| {
@@ -87,6 +115,15 @@ pub fn bench(args: BenchArgs) -> Result<ExitStatus, Error> {
                 report(&reference);
                 report(&run("volume-quarter", rate)?);
             }
+            "peers" => {
+                // Back to back, each in a child of its own, lettergate first.
+                let [a, b] = lettergate::BENCH_PEER_NAMES;
+                let ours = run(a, None)?;
+                report(&ours);
+                let theirs = run(b, None)?;
+                report(&theirs);
+                println!("{}", lettergate::bench_peers_summary(&ours, &theirs));
+            }
             other => report(&run(other, None)?),
         }
     }
@@ -107,7 +144,12 @@ fn child(args: &BenchArgs) -> Result<ExitStatus, Error> {
         .only
         .first()
         .ok_or_else(|| Error::from(UsageError::ChildWithoutOnly))?;
-    let out = run_bench(name, &sizes, args.loopback_rate).map_err(Error::layer)?;
+    let out = if lettergate::BENCH_PEER_NAMES.contains(&name.as_str()) {
+        lettergate::run_bench_peer(name, args.peer_letters, args.peer_venv.as_deref())
+            .map_err(Error::layer)?
+    } else {
+        run_bench(name, &sizes, args.loopback_rate).map_err(Error::layer)?
+    };
     println!("{out}");
     Ok(ExitStatus::Pass)
 }
@@ -118,6 +160,7 @@ fn run_child(
     args: &BenchArgs,
     name: String,
     loopback_rate: Option<f64>,
+    peer_venv: Option<&Path>,
 ) -> Result<String, Error> {
     let mut cmd = std::process::Command::new(exe);
     cmd.args([
@@ -129,9 +172,14 @@ fn run_child(
         &args.letters.to_string(),
         "--scenarios",
         &args.scenarios.to_string(),
+        "--peer-letters",
+        &args.peer_letters.to_string(),
     ]);
     if let Some(rate) = loopback_rate {
         cmd.args(["--loopback-rate", &format!("{rate}")]);
+    }
+    if let Some(venv) = peer_venv {
+        cmd.arg("--peer-venv").arg(venv);
     }
     let out = cmd
         .output()

@@ -88,8 +88,9 @@ enum Command {
     /// Say where each fact a letter is checked on was read from: the letters of a capture
     /// folder (`captured messages:` in a run's output), or one body file.
     Explain(ExplainArgs),
-    /// Benchmarks: print figures for loopback, volume, suite, validate and compare (use a
-    /// release build: `cargo run --release -- bench`).
+    /// Benchmarks: print figures for loopback, volume, suite, validate and compare, and with
+    /// `--peers` lettergate's MESH endpoint beside mesh-sandbox (use a release build: `cargo
+    /// run --release -- bench`).
     Bench(BenchArgs),
     /// Start a suite of your own in a new folder: synthetic practices and patients, an
     /// outpatient, a discharge and a death scenario with accepted snapshots, a target file per

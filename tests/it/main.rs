@@ -8,6 +8,7 @@
 
 mod support;
 
+mod bench_peers;
 mod capture_endpoint;
 mod cli;
 mod completions;

@@ -905,7 +905,7 @@ impl Checking<'_> {
             expected: show(day),
             got: show(uk_day(got.at)),
             what,
-            from: got.from.clone(),
+            from: got.from.to_string(),
         };
         let event = f.dates.event.as_ref().filter(|e| uk_day(e.at) != day);
         if let Some(e) = event {

@@ -17,8 +17,8 @@ use serde_json::Value;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatedDate {
     pub at: Timestamp,
-    /// `Encounter.period.end`, `TXA-4`...
-    pub from: String,
+    /// `Encounter.period.end`, `TXA-4`...: one of a few names, so not a string per letter.
+    pub from: std::borrow::Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,11 +39,11 @@ impl StatedDates {
     /// The dates of a FHIR document: the Encounter's period (its end, else its start: a
     /// discharge ends the stay it reports on) and `Composition.date`.
     pub fn of_fhir(composition: &Value, encounter: Option<&Value>) -> StatedDates {
-        let at = |v: &Value, from: &str| {
+        let at = |v: &Value, from: &'static str| {
             let at = Timestamp::parse(v.as_str()?).ok()?;
             Some(StatedDate {
                 at,
-                from: from.to_string(),
+                from: from.into(),
             })
         };
         let period = encounter.map(|e| &e["period"]);
@@ -59,10 +59,10 @@ impl StatedDates {
     /// The dates of an HL7 v2 document message, from TXA-4 (activity date/time) and TXA-6
     /// (origination date/time), as read.
     pub fn of_txa(activity: Option<Timestamp>, origination: Option<Timestamp>) -> StatedDates {
-        let stated = |at: Option<Timestamp>, from: &str| {
+        let stated = |at: Option<Timestamp>, from: &'static str| {
             at.map(|at| StatedDate {
                 at,
-                from: from.to_string(),
+                from: from.into(),
             })
         };
         StatedDates {
@@ -84,7 +84,7 @@ mod tests {
         let d = StatedDates::of_fhir(&comp, Some(&enc));
         let event = d.event.unwrap();
         assert_eq!(
-            (event.at.rfc3339().as_str(), event.from.as_str()),
+            (event.at.rfc3339().as_str(), &*event.from),
             ("2025-03-07T17:30:00Z", "Encounter.period.start")
         );
         assert_eq!(d.document.unwrap().from, "Composition.date");

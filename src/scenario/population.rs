@@ -173,7 +173,10 @@ impl RawPopulation {
 
     /// `patients` synthetic patients, spread over the practices in turn, and their keys.
     fn patients(&self) -> (BTreeMap<String, Patient>, Vec<String>) {
-        let mut patients = BTreeMap::new();
+        // Collected, then built in one go: a map built from sorted entries has its nodes
+        // full, where inserting them one by one in order leaves each about half empty (at a
+        // month's 125,000 patients, 23 MB of the simulator run's peak).
+        let mut patients = Vec::with_capacity(self.patients as usize);
         let mut serial = FIRST_SERIAL;
         let mut keys = Vec::with_capacity(self.patients as usize);
         for i in 0..self.patients {
@@ -185,7 +188,7 @@ impl RawPopulation {
             };
             let key = format!("p{:06}", i + 1);
             let practice = &self.practices[i as usize % self.practices.len()];
-            patients.insert(
+            patients.push((
                 key.clone(),
                 Patient {
                     key: key.clone(),
@@ -196,10 +199,10 @@ impl RawPopulation {
                     previous_practice: None,
                     named_gp: None,
                 },
-            );
+            ));
             keys.push(key);
         }
-        (patients, keys)
+        (patients.into_iter().collect(), keys)
     }
 
     /// What `count` letters of kind `letter` to `patient` must look like.

@@ -148,15 +148,13 @@ pub async fn prepare(sim: &mut Simulator, s: &Scenario) -> Result<(), SimError> 
     for p in practice_records(&s.practices) {
         sim.register_practice(p);
     }
-    for p in s.patients.values() {
-        sim.register_patient(PatientRecord {
-            nhs_number: p.nhs_number,
-            name: p.name.clone(),
-            born: p.born.clone(),
-            practice: s.registered_ods(p),
-            named_gp: p.named_gp.clone(),
-        });
-    }
+    sim.register_patients(s.patients.values().map(|p| PatientRecord {
+        nhs_number: p.nhs_number,
+        name: p.name.clone(),
+        born: p.born.clone(),
+        practice: s.registered_ods(p),
+        named_gp: p.named_gp.clone(),
+    }));
     Ok(())
 }
 

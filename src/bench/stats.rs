@@ -7,6 +7,9 @@
 /// little about lettergate. 20 % keeps a reading of 0.50 between about 0.45 and 0.55.
 pub const TOO_WIDE: f64 = 0.20;
 
+/// Floating-point noise: a spread of 20 % that comes out as 0.2000000000000001 is 20 %.
+const EPSILON: f64 = 1e-9;
+
 /// The value of `key=` in a benchmark line, when it is a number.
 pub fn field(line: &str, key: &str) -> Option<f64> {
     line.split_whitespace()
@@ -90,7 +93,7 @@ impl Rounds {
 impl Summary {
     /// Whether the spread is narrow enough to trust the median ([`TOO_WIDE`]).
     pub fn trusted(&self) -> bool {
-        self.spread <= TOO_WIDE
+        self.spread <= TOO_WIDE + EPSILON
     }
 
     /// `bench ratio rounds=5 median=0.62 min=0.58 max=0.66 spread=0.13 loopback_median=31000`.
@@ -103,12 +106,18 @@ impl Summary {
 
     /// The verdict on the spread, in words, for the line after [`Summary::line`].
     pub fn verdict(&self) -> String {
+        // Whole percents, but one decimal where a whole one would read as the limit itself
+        // ("20 % ... more than 20 %").
+        let (pct, limit) = (self.spread * 100.0, TOO_WIDE * 100.0);
+        let mut shown = format!("{pct:.0}");
+        for decimals in 1..=3 {
+            if shown.parse::<f64>() == Ok(limit) && (pct - limit).abs() > EPSILON * 100.0 {
+                shown = format!("{pct:.decimals$}");
+            }
+        }
         let range = format!(
-            "ratios {:.2} to {:.2} over {} rounds, {:.0} % of the median",
-            self.min,
-            self.max,
-            self.rounds,
-            self.spread * 100.0
+            "ratios {:.2} to {:.2} over {} rounds, {shown} % of the median",
+            self.min, self.max, self.rounds,
         );
         if self.rounds < 2 {
             format!(
@@ -131,6 +140,37 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spread_just_past_the_limit_does_not_read_as_the_limit() {
+        // (0.26 - 0.21) / 0.25 is 20 % exactly, though not in floating point: at most 20 %.
+        let s = rounds(&[0.21, 0.25, 0.26, 0.249, 0.2505])
+            .summary()
+            .unwrap();
+        assert!(s.trusted(), "{s:?}");
+        assert!(
+            s.verdict().contains(" 20 % of the median (at most 20 %)"),
+            "{}",
+            s.verdict()
+        );
+        let s = rounds(&[0.21, 0.25, 0.2611, 0.249, 0.2505])
+            .summary()
+            .unwrap();
+        assert!(!s.trusted(), "{s:?}");
+        assert!(
+            s.verdict()
+                .contains("20.4 % of the median (more than 20 %)"),
+            "{}",
+            s.verdict()
+        );
+        let s = rounds(&[0.21, 0.25, 0.25, 0.25, 0.25]).summary().unwrap();
+        assert!(s.trusted());
+        assert!(
+            s.verdict().contains("16 % of the median (at most 20 %)"),
+            "{}",
+            s.verdict()
+        );
+    }
 
     #[test]
     fn fields_are_read_by_their_whole_key() {

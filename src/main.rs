@@ -30,3 +30,21 @@ fn main() {
     let status = cli::main_entry();
     std::process::exit(status as i32);
 }
+
+#[cfg(all(test, feature = "mimalloc"))]
+mod tests {
+    /// Option 15 is the purge delay: its default in this mimalloc is 1000 ms, which no other
+    /// option of v3's list has. A mimalloc whose list moved fails here, not quietly.
+    #[test]
+    fn the_option_main_sets_is_mimallocs_purge_delay() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reads an option; main (which sets it) does not run in the test binary.
+        let delay = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        assert_eq!(
+            delay, 1000,
+            "option 15 is not mimalloc's purge delay (1000 ms)"
+        );
+    }
+}

@@ -73,7 +73,13 @@ pub struct Sizes {
 
 /// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mb_of("self")
+}
+
+/// Peak resident memory of process `pid` (`self` for this one), in MB (Linux `VmHWM`); 0
+/// when unknown.
+pub(crate) fn peak_rss_mb_of(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

@@ -294,15 +294,21 @@ async fn lettergate(letters: u64) -> Result<String, PeerError> {
     let started = sent?;
     let log = log?;
     let wall = started.elapsed().as_secs_f64();
-    let held = log.letters.len() as u64;
-    if held != WARM_UP + letters {
-        return Err(PeerError::Lost {
-            peer: PEER,
+    all_held(PEER, letters, log.letters.len() as u64)?;
+    Ok(line("peer-lettergate", letters, wall, None, &extra(PEER)))
+}
+
+/// Whether `peer` holds every letter sent to it: the warm-up and the `letters` timed.
+fn all_held(peer: &'static str, letters: u64, held: u64) -> Result<(), PeerError> {
+    if held == WARM_UP + letters {
+        Ok(())
+    } else {
+        Err(PeerError::Lost {
+            peer,
             sent: WARM_UP + letters,
             held,
-        });
+        })
     }
-    Ok(line("peer-lettergate", letters, wall, None, &extra(PEER)))
 }
 
 /// mesh-sandbox, already started: the letters, then its recipient's inbox, which must list
@@ -325,13 +331,7 @@ async fn mesh_sandbox(sandbox: &Sandbox, letters: u64) -> Result<String, PeerErr
         .await
         .map_err(PeerError::Inbox)?
         .len() as u64;
-    if held != WARM_UP + letters {
-        return Err(PeerError::Lost {
-            peer: PEER,
-            sent: WARM_UP + letters,
-            held,
-        });
-    }
+    all_held(PEER, letters, held)?;
     Ok(line("peer-mesh-sandbox", letters, wall, None, &extra(PEER)))
 }
 
@@ -408,15 +408,7 @@ impl Sandbox {
 
     /// The server's peak resident memory in MB (Linux `VmHWM`), 0 when unknown.
     fn peak_rss_mb(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kb| kb / 1024.0)
+        super::peak_rss_mb_of(&self.child.id().to_string())
     }
 
     fn stop(&mut self) {
